@@ -1,0 +1,175 @@
+"""The `facellm` command: thin subcommands over the library. User errors print one line and exit with code 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from facellm.errors import FaceLLMError
+
+EXIT_USER_ERROR = 2
+
+
+class _Group(click.Group):
+    """A click group that turns `FaceLLMError` into `error: ...` on stderr and exit code 2 (traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FaceLLMError as exc:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="facellm")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """FaceLLM: build, train, evaluate and serve face-understanding multimodal LLMs."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def _model_options(function):
+    """Options shared by every command that loads a model."""
+    from facellm.model.loading import DEFAULT_MODEL, DTYPES
+
+    options = [
+        click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True, help="Hub id or local folder."),
+        click.option("--adapter", type=click.Path(path_type=Path), help="PEFT LoRA adapter folder to apply."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True),
+        click.option("--max-new-tokens", type=int, default=256, show_default=True),
+        click.option("--sample/--greedy", "do_sample", default=False, help="Sample instead of greedy decoding."),
+        click.option("--temperature", type=float, default=0.7, show_default=True, help="Used with --sample."),
+        click.option("--top-p", type=float, default=0.9, show_default=True, help="Used with --sample."),
+        click.option("--seed", type=int, help="Random seed for reproducible sampling."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _load(model, adapter, device, dtype):
+    from facellm.model import load_model
+
+    return load_model(model, adapter=adapter, device=device, dtype=dtype)
+
+
+def _settings(max_new_tokens, do_sample, temperature, top_p, seed):
+    from facellm.model import GenerationSettings
+
+    return GenerationSettings(max_new_tokens, do_sample, temperature, top_p, seed)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--question", "-q", required=True, help="The question to ask about the image(s).")
+@click.option("--stream/--no-stream", default=False, help="Print the answer as it is generated.")
+@_model_options
+def ask(images, question, stream, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed):
+    """Ask a question about one or more images and print the answer."""
+    from facellm.images import read_image
+    from facellm.model import generate, question as one_question
+    from facellm.model import stream as stream_answer
+
+    settings = _settings(max_new_tokens, do_sample, temperature, top_p, seed)
+    pictures = [read_image(path) for path in images]  # read first: a bad image fails before the slow model load
+    lm = _load(model, adapter, device, dtype)
+    conversation = one_question(pictures, question)
+    if stream:
+        for piece in stream_answer(lm, conversation, settings):
+            click.echo(piece, nl=False)
+        click.echo()
+    else:
+        click.echo(generate(lm, [conversation], settings)[0])
+
+
+@cli.command()
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--system", help="A system prompt that opens the conversation.")
+@_model_options
+def chat(images, system, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed):
+    """Talk about image(s) interactively; the conversation history is kept.
+
+    Commands inside the chat: /image PATH adds an image to your next message, /reset clears the history,
+    /quit (or Ctrl-D) leaves.
+    """
+    from facellm.images import read_image
+    from facellm.model import Turn
+    from facellm.model import stream as stream_answer
+
+    settings = _settings(max_new_tokens, do_sample, temperature, top_p, seed)
+    pending = [read_image(path) for path in images]
+    lm = _load(model, adapter, device, dtype)
+    history = [Turn("system", system)] if system else []
+    click.echo("Chat started: /image PATH adds an image, /reset clears history, /quit leaves.", err=True)
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False).strip()
+        except (EOFError, click.Abort):
+            break
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/reset":
+            history = [Turn("system", system)] if system else []
+            click.echo("(history cleared)", err=True)
+            continue
+        if line.startswith("/image "):
+            try:
+                pending.append(read_image(line.removeprefix("/image ").strip()))
+                click.echo(f"(image added; {len(pending)} waiting for your next message)", err=True)
+            except FaceLLMError as exc:  # a bad image must not end the conversation
+                click.echo(f"error: {exc}", err=True)
+            continue
+        history.append(Turn("user", line, pending))
+        pending = []
+        click.echo("facellm> ", nl=False)
+        pieces = []
+        for piece in stream_answer(lm, history, settings):
+            pieces.append(piece)
+            click.echo(piece, nl=False)
+        click.echo()
+        history.append(Turn("assistant", "".join(pieces).strip()))
+
+
+@cli.group()
+def dev() -> None:
+    """Developer tools: offline tiny checkpoint, sample faces."""
+
+
+@dev.command("make-tiny-model")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_tiny_model(out_dir: Path, seed: int) -> None:
+    """Build a tiny random InternVL checkpoint offline in OUT_DIR (for smoke tests; its answers are gibberish)."""
+    from facellm.testing import make_tiny_checkpoint
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
+    make_tiny_checkpoint(out_dir, seed=seed)
+    click.echo(f"tiny checkpoint written to {out_dir}")
+
+
+@dev.command("samples")
+def samples() -> None:
+    """List the shipped sample faces (FairFace, CC BY 4.0) with their labels."""
+    from facellm.samples import sample_faces
+
+    for face in sample_faces():
+        click.echo(f"{face.path}\t{face.age}\t{face.gender}\t{face.race}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="facellm", standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,16 @@
+"""Model layer: load image-text-to-text checkpoints and generate answers (batched or streamed)."""
+
+from facellm.model.generate import Conversation, GenerationSettings, Turn, generate, question, stream
+from facellm.model.loading import DEFAULT_MODEL, LoadedModel, load_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Conversation",
+    "GenerationSettings",
+    "LoadedModel",
+    "Turn",
+    "generate",
+    "load_model",
+    "question",
+    "stream",
+]

@@ -1,0 +1,157 @@
+"""The one inference path: conversations (turns with images) in, answer texts or a token stream out.
+
+`ask`, `chat`, the server, local evaluation and the local teacher all call `generate` or `stream`.
+Batches are left-padded so that each prompt ends right where generation starts; batched greedy output therefore
+equals one-at-a-time greedy output.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from facellm.errors import InputError
+from facellm.model.loading import LoadedModel
+
+
+@dataclass
+class Turn:
+    """One message: a role ("system", "user" or "assistant"), its text and the images that come before the text."""
+
+    role: str
+    text: str
+    images: list[Image.Image] = field(default_factory=list)
+
+
+Conversation = list[Turn]
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding options. Greedy by default; `do_sample` turns on temperature/top-p sampling."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}", "raise --max-new-tokens")
+        if self.do_sample and self.temperature <= 0:
+            raise InputError(f"temperature must be positive when sampling, got {self.temperature}", "use e.g. 0.7")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}", "use e.g. 0.9")
+
+
+def question(images: Sequence[Image.Image], text: str) -> Conversation:
+    """A one-turn conversation: the images, then the question."""
+    return [Turn("user", text, list(images))]
+
+
+def to_messages(conversation: Conversation) -> list[dict]:
+    """Hugging Face chat-template messages; each image becomes an `{"type": "image"}` placeholder."""
+    messages = []
+    for turn in conversation:
+        if turn.role not in ("system", "user", "assistant"):
+            raise InputError(f"unknown role {turn.role!r}", "use system, user or assistant")
+        content = [{"type": "image"} for _ in turn.images] + [{"type": "text", "text": turn.text}]
+        messages.append({"role": turn.role, "content": content})
+    return messages
+
+
+def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation]):
+    """Render the chat template, tokenise with left padding and preprocess images; tensors on the model's device."""
+    for conversation in conversations:
+        if not conversation or conversation[-1].role != "user" or not conversation[-1].text.strip():
+            raise InputError("each conversation must end with a non-empty user question", "pass -q 'your question'")
+    texts = [
+        lm.processor.apply_chat_template(to_messages(c), add_generation_prompt=True, tokenize=False)
+        for c in conversations
+    ]
+    images = [[image for turn in c for image in turn.images] for c in conversations]
+    kwargs: dict[str, Any] = {"text": texts, "padding": True, "padding_side": "left", "return_tensors": "pt"}
+    if any(images):
+        if not all(images):
+            raise InputError("a batch mixes items with and without images", "batch them separately")
+        kwargs["images"] = images
+    inputs = lm.processor(**kwargs).to(lm.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(lm.dtype)
+    return inputs
+
+
+def _generate_kwargs(lm: LoadedModel, settings: GenerationSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": settings.do_sample,
+        "pad_token_id": lm.tokenizer.pad_token_id,
+    }
+    if settings.do_sample:
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        # Unset sampling knobs a checkpoint's generation_config may carry, so greedy decoding stays quiet.
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def _seed(settings: GenerationSettings) -> None:
+    if settings.seed is not None:
+        import torch
+
+        torch.manual_seed(settings.seed)
+
+
+def generate(
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    settings: GenerationSettings | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """Answer each conversation; runs `batch_size` conversations per forward pass, returns texts in input order."""
+    import torch
+
+    settings = settings or GenerationSettings()
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}", "use --batch-size 1 or more")
+    _seed(settings)
+    answers: list[str] = []
+    for start in range(0, len(conversations), batch_size):
+        inputs = prepare_inputs(lm, conversations[start : start + batch_size])
+        with torch.inference_mode():
+            output = lm.model.generate(**inputs, **_generate_kwargs(lm, settings))
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        answers.extend(text.strip() for text in lm.processor.batch_decode(new_tokens, skip_special_tokens=True))
+    return answers
+
+
+def stream(lm: LoadedModel, conversation: Conversation, settings: GenerationSettings | None = None) -> Iterator[str]:
+    """Yield the answer to one conversation piece by piece as tokens are generated."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    settings = settings or GenerationSettings()
+    _seed(settings)
+    inputs = prepare_inputs(lm, [conversation])
+    streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                lm.model.generate(**inputs, **_generate_kwargs(lm, settings), streamer=streamer)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            failure.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    yield from streamer
+    worker.join()
+    if failure:
+        raise failure[0]
