@@ -74,7 +74,8 @@ def _settings(max_new_tokens, do_sample, temperature, top_p, seed):
 def ask(images, question, stream, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed):
     """Ask a question about one or more images and print the answer."""
     from facellm.images import read_image
-    from facellm.model import generate, question as one_question
+    from facellm.model import generate
+    from facellm.model import question as one_question
     from facellm.model import stream as stream_answer
 
     settings = _settings(max_new_tokens, do_sample, temperature, top_p, seed)

@@ -54,7 +54,9 @@ def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             f"image too large: {name} declares over {2 * Image.MAX_IMAGE_PIXELS:,} pixels", "downscale it first"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot decode image {name}: {exc}", "the file is truncated or corrupt; re-export it") from None
+        raise ImageError(
+            f"cannot decode image {name}: {exc}", "the file is truncated or corrupt; re-export it"
+        ) from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -48,7 +48,7 @@ def resolve_device(device: str | None = None):
 
 
 def resolve_dtype(dtype: str | None, device) -> Any:
-    """"auto" means bfloat16 on CUDA (float16 where bf16 is unsupported) and float32 on CPU."""
+    """ "auto" means bfloat16 on CUDA (float16 where bf16 is unsupported) and float32 on CPU."""
     import torch
 
     name = dtype or "auto"

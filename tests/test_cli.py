@@ -1,0 +1,154 @@
+"""The `facellm` command through its real entry point (subprocess) and through click's runner for the error matrix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from facellm.cli import cli
+
+FACELLM = shutil.which("facellm") or ""
+
+
+def run_facellm(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script (falling back to `python -m facellm.cli`)."""
+    command = [FACELLM] if FACELLM else [sys.executable, "-m", "facellm.cli"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([*command, *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_make_tiny_model_then_ask_through_entry_point(tmp_path, faces):
+    made = run_facellm("dev", "make-tiny-model", str(tmp_path / "tiny"))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "tiny" / "config.json").is_file()
+    assert (tmp_path / "tiny" / "chat_template.jinja").is_file()
+
+    asked = run_facellm(
+        "ask",
+        str(faces[0].path),
+        "-q",
+        "Describe this face.",
+        "--model",
+        str(tmp_path / "tiny"),
+        "--max-new-tokens",
+        "8",
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip()
+
+
+def test_entry_point_reports_user_error_on_one_line(tmp_path):
+    result = run_facellm("ask", str(tmp_path / "missing.jpg"), "-q", "hi")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: image not found: {tmp_path / 'missing.jpg'}; check the path"]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_flag_shows_traceback(tmp_path):
+    result = run_facellm("--debug", "ask", str(tmp_path / "missing.jpg"), "-q", "hi")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "ImageError" in result.stderr
+
+
+def _bad_inputs(tmp_path, faces):
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    truncated = tmp_path / "cut.jpg"
+    data = faces[0].path.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    from tests.test_images import _png_header_only
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20_000, 20_000))
+    return {
+        "missing": ([str(tmp_path / "missing.jpg")], "image not found"),
+        "not an image": ([str(not_image)], "not an image file"),
+        "truncated": ([str(truncated)], "cannot decode image"),
+        "bomb": ([str(bomb)], "image too large"),
+        "folder": ([str(tmp_path)], "got a folder"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "not an image", "truncated", "bomb", "folder"])
+def test_bad_images_exit_2_with_one_line(tmp_path, faces, case):
+    args, expected = _bad_inputs(tmp_path, faces)[case]
+    result = CliRunner().invoke(cli, ["ask", *args, "-q", "hi"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+
+
+def test_unreachable_default_model_points_at_local_folder(faces):
+    result = CliRunner().invoke(cli, ["ask", str(faces[0].path), "-q", "hi"])
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert "cannot load model 'Idiap/FaceLLM-1B'" in line and "--model" in line
+
+
+def test_bad_adapter_and_bad_options(tiny_checkpoint, faces, tmp_path):
+    runner = CliRunner()
+    bad_adapter = runner.invoke(
+        cli, ["ask", str(faces[0].path), "-q", "hi", "-m", str(tiny_checkpoint), "--adapter", str(tmp_path)]
+    )
+    assert bad_adapter.exit_code == 2 and "not a PEFT adapter folder" in bad_adapter.output
+    zero_tokens = runner.invoke(cli, ["ask", str(faces[0].path), "-q", "hi", "--max-new-tokens", "0"])
+    assert zero_tokens.exit_code == 2 and "max_new_tokens must be at least 1" in zero_tokens.output
+    no_question = runner.invoke(cli, ["ask", str(faces[0].path)])
+    assert no_question.exit_code == 2 and "--question" in no_question.output
+
+
+def test_ask_streams_the_same_answer(tiny_checkpoint, faces):
+    runner = CliRunner()
+    common = [
+        "ask",
+        str(faces[2].path),
+        str(faces[3].path),
+        "-q",
+        "Compare them.",
+        "-m",
+        str(tiny_checkpoint),
+        "--max-new-tokens",
+        "10",
+    ]
+    plain = runner.invoke(cli, common)
+    streamed = runner.invoke(cli, [*common, "--stream"])
+    assert plain.exit_code == 0 and streamed.exit_code == 0, plain.output + streamed.output
+    assert plain.stdout.strip() == streamed.stdout.strip() != ""
+
+
+def test_chat_keeps_history_and_survives_bad_image(tiny_checkpoint, faces, tmp_path):
+    script = (
+        "\n".join(
+            [
+                "Describe this face.",
+                f"/image {tmp_path / 'nope.jpg'}",
+                f"/image {faces[1].path}",
+                "And this one?",
+                "/reset",
+                "Describe this face.",
+                "/quit",
+            ]
+        )
+        + "\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["chat", str(faces[0].path), "-m", str(tiny_checkpoint), "--max-new-tokens", "6"], input=script
+    )
+    assert result.exit_code == 0, result.output
+    answers = [line.split("facellm> ", 1)[1] for line in result.stdout.splitlines() if "facellm> " in line]
+    assert len(answers) == 3
+    assert "image not found" in result.stderr and "history cleared" in result.stderr
+    # After /reset the same first question has no image and no history, so the answer may differ,
+    # but the second turn (with history and a new image) must differ from the first.
+    assert answers[0] != answers[1]
+
+
+def test_samples_command_lists_shipped_faces(faces):
+    result = CliRunner().invoke(cli, ["dev", "samples"])
+    assert result.exit_code == 0
+    assert len(result.stdout.strip().splitlines()) == len(faces) >= 12
