@@ -8,9 +8,19 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
 
 from facellm.samples import sample_faces  # noqa: E402
+
+ASSETS = Path(__file__).parent / "assets"
+# The workplace's shared data (FairFace, LFW, FER2013, FaceXBench files) sits beside the repository when present.
+SHARED = Path(os.environ.get("FACELLM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED_FACEXBENCH = SHARED / "facexbench"
+needs_shared_facexbench = pytest.mark.skipif(
+    not (SHARED_FACEXBENCH / "benchmark").is_dir(), reason="../shared/facexbench is not present"
+)
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +47,18 @@ def face_images(faces):
     from facellm.images import read_image
 
     return [read_image(face.path) for face in faces]
+
+
+@pytest.fixture(scope="session")
+def bench_source():
+    """The real FaceXBench question files: all of them from ../shared when present, else the project's small copy."""
+    full = SHARED_FACEXBENCH / "benchmark"
+    return full if full.is_dir() else ASSETS / "facexbench"
+
+
+@pytest.fixture(scope="session")
+def standin_bench(tmp_path_factory):
+    """The project's small copy of FaceXBench files with stand-in images at every referenced path."""
+    from facellm.testing.facexbench import make_standin_benchmark
+
+    return make_standin_benchmark(ASSETS / "facexbench", tmp_path_factory.mktemp("facexbench"))

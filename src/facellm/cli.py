@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from facellm.errors import FaceLLMError
+from facellm.eval.facexbench import SETTINGS
 
 EXIT_USER_ERROR = 2
 
@@ -138,6 +139,95 @@ def chat(images, system, model, adapter, device, dtype, max_new_tokens, do_sampl
             click.echo(piece, nl=False)
         click.echo()
         history.append(Turn("assistant", "".join(pieces).strip()))
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluate models: FaceXBench runs and reports."""
+
+
+@eval_group.command("facexbench")
+@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--model", "-m", help="Local model: hub id or folder.")
+@click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter for the local model.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+@click.option("--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env).")
+@click.option("--api-model", help="Model name at the endpoint.")
+@click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight.")
+@click.option("--rpm", type=float, help="API requests-per-minute limit.")
+@click.option("--max-retries", type=int, default=5, show_default=True)
+@click.option("--setting", type=click.Choice(SETTINGS), default="zero-shot", show_default=True)
+@click.option("--only", help="Comma-separated sub-categories, e.g. age,gender,race.")
+@click.option("--limit", type=int, help="First N questions of each file (quick runs).")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Local model batch size.")
+@click.option("--max-new-tokens", type=int, help="Answer length (default 16; 512 with --setting cot).")
+@click.option(
+    "--scoring",
+    type=click.Choice(["generate", "likelihood"]),
+    default="generate",
+    show_default=True,
+    help="likelihood: pick the option letter the local model finds most probable (no generation).",
+)
+def eval_facexbench(bench_dir, out, model, adapter, device, dtype, api_base, api_model, concurrency, rpm,
+                    max_retries, setting, only, limit, batch_size, max_new_tokens, scoring):  # fmt: skip
+    """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
+    from tqdm import tqdm
+
+    from facellm.eval.facexbench import load_benchmark
+    from facellm.eval.report import markdown, write_report
+    from facellm.eval.run import ApiAnswerer, LocalAnswerer, run_facexbench
+
+    if bool(model) == bool(api_base):
+        raise FaceLLMError("give either --model (local) or --api-base with --api-model (API)", "pick one")
+    if limit is not None and limit < 1:
+        raise FaceLLMError(f"--limit must be at least 1, got {limit}", "drop it to run everything")
+    wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
+    questions = load_benchmark(bench_dir, only=wanted, limit=limit)
+    tokens = max_new_tokens or (512 if setting == "cot" else 16)
+    if api_base:
+        from facellm.api import ChatClient, EndpointConfig
+
+        config = EndpointConfig(api_base, api_model or "", concurrency=concurrency, requests_per_minute=rpm,
+                                max_retries=max_retries)  # fmt: skip
+        if scoring == "likelihood":
+            raise FaceLLMError("--scoring likelihood needs a local --model", "use --scoring generate for APIs")
+        answerer = ApiAnswerer(ChatClient(config), f"api:{api_model}", tokens)
+    else:
+        lm = _load(model, adapter, device, dtype)
+        name = f"{model}+{adapter}" if adapter else str(model)
+        answerer = LocalAnswerer(lm, name, tokens, batch_size, scoring)
+    identity = {"bench_dir": str(bench_dir), "scoring": scoring, "max_new_tokens": tokens}
+    with tqdm(total=len(questions), desc="facexbench", unit="q") as bar:
+        summary = run_facexbench(questions, answerer, out, setting, identity, progress=bar.update)
+    reports = write_report(out / "results", out, answerer.name)
+    click.echo(markdown(reports, answerer.name).split("\n## ")[0])
+    click.echo(
+        f"answered {summary['answered_total']}/{summary['questions']} questions "
+        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
+    )
+
+
+@eval_group.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--extractor", type=click.Choice(["both", "compat", "strict"]), default="both", show_default=True)
+@click.option("--model-name", help="Name printed in the report (default: the run's model).")
+def eval_report(run: Path, extractor: str, model_name: str | None) -> None:
+    """Score a run folder, or any folder of FaceXBench result JSONs (e.g. from VLMEvalKit), with both extractors."""
+    import json
+
+    from facellm.eval.report import official_text, write_report
+
+    identity = run / "run.json"
+    name = model_name or (json.loads(identity.read_text())["answerer"] if identity.exists() else run.name)
+    results = run / "results" if (run / "results").is_dir() else run
+    reports = write_report(results, run, name)
+    for report in reports:
+        if extractor in ("both", report.extractor):
+            click.echo(f"== extractor: {report.extractor} (unparsed answers: {report.overall.unparsed})")
+            click.echo(official_text(report, name))
+    click.echo(f"report written to {run}/report.md, report.json, report.png, results.txt")
 
 
 @cli.group()

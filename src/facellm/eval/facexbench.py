@@ -43,13 +43,18 @@ class Question:
     subcategory: str
     dataset: str
     num_images: str  # "single", "multiple" or "zero" (tools questions; they still carry a placeholder image)
-    image_paths: tuple[Path, ...]
+    images: tuple[str, ...]  # as written in the file, relative to the benchmark folder
     text: str
     options: tuple[str, ...]
     correct: str  # option letter
     context: str = ""
     prepend_text: str = ""
     postpend_text: str = ""
+    root: Path = Path(".")
+
+    @property
+    def image_paths(self) -> list[Path]:
+        return [self.root / p for p in self.images]
 
     @property
     def key(self) -> str:
@@ -96,13 +101,14 @@ def _load_file(path: Path, root: Path, only: set[str] | None, limit: int | None)
                 subcategory=subcategory,
                 dataset=data.get("dataset", ""),
                 num_images=data.get("num_images", "unknown"),
-                image_paths=tuple(root / p for p in q.get("image_paths", [])),
+                images=tuple(q.get("image_paths", [])),
                 text=q["question_text"],
                 options=tuple(str(o) for o in q["options"]),
                 correct=q["correct_answer_option"],
                 context=data.get("context", "") or "",
                 prepend_text=data.get("prepend_text", "") or "",
                 postpend_text=data.get("postpend_text", "") or "",
+                root=root,
             )
             for qid, q in items
         ]

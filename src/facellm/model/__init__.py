@@ -1,6 +1,6 @@
 """Model layer: load image-text-to-text checkpoints and generate answers (batched or streamed)."""
 
-from facellm.model.generate import Conversation, GenerationSettings, Turn, generate, question, stream
+from facellm.model.generate import Conversation, GenerationSettings, Turn, choose_option, generate, question, stream
 from facellm.model.loading import DEFAULT_MODEL, LoadedModel, load_model
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "GenerationSettings",
     "LoadedModel",
     "Turn",
+    "choose_option",
     "generate",
     "load_model",
     "question",

@@ -155,3 +155,28 @@ def stream(lm: LoadedModel, conversation: Conversation, settings: GenerationSett
     worker.join()
     if failure:
         raise failure[0]
+
+
+def choose_option(
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    choices: Sequence[Sequence[str]],
+    batch_size: int = 8,
+) -> list[str]:
+    """For each conversation, the choice (e.g. an option letter) whose first token the model finds most likely
+    as the start of its answer. One forward pass per batch, no generation; left padding puts every prompt's
+    next-token logits at the last position."""
+    import torch
+
+    answers: list[str] = []
+    for start in range(0, len(conversations), batch_size):
+        batch = conversations[start : start + batch_size]
+        inputs = prepare_inputs(lm, batch)
+        with torch.inference_mode():
+            logits = lm.model(**inputs).logits[:, -1, :]
+        for row, options in zip(logits, choices[start : start + batch_size]):
+            if not options:
+                raise InputError("choose_option got a question without choices", "pass the option letters")
+            ids = [lm.tokenizer.encode(option, add_special_tokens=False)[0] for option in options]
+            answers.append(options[int(torch.argmax(row[ids]))])
+    return answers

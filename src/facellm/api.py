@@ -1,0 +1,214 @@
+"""The one client for OpenAI-compatible chat-completions endpoints (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
+
+Used by API-model evaluation and by the data teachers. It sends images as base64 data URLs, keeps at most
+`concurrency` requests in flight, spaces requests to honour requests- and tokens-per-minute limits, and retries
+429, 5xx, timeouts and connection errors with exponential backoff and jitter (honouring `Retry-After`). A request
+that still fails is returned as an `ApiError` for that item; the batch goes on. The API key comes from the
+environment and is never logged or written out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from facellm.errors import FaceLLMError, InputError
+from facellm.model.generate import Conversation
+
+API_KEY_VARIABLES = ("FACELLM_API_KEY", "OPENAI_API_KEY")
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class ApiError(FaceLLMError):
+    """A request that failed for good (after retries, or at once for a client error such as 401)."""
+
+
+@dataclass
+class EndpointConfig:
+    """Where and how to call an endpoint. `base_url` ends before `/chat/completions` (e.g. `.../v1`)."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    concurrency: int = 8
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_retries: int = 5
+    timeout_s: float = 120.0
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise InputError(f"API base URL must start with http:// or https://, got {self.base_url!r}",
+                             "pass e.g. --api-base https://api.openai.com/v1")  # fmt: skip
+        if not self.model:
+            raise InputError("no API model name given", "pass --api-model, e.g. gpt-4o-2024-11-20")
+        if self.concurrency < 1:
+            raise InputError(f"concurrency must be at least 1, got {self.concurrency}", "use --concurrency 1 or more")
+        if self.api_key is None:
+            self.api_key = next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
+
+    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+        key = "'***'" if self.api_key else None
+        return f"EndpointConfig(base_url={self.base_url!r}, model={self.model!r}, api_key={key})"
+
+
+@dataclass
+class ChatReply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    latency_s: float
+
+
+def image_data_url(image: Image.Image, quality: int = 90) -> str:
+    """A JPEG data URL for an RGB image."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def to_openai_messages(conversation: Conversation) -> list[dict]:
+    """Chat-completions messages; a turn's images go before its text as `image_url` parts."""
+    messages = []
+    for turn in conversation:
+        if not turn.images:
+            messages.append({"role": turn.role, "content": turn.text})
+            continue
+        parts: list[dict] = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in turn.images]
+        parts.append({"type": "text", "text": turn.text})
+        messages.append({"role": turn.role, "content": parts})
+    return messages
+
+
+class _RateLimiter:
+    """Sliding one-minute window over request starts and tokens spent."""
+
+    def __init__(self, requests_per_minute: float | None, tokens_per_minute: float | None) -> None:
+        self.rpm = requests_per_minute
+        self.tpm = tokens_per_minute
+        self.starts: deque[float] = deque()
+        self.tokens: deque[tuple[float, int]] = deque()
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.starts and now - self.starts[0] >= 60:
+                    self.starts.popleft()
+                while self.tokens and now - self.tokens[0][0] >= 60:
+                    self.tokens.popleft()
+                delays = []
+                if self.rpm and len(self.starts) >= self.rpm:
+                    delays.append(60 - (now - self.starts[0]))
+                if self.tpm and sum(n for _, n in self.tokens) >= self.tpm:
+                    delays.append(60 - (now - self.tokens[0][0]))
+                if not delays:
+                    self.starts.append(now)
+                    return
+                await asyncio.sleep(max(min(delays), 0.01))
+
+    def spent(self, tokens: int) -> None:
+        if self.tpm:
+            self.tokens.append((time.monotonic(), tokens))
+
+
+class ChatClient:
+    """Send chat-completions requests concurrently with retries; see the module docstring."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+
+    def complete_many(
+        self, conversations: Sequence[list[dict]], max_tokens: int = 512, temperature: float = 0.0
+    ) -> list[ChatReply | ApiError]:
+        """Blocking helper: answer every message list; each slot holds a reply or the `ApiError` that ended it."""
+        return asyncio.run(self.acomplete_many(conversations, max_tokens, temperature))
+
+    async def acomplete_many(
+        self, conversations: Sequence[list[dict]], max_tokens: int = 512, temperature: float = 0.0
+    ) -> list[ChatReply | ApiError]:
+        import httpx
+
+        limiter = _RateLimiter(self.config.requests_per_minute, self.config.tokens_per_minute)
+        gate = asyncio.Semaphore(self.config.concurrency)
+        async with httpx.AsyncClient(timeout=self.config.timeout_s) as http:
+
+            async def one(messages: list[dict]) -> ChatReply | ApiError:
+                async with gate:
+                    try:
+                        return await self._complete(http, limiter, messages, max_tokens, temperature)
+                    except ApiError as exc:
+                        return exc
+
+            return list(await asyncio.gather(*(one(m) for m in conversations)))
+
+    async def _complete(self, http, limiter: _RateLimiter, messages, max_tokens: int, temperature: float) -> ChatReply:
+        import httpx
+
+        url = self.config.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        body = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        started = time.monotonic()
+        reason = ""
+        for attempt in range(1, self.config.max_retries + 2):
+            await limiter.wait()
+            retry_after = None
+            try:
+                response = await http.post(url, json=body, headers=headers)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            else:
+                if response.status_code == 200:
+                    return self._reply(response, limiter, attempt, started)
+                reason = f"HTTP {response.status_code}: {response.text[:200]}"
+                if response.status_code not in RETRYABLE_STATUS:
+                    raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code))
+                retry_after = _retry_after(response.headers.get("retry-after"))
+            if attempt > self.config.max_retries:
+                break
+            backoff = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
+            await asyncio.sleep(retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.5))
+        raise ApiError(f"{url} failed after {self.config.max_retries + 1} attempts ({reason})",
+                       "check the endpoint, or raise --max-retries")  # fmt: skip
+
+    def _reply(self, response, limiter: _RateLimiter, attempt: int, started: float) -> ChatReply:
+        try:
+            payload = response.json()
+            text = payload["choices"][0]["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            hint = "is this a chat-completions endpoint?"
+            raise ApiError(f"unexpected reply from {response.url}: {exc!r}", hint) from None
+        usage = payload.get("usage") or {}
+        prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+        limiter.spent(prompt + completion)
+        return ChatReply(text, prompt, completion, attempt, time.monotonic() - started)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _hint(status: int) -> str:
+    if status in (401, 403):
+        return f"check the API key in {' or '.join(API_KEY_VARIABLES)}"
+    if status == 404:
+        return "check --api-base (it should end with /v1) and --api-model"
+    return "check the request options"

@@ -1,0 +1,152 @@
+"""A real HTTP server on 127.0.0.1 that speaks the chat-completions schema, for tests and the offline demo.
+
+It answers with a `responder(messages) -> str` function (by default a deterministic pick of an option letter),
+reports token usage, and can inject latency and faults: a list of HTTP statuses returned to the first requests
+(with an optional `Retry-After`), so retries, rate limits and failure paths run against a real socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+Responder = Callable[[list[dict]], str]
+
+
+def letter_responder(messages: list[dict]) -> str:
+    """Pick A-D from a hash of the last user message, phrased like a chatty model ("The answer is (C).")."""
+    text = _last_user_text(messages)
+    letter = "ABCD"[int(hashlib.sha256(text.encode()).hexdigest(), 16) % 4]
+    return f"The answer is ({letter})."
+
+
+def _last_user_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return ""
+
+
+class MockOpenAIServer:
+    """Use as a context manager: `with MockOpenAIServer() as server: server.base_url -> http://127.0.0.1:PORT/v1`."""
+
+    def __init__(
+        self,
+        responder: Responder = letter_responder,
+        latency_s: float = 0.0,
+        faults: list[int] | None = None,
+        retry_after: float | None = None,
+        api_key: str | None = None,
+    ) -> None:
+        self.responder = responder
+        self.latency_s = latency_s
+        self.faults = list(faults or [])
+        self.retry_after = retry_after
+        self.api_key = api_key
+        self.requests: list[dict] = []  # every request body received, faults included
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server, "server not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> MockOpenAIServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        mock = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": "mock-vlm", "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except json.JSONDecodeError:
+                    self._send(400, {"error": {"message": "invalid JSON"}})
+                    return
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"unknown path {self.path}"}})
+                    return
+                if mock.api_key and self.headers.get("authorization") != f"Bearer {mock.api_key}":
+                    self._send(401, {"error": {"message": "invalid API key"}})
+                    return
+                with mock._lock:
+                    mock.requests.append(body)
+                    fault = mock.faults.pop(0) if mock.faults else None
+                    mock.in_flight += 1
+                    mock.max_in_flight = max(mock.max_in_flight, mock.in_flight)
+                try:
+                    time.sleep(mock.latency_s)
+                    if fault:
+                        headers = {"Retry-After": str(mock.retry_after)} if mock.retry_after is not None else {}
+                        self._send(fault, {"error": {"message": f"injected fault {fault}"}}, headers)
+                        return
+                    text = mock.responder(body.get("messages", []))
+                    prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+                    self._send(200, _completion(body.get("model", "mock-vlm"), text, prompt_tokens))
+                finally:
+                    with mock._lock:
+                        mock.in_flight -= 1
+
+            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _completion(model: str, text: str, prompt_tokens: int) -> dict:
+    completion_tokens = max(1, len(text) // 4)
+    return {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
