@@ -46,6 +46,8 @@ def test_batched_greedy_equals_one_at_a_time(tiny_lm, face_images):
     batched = generate(tiny_lm, conversations, settings, batch_size=4)
     one_by_one = [generate(tiny_lm, [c], settings)[0] for c in conversations]
     assert batched == one_by_one
+    # Smaller batches are formed by prompt length, not input order; answers still come back in input order.
+    assert generate(tiny_lm, conversations, settings, batch_size=3) == one_by_one
     assert len(set(batched)) == len(batched)  # different inputs give different answers, so equality means something
     inputs = prepare_inputs(tiny_lm, conversations)
     assert (inputs["attention_mask"][:, -1] == 1).all()  # left padding: every prompt ends at the last position
@@ -148,3 +150,16 @@ def test_bfloat16_generation_on_cpu(tiny_checkpoint, face_images):
     lm = load_model(tiny_checkpoint, device="cpu", dtype="bfloat16")
     assert next(lm.model.parameters()).dtype == torch.bfloat16
     assert generate(lm, [question([face_images[0]], "Describe this image.")], SHORT)[0]
+
+
+def test_batches_group_by_length_under_a_token_budget(tiny_lm, face_images):
+    from facellm.model.generate import _estimated_length, _length_batches
+
+    short = [question([face_images[i]], "Age?") for i in range(3)]
+    long = question(face_images[:4], "Describe every face in detail. " * 20)
+    conversations = [short[0], long, short[1], short[2]]
+    long_length = _estimated_length(tiny_lm, long)
+    assert long_length > 2 * _estimated_length(tiny_lm, short[0])
+    assert _length_batches(tiny_lm, conversations, batch_size=8) == [[0, 2, 3, 1]]
+    assert _length_batches(tiny_lm, conversations, batch_size=8, max_batch_tokens=long_length) == [[0, 2, 3], [1]]
+    assert _length_batches(tiny_lm, conversations, batch_size=2) == [[0, 2], [3, 1]]

@@ -17,6 +17,10 @@ from PIL import Image
 from facellm.errors import InputError
 from facellm.model.loading import LoadedModel
 
+# Padded prompt tokens one batch may hold (members x longest prompt); keeps very long prompts from being batched
+# with many others. 16 four-image FaceXBench questions fit at InternVL3's 256 tokens per 448 px tile (one tile each).
+MAX_BATCH_TOKENS = 32_768
+
 
 @dataclass
 class Turn:
@@ -120,14 +124,49 @@ def generate(
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}", "use --batch-size 1 or more")
     _seed(settings)
-    answers: list[str] = []
-    for start in range(0, len(conversations), batch_size):
-        inputs = prepare_inputs(lm, conversations[start : start + batch_size])
+    answers: dict[int, str] = {}
+    for batch in _length_batches(lm, conversations, batch_size):
+        inputs = prepare_inputs(lm, [conversations[i] for i in batch])
         with torch.inference_mode():
             output = lm.model.generate(**inputs, **_generate_kwargs(lm, settings))
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        answers.extend(text.strip() for text in lm.processor.batch_decode(new_tokens, skip_special_tokens=True))
-    return answers
+        texts = lm.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        answers.update((i, text.strip()) for i, text in zip(batch, texts))
+    return [answers[i] for i in range(len(conversations))]
+
+
+def _length_batches(
+    lm: LoadedModel, conversations: Sequence[Conversation], batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS
+) -> list[list[int]]:
+    """Indices grouped into batches of similar prompt length, so short prompts are not padded to long ones.
+
+    Length = text tokens of the rendered prompt + image tokens (from the processor's own count where it offers
+    one). A batch also stops growing when its padded size (members x longest prompt) would pass
+    `max_batch_tokens`, so one very long prompt runs with few or no others instead of inflating a full batch."""
+    if len(conversations) == 1:
+        return [[0]]
+    lengths = [_estimated_length(lm, c) for c in conversations]
+    batches: list[list[int]] = []
+    for index in sorted(range(len(conversations)), key=lengths.__getitem__):
+        current = batches[-1] if batches else None
+        if current and len(current) < batch_size and (len(current) + 1) * lengths[index] <= max_batch_tokens:
+            current.append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def _estimated_length(lm: LoadedModel, conversation: Conversation) -> int:
+    text = lm.processor.apply_chat_template(to_messages(conversation), add_generation_prompt=True, tokenize=False)
+    length = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+    images = [image for turn in conversation for image in turn.images]
+    count = getattr(lm.processor, "_get_num_multimodal_tokens", None)
+    if images and count is not None:
+        try:
+            length += sum(count(image_sizes=[(im.height, im.width) for im in images]).num_image_tokens)
+        except (AttributeError, TypeError, ValueError):
+            pass  # processors without a per-image count: text length alone still orders the batch
+    return length
 
 
 def stream(lm: LoadedModel, conversation: Conversation, settings: GenerationSettings | None = None) -> Iterator[str]:
@@ -168,15 +207,14 @@ def choose_option(
     next-token logits at the last position."""
     import torch
 
-    answers: list[str] = []
-    for start in range(0, len(conversations), batch_size):
-        batch = conversations[start : start + batch_size]
-        inputs = prepare_inputs(lm, batch)
+    if any(not options for options in choices):
+        raise InputError("choose_option got a question without choices", "pass the option letters")
+    answers: dict[int, str] = {}
+    for batch in _length_batches(lm, conversations, batch_size):
+        inputs = prepare_inputs(lm, [conversations[i] for i in batch])
         with torch.inference_mode():
             logits = lm.model(**inputs).logits[:, -1, :]
-        for row, options in zip(logits, choices[start : start + batch_size]):
-            if not options:
-                raise InputError("choose_option got a question without choices", "pass the option letters")
-            ids = [lm.tokenizer.encode(option, add_special_tokens=False)[0] for option in options]
-            answers.append(options[int(torch.argmax(row[ids]))])
-    return answers
+        for i, row in zip(batch, logits):
+            ids = [lm.tokenizer.encode(option, add_special_tokens=False)[0] for option in choices[i]]
+            answers[i] = choices[i][int(torch.argmax(row[ids]))]
+    return [answers[i] for i in range(len(conversations))]
