@@ -5,8 +5,8 @@ files, spread over every file, with stand-in images), same machine, measured one
 
   baseline-2048  one question per generate call, max_new_tokens 2048 (FaceLLM's VLMEvalKit wrapper setting)
   baseline-16    one question per generate call, max_new_tokens 16 (equal length to ours)
-  ours-generate  `run_facexbench` with LocalAnswerer: batched, max_new_tokens 16, resumable log and results written
-  ours-likelihood  `run_facexbench` scoring option letters by likelihood: one forward pass per batch
+  ours-generate  `run_questions` with LocalAnswerer: batched, max_new_tokens 16, resumable log and results written
+  ours-likelihood  `run_questions` scoring option letters by likelihood: one forward pass per batch
 
 A random tiny model only sometimes emits its end token, so baseline-2048 generates far longer than a real model
 answering "B" would. A real model stops after a few tokens either way, so the ratio it sees is close to the
@@ -26,7 +26,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from facellm.eval.facexbench import build_prompt, load_benchmark  # noqa: E402
-from facellm.eval.run import LocalAnswerer, run_facexbench  # noqa: E402
+from facellm.eval.run import LocalAnswerer, run_questions  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
 from facellm.testing import make_tiny_checkpoint  # noqa: E402
@@ -50,7 +50,7 @@ def one_at_a_time(lm, questions, max_new_tokens: int) -> float:
 def ours(lm, questions, batch_size: int, scoring: str, work: Path) -> float:
     answerer = LocalAnswerer(lm, "tiny", max_new_tokens=16, batch_size=batch_size, scoring=scoring)
     start = time.perf_counter()
-    run_facexbench(questions, answerer, work / f"run-{scoring}", identity={"scoring": scoring})
+    run_questions(questions, answerer, work / f"run-{scoring}", identity={"scoring": scoring})
     return time.perf_counter() - start
 
 

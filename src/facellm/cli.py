@@ -146,67 +146,160 @@ def eval_group() -> None:
     """Evaluate models: FaceXBench runs and reports."""
 
 
-@eval_group.command("facexbench")
-@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
-@click.option("--model", "-m", help="Local model: hub id or folder.")
-@click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter for the local model.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True)
-@click.option("--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env).")
-@click.option("--api-model", help="Model name at the endpoint.")
-@click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight.")
-@click.option("--rpm", type=float, help="API requests-per-minute limit.")
-@click.option("--max-retries", type=int, default=5, show_default=True)
-@click.option("--setting", type=click.Choice(SETTINGS), default="zero-shot", show_default=True)
-@click.option("--only", help="Comma-separated sub-categories, e.g. age,gender,race.")
-@click.option("--limit", type=int, help="First N questions of each file (quick runs).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Local model batch size.")
-@click.option("--max-new-tokens", type=int, help="Answer length (default 16; 512 with --setting cot).")
-@click.option(
-    "--scoring",
-    type=click.Choice(["generate", "likelihood"]),
-    default="generate",
-    show_default=True,
-    help="likelihood: pick the option letter the local model finds most probable (no generation).",
-)
-def eval_facexbench(bench_dir, out, model, adapter, device, dtype, api_base, api_model, concurrency, rpm,
-                    max_retries, setting, only, limit, batch_size, max_new_tokens, scoring):  # fmt: skip
-    """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
-    from tqdm import tqdm
+def _backend_options(function):
+    """Options that pick the model answering benchmark questions: a local model or an OpenAI-compatible API."""
+    options = [
+        click.option("--model", "-m", help="Local model: hub id or folder."),
+        click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter for the local model."),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--dtype", default="auto", show_default=True),
+        click.option("--batch-size", type=int, default=8, show_default=True, help="Local model batch size."),
+        click.option(
+            "--scoring",
+            type=click.Choice(["generate", "likelihood"]),
+            default="generate",
+            show_default=True,
+            help="likelihood: pick the option letter the local model finds most probable (no generation).",
+        ),
+        click.option("--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env)."),
+        click.option("--api-model", help="Model name at the endpoint."),
+        click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight."),
+        click.option("--rpm", type=float, help="API requests-per-minute limit."),
+        click.option("--max-retries", type=int, default=5, show_default=True, help="API retries per request."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
-    from facellm.eval.facexbench import load_benchmark
-    from facellm.eval.report import markdown, write_report
-    from facellm.eval.run import ApiAnswerer, LocalAnswerer, run_facexbench
+
+def _answerer(tokens, model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency, rpm,
+              max_retries):  # fmt: skip
+    """The local or API answerer the backend options describe."""
+    from facellm.eval.run import ApiAnswerer, LocalAnswerer
 
     if bool(model) == bool(api_base):
         raise FaceLLMError("give either --model (local) or --api-base with --api-model (API)", "pick one")
-    if limit is not None and limit < 1:
-        raise FaceLLMError(f"--limit must be at least 1, got {limit}", "drop it to run everything")
-    wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
-    questions = load_benchmark(bench_dir, only=wanted, limit=limit)
-    tokens = max_new_tokens or (512 if setting == "cot" else 16)
+    if batch_size < 1:
+        raise FaceLLMError(f"--batch-size must be at least 1, got {batch_size}", "use 1 or more")
     if api_base:
         from facellm.api import ChatClient, EndpointConfig
 
-        config = EndpointConfig(api_base, api_model or "", concurrency=concurrency, requests_per_minute=rpm,
-                                max_retries=max_retries)  # fmt: skip
         if scoring == "likelihood":
             raise FaceLLMError("--scoring likelihood needs a local --model", "use --scoring generate for APIs")
-        answerer = ApiAnswerer(ChatClient(config), f"api:{api_model}", tokens)
-    else:
-        lm = _load(model, adapter, device, dtype)
-        name = f"{model}+{adapter}" if adapter else str(model)
-        answerer = LocalAnswerer(lm, name, tokens, batch_size, scoring)
-    identity = {"bench_dir": str(bench_dir), "scoring": scoring, "max_new_tokens": tokens}
-    with tqdm(total=len(questions), desc="facexbench", unit="q") as bar:
-        summary = run_facexbench(questions, answerer, out, setting, identity, progress=bar.update)
+        config = EndpointConfig(api_base, api_model or "", concurrency=concurrency, requests_per_minute=rpm,
+                                max_retries=max_retries)  # fmt: skip
+        return ApiAnswerer(ChatClient(config), f"api:{api_model}", tokens)
+    lm = _load(model, adapter, device, dtype)
+    return LocalAnswerer(lm, f"{model}+{adapter}" if adapter else str(model), tokens, batch_size, scoring)
+
+
+def _run_with_progress(questions, answerer, out, setting, identity, label):
+    from tqdm import tqdm
+
+    from facellm.eval.run import run_questions
+
+    with tqdm(total=len(questions), desc=label, unit="q") as bar:
+        return run_questions(questions, answerer, out, setting, identity, progress=bar.update)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise FaceLLMError(f"--limit must be at least 1, got {limit}", "drop it to run everything")
+
+
+@eval_group.command("facexbench")
+@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--setting", type=click.Choice(SETTINGS), default="zero-shot", show_default=True)
+@click.option("--only", help="Comma-separated sub-categories, e.g. age,gender,race.")
+@click.option("--limit", type=int, help="First N questions of each file (quick runs).")
+@click.option("--max-new-tokens", type=int, help="Answer length (default 16; 512 with --setting cot).")
+@_backend_options
+def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **backend):
+    """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
+    from facellm.eval.facexbench import load_benchmark
+    from facellm.eval.report import markdown, write_report
+
+    _check_limit(limit)
+    wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
+    questions = load_benchmark(bench_dir, only=wanted, limit=limit)
+    tokens = max_new_tokens or (512 if setting == "cot" else 16)
+    answerer = _answerer(tokens, **backend)
+    identity = {"bench_dir": str(bench_dir), "scoring": backend["scoring"], "max_new_tokens": tokens}
+    summary = _run_with_progress(questions, answerer, out, setting, identity, "facexbench")
     reports = write_report(out / "results", out, answerer.name)
     click.echo(markdown(reports, answerer.name).split("\n## ")[0])
     click.echo(
         f"answered {summary['answered_total']}/{summary['questions']} questions "
         f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
     )
+
+
+@eval_group.command("fairface")
+@click.option("--labels", required=True, type=click.Path(path_type=Path), help="FairFace label CSV.")
+@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder the CSV's paths start from.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--tasks", default="age,gender,race", show_default=True, help="Comma-separated subset.")
+@click.option("--limit", type=int, help="First N images of the CSV.")
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@_backend_options
+def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
+    """Age, gender and race accuracy on FairFace, per race group, with the largest gap and confusion matrices."""
+    from facellm.eval.fairface import fairface_report, load_fairface
+    from facellm.eval.run import load_done
+
+    _check_limit(limit)
+    wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    questions, truth = load_fairface(labels, images, wanted, limit)
+    answerer = _answerer(max_new_tokens, **backend)
+    identity = {"labels": str(labels), "scoring": backend["scoring"], "max_new_tokens": max_new_tokens}
+    summary = _run_with_progress(questions, answerer, out, "zero-shot", identity, "fairface")
+    report = fairface_report(questions, load_done(out), truth, out)
+    for task, r in report["tasks"].items():
+        worst = min(r["per_race"], key=r["per_race"].get)
+        click.echo(f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
+                   f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})")  # fmt: skip
+    click.echo(
+        f"answered {summary['answered_total']}/{summary['questions']} questions "
+        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
+    )
+
+
+@eval_group.command("overlap")
+@click.option("--train", required=True, type=click.Path(path_type=Path), help="Image folder or dataset JSON/JSONL.")
+@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
+@click.option("--image-root", type=click.Path(path_type=Path), help="Folder the dataset's image paths start from.")
+@click.option("--max-distance", type=int, default=32, show_default=True, help="Bits (of 256) copies may differ by.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the matches to this JSON file.")
+def eval_overlap(train, bench_dir, image_root, max_distance, out):
+    """Find benchmark images that also occur in a training set (perceptual hash)."""
+    import json
+    from collections import Counter
+
+    from facellm.eval.facexbench import load_benchmark
+    from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
+
+    if not 0 <= max_distance <= 256:
+        raise FaceLLMError(f"--max-distance must be between 0 and 256, got {max_distance}", "use e.g. 32")
+    train_paths, train_hashes, train_skipped = hash_images(training_images(train, image_root))
+    bench_paths, bench_hashes, bench_skipped = hash_images(benchmark_images(bench_dir))
+    matches = find_overlap(bench_paths, bench_hashes, train_paths, train_hashes, max_distance)
+    files_of: dict[str, set[str]] = {}
+    for q in load_benchmark(bench_dir):
+        for path in q.image_paths:
+            files_of.setdefault(str(path), set()).add(q.file)
+    per_file = Counter(f for m in matches for f in files_of.get(m.bench_image, ()))
+    click.echo(f"{len(matches)} of {len(bench_paths)} benchmark images occur in the training set "
+               f"({len(train_paths)} images, max distance {max_distance} bits)")  # fmt: skip
+    for name, count in per_file.most_common():
+        click.echo(f"  {name}: {count}")
+    for reason in train_skipped + bench_skipped:
+        click.echo(f"skipped: {reason}", err=True)
+    if out:
+        payload = {"matches": [vars(m) for m in matches], "per_file": dict(per_file),
+                   "skipped": train_skipped + bench_skipped}  # fmt: skip
+        out.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        click.echo(f"matches written to {out}")
 
 
 @eval_group.command("report")

@@ -1,4 +1,4 @@
-"""Run a local or API model over FaceXBench questions, resumably, and write predictions in FaceXBench's layout.
+"""Run a local or API model over multiple-choice questions (FaceXBench, FairFace), resumably, in FaceXBench's layout.
 
 A run folder holds `run.json` (what was run; no secrets), `predictions.jsonl` (one line per answered or failed
 question, appended as work finishes, so a crash loses at most one chunk), `results/*.json` (the benchmark files
@@ -84,7 +84,7 @@ def _letters_in(prompt: str) -> list[str]:
     return [line[1] for line in prompt.splitlines() if len(line) > 3 and line[0] == "(" and line[2] == ")"]
 
 
-def run_facexbench(
+def run_questions(
     questions: Sequence[Question],
     answerer: Answerer,
     out_dir: str | Path,
