@@ -128,74 +128,96 @@ class _RateLimiter:
 
 
 class ChatClient:
-    """Send chat-completions requests concurrently with retries; see the module docstring."""
+    """Send chat-completions requests concurrently with retries; see the module docstring.
+
+    Either call `complete_many` (blocking, a whole list), or open a session inside a running event loop
+    (`async with client:`) and await `complete` for each request as work arrives."""
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
+        self._http = None
+        self._limiter: _RateLimiter | None = None
+        self._gate: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> ChatClient:
+        import httpx
+
+        self._http = httpx.AsyncClient(timeout=self.config.timeout_s)
+        self._limiter = _RateLimiter(self.config.requests_per_minute, self.config.tokens_per_minute)
+        self._gate = asyncio.Semaphore(self.config.concurrency)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._http.aclose()
+        self._http = None
 
     def complete_many(
         self, conversations: Sequence[list[dict]], max_tokens: int = 512, temperature: float = 0.0
     ) -> list[ChatReply | ApiError]:
         """Blocking helper: answer every message list; each slot holds a reply or the `ApiError` that ended it."""
-        return asyncio.run(self.acomplete_many(conversations, max_tokens, temperature))
 
-    async def acomplete_many(
-        self, conversations: Sequence[list[dict]], max_tokens: int = 512, temperature: float = 0.0
-    ) -> list[ChatReply | ApiError]:
-        import httpx
+        async def run() -> list[ChatReply | ApiError]:
+            async with self:
 
-        limiter = _RateLimiter(self.config.requests_per_minute, self.config.tokens_per_minute)
-        gate = asyncio.Semaphore(self.config.concurrency)
-        async with httpx.AsyncClient(timeout=self.config.timeout_s) as http:
-
-            async def one(messages: list[dict]) -> ChatReply | ApiError:
-                async with gate:
+                async def one(messages: list[dict]) -> ChatReply | ApiError:
                     try:
-                        return await self._complete(http, limiter, messages, max_tokens, temperature)
+                        return await self.complete(messages, max_tokens, temperature)
                     except ApiError as exc:
                         return exc
 
-            return list(await asyncio.gather(*(one(m) for m in conversations)))
+                return list(await asyncio.gather(*(one(m) for m in conversations)))
 
-    async def _complete(self, http, limiter: _RateLimiter, messages, max_tokens: int, temperature: float) -> ChatReply:
+        return asyncio.run(run())
+
+    async def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0) -> ChatReply:
+        """One request, retried as configured; raises `ApiError` when it fails for good. Needs an open session."""
         import httpx
 
+        if self._http is None:
+            raise RuntimeError("use `async with client:` before calling complete()")
         url = self.config.base_url.rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         body = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         started = time.monotonic()
         reason = ""
-        for attempt in range(1, self.config.max_retries + 2):
-            await limiter.wait()
-            retry_after = None
-            try:
-                response = await http.post(url, json=body, headers=headers)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            else:
-                if response.status_code == 200:
-                    return self._reply(response, limiter, attempt, started)
-                reason = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code not in RETRYABLE_STATUS:
-                    raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code))
-                retry_after = _retry_after(response.headers.get("retry-after"))
-            if attempt > self.config.max_retries:
-                break
-            backoff = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
-            await asyncio.sleep(retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.5))
+        async with self._gate:
+            for attempt in range(1, self.config.max_retries + 2):
+                await self._limiter.wait()
+                retry_after = None
+                try:
+                    response = await self._http.post(url, json=body, headers=headers)
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                else:
+                    if response.status_code == 200:
+                        try:
+                            return self._reply(response, attempt, started)
+                        except ApiError as exc:  # garbage in a 200 reply: worth another try
+                            reason = exc.message
+                    else:
+                        reason = f"HTTP {response.status_code}: {response.text[:200]}"
+                        if response.status_code not in RETRYABLE_STATUS:
+                            raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code))
+                        retry_after = _retry_after(response.headers.get("retry-after"))
+                if attempt > self.config.max_retries:
+                    break
+                backoff = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
+                await asyncio.sleep(retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.5))
         raise ApiError(f"{url} failed after {self.config.max_retries + 1} attempts ({reason})",
                        "check the endpoint, or raise --max-retries")  # fmt: skip
 
-    def _reply(self, response, limiter: _RateLimiter, attempt: int, started: float) -> ChatReply:
+    def _reply(self, response, attempt: int, started: float) -> ChatReply:
         try:
             payload = response.json()
             text = payload["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             hint = "is this a chat-completions endpoint?"
             raise ApiError(f"unexpected reply from {response.url}: {exc!r}", hint) from None
+        if not text.strip():
+            raise ApiError(f"empty answer from {response.url}", "the model returned no text")
         usage = payload.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-        limiter.spent(prompt + completion)
+        self._limiter.spent(prompt + completion)
         return ChatReply(text, prompt, completion, attempt, time.monotonic() - started)
 
 

@@ -323,6 +323,220 @@ def eval_report(run: Path, extractor: str, model_name: str | None) -> None:
     click.echo(f"report written to {run}/report.md, report.json, report.png, results.txt")
 
 
+@cli.group("data")
+def data_group() -> None:
+    """Build FairFaceGPT-style QA datasets: build, filter, export, stats, Batch API files."""
+
+
+def _source_options(function):
+    from facellm.data.sources import SOURCES
+
+    options = [
+        click.option("--source", type=click.Choice(SOURCES), default="fairface", show_default=True),
+        click.option("--images", required=True, type=click.Path(path_type=Path), help="Image root folder."),
+        click.option("--labels", type=click.Path(path_type=Path), help="Label file (FairFace CSV, CelebA, manifest)."),
+        click.option("--limit", type=int, help="First N images only."),
+        click.option("--aspects", help="Comma-separated subset of the prompt file's aspects."),
+        click.option("--prompts", type=click.Path(path_type=Path), help="Prompt YAML (default: fairfacegpt-v1)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _prices(model: str | None, price_in: float | None, price_out: float | None):
+    from facellm.data.build import Prices
+    from facellm.data.teachers import KNOWN_PRICES
+
+    known_in, known_out = KNOWN_PRICES.get(model or "", (0.0, 0.0))
+    return Prices(known_in if price_in is None else price_in, known_out if price_out is None else price_out)
+
+
+def _records_and_spec(source, images, labels, limit, aspects, prompts):
+    from facellm.data.prompts import load_prompts
+    from facellm.data.sources import load_source
+
+    _check_limit(limit)
+    spec = load_prompts(prompts)
+    wanted = [a.strip() for a in aspects.split(",") if a.strip()] if aspects else None
+    return load_source(source, images, labels, limit), spec, wanted
+
+
+@data_group.command("build")
+@_source_options
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--teacher", type=click.Choice(["template", "openai", "hf"]), default="template", show_default=True)
+@click.option("--base-url", envvar="FACELLM_API_BASE", help="OpenAI-compatible endpoint (openai teacher).")
+@click.option("--model", "-m", help="Teacher model: API model name, or hub id/folder for hf.")
+@click.option("--mode", type=click.Choice(["per-aspect", "per-image"]), default="per-aspect", show_default=True)
+@click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight (openai).")
+@click.option("--rpm", type=float, help="Requests-per-minute limit.")
+@click.option("--tpm", type=float, help="Tokens-per-minute limit.")
+@click.option("--max-retries", type=int, default=5, show_default=True)
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Batch size (hf teacher).")
+@click.option("--max-new-tokens", type=int, default=700, show_default=True, help="Answer length per aspect.")
+@click.option("--price-in", type=float, help="US$ per 1M prompt tokens (default: known price of --model, else 0).")
+@click.option("--price-out", type=float, help="US$ per 1M completion tokens.")
+@click.option("--retry-failed", is_flag=True, help="Also retry requests that failed in earlier runs.")
+def data_build(source, images, labels, limit, aspects, prompts, out, teacher, base_url, model, mode, concurrency, rpm,
+               tpm, max_retries, timeout, batch_size, max_new_tokens, price_in, price_out, retry_failed):  # fmt: skip
+    """Ask a teacher about every (image, aspect) of a face collection; resumable, concurrent, filtered."""
+    import json
+
+    from tqdm import tqdm
+
+    from facellm.data.build import build_dataset
+    from facellm.data.filters import flag_records
+    from facellm.data.stats import write_stats
+    from facellm.data.store import QAStore
+
+    records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
+    teacher_obj = _teacher(teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size,
+                           max_new_tokens)  # fmt: skip
+    prices = _prices(model, price_in, price_out)
+    settings = {"source": source, "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
+                "aspects": wanted, "prompt_version": spec.version, "teacher": teacher_obj.name, "mode": mode,
+                "base_url": base_url, "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
+                "prices_per_million": [prices.input, prices.output]}  # fmt: skip
+    with QAStore(out) as store:
+        (Path(out) / "build.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
+        bar = tqdm(desc="data", unit="pair")
+
+        def progress(summary) -> None:
+            bar.total = summary.pending
+            bar.n = summary.done + summary.failed
+            bar.set_postfix(done=summary.done, failed=summary.failed, cost=f"${summary.cost:.3f}", refresh=False)
+            bar.refresh()
+
+        try:
+            summary = build_dataset(records, spec, teacher_obj, store, wanted, mode, retry_failed, prices,
+                                    progress=progress)  # fmt: skip
+        except KeyboardInterrupt:
+            bar.close()
+            click.echo(f"stopped: every answer received so far is saved in {out}; rerun the same command to resume",
+                       err=True)  # fmt: skip
+            raise SystemExit(130) from None
+        bar.close()
+        store.set_flags(flag_records(store.records("done")))
+        stats = write_stats(store)
+    click.echo(
+        f"{summary.done} pairs answered, {summary.failed} failed, {summary.skipped_images} images skipped "
+        f"this run; the run holds {stats['pairs']['done']} pairs ({stats['pairs']['kept']} kept after filters), "
+        f"cost so far US$ {stats['cost_usd']:.4f}"
+    )
+    if summary.failures:
+        causes = ", ".join(f"{cause}: {n}" for cause, n in summary.failures.items())
+        click.echo(f"failures by cause: {causes}; rerun with --retry-failed to try them again")
+    click.echo(f"statistics in {out}/stats.md")
+
+
+def _teacher(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size, max_new_tokens):
+    from facellm.data.teachers import HFTeacher, OpenAITeacher, TemplateTeacher
+
+    if kind == "template":
+        return TemplateTeacher(spec)
+    if not model:
+        raise FaceLLMError(f"the {kind} teacher needs --model", "e.g. --model gpt-4o-2024-11-20")
+    if kind == "openai":
+        from facellm.api import ChatClient, EndpointConfig
+
+        if not base_url:
+            raise FaceLLMError("the openai teacher needs --base-url", "e.g. --base-url https://api.openai.com/v1")
+        config = EndpointConfig(base_url, model, concurrency=concurrency, requests_per_minute=rpm,
+                                tokens_per_minute=tpm, max_retries=max_retries, timeout_s=timeout)  # fmt: skip
+        return OpenAITeacher(ChatClient(config), max_tokens=max_new_tokens)
+    return HFTeacher(_load(model, None, "auto", "auto"), batch_size=batch_size, max_new_tokens=max_new_tokens)
+
+
+@data_group.command("filter")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--min-chars", type=int, default=40, show_default=True)
+@click.option("--max-chars", type=int, default=4000, show_default=True)
+def data_filter(run, min_chars, max_chars):
+    """Recompute the quality flags of a run with new thresholds (no new requests)."""
+    from collections import Counter
+
+    from facellm.data.filters import FilterSettings, flag_records
+    from facellm.data.store import open_existing
+
+    with open_existing(run) as store:
+        flags = flag_records(store.records("done"), FilterSettings(min_chars, max_chars))
+        store.set_flags(flags)
+    counts = Counter(f for found in flags.values() for f in found)
+    kept = sum(not found for found in flags.values())
+    click.echo(
+        f"{kept} of {len(flags)} pairs pass; flags: " + (", ".join(f"{k} {n}" for k, n in counts.items()) or "none")
+    )
+
+
+@data_group.command("export")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["sharegpt", "llava", "hf"]), default="sharegpt", show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--val", "val_fraction", type=float, default=0.05, show_default=True, help="Share of images for val.")
+@click.option("--test", "test_fraction", type=float, default=0.0, show_default=True, help="Share of images for test.")
+def data_export(run, fmt, out, val_fraction, test_fraction):
+    """Export the kept pairs, split by image, with a dataset card."""
+    from facellm.data.export import export_dataset
+    from facellm.data.store import open_existing
+
+    with open_existing(run) as store:
+        counts = export_dataset(store, fmt, out, val_fraction, test_fraction)
+    click.echo(
+        f"exported {sum(counts.values())} pairs to {out} (" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")"
+    )
+
+
+@data_group.command("stats")
+@click.argument("run", type=click.Path(path_type=Path))
+def data_stats(run):
+    """Counts per aspect and demographic group, failures by cause, flags, lengths, tokens and cost."""
+    from facellm.data.stats import markdown, write_stats
+    from facellm.data.store import open_existing
+
+    with open_existing(run) as store:
+        stats = write_stats(store)
+    click.echo(markdown(stats))
+    click.echo(f"written to {run}/stats.md, stats.json, answer_lengths.png, group_balance.png")
+
+
+@data_group.command("batch-prepare")
+@_source_options
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
+@click.option("--model", "-m", required=True, help="Model the Batch API job will use, e.g. gpt-4o-2024-11-20.")
+@click.option("--file", "batch_file", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
+@click.option("--max-new-tokens", type=int, default=700, show_default=True)
+def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, model, batch_file, max_new_tokens):
+    """Write every pending request as an OpenAI Batch API input file (per-aspect mode)."""
+    from facellm.data.batch import prepare_batch
+    from facellm.data.store import QAStore
+
+    records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
+    with QAStore(out) as store:
+        count = prepare_batch(records, spec, model, store, batch_file, wanted, max_new_tokens)
+    click.echo(f"{count} requests written to {batch_file}; upload it as a Batch API job, then run "
+               f"`facellm data batch-ingest {out} OUTPUT.jsonl`")  # fmt: skip
+
+
+@data_group.command("batch-ingest")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("output_file", type=click.Path(path_type=Path))
+@click.option("--price-in", type=float, help="US$ per 1M prompt tokens (Batch API prices are half of live ones).")
+@click.option("--price-out", type=float)
+def data_batch_ingest(run, output_file, price_in, price_out):
+    """Store the answers of a finished Batch API job."""
+    from facellm.data.batch import ingest_batch
+    from facellm.data.build import Prices
+    from facellm.data.filters import flag_records
+    from facellm.data.store import open_existing
+
+    with open_existing(run) as store:
+        counts = ingest_batch(store, output_file, Prices(price_in or 0.0, price_out or 0.0))
+        store.set_flags(flag_records(store.records("done")))
+    click.echo(f"ingested: {counts['done']} answered, {counts['failed']} failed, {counts['unknown']} unknown ids")
+
+
 @cli.group()
 def dev() -> None:
     """Developer tools: offline tiny checkpoint, sample faces."""
