@@ -88,3 +88,16 @@ def test_bad_endpoint_settings():
 
 def test_data_url_is_jpeg(face_images):
     assert image_data_url(face_images[0]).startswith("data:image/jpeg;base64,/9j/")
+
+
+def test_retry_after_header_sets_the_wait():
+    import time
+
+    with MockOpenAIServer(faults=[429], retry_after=0.5) as server:
+        started = time.monotonic()
+        [reply] = ChatClient(_config(server, backoff_s=0.001, backoff_max_s=0.001)).complete_many(
+            [[{"role": "user", "content": "hi"}]]
+        )
+        waited = time.monotonic() - started
+    assert reply.attempts == 2
+    assert waited >= 0.5  # the server's Retry-After, not the 1 ms backoff, decided the pause

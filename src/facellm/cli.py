@@ -405,9 +405,8 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
 
         def progress(summary) -> None:
             bar.total = summary.pending
-            bar.n = summary.done + summary.failed
             bar.set_postfix(done=summary.done, failed=summary.failed, cost=f"${summary.cost:.3f}", refresh=False)
-            bar.refresh()
+            bar.update(summary.done + summary.failed - bar.n)  # tqdm redraws at most every 0.1 s
 
         try:
             summary = build_dataset(records, spec, teacher_obj, store, wanted, mode, retry_failed, prices,
