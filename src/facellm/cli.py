@@ -536,6 +536,43 @@ def data_batch_ingest(run, output_file, price_in, price_out):
     click.echo(f"ingested: {counts['done']} answered, {counts['failed']} failed, {counts['unknown']} unknown ids")
 
 
+@cli.command("train")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Training YAML (configs/train/).")
+@click.option("--set", "overrides", multiple=True, help="Override a config key: --set learning_rate=2e-5.")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
+def train_command(config_path, overrides, resume):
+    """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
+    from facellm.train.config import load_config
+    from facellm.train.recipe import train
+
+    if config_path is None and not overrides:
+        raise FaceLLMError("no training config given", "pass --config configs/train/facellm-1b.yaml")
+    config = load_config(config_path, overrides)
+    summary = train(config, resume=resume)
+    samples = summary["samples"]
+    skipped = ", ".join(f"{reason}: {n}" for reason, n in samples["skipped"].items()) or "none"
+    click.echo(
+        f"trained {summary['global_step']} steps on {summary['train_samples']} samples "
+        f"(skipped rows: {skipped}; dropped by collator: {summary['dropped_by_collator']}); "
+        f"final train loss {summary['train_loss']:.4f}; peak memory {summary['peak_memory_mb']} MB"
+    )
+    click.echo(f"saved to {summary['output']}; log, loss curve and summary in {config.output_dir}")
+
+
+@cli.command("export")
+@click.option("--base", required=True, help="Base model the adapter was trained on (hub id or folder).")
+@click.option("--adapter", required=True, type=click.Path(path_type=Path), help="LoRA adapter folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the merged model.")
+@click.option("--dtype", default="auto", show_default=True, help="Weights dtype of the merged model.")
+@click.option("--push-to-hub", help="Also upload to this Hugging Face repo (needs network and a token).")
+def export_command(base, adapter, out, dtype, push_to_hub):
+    """Merge a LoRA adapter into its base model: a standalone checkpoint for `facellm ask` and transformers."""
+    from facellm.train.export import merge_adapter
+
+    target = merge_adapter(base, adapter, out, dtype, push_to_hub)
+    click.echo(f"merged model written to {target}")
+
+
 @cli.group()
 def dev() -> None:
     """Developer tools: offline tiny checkpoint, sample faces."""

@@ -157,15 +157,24 @@ def _length_batches(
 
 
 def _estimated_length(lm: LoadedModel, conversation: Conversation) -> int:
-    text = lm.processor.apply_chat_template(to_messages(conversation), add_generation_prompt=True, tokenize=False)
-    length = len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-    images = [image for turn in conversation for image in turn.images]
-    count = getattr(lm.processor, "_get_num_multimodal_tokens", None)
-    if images and count is not None:
+    sizes = [(im.height, im.width) for turn in conversation for im in turn.images]
+    return estimate_tokens(lm.processor, to_messages(conversation), sizes)
+
+
+def estimate_tokens(
+    processor, messages: list[dict], image_sizes: Sequence[tuple[int, int]], add_generation_prompt: bool = True
+) -> int:
+    """Tokens a chat will take: text tokens of the rendered template plus image tokens, counted by the processor
+    from the image sizes (height, width) where it offers that; no image is decoded or preprocessed."""
+    text = processor.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=False)
+    tokenizer = getattr(processor, "tokenizer", processor)
+    length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    count = getattr(processor, "_get_num_multimodal_tokens", None)
+    if image_sizes and count is not None:
         try:
-            length += sum(count(image_sizes=[(im.height, im.width) for im in images]).num_image_tokens)
+            length += sum(count(image_sizes=list(image_sizes)).num_image_tokens)
         except (AttributeError, TypeError, ValueError):
-            pass  # processors without a per-image count: text length alone still orders the batch
+            pass  # processors without a per-image count: the text length alone still orders batches
     return length
 
 

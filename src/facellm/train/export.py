@@ -1,0 +1,32 @@
+"""Merge a LoRA adapter into its base model and save a standalone checkpoint (safetensors, processor, template)
+that `facellm ask`, `facellm serve` and plain transformers load without PEFT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facellm.errors import InputError, ModelLoadError
+
+
+def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto",
+                  push_to_hub: str | None = None) -> Path:  # fmt: skip
+    from transformers import AutoProcessor
+
+    from facellm.model import load_model
+
+    adapter_dir, target = Path(adapter), Path(out)
+    if target.exists() and any(target.iterdir()):
+        raise InputError(f"output folder {target} is not empty", "choose a new --out folder")
+    lm = load_model(base, adapter=adapter_dir, device="cpu", dtype=dtype)
+    merged = lm.model.merge_and_unload()
+    merged.save_pretrained(target)
+    # The adapter folder holds the processor the run trained with; fall back to the base model's.
+    source = adapter_dir if (adapter_dir / "processor_config.json").exists() else base
+    try:
+        AutoProcessor.from_pretrained(source).save_pretrained(target)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot copy the processor from {source}: {exc}", "check --base") from None
+    if push_to_hub:
+        merged.push_to_hub(push_to_hub)
+        AutoProcessor.from_pretrained(target).push_to_hub(push_to_hub)
+    return target

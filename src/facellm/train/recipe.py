@@ -1,0 +1,255 @@
+"""LoRA (or full) supervised fine-tuning of an image-text-to-text model with transformers' Trainer and PEFT.
+
+Reads top to bottom: `train` sets up data and model, builds the Trainer, fits, then writes the run folder:
+`config.yaml` (resolved), Trainer checkpoints, the final `adapter/` (or `model/` for full fine-tuning) with the
+processor, `log.jsonl` (loss, learning rate, grad norm, tokens/s per logging step), `loss.png` and `summary.json`
+(samples kept and dropped, steps, peak memory). Several GPUs: run the same command under `accelerate launch` or
+`torchrun`; the Trainer picks up the distributed setup (DDP, FSDP, DeepSpeed) from there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import yaml
+from transformers import TrainerCallback
+
+from facellm.errors import InputError, ModelLoadError
+from facellm.train.collator import AssistantOnlyCollator, TokenCounter
+from facellm.train.config import TrainConfig
+from facellm.train.dataset import build_dataset, split_by_image
+
+
+def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
+    """Run one fine-tuning job described by `config`; returns the summary also written to summary.json."""
+    import torch
+    from transformers import AutoProcessor, Trainer, set_seed
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False), encoding="utf-8")
+    set_seed(config.seed)
+    precision = resolve_precision(config.precision)
+
+    try:
+        processor = AutoProcessor.from_pretrained(config.model)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load processor of {config.model!r}: {str(exc).splitlines()[0]}",
+                             "set model= to a local checkpoint folder or a reachable hub id") from None  # fmt: skip
+    dataset, report = build_dataset(config.dataset, processor, config.image_root, config.cutoff_len, config.max_samples)
+    if config.eval_dataset:
+        train_set, eval_set = dataset, build_dataset(config.eval_dataset, processor, config.image_root,
+                                                     config.cutoff_len)[0]  # fmt: skip
+    else:
+        train_set, eval_set = split_by_image(dataset, config.eval_fraction, config.seed)
+
+    model = build_model(config, precision)
+    counter = TokenCounter()
+    collator = AssistantOnlyCollator(processor, config.cutoff_len, counter)
+    log = JsonlLog(out / "log.jsonl", counter)
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(config, precision, has_eval=eval_set is not None),
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        callbacks=[log, *(callbacks or [])],
+    )
+    checkpoint = _last_checkpoint(out) if resume else None
+    if resume and checkpoint is None:
+        raise InputError(f"no checkpoint to resume from in {out}", "drop --resume to start a new run")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    final = out / ("adapter" if config.finetuning == "lora" else "model")
+    trainer.model.save_pretrained(final)
+    processor.save_pretrained(final)
+    plot_loss(out / "log.jsonl", out / "loss.png")
+    summary = {
+        "samples": report.as_dict(),
+        "train_samples": len(train_set),
+        "eval_samples": len(eval_set) if eval_set is not None else 0,
+        "dropped_by_collator": counter.dropped,
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "seconds": round(time.time() - started, 1),
+        "tokens_seen": counter.tokens,
+        "peak_memory_mb": peak_memory_mb(),
+        "precision": precision,
+        "output": str(final),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary
+
+
+def resolve_precision(requested: str) -> str:
+    """bf16/fp16 need a GPU here; on CPU they fall back to fp32 with a warning."""
+    import torch
+
+    if requested == "fp32" or torch.cuda.is_available():
+        if requested == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            warnings.warn("this GPU has no bf16 support; training in fp16 instead", stacklevel=2)
+            return "fp16"
+        return requested
+    warnings.warn(f"{requested} training needs a GPU; training in fp32 on the CPU instead", stacklevel=2)
+    return "fp32"
+
+
+def build_model(config: TrainConfig, precision: str):
+    """Load the base model and make the right parameters trainable (LoRA adapters, or everything for full)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(config.model, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load model {config.model!r}: {str(exc).splitlines()[0]}",
+                             "set model= to a local checkpoint folder or a reachable hub id") from None  # fmt: skip
+    if config.finetuning == "full":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = _trainable_in_full(name, config)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_modules(model, config)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        modules_to_save=[n for n in ("multi_modal_projector",) if config.train_projector and _has(model, n)] or None,
+    )
+    if config.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return get_peft_model(model, lora)
+
+
+def lora_target_modules(model, config: TrainConfig) -> list[str] | str:
+    """Every linear layer of the language model (plus the vision tower's when train_vision), by full name."""
+    import torch
+
+    if config.lora_targets == "all-linear":
+        return "all-linear"
+    names = []
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head"):
+            continue
+        if "language_model" in name or (config.train_vision and "vision" in name):
+            names.append(name)
+    if not names:
+        raise InputError("found no language-model linear layers to adapt", "set lora_targets=all-linear")
+    return names
+
+
+def _trainable_in_full(name: str, config: TrainConfig) -> bool:
+    if "vision" in name:
+        return config.train_vision
+    if "multi_modal_projector" in name:
+        return config.train_projector
+    return True
+
+
+def _has(model, name: str) -> bool:
+    return any(n.endswith(name) for n, _ in model.named_modules())
+
+
+def training_arguments(config: TrainConfig, precision: str, has_eval: bool = False):
+    """The Trainer's arguments for this config (no model needed; every shipped config is tested through this)."""
+    import torch
+    from transformers import TrainingArguments
+
+    evaluate = has_eval and config.eval_steps is not None
+    return TrainingArguments(
+        output_dir=config.output_dir,
+        per_device_train_batch_size=config.per_device_batch_size,
+        per_device_eval_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_steps,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        optim=config.optimizer,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=config.gradient_checkpointing,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=config.eval_steps if evaluate else None,
+        report_to=[] if config.report_to == "none" else [config.report_to],
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_num_workers=config.dataloader_workers,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        length_column_name="length",
+        label_names=["labels"],
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+class JsonlLog(TrainerCallback):
+    """Appends loss, learning rate, grad norm and tokens/s of every logging step to a JSONL file."""
+
+    def __init__(self, path: Path, counter: TokenCounter) -> None:
+        self.path = path
+        self.counter = counter
+        self._last = (time.time(), 0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        now = time.time()
+        last_time, last_tokens = self._last
+        self._last = (now, self.counter.tokens)
+        entry = {"step": state.global_step, "epoch": state.epoch, **(logs or {})}
+        if now > last_time:
+            entry["tokens_per_second"] = round((self.counter.tokens - last_tokens) / (now - last_time), 1)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def plot_loss(log_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not log_path.exists():
+        return
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    points = [(e["step"], e["loss"]) for e in entries if "loss" in e]
+    if not points:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(*zip(*points), marker="o", markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def peak_memory_mb() -> float:
+    """Peak GPU memory when training on CUDA, else the process's peak resident memory."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _last_checkpoint(out: Path) -> Path | None:
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return checkpoints[-1] if checkpoints else None
