@@ -20,9 +20,10 @@ IGNORE = -100
 
 @dataclass
 class TokenCounter:
-    """Non-padding tokens seen by the collator (for tokens-per-second logging) and samples it dropped."""
+    """Tokens the collator produced (`tokens` real, `positions` including padding) and samples it dropped."""
 
     tokens: int = 0
+    positions: int = 0
     dropped: int = 0
     reasons: dict = field(default_factory=dict)
 
@@ -102,4 +103,5 @@ class AssistantOnlyCollator:
         batch["labels"] = torch.tensor(labels)
         batch["labels"][batch["attention_mask"] == 0] = IGNORE
         self.counter.tokens += int(lengths.sum())
+        self.counter.positions += batch["attention_mask"].numel()
         return dict(batch)

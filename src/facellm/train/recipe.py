@@ -79,6 +79,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         "train_loss": result.training_loss,
         "seconds": round(time.time() - started, 1),
         "tokens_seen": counter.tokens,
+        "padding_fraction": round(1 - counter.tokens / counter.positions, 4) if counter.positions else 0.0,
         "peak_memory_mb": peak_memory_mb(),
         "precision": precision,
         "output": str(final),
