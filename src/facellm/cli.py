@@ -573,6 +573,45 @@ def export_command(base, adapter, out, dtype, push_to_hub):
     click.echo(f"merged model written to {target}")
 
 
+@cli.command("serve")
+@click.option("--model", "-m", default=None, help="Hub id or local folder (default: Idiap/FaceLLM-1B).")
+@click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter to apply.")
+@click.option("--offline", is_flag=True, help="Serve labelled template answers without loading any model.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--api-key-env", help="Name of an environment variable holding the key every request must send.")
+@click.option("--allow-remote-images", is_flag=True, help="Fetch http(s) image URLs (public addresses only).")
+@click.option("--max-batch", type=int, default=8, show_default=True, help="Requests generated together.")
+@click.option("--max-queue", type=int, default=64, show_default=True, help="Waiting requests before 429.")
+@click.option("--max-tokens", type=int, default=2048, show_default=True, help="Largest max_tokens accepted.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True)
+def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote_images, max_batch, max_queue,
+                  max_tokens, device, dtype):  # fmt: skip
+    """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
+    import os
+
+    import uvicorn
+
+    from facellm.model.loading import DEFAULT_MODEL
+    from facellm.serve.app import create_app
+    from facellm.serve.engine import Engine, ModelBackend, OfflineBackend
+    from facellm.serve.requests import Limits
+
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
+    if offline and model:
+        raise FaceLLMError("--offline and --model exclude each other", "drop one")
+    backend = OfflineBackend() if offline else ModelBackend(_load(model or DEFAULT_MODEL, adapter, device, dtype))
+    limits = Limits(max_tokens=max_tokens, allow_remote_images=allow_remote_images)
+    app = create_app(Engine(backend, max_batch=max_batch, max_queue=max_queue), limits, api_key)
+    click.echo(f"serving {backend.name} on http://{host}:{port} (web page at /, API at /v1)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @cli.group()
 def dev() -> None:
     """Developer tools: offline tiny checkpoint, sample faces."""

@@ -1,0 +1,147 @@
+"""Server throughput and latency vs calling the model layer directly, with the tiny checkpoint on CPU.
+
+At 1, 8 and 32 concurrent clients, each client sends requests (a 224 px FairFace face as a base64 data URL plus a
+question, max_tokens 16, greedy) through the official `openai` client to `facellm serve` started as its own process
+on a loopback port (so client threads and the server do not share one interpreter lock).
+The direct baseline does the same work in this process without HTTP: `generate()` on the already-decoded image,
+one request at a time for 1 client and in batches of the client count otherwise (what the server's batching aims
+at). Printed: requests/s and p50/p95 latency for both, and the server's overhead at 1 client.
+
+Run: python bench/serve_throughput.py [--requests 64] [--max-tokens 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from openai import OpenAI  # noqa: E402
+
+from facellm.api import image_data_url  # noqa: E402
+from facellm.images import read_image  # noqa: E402
+from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
+from facellm.samples import sample_faces  # noqa: E402
+from facellm.testing import make_tiny_checkpoint  # noqa: E402
+from facellm.testing.server import free_port  # noqa: E402
+
+TOKENS = 16  # set by --max-tokens
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def through_server(url: str, images, clients: int, requests: int) -> tuple[float, list[float]]:
+    client = OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    urls = [image_data_url(im) for im in images]
+
+    def one(i: int) -> float:
+        started = time.perf_counter()
+        messages = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": urls[i % len(urls)]}},
+                    {"type": "text", "text": f"Question {i}: describe the face."},
+                ],
+            }
+        ]
+        client.chat.completions.create(model="facellm", messages=messages, max_tokens=TOKENS)
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        latencies = list(pool.map(one, range(requests)))
+    return requests / (time.perf_counter() - started), latencies
+
+
+def direct(lm, images, clients: int, requests: int) -> tuple[float, list[float]]:
+    settings = GenerationSettings(max_new_tokens=TOKENS)
+    conversations = [question([images[i % len(images)]], f"Question {i}: describe the face.") for i in range(requests)]
+    latencies = []
+    started = time.perf_counter()
+    for start in range(0, requests, clients):
+        batch = conversations[start : start + clients]
+        t = time.perf_counter()
+        generate(lm, batch, settings, batch_size=clients)
+        latencies += [time.perf_counter() - t] * len(batch)
+    return requests / (time.perf_counter() - started), latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    args = parser.parse_args()
+    global TOKENS
+    TOKENS = args.max_tokens
+    images = [read_image(face.path) for face in sample_faces()]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = make_tiny_checkpoint(Path(tmp) / "tiny")
+        lm = load_model(checkpoint, device="cpu")
+        port = free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "facellm.cli",
+            "serve",
+            "--model",
+            str(checkpoint),
+            "--device",
+            "cpu",
+            "--port",
+            str(port),
+            "--max-batch",
+            "32",
+            "--max-queue",
+            "256",
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(url)
+            through_server(url, images, 1, 4)  # warm-up
+            direct(lm, images, 1, 4)
+            print(f"{args.requests} requests per setting, tiny InternVL on CPU, max_tokens {TOKENS}, greedy")
+            overhead = None
+            for clients in (1, 8, 32):
+                s_rate, s_lat = through_server(url, images, clients, args.requests)
+                d_rate, d_lat = direct(lm, images, clients, args.requests)
+                print(
+                    f"{clients:2d} clients: server {s_rate:6.1f} req/s p50 {1000 * statistics.median(s_lat):6.1f} ms "
+                    f"p95 {1000 * percentile(s_lat, 0.95):6.1f} ms | direct {d_rate:6.1f} req/s "
+                    f"p50 {1000 * statistics.median(d_lat):6.1f} ms p95 {1000 * percentile(d_lat, 0.95):6.1f} ms"
+                )
+                if clients == 1:
+                    overhead = statistics.median(s_lat) / statistics.median(d_lat) - 1
+            print(f"server overhead at 1 client (p50 latency): {100 * overhead:.1f}%")
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def _wait_for(url: str) -> None:
+    import httpx
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not come up")
+
+
+if __name__ == "__main__":
+    main()

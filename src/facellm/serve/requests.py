@@ -1,0 +1,173 @@
+"""Parse and check OpenAI chat-completions requests: messages with text and image parts, sampling options, limits.
+
+Images arrive as base64 `data:` URLs. Remote `http(s)` URLs are refused unless the server allows them, and even
+then never to private, loopback or link-local addresses; `file:` and every other scheme are always refused, so a
+request can never make the server read its own disk or probe its network.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from facellm.errors import ImageError
+from facellm.images import read_image
+from facellm.model.generate import GenerationSettings, Turn
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 20 * 2**20
+    max_images: int = 8
+    max_pixels: int = 40_000_000
+    max_tokens: int = 2048
+    allow_remote_images: bool = False
+    remote_max_bytes: int = 10 * 2**20
+    remote_timeout_s: float = 10.0
+
+
+class RequestError(Exception):
+    """A request the server refuses; rendered as an OpenAI error body with this status."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.param, self.kind = status, message, param, kind
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": None}}
+
+
+@dataclass
+class ChatRequest:
+    conversation: list[Turn]
+    settings: GenerationSettings
+    stream: bool
+    stop: list[str]
+    model: str
+    image_sizes: list[tuple[int, int]]
+
+
+def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
+    if not isinstance(body, dict):
+        raise RequestError(400, "the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(400, "'messages' must be a non-empty list", "messages")
+    conversation: list[Turn] = []
+    image_count = 0
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
+            raise RequestError(400, f"messages[{i}] needs a role of system, user or assistant", f"messages[{i}]")
+        texts, images = [], []
+        content = message.get("content")
+        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if not isinstance(parts, list):
+            raise RequestError(400, f"messages[{i}].content must be a string or a list of parts", f"messages[{i}]")
+        for j, part in enumerate(parts):
+            where = f"messages[{i}].content[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif kind == "image_url":
+                image_count += 1
+                if image_count > limits.max_images:
+                    raise RequestError(400, f"more than {limits.max_images} images in one request", where)
+                url = part.get("image_url")
+                url = url.get("url") if isinstance(url, dict) else url
+                images.append(load_image_url(url, where, limits))
+            else:
+                raise RequestError(400, f"{where} must be a text or image_url part", where)
+        conversation.append(Turn(message["role"], "\n".join(texts), images))
+    if conversation[-1].role != "user":
+        raise RequestError(400, "the last message must come from the user", "messages")
+    return ChatRequest(
+        conversation=conversation,
+        settings=_settings(body, limits),
+        stream=bool(body.get("stream", False)),
+        stop=_stop(body.get("stop")),
+        model=str(body.get("model") or ""),
+        image_sizes=[(im.height, im.width) for turn in conversation for im in turn.images],
+    )
+
+
+def _settings(body: dict, limits: Limits) -> GenerationSettings:
+    if body.get("n", 1) != 1:
+        raise RequestError(400, "only n=1 is supported", "n")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens", 256))
+    if not isinstance(max_tokens, int) or not 1 <= max_tokens <= limits.max_tokens:
+        raise RequestError(400, f"max_tokens must be an integer from 1 to {limits.max_tokens}", "max_tokens")
+    temperature = body.get("temperature", 0.0)
+    top_p = body.get("top_p", 1.0)
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        raise RequestError(400, "temperature must be between 0 and 2", "temperature")
+    if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
+        raise RequestError(400, "top_p must be in (0, 1]", "top_p")
+    seed = body.get("seed")
+    return GenerationSettings(max_tokens, temperature > 0, float(temperature) or 0.7, float(top_p),
+                              seed if isinstance(seed, int) else None)  # fmt: skip
+
+
+def _stop(value) -> list[str]:
+    if value is None:
+        return []
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops) or len(stops) > 4:
+        raise RequestError(400, "stop must be a string or up to 4 strings", "stop")
+    return stops
+
+
+def load_image_url(url: object, where: str, limits: Limits):
+    if not isinstance(url, str) or not url:
+        raise RequestError(400, f"{where}: image_url.url is missing", where)
+    scheme = urlparse(url).scheme.lower()
+    if scheme == "data":
+        header, _, payload = url.partition(",")
+        if ";base64" not in header:
+            raise RequestError(400, f"{where}: data URLs must be base64-encoded", where)
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(400, f"{where}: corrupt base64 image data", where) from None
+    elif scheme in ("http", "https"):
+        if not limits.allow_remote_images:
+            raise RequestError(400, f"{where}: remote image URLs are disabled; send the image as a base64 data URL "
+                                    "(or start the server with --allow-remote-images)", where)  # fmt: skip
+        data = _fetch(url, where, limits)
+    else:
+        raise RequestError(400, f"{where}: {scheme or 'this'} URLs are not accepted; send a base64 data URL", where)
+    try:
+        return read_image(data, max_pixels=limits.max_pixels)
+    except ImageError as exc:
+        raise RequestError(400, f"{where}: {exc.message}", where) from None
+
+
+def _fetch(url: str, where: str, limits: Limits) -> bytes:
+    """Download a remote image; refuse private, loopback, link-local and reserved addresses (checked after DNS)."""
+    import httpx
+
+    host = urlparse(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        raise RequestError(400, f"{where}: cannot resolve host {host!r}", where) from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise RequestError(400, f"{where}: image URLs may not point at private or local addresses", where)
+    try:
+        with httpx.stream("GET", url, timeout=limits.remote_timeout_s, follow_redirects=False) as response:
+            if response.status_code != 200:
+                raise RequestError(400, f"{where}: fetching the image gave HTTP {response.status_code}", where)
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limits.remote_max_bytes:
+                    raise RequestError(413, f"{where}: remote image larger than {limits.remote_max_bytes} bytes", where)
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise RequestError(400, f"{where}: cannot fetch the image ({type(exc).__name__})", where) from None
