@@ -612,6 +612,167 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+def _expand_images(paths) -> list[Path]:
+    from facellm.data.sources import IMAGE_SUFFIXES
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def _analyze_one(job: tuple[str, str]) -> dict:
+    from facellm.faces import analyze_image
+    from facellm.images import read_image
+
+    path, detector = job
+    try:
+        return {"image": path, **analyze_image(read_image(path), detector).as_dict()}
+    except FaceLLMError as exc:
+        return {"image": path, "error": str(exc)}
+
+
+@cli.command("analyze")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
+@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
+@click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
+def analyze_command(images, as_json, detector, workers):
+    """Faces in images (files or folders): box, 68 landmarks, head pose, eye/mouth openness, quality."""
+    import json
+    import os
+    from multiprocessing import get_context
+
+    paths = _expand_images(images)
+    if not paths:
+        raise FaceLLMError("no images found in the given paths", "pass image files or folders holding them")
+    if len(paths) == 1:
+        missing = paths[0]
+        if not missing.exists():
+            raise FaceLLMError(f"image not found: {missing}", "check the path")
+    jobs = [(str(p), detector) for p in paths]
+    processes = workers or os.cpu_count() or 1
+    if len(jobs) > 1 and processes > 1:
+        with get_context("spawn").Pool(min(processes, len(jobs))) as pool:
+            results = pool.map(_analyze_one, jobs, chunksize=8)
+    else:
+        results = [_analyze_one(job) for job in jobs]
+    if len(results) == 1 and "error" in results[0]:
+        raise FaceLLMError(results[0]["error"])
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=1))
+    else:
+        for result in results:
+            _print_analysis(result)
+    failed = [r for r in results if "error" in r]
+    if failed and len(results) > 1:
+        click.echo(f"{len(failed)} of {len(results)} images could not be read (listed above)", err=True)
+
+
+def _print_analysis(result: dict) -> None:
+    if "error" in result:
+        click.echo(f"{result['image']}: skipped: {result['error']}")
+        return
+    click.echo(f"{result['image']}: {result['face_count']} face(s), {result['width']}x{result['height']} px")
+    for i, face in enumerate(result["faces"]):
+        box, pose, q = face["box"], face["pose"], face["quality"]
+        click.echo(
+            f"  face {i + 1}: box ({box['left']},{box['top']})-({box['right']},{box['bottom']}) [{box['detector']}] "
+            f"pose {pose['label']} (yaw {pose['yaw']:.0f}, pitch {pose['pitch']:.0f}, roll {pose['roll']:.0f}) "
+            f"eyes {face['eye_openness']:.2f} mouth {face['mouth_openness']:.2f} size {q['face_width']}px "
+            f"brightness {q['brightness']:.0f} contrast {q['contrast']:.0f} sharpness {q['sharpness']:.0f}"
+        )
+
+
+@cli.command("verify")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), help="LFW-format pairs file.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
+@click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
+@click.option("--json", "as_json", is_flag=True)
+def verify_command(images, pairs_file, images_dir, threshold, as_json):
+    """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
+    import json
+
+    import numpy as np
+
+    from facellm.faces.embed import evaluate_pairs, image_descriptor, read_pairs
+    from facellm.images import read_image
+
+    if pairs_file:
+        if images or not images_dir:
+            raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
+        pairs = read_pairs(pairs_file, images_dir)
+        paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
+        descriptors = {}
+        with click.progressbar(paths, label="descriptors") as bar:
+            for path in bar:
+                descriptors[path] = image_descriptor(read_image(path))[0]
+        distances = np.array([np.linalg.norm(descriptors[a] - descriptors[b]) for _, a, b, _ in pairs])
+        accuracies, thresholds = evaluate_pairs(distances, np.array([s for *_, s in pairs]),
+                                                np.array([f for f, *_ in pairs]))  # fmt: skip
+        result = {"pairs": len(pairs), "accuracy": round(100 * float(np.mean(accuracies)), 2),
+                  "fold_accuracies": [round(100 * a, 2) for a in accuracies],
+                  "thresholds": [round(t, 4) for t in thresholds]}  # fmt: skip
+        click.echo(json.dumps(result, indent=1) if as_json else
+                   f"accuracy {result['accuracy']}% over {len(pairs)} pairs; per fold {result['fold_accuracies']}; "
+                   f"thresholds chosen on the other folds {result['thresholds']}")  # fmt: skip
+        return
+    if len(images) != 2:
+        raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
+    a, b = (image_descriptor(read_image(p))[0] for p in images)
+    gap = float(np.linalg.norm(a - b))
+    result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
+    click.echo(json.dumps(result) if as_json else
+               f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
+               f"(threshold {threshold})")  # fmt: skip
+
+
+@cli.group("faces")
+def faces_group() -> None:
+    """Face collections: clustering by identity."""
+
+
+@faces_group.command("cluster")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Distance that links two faces.")
+@click.option("--json", "as_json", is_flag=True)
+def faces_cluster(folder, threshold, as_json):
+    """Group the images of a folder by identity (Chinese whispers over face descriptors)."""
+    import json
+
+    import dlib
+
+    from facellm.faces.embed import image_descriptor
+    from facellm.images import read_image
+
+    paths = _expand_images([folder])
+    if not paths:
+        raise FaceLLMError(f"no images in {folder}", "pass a folder of face images")
+    kept, vectors, skipped = [], [], []
+    for path in paths:
+        try:
+            vectors.append(dlib.vector(image_descriptor(read_image(path))[0].tolist()))
+            kept.append(path)
+        except FaceLLMError as exc:
+            skipped.append(str(exc))
+    labels = dlib.chinese_whispers_clustering(vectors, threshold) if vectors else []
+    clusters: dict[int, list[str]] = {}
+    for path, label in zip(kept, labels):
+        clusters.setdefault(label, []).append(str(path))
+    ordered = sorted(clusters.values(), key=len, reverse=True)
+    if as_json:
+        click.echo(json.dumps({"clusters": ordered, "skipped": skipped}, indent=1))
+    else:
+        for i, members in enumerate(ordered, 1):
+            click.echo(f"identity {i} ({len(members)} images): " + ", ".join(Path(m).name for m in members))
+        for reason in skipped:
+            click.echo(f"skipped: {reason}", err=True)
+
+
 @cli.group()
 def dev() -> None:
     """Developer tools: offline tiny checkpoint, sample faces."""

@@ -1,0 +1,69 @@
+"""Everything measured about the faces of one image, as plain data (JSON-ready)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from facellm.faces.detect import Box, detect_faces
+from facellm.faces.geometry import Pose, eye_openness, head_pose, landmarks, mouth_openness
+from facellm.faces.quality import Quality, face_quality
+
+
+@dataclass
+class FaceAnalysis:
+    box: Box
+    landmarks: list[list[float]]
+    pose: Pose
+    eye_openness: float
+    mouth_openness: float
+    quality: Quality
+
+
+@dataclass
+class ImageAnalysis:
+    width: int
+    height: int
+    face_count: int
+    faces: list[FaceAnalysis]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def analyze_image(image: Image.Image, detector: str = "auto") -> ImageAnalysis:
+    """Detect every face and measure it. An image without a face gives an empty list, not an error."""
+    rgb = np.asarray(image.convert("RGB"))
+    faces = []
+    for box in detect_faces(image, detector):
+        points = landmarks(rgb, box)
+        faces.append(
+            FaceAnalysis(
+                box=box,
+                landmarks=np.round(points, 1).tolist(),
+                pose=head_pose(points, image.size),
+                eye_openness=eye_openness(points),
+                mouth_openness=mouth_openness(points),
+                quality=face_quality(image, box),
+            )
+        )
+    return ImageAnalysis(image.width, image.height, len(faces), faces)
+
+
+def measured_facts(analysis: ImageAnalysis) -> dict:
+    """The largest face's measurements in the shape dataset prompts and templates use."""
+    if not analysis.faces:
+        return {"face_count": 0}
+    face = analysis.faces[0]
+    return {
+        "face_count": analysis.face_count,
+        "pose_label": face.pose.label,
+        "yaw": face.pose.yaw,
+        "pitch": face.pose.pitch,
+        "roll": face.pose.roll,
+        "brightness": face.quality.brightness,
+        "sharpness": face.quality.sharpness,
+        "face_width": face.quality.face_width,
+    }

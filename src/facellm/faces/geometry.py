@@ -1,0 +1,84 @@
+"""Landmarks and what follows from them: head pose (solvePnP against a generic 3-D face), eye and mouth openness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from facellm.faces.detect import Box
+from facellm.faces.models import landmark_predictor
+
+# A generic 3-D face (millimetres, y up, nose tip at the origin) for the 68-point indices below; a widely used
+# approximation of an average head, good to a few degrees for pose.
+MODEL_POINTS = np.array(
+    [
+        (0.0, 0.0, 0.0),  # 30 nose tip
+        (0.0, -330.0, -65.0),  # 8 chin
+        (-225.0, 170.0, -135.0),  # 36 outer corner of the image-left eye
+        (225.0, 170.0, -135.0),  # 45 outer corner of the image-right eye
+        (-150.0, -150.0, -125.0),  # 48 image-left mouth corner
+        (150.0, -150.0, -125.0),  # 54 image-right mouth corner
+    ]
+)
+POSE_POINTS = [30, 8, 36, 45, 48, 54]
+
+
+@dataclass(frozen=True)
+class Pose:
+    yaw: float  # degrees; positive when the face turns towards the image's left
+    pitch: float  # degrees; positive when the face tilts up
+    roll: float  # degrees; positive when the head leans clockwise in the image
+    label: str
+
+
+def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """68 (x, y) points, dlib's iBUG layout."""
+    shape = landmark_predictor()(rgb, box.as_dlib())
+    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
+
+
+def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
+    """Yaw and pitch from solvePnP with a pinhole camera (focal length = image width); roll from the eye line."""
+    import cv2
+
+    width, height = image_size
+    camera = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
+    image_points = points[POSE_POINTS].copy()
+    image_points[:, 1] *= -1  # image y points down, the model's y points up
+    camera_up = camera.copy()
+    camera_up[1, 2] = -height / 2
+    ok, rotation, _ = cv2.solvePnP(MODEL_POINTS, image_points, camera_up, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+    matrix, _ = cv2.Rodrigues(rotation)
+    yaw = float(np.degrees(np.arcsin(np.clip(-matrix[2, 0], -1, 1))))
+    pitch = float(np.degrees(np.arctan2(matrix[2, 1], matrix[2, 2])))
+    left_eye, right_eye = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+    roll = float(np.degrees(np.arctan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])))
+    return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
+
+
+def pose_label(yaw: float, pitch: float) -> str:
+    turn = abs(yaw)
+    label = "frontal" if turn < 10 else "slight turn" if turn < 25 else "three-quarter" if turn < 55 else "profile"
+    if pitch > 15:
+        label += ", tilted up"
+    elif pitch < -15:
+        label += ", tilted down"
+    return label
+
+
+def eye_openness(points: np.ndarray) -> float:
+    """Mean eye aspect ratio of both eyes (about 0.3 open, under 0.15 closed)."""
+
+    def ratio(eye: np.ndarray) -> float:
+        vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
+        return float(vertical / (2 * np.linalg.norm(eye[0] - eye[3]) + 1e-9))
+
+    return round((ratio(points[36:42]) + ratio(points[42:48])) / 2, 3)
+
+
+def mouth_openness(points: np.ndarray) -> float:
+    """Inner-lip aspect ratio (near 0 closed, above 0.3 wide open)."""
+    inner = points[60:68]
+    vertical = sum(np.linalg.norm(inner[i] - inner[8 - i]) for i in (1, 2, 3))
+    return round(float(vertical / (3 * np.linalg.norm(inner[0] - inner[4]) + 1e-9)), 3)
