@@ -296,3 +296,18 @@ def test_data_cli_bad_input(tmp_path):
     assert no_url.exit_code == 2 and "--base-url" in no_url.output
     no_run = runner.invoke(cli, ["data", "export", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert no_run.exit_code == 2 and "no dataset run" in no_run.output
+
+
+def test_measured_attributes_reach_prompts_and_records(tmp_path):
+    with MockOpenAIServer(responder=describing_responder) as server:
+        result = CliRunner().invoke(
+            cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(LABELS), "--out", str(tmp_path),
+                  "--limit", "2", "--aspects", "pose", "--measure", "--teacher", "openai", "--model", "m",
+                  "--base-url", server.base_url],
+        )  # fmt: skip
+        asked = [json.dumps(r) for r in server.requests]
+    assert result.exit_code == 0, result.output
+    assert len(asked) == 2 and all("Measured from the image: head pose" in a for a in asked)
+    with QAStore(tmp_path) as store:
+        measured = [r.measured for r in store.records()]
+    assert all(m["face_count"] == 1 and "yaw" in m for m in measured)

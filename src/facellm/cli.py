@@ -379,8 +379,10 @@ def _records_and_spec(source, images, labels, limit, aspects, prompts):
 @click.option("--price-in", type=float, help="US$ per 1M prompt tokens (default: known price of --model, else 0).")
 @click.option("--price-out", type=float, help="US$ per 1M completion tokens.")
 @click.option("--retry-failed", is_flag=True, help="Also retry requests that failed in earlier runs.")
+@click.option("--measure", is_flag=True, help="Add measured head pose, quality and face count to the prompts.")
 def data_build(source, images, labels, limit, aspects, prompts, out, teacher, base_url, model, mode, concurrency, rpm,
-               tpm, max_retries, timeout, batch_size, max_new_tokens, price_in, price_out, retry_failed):  # fmt: skip
+               tpm, max_retries, timeout, batch_size, max_new_tokens, price_in, price_out, retry_failed,
+               measure):  # fmt: skip
     """Ask a teacher about every (image, aspect) of a face collection; resumable, concurrent, filtered."""
     import json
 
@@ -398,7 +400,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     settings = {"source": source, "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
                 "aspects": wanted, "prompt_version": spec.version, "teacher": teacher_obj.name, "mode": mode,
                 "base_url": base_url, "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
-                "prices_per_million": [prices.input, prices.output]}  # fmt: skip
+                "prices_per_million": [prices.input, prices.output], "measure": measure}  # fmt: skip
     with QAStore(out) as store:
         (Path(out) / "build.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         bar = tqdm(desc="data", unit="pair")
@@ -410,7 +412,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
 
         try:
             summary = build_dataset(records, spec, teacher_obj, store, wanted, mode, retry_failed, prices,
-                                    progress=progress)  # fmt: skip
+                                    measured=measure_record if measure else None, progress=progress)  # fmt: skip
         except KeyboardInterrupt:
             bar.close()
             click.echo(f"stopped: every answer received so far is saved in {out}; rerun the same command to resume",
@@ -428,6 +430,14 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         causes = ", ".join(f"{cause}: {n}" for cause, n in summary.failures.items())
         click.echo(f"failures by cause: {causes}; rerun with --retry-failed to try them again")
     click.echo(f"statistics in {out}/stats.md")
+
+
+def measure_record(record) -> dict:
+    """Measured facts of a record's image for attribute-aware prompts (face analysis of the largest face)."""
+    from facellm.faces import analyze_image, measured_facts
+    from facellm.images import read_image
+
+    return measured_facts(analyze_image(read_image(record.path)))
 
 
 def _teacher(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size, max_new_tokens):

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from PIL import Image
 
-from facellm.data.prompts import CHILD_AGES, PromptSpec, person_word
+from facellm.data.prompts import PromptSpec, person_word
 from facellm.errors import FaceLLMError
 
 TEACHERS = ("template", "openai", "hf")
@@ -182,9 +182,10 @@ def template_values(known: dict, measured: dict) -> dict[str, str]:
         "expression_clause": f"; it most resembles {measured['expression']}" if "expression" in measured else "",
         "quality_clause": f" is {quality}" if quality else " was not measured for brightness or sharpness",
         "quality_clause_short": f", {quality}" if quality else "",
-        "pose_clause": f" is {pose}" + _angles(measured) if pose else " is visible; its angle was not measured",
+        "pose_clause": f" is in a {pose} pose" + _angles(measured)
+        if pose
+        else " is visible; its angle was not measured",
         "pose_clause_short": f", head {pose}" if pose else "",
-        "child": "yes" if age in CHILD_AGES else "no",
     }
 
 

@@ -16,7 +16,6 @@ from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import face_encoder, landmark_predictor
 
 
-
 def face_descriptor(image: Image.Image, box: Box, jitters: int = 0, padding: float = 0.25) -> np.ndarray:
     """128-D descriptor of the face in `box` (aligned with 68 landmarks; `jitters` > 0 averages perturbed copies)."""
     rgb = np.asarray(image.convert("RGB"))
