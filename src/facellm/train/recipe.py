@@ -77,6 +77,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         "dropped_by_collator": counter.dropped,
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
+        "logged_losses": _logged_losses(out / "log.jsonl"),
         "seconds": round(time.time() - started, 1),
         "tokens_seen": counter.tokens,
         "padding_fraction": round(1 - counter.tokens / counter.positions, 4) if counter.positions else 0.0,
@@ -219,6 +220,13 @@ class JsonlLog(TrainerCallback):
             f.write(json.dumps(entry) + "\n")
 
 
+def _logged_losses(log_path: Path) -> list[float]:
+    if not log_path.exists():
+        return []
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    return [e["loss"] for e in entries if "loss" in e]
+
+
 def plot_loss(log_path: Path, png: Path) -> None:
     import matplotlib
 
@@ -228,7 +236,7 @@ def plot_loss(log_path: Path, png: Path) -> None:
     if not log_path.exists():
         return
     entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    points = [(e["step"], e["loss"]) for e in entries if "loss" in e]
+    points = [(e["step"], e["loss"]) for e in entries if "loss" in e]  # same entries as _logged_losses
     if not points:
         return
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -1,0 +1,90 @@
+"""`facellm reproduce`: the paper's pipeline at real scale (FairFace val, a real teacher, InternVL3-hf, FaceXBench),
+as the list of facellm commands it runs, with a dry run that checks prerequisites and estimates the teacher cost."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from facellm.errors import InputError
+
+SIZES = {"1b": "configs/train/facellm-1b.yaml", "8b": "configs/train/facellm-8b.yaml",
+         "38b": "configs/train/facellm-38b.yaml"}  # fmt: skip
+# Rough per-request token use of one FairFaceGPT request to GPT-4o: a 224 px image (high detail: 255 tokens) plus
+# the system and user prompts (~350 tokens) in, a paragraph (~250 tokens) out. An estimate, not a measurement.
+PROMPT_TOKENS, COMPLETION_TOKENS = 605, 250
+GPU_MEMORY_GB = {"1b": 24, "8b": 80, "38b": 80}
+
+
+@dataclass
+class Plan:
+    commands: list[list[str]]
+    requests: int
+    cost: float
+    problems: list[str]
+
+
+def plan(size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, model: str,
+         price_in: float, price_out: float) -> Plan:  # fmt: skip
+    """The commands, the teacher request count (images x aspects), a cost estimate, and what is missing."""
+    from facellm.data.prompts import load_prompts
+    from facellm.data.sources import load_source
+
+    if size not in SIZES:
+        raise InputError(f"unknown size {size!r}", "use 1b, 8b or 38b")
+    problems = []
+    labels, images = fairface / "fairface_label_val.csv", fairface / "fairface_img_margin025"
+    count = 0
+    if labels.is_file() and images.is_dir():
+        count = len(load_source("fairface", images, labels))
+    else:
+        problems.append(f"FairFace not found under {fairface} (needs fairface_label_val.csv, fairface_img_margin025/)")
+    aspects = len(load_prompts().aspects)
+    if not (os.environ.get("FACELLM_API_KEY") or os.environ.get("OPENAI_API_KEY")):
+        problems.append("no API key in FACELLM_API_KEY or OPENAI_API_KEY for the teacher")
+    if not bench_dir.is_dir():
+        problems.append(f"FaceXBench benchmark folder not found: {bench_dir}")
+    problems += _gpu_problems(size)
+    run = out
+    model_id = {"1b": "OpenGVLab/InternVL3-1B-hf", "8b": "OpenGVLab/InternVL3-8B-hf",
+                "38b": "OpenGVLab/InternVL3-38B-hf"}[size]  # fmt: skip
+    commands = [
+        ["facellm", "data", "build", "--source", "fairface", "--labels", str(labels), "--images", str(images),
+         "--out", str(run / "data"), "--teacher", "openai", "--base-url", base_url, "--model", model,
+         "--concurrency", "32"],
+        ["facellm", "data", "export", str(run / "data"), "--format", "sharegpt", "--out", str(run / "sharegpt"),
+         "--val", "0"],
+        ["facellm", "train", "--config", SIZES[size], "--set", f"dataset={run / 'sharegpt' / 'train.json'}",
+         "--set", f"image_root={images}", "--set", f"output_dir={run / 'train'}"],
+        ["facellm", "export", "--base", model_id, "--adapter", str(run / "train" / "adapter"), "--out",
+         str(run / "model")],
+        ["facellm", "eval", "facexbench", "--bench-dir", str(bench_dir), "--model", str(run / "model"), "--out",
+         str(run / "facexbench")],
+        ["facellm", "eval", "overlap", "--train", str(run / "sharegpt" / "train.json"), "--image-root", str(images),
+         "--bench-dir", str(bench_dir), "--out", str(run / "overlap.json")],
+    ]  # fmt: skip
+    requests = count * aspects
+    cost = requests * (PROMPT_TOKENS * price_in + COMPLETION_TOKENS * price_out) / 1e6
+    return Plan(commands, requests, cost, problems)
+
+
+def _gpu_problems(size: str) -> list[str]:
+    try:
+        import torch
+    except ImportError:
+        return ["torch is not installed"]
+    if not torch.cuda.is_available():
+        return [f"no CUDA GPU visible; training InternVL3-{size.upper()} needs about {GPU_MEMORY_GB[size]} GB per GPU"]
+    memory = torch.cuda.get_device_properties(0).total_memory / 2**30
+    if memory < GPU_MEMORY_GB[size] * 0.9:
+        return [f"GPU 0 has {memory:.0f} GB; InternVL3-{size.upper()} wants about {GPU_MEMORY_GB[size]} GB per GPU"]
+    return []
+
+
+def execute(commands: list[list[str]], say) -> None:
+    for command in commands:
+        say("$ " + shlex.join(command))
+        subprocess.run(command, check=True)
