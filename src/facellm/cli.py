@@ -634,13 +634,21 @@ def _expand_images(paths) -> list[Path]:
     return found
 
 
-def _analyze_one(job: tuple[str, str]) -> dict:
+def _analyze_one(job: tuple[str, str, bool]) -> dict:
     from facellm.faces import analyze_image
     from facellm.images import read_image
 
-    path, detector = job
+    path, detector, with_attributes = job
     try:
-        return {"image": path, **analyze_image(read_image(path), detector).as_dict()}
+        image = read_image(path)
+        analysis = analyze_image(image, detector)
+        result = {"image": path, **analysis.as_dict()}
+        if with_attributes:
+            from facellm.faces import attributes
+
+            for face, data in zip(analysis.faces, result["faces"]):
+                data["attributes"] = vars(attributes.predict(attributes.features(image, face.box)))
+        return result
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
 
@@ -650,7 +658,8 @@ def _analyze_one(job: tuple[str, str]) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
 @click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
-def analyze_command(images, as_json, detector, workers):
+@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender and race probabilities.")
+def analyze_command(images, as_json, detector, workers, with_attributes):
     """Faces in images (files or folders): box, 68 landmarks, head pose, eye/mouth openness, quality."""
     import json
     import os
@@ -663,7 +672,7 @@ def analyze_command(images, as_json, detector, workers):
         missing = paths[0]
         if not missing.exists():
             raise FaceLLMError(f"image not found: {missing}", "check the path")
-    jobs = [(str(p), detector) for p in paths]
+    jobs = [(str(p), detector, with_attributes) for p in paths]
     processes = workers or os.cpu_count() or 1
     if len(jobs) > 1 and processes > 1:
         with get_context("spawn").Pool(min(processes, len(jobs))) as pool:
@@ -695,6 +704,9 @@ def _print_analysis(result: dict) -> None:
             f"eyes {face['eye_openness']:.2f} mouth {face['mouth_openness']:.2f} size {q['face_width']}px "
             f"brightness {q['brightness']:.0f} contrast {q['contrast']:.0f} sharpness {q['sharpness']:.0f}"
         )
+        if "attributes" in face:
+            best = {name: max(probs.items(), key=lambda kv: kv[1]) for name, probs in face["attributes"].items()}
+            click.echo("    attributes: " + ", ".join(f"{name} {label} ({p:.0%})" for name, (label, p) in best.items()))
 
 
 @cli.command("verify")
@@ -744,6 +756,47 @@ def verify_command(images, pairs_file, images_dir, threshold, as_json):
 @cli.group("faces")
 def faces_group() -> None:
     """Face collections: clustering by identity."""
+
+
+@faces_group.command("train-attributes")
+@click.option("--fairface", required=True, type=click.Path(path_type=Path), help="FairFace folder (CSV + images).")
+@click.option("--train-limit", type=int, default=8000, show_default=True, help="FairFace train images to use.")
+@click.option("--val-limit", type=int, default=2500, show_default=True, help="FairFace val images to score.")
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
+def faces_train_attributes(fairface, train_limit, val_limit, out, workers):
+    """Train the age/gender/race predictors on FairFace train; report accuracy on FairFace val (overall, per race)."""
+    import csv
+
+    from facellm.faces import attributes
+
+    def split(name: str, limit: int):
+        labels = fairface / f"fairface_label_{name}.csv"
+        if not labels.is_file():
+            raise FaceLLMError(f"{labels} not found", "pass --fairface with fairface_label_{train,val}.csv inside")
+        with open(labels, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))[:limit]
+        x, kept = attributes.extract([fairface / "fairface_img_margin025" / r["file"] for r in rows], workers)
+        return x, [rows[i] for i in kept]
+
+    from facellm.labels import normalise
+
+    x_train, train_rows = split("train", train_limit)
+    x_val, val_rows = split("val", val_limit)
+    label = lambda rows, a: [normalise(a, r[a]) for r in rows]  # noqa: E731
+    weights = attributes.fit(x_train, {a: label(train_rows, a) for a in ("age", "gender", "race")})
+    report = attributes.accuracy_report(weights, x_val, {a: label(val_rows, a) for a in ("age", "gender", "race")},
+                                        label(val_rows, "race"))  # fmt: skip
+    card = attributes.model_card(
+        f"FairFace train 1-{train_limit} ({len(train_rows)} readable images)",
+        f"FairFace val 1-{val_limit} ({len(val_rows)} readable images)",
+        report,
+    )
+    target = out or attributes.WEIGHTS
+    attributes.save(weights, target, card)
+    for name, r in report.items():
+        click.echo(f"{name:6s} {r['accuracy']:6.2f}% on {r['n']} val images; per race {r['per_race']}")
+    click.echo(f"weights written to {target} (model card beside it)")
 
 
 @faces_group.command("cluster")

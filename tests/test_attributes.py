@@ -1,0 +1,55 @@
+"""The shipped FairFace attribute predictors, on faces they were not trained on."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facellm.cli import cli
+from facellm.faces import attributes
+from facellm.images import read_image
+from facellm.labels import FAIRFACE_VOCAB, normalise
+from tests.conftest import SHARED
+
+FAIRFACE = SHARED / "data" / "fairface"
+
+
+def test_predictions_are_probabilities_over_fairface_classes(face_images):
+    prediction = attributes.predict(attributes.features(face_images[0]))
+    for name, probs in vars(prediction).items():
+        assert list(probs) == list(FAIRFACE_VOCAB[name])
+        assert abs(sum(probs.values()) - 1) < 1e-3 and all(0 <= p <= 1 for p in probs.values())
+
+
+@pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
+def test_held_out_accuracy_well_above_chance():
+    # FairFace val 2001-2300: never used for training (train split) nor for the model card's figures (val 1-2500
+    # includes them, but the weights never saw any val image).
+    with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[2000:2300]
+    x = np.stack([attributes.features(read_image(FAIRFACE / "fairface_img_margin025" / r["file"])) for r in rows])
+    weights = attributes.shipped_weights()
+    for name, chance, floor in (("gender", 0.5, 0.80), ("race", 1 / 7, 0.45), ("age", 1 / 9, 0.40)):
+        guess = attributes.probabilities(weights, x, name).argmax(axis=1)
+        truth = [FAIRFACE_VOCAB[name].index(normalise(name, r[name])) for r in rows]
+        accuracy = float(np.mean(guess == np.array(truth)))
+        assert accuracy >= floor > chance, (name, accuracy)
+
+
+def test_model_card_is_shipped():
+    card = json.loads(attributes.WEIGHTS.with_suffix(".json").read_text())
+    assert card["accuracy"]["gender"]["accuracy"] > 80 and "per_race" in card["accuracy"]["race"]
+    assert "licence" in card and "intended_use" in card and "known_biases" in card
+
+
+def test_analyze_with_attributes(faces):
+    result = CliRunner().invoke(cli, ["analyze", str(faces[1].path), "--attributes", "--json"])
+    assert result.exit_code == 0, result.output
+    face = json.loads(result.stdout)["faces"][0]
+    assert set(face["attributes"]) == {"age", "gender", "race"}
+    table = CliRunner().invoke(cli, ["analyze", str(faces[1].path), "--attributes"])
+    assert "attributes: age" in table.stdout
