@@ -202,6 +202,13 @@ def _run_with_progress(questions, answerer, out, setting, identity, label):
         return run_questions(questions, answerer, out, setting, identity, progress=bar.update)
 
 
+def _say_answered(summary: dict, out: Path) -> None:
+    click.echo(
+        f"answered {summary['answered_total']}/{summary['questions']} questions "
+        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
+    )
+
+
 def _check_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
         raise FaceLLMError(f"--limit must be at least 1, got {limit}", "drop it to run everything")
@@ -229,10 +236,7 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     summary = _run_with_progress(questions, answerer, out, setting, identity, "facexbench")
     reports = write_report(out / "results", out, answerer.name)
     click.echo(markdown(reports, answerer.name).split("\n## ")[0])
-    click.echo(
-        f"answered {summary['answered_total']}/{summary['questions']} questions "
-        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
-    )
+    _say_answered(summary, out)
 
 
 @eval_group.command("fairface")
@@ -259,10 +263,7 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
         worst = min(r["per_race"], key=r["per_race"].get)
         click.echo(f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
                    f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})")  # fmt: skip
-    click.echo(
-        f"answered {summary['answered_total']}/{summary['questions']} questions "
-        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
-    )
+    _say_answered(summary, out)
 
 
 @eval_group.command("overlap")
