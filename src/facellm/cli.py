@@ -143,7 +143,7 @@ def chat(images, system, model, adapter, device, dtype, max_new_tokens, do_sampl
 
 @cli.group("eval")
 def eval_group() -> None:
-    """Evaluate models: FaceXBench runs and reports."""
+    """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
 
 
 def _backend_options(function):
@@ -756,7 +756,7 @@ def verify_command(images, pairs_file, images_dir, threshold, as_json):
 
 @cli.group("faces")
 def faces_group() -> None:
-    """Face collections: clustering by identity."""
+    """Face collections and predictors: cluster by identity, train the attribute predictors."""
 
 
 @faces_group.command("train-attributes")
