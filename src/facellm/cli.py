@@ -71,9 +71,11 @@ def _settings(max_new_tokens, do_sample, temperature, top_p, seed):
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--question", "-q", required=True, help="The question to ask about the image(s).")
 @click.option("--stream/--no-stream", default=False, help="Print the answer as it is generated.")
+@click.option("--ground", is_flag=True, help="Put measured face facts (pose, quality, attributes) before the question.")
 @_model_options
-def ask(images, question, stream, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed):
-    """Ask a question about one or more images and print the answer."""
+def ask(images, question, stream, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature,
+        top_p, seed):  # fmt: skip
+    """Ask a question about one or more images and print the answer (`--model specialist`: no LLM, face models)."""
     from facellm.images import read_image
     from facellm.model import generate
     from facellm.model import question as one_question
@@ -81,6 +83,15 @@ def ask(images, question, stream, model, adapter, device, dtype, max_new_tokens,
 
     settings = _settings(max_new_tokens, do_sample, temperature, top_p, seed)
     pictures = [read_image(path) for path in images]  # read first: a bad image fails before the slow model load
+    if model == "specialist":
+        from facellm import specialist
+
+        click.echo(specialist.answer(pictures, question))
+        return
+    if ground:
+        from facellm.specialist import ground as with_facts
+
+        question = with_facts(pictures, question)
     lm = _load(model, adapter, device, dtype)
     conversation = one_question(pictures, question)
     if stream:
@@ -166,6 +177,7 @@ def _backend_options(function):
         click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight."),
         click.option("--rpm", type=float, help="API requests-per-minute limit."),
         click.option("--max-retries", type=int, default=5, show_default=True, help="API retries per request."),
+        click.option("--ground", is_flag=True, help="Put measured face facts before every question."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -173,12 +185,25 @@ def _backend_options(function):
 
 
 def _answerer(tokens, model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency, rpm,
-              max_retries):  # fmt: skip
-    """The local or API answerer the backend options describe."""
+              max_retries, ground):  # fmt: skip
+    """The local, API or specialist answerer the backend options describe (grounded when asked)."""
+    from facellm.specialist import GroundedAnswerer
+
+    answerer = _plain_answerer(tokens, model, adapter, device, dtype, batch_size, scoring, api_base, api_model,
+                               concurrency, rpm, max_retries)  # fmt: skip
+    return GroundedAnswerer(answerer) if ground else answerer
+
+
+def _plain_answerer(tokens, model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency,
+                    rpm, max_retries):  # fmt: skip
     from facellm.eval.run import ApiAnswerer, LocalAnswerer
 
     if bool(model) == bool(api_base):
         raise FaceLLMError("give either --model (local) or --api-base with --api-model (API)", "pick one")
+    if model == "specialist":
+        from facellm.specialist import SpecialistAnswerer
+
+        return SpecialistAnswerer()
     if batch_size < 1:
         raise FaceLLMError(f"--batch-size must be at least 1, got {batch_size}", "use 1 or more")
     if api_base:
@@ -232,7 +257,8 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     questions = load_benchmark(bench_dir, only=wanted, limit=limit)
     tokens = max_new_tokens or (512 if setting == "cot" else 16)
     answerer = _answerer(tokens, **backend)
-    identity = {"bench_dir": str(bench_dir), "scoring": backend["scoring"], "max_new_tokens": tokens}
+    identity = {"bench_dir": str(bench_dir), "scoring": backend["scoring"], "max_new_tokens": tokens,
+                "grounded": backend["ground"]}  # fmt: skip
     summary = _run_with_progress(questions, answerer, out, setting, identity, "facexbench")
     reports = write_report(out / "results", out, answerer.name)
     click.echo(markdown(reports, answerer.name).split("\n## ")[0])
@@ -256,7 +282,8 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
     wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
     questions, truth = load_fairface(labels, images, wanted, limit)
     answerer = _answerer(max_new_tokens, **backend)
-    identity = {"labels": str(labels), "scoring": backend["scoring"], "max_new_tokens": max_new_tokens}
+    identity = {"labels": str(labels), "scoring": backend["scoring"], "max_new_tokens": max_new_tokens,
+                "grounded": backend["ground"]}  # fmt: skip
     summary = _run_with_progress(questions, answerer, out, "zero-shot", identity, "fairface")
     report = fairface_report(questions, load_done(out), truth, out)
     for task, r in report["tasks"].items():

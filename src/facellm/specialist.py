@@ -1,0 +1,203 @@
+"""The `specialist` backend: face questions answered by the face-analysis models, no language model involved.
+
+A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
+it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
+matches the measurement, named by its letter, with the measurement after it; open questions get one factual
+sentence. A question no row covers gets an explicit "cannot measure" answer instead of a guess.
+
+Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facellm.labels import FAIRFACE_AGES, normalise
+
+NAME = "specialist (face-analysis models, not an LLM)"
+OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: re.Pattern
+    answer: Callable[[list[Image.Image], str, list[tuple[str, str]]], str]
+
+
+def _options(prompt: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2).strip()) for line in prompt.splitlines() if (m := OPTION_LINE.match(line.strip()))]
+
+
+def _pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) -> str:
+    """The option letter with the highest score, or "None of the above" when no listed option scores."""
+    scored = [(scores.get(text, 0.0), letter, text) for letter, text in options]
+    best = max(scored, default=(0.0, "", ""))
+    if best[0] <= 0.05:
+        none = next((letter for letter, text in options if "none of the above" in text.lower()), None)
+        if none:
+            return f"{none} (specialist: no listed option fits the measured {what})"
+    return f"{best[1]} (specialist: {what} {best[2]}, {best[0]:.0%})"
+
+
+def _attribute(name: str):
+    def answer(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+        from facellm.faces import attributes
+
+        if len(images) != 1:
+            return "cannot measure: this attribute question needs exactly one image"
+        probs = vars(attributes.predict(attributes.features(images[0])))[name]
+        if not options:
+            top = max(probs, key=probs.get)
+            return f"The face's {name} is most likely {top} ({probs[top]:.0%}; specialist estimate)."
+        scores = {text: _option_probability(name, text, probs) for _, text in options}
+        return _pick(options, scores, name)
+
+    return answer
+
+
+def _option_probability(name: str, text: str, probs: dict[str, float]) -> float:
+    """Probability mass of a written option: a FairFace class, or an age range such as "50-60" or "20 to 29"."""
+    try:
+        return probs[normalise(name, text)]
+    except Exception:  # noqa: BLE001 - not a FairFace class name; try an age range below
+        pass
+    if name == "age":
+        numbers = [int(n) for n in re.findall(r"\d+", text)]
+        if len(numbers) == 2:
+            low, high = numbers
+            total = 0.0
+            for group in FAIRFACE_AGES:
+                bounds = [int(n) for n in re.findall(r"\d+", group)] or [70]
+                g_low, g_high = bounds[0], bounds[-1] if len(bounds) > 1 else 100
+                overlap = max(0, min(high, g_high) - max(low, g_low) + 1) / (g_high - g_low + 1)
+                total += probs[group] * overlap
+            return total
+    return 0.0
+
+
+def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    from facellm.faces import detect_faces
+
+    count = sum(len(detect_faces(image)) for image in images)
+    if not options:
+        return f"{count} face(s) detected (specialist measurement)."
+    scores = {}
+    for _, text in options:
+        numbers = [int(n) for n in re.findall(r"\d+", text)]
+        if len(numbers) == 1:
+            scores[text] = 1.0 / (1 + abs(numbers[0] - count))
+        elif len(numbers) == 2:
+            scores[text] = (
+                1.0 if numbers[0] <= count <= numbers[1] else 0.5 / (1 + min(abs(count - n) for n in numbers))
+            )
+    return _pick(options, scores, "face count")
+
+
+def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    from facellm.faces import image_descriptor
+
+    if len(images) < 2:
+        return "cannot measure: identity questions need at least two images"
+    vectors = [image_descriptor(image)[0] for image in images]
+    distance = float(np.linalg.norm(vectors[0] - vectors[1]))
+    same = distance < 0.6
+    if len(images) == 2 and options:
+        wanted = ("yes", "same") if same else ("no", "different", "not")
+        scores = {text: 1.0 if any(w in text.lower() for w in wanted) else 0.0 for _, text in options}
+        return _pick(options, scores, f"identity (distance {distance:.2f})")
+    pairs = sum(
+        float(np.linalg.norm(vectors[i] - vectors[j])) < 0.6
+        for i in range(len(vectors)) for j in range(i + 1, len(vectors))
+    )  # fmt: skip
+    if options and re.search(r"how many pairs", prompt, re.I):
+        scores = {text: 1.0 if text.strip() == str(pairs) else 0.0 for _, text in options}
+        return _pick(options, scores, "same-person pairs")
+    verdict = "Same person" if same else "Different people"
+    return f"{verdict} (descriptor distance {distance:.2f}; {pairs} matching pair(s))."
+
+
+ROUTES = [
+    Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
+    Route("gender", re.compile(r"\b(gender|male|female|man or (a )?woman)\b", re.I), _attribute("gender")),
+    Route("race", re.compile(r"\b(race|racial|ethnicity|ethnic)\b", re.I), _attribute("race")),
+    Route("face count", re.compile(r"\bhow many (faces|people|persons)\b", re.I), _face_count),
+    Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images)\b", re.I),
+          _same_person),
+]  # fmt: skip
+
+
+def answer(images: list[Image.Image], prompt: str) -> str:
+    """The specialist's answer to one question about `images`."""
+    question = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
+    for route in ROUTES:
+        if route.pattern.search(question):
+            return route.answer(images, prompt, _options(prompt))
+    return ("cannot measure: the specialist answers age, gender, race, face-count and same-person questions "
+            "from face-analysis models; this question is outside what it measures.")  # fmt: skip
+
+
+@dataclass
+class SpecialistAnswerer:
+    """The evaluation runner's interface over the specialist."""
+
+    name: str = NAME
+    chunk_size: int = 16
+
+    def answer(self, items):
+        return [answer(images, prompt) for images, prompt in items]
+
+
+@dataclass
+class GroundedAnswerer:
+    """Wraps any answerer so that every prompt starts with the measured facts of its images."""
+
+    inner: object
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}+grounded"
+
+    @property
+    def chunk_size(self) -> int:
+        return self.inner.chunk_size
+
+    def answer(self, items):
+        return self.inner.answer([(images, ground(images, prompt)) for images, prompt in items])
+
+
+def ground(images: list[Image.Image], prompt: str) -> str:
+    """The prompt with the measured-facts block before it (unchanged when there are no images)."""
+    return f"{grounding_facts(images)}\n{prompt}" if images else prompt
+
+
+def grounding_facts(images: list[Image.Image]) -> str:
+    """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
+    from facellm.faces import analyze_image, attributes, image_descriptor
+
+    lines = ["[measured facts from face-analysis models]"]
+    vectors = []
+    for number, image in enumerate(images, 1):
+        analysis = analyze_image(image)
+        lines.append(f"image {number}: {analysis.face_count} face(s)")
+        for k, face in enumerate(analysis.faces, 1):
+            pose, quality = face.pose, face.quality
+            predicted = vars(attributes.predict(attributes.features(image, face.box)))
+            guesses = ", ".join(f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in predicted.items())
+            lines.append(f"  face {k}: pose {pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll "
+                         f"{pose.roll:.0f}); quality brightness {quality.brightness:.0f}, sharpness "
+                         f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
+        if len(images) > 1 and analysis.faces:
+            vectors.append((number, image_descriptor(image)[0]))
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            (a, va), (b, vb) = vectors[i], vectors[j]
+            lines.append(f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
+                         f"(below 0.6 usually means the same person)")  # fmt: skip
+    lines.append("[end of measured facts]")
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""The specialist backend (no LLM) and grounding, on real faces through the same runner and report as any model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from facellm.cli import cli
+from facellm.demo import make_question_set
+from facellm.eval.facexbench import load_benchmark
+from facellm.eval.report import load_predictions, score
+from facellm.eval.run import run_questions
+from facellm.images import read_image
+from facellm.specialist import GroundedAnswerer, SpecialistAnswerer, answer
+from tests.conftest import SHARED
+
+FAIRFACE = SHARED / "data" / "fairface"
+LFW = SHARED / "data" / "lfw"
+
+
+@pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
+def test_specialist_answers_fairface_questions_well_above_chance(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[2300:2360]  # val images: the predictors were trained on train only
+    with open(faces / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
+        writer.writeheader()
+        for row in rows:
+            name = row["file"].replace("/", "_")
+            shutil.copy(FAIRFACE / "fairface_img_margin025" / row["file"], faces / name)
+            writer.writerow({"file": name, "age": row["age"], "gender": row["gender"], "race": row["race"]})
+    bench = make_question_set(faces, tmp_path / "bench")
+    run_questions(load_benchmark(bench), SpecialistAnswerer(), tmp_path / "run")
+    report, _ = score(load_predictions(tmp_path / "run" / "results"), "strict")
+    accuracy = {name: tally.accuracy for name, tally in report.subcategory.items()}
+    # four options each (chance 25%)
+    assert accuracy["gender"] >= 70 and accuracy["race"] >= 40 and accuracy["age"] >= 35, accuracy
+
+
+@pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
+def test_specialist_same_person_pairs_from_lfw():
+    from facellm.faces.embed import read_pairs
+
+    pairs = (
+        read_pairs(LFW / "pairs.txt", LFW / "images")[:300:10]
+        + read_pairs(LFW / "pairs.txt", LFW / "images")[300:600:10]
+    )
+    correct = 0
+    for _, a, b, same in pairs:
+        reply = answer([read_image(a), read_image(b)], "Are these the same person?\n(A) Yes\n(B) No\n")
+        correct += reply.startswith("A") == same
+    assert correct / len(pairs) >= 0.8
+
+
+def test_out_of_scope_and_face_count(face_images):
+    assert answer([face_images[0]], "What is this person thinking about?").startswith("cannot measure")
+    reply = answer(face_images[:3], "How many faces are there?\n(A) 1\n(B) 2\n(C) 3\n(D) 5\n")
+    assert reply.startswith("C")
+
+
+class Recorder:
+    name = "recorder"
+    chunk_size = 4
+
+    def __init__(self):
+        self.prompts = []
+
+    def answer(self, items):
+        self.prompts += [prompt for _, prompt in items]
+        return ["A"] * len(items)
+
+
+def test_grounded_prompts_carry_facts_for_every_image(face_images):
+    recorder = Recorder()
+    GroundedAnswerer(recorder).answer([(face_images[:2], "Same person?"), (face_images[2:3], "Age?")])
+    first, second = recorder.prompts
+    assert first.startswith("[measured facts from face-analysis models]") and first.endswith("Same person?")
+    assert "image 1: 1 face(s)" in first and "image 2: 1 face(s)" in first and "identity distance image 1" in first
+    assert "pose" in second and "gender" in second and "image 2" not in second
+    plain = Recorder()
+    plain.answer([(face_images[:2], "Same person?")])
+    assert plain.prompts == ["Same person?"]
+
+
+def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "specialist",
+                                 "--out", str(tmp_path / "run"), "--only", "age"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["answerer"].startswith("specialist") and run["grounded"] is False
+    asked = runner.invoke(cli, ["ask", str(faces[0].path), "-q", "How old is this person?", "-m", "specialist"])
+    assert asked.exit_code == 0 and "specialist" in asked.stdout
