@@ -1,0 +1,78 @@
+"""The specialist backend on FaceXBench-layout questions built from ../shared/data, beside FaceLLM's published
+FaceXBench accuracy for the same sub-tasks. The question sets differ (ours come from FairFace val and LFW; the
+published ones from FaceXBench's own images), so the comparison is indicative only.
+
+  age / gender / race   4-option questions (the true FairFace label, two other labels, "None of the above") about
+                        FairFace val images 2301-2800 (the predictors were trained on FairFace train only)
+  hr_fr (same person)   "Are these the same person?" (A) Yes (B) No on LFW View-2 pairs (fold 1, every 3rd pair)
+
+Run: python bench/specialist_vs_facellm.py [--images 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from facellm.demo import make_question_set
+from facellm.eval.facexbench import load_benchmark
+from facellm.eval.report import load_predictions, score
+from facellm.eval.run import run_questions
+from facellm.faces.embed import read_pairs
+from facellm.images import read_image
+from facellm.specialist import SpecialistAnswerer, answer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PUBLISHED = (
+    Path(__file__).resolve().parents[1] / "src" / "facellm" / "eval" / "published" / "facellm_subtasks_published.csv"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=500)
+    args = parser.parse_args()
+    fairface = SHARED / "data" / "fairface"
+    with open(fairface / "fairface_label_val.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[2300 : 2300 + args.images]
+    with open(PUBLISHED, newline="") as f:
+        published = {r["subtask"]: r for r in csv.DictReader(f)}
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        faces = Path(tmp) / "faces"
+        faces.mkdir()
+        with open(faces / "labels.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
+            writer.writeheader()
+            for row in rows:
+                name = row["file"].replace("/", "_")
+                shutil.copy(fairface / "fairface_img_margin025" / row["file"], faces / name)
+                writer.writerow({"file": name, "age": row["age"], "gender": row["gender"], "race": row["race"]})
+        questions = load_benchmark(make_question_set(faces, Path(tmp) / "bench"))
+        started = time.perf_counter()
+        run_questions(questions, SpecialistAnswerer(), Path(tmp) / "run")
+        per_question = (time.perf_counter() - started) / len(questions)
+        report, _ = score(load_predictions(Path(tmp) / "run" / "results"), "strict")
+        for name, tally in report.subcategory.items():
+            results[name] = (tally.accuracy, tally.total)
+    pairs = read_pairs(SHARED / "data" / "lfw" / "pairs.txt", SHARED / "data" / "lfw" / "images")[:600:3]
+    right = sum(
+        answer([read_image(a), read_image(b)], "Are these the same person?\n(A) Yes\n(B) No\n").startswith("A") == same
+        for _, a, b, same in pairs
+    )
+    results["hr_fr"] = (100 * right / len(pairs), len(pairs))
+    print(f"specialist on CPU, {1000 * per_question:.0f} ms per attribute question")
+    print("| sub-task | specialist (our questions) | FaceLLM-1B | FaceLLM-8B | FaceLLM-38B (published, FaceXBench) |")
+    print("|---|---|---|---|---|")
+    for name, (accuracy, total) in results.items():
+        p = published.get(name, {})
+        print(f"| {name} | {accuracy:.1f}% ({total} q) | {p.get('FaceLLM-1B', '-')} | {p.get('FaceLLM-8B', '-')} | "
+              f"{p.get('FaceLLM-38B', '-')} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
