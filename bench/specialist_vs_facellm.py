@@ -5,6 +5,7 @@ published ones from FaceXBench's own images), so the comparison is indicative on
   age / gender / race   4-option questions (the true FairFace label, two other labels, "None of the above") about
                         FairFace val images 2301-2800 (the predictors were trained on FairFace train only)
   hr_fr (same person)   "Are these the same person?" (A) Yes (B) No on LFW View-2 pairs (fold 1, every 3rd pair)
+  expression            4-option questions (the true FER2013 label and three others) on FER2013 PublicTest images
 
 Run: python bench/specialist_vs_facellm.py [--images 500]
 """
@@ -65,6 +66,7 @@ def main() -> None:
         for _, a, b, same in pairs
     )
     results["hr_fr"] = (100 * right / len(pairs), len(pairs))
+    results["expression"] = _expression_questions(SHARED / "data" / "fer2013", 200)
     print(f"specialist on CPU, {1000 * per_question:.0f} ms per attribute question")
     print("| sub-task | specialist (our questions) | FaceLLM-1B | FaceLLM-8B | FaceLLM-38B (published, FaceXBench) |")
     print("|---|---|---|---|---|")
@@ -72,6 +74,24 @@ def main() -> None:
         p = published.get(name, {})
         print(f"| {name} | {accuracy:.1f}% ({total} q) | {p.get('FaceLLM-1B', '-')} | {p.get('FaceLLM-8B', '-')} | "
               f"{p.get('FaceLLM-38B', '-')} |")  # fmt: skip
+
+
+def _expression_questions(fer: Path, count: int) -> tuple[float, int]:
+    import random
+
+    from facellm.faces.expression import EXPRESSIONS
+
+    rng = random.Random(0)
+    with open(fer / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["usage"] == "PublicTest"]
+    rows = rng.sample(rows, count)
+    right = 0
+    for row in rows:
+        options = [row["expression"], *rng.sample([e for e in EXPRESSIONS if e != row["expression"]], 3)]
+        rng.shuffle(options)
+        prompt = "Which expression does the face show?\n" + "".join(f"({k}) {o}\n" for k, o in zip("ABCD", options))
+        right += answer([read_image(fer / row["path"])], prompt)[0] == "ABCD"[options.index(row["expression"])]
+    return 100 * right / count, count
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,29 @@ def test_analyze_with_attributes(faces):
     result = CliRunner().invoke(cli, ["analyze", str(faces[1].path), "--attributes", "--json"])
     assert result.exit_code == 0, result.output
     face = json.loads(result.stdout)["faces"][0]
-    assert set(face["attributes"]) == {"age", "gender", "race"}
+    assert set(face["attributes"]) == {"age", "gender", "race", "expression"}
     table = CliRunner().invoke(cli, ["analyze", str(faces[1].path), "--attributes"])
     assert "attributes: age" in table.stdout
+
+
+FER = SHARED / "data" / "fer2013"
+
+
+def test_expression_probabilities(face_images):
+    from facellm.faces.expression import EXPRESSIONS, predict_expression
+
+    probs = predict_expression(face_images[0])
+    assert list(probs) == list(EXPRESSIONS) and abs(sum(probs.values()) - 1) < 1e-3
+
+
+@pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is not present")
+def test_expression_accuracy_on_fer_public_test_subset():
+    from facellm.faces.expression import EXPRESSIONS, predict_expression
+
+    with open(FER / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["usage"] == "PublicTest"][::12]  # ~300 images, all classes
+    right = sum(max((p := predict_expression(read_image(FER / r["path"]))), key=p.get) == r["expression"] for r in rows)
+    assert right / len(rows) >= 0.5 > 1 / len(EXPRESSIONS)
+    card = json.loads(Path(__file__).resolve().parents[1].joinpath(
+        "src/facellm/faces/weights/fer2013-expression-v1.json").read_text())  # fmt: skip
+    assert card["public_test_accuracy"] > 50

@@ -97,3 +97,27 @@ def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
     assert run["answerer"].startswith("specialist") and run["grounded"] is False
     asked = runner.invoke(cli, ["ask", str(faces[0].path), "-q", "How old is this person?", "-m", "specialist"])
     assert asked.exit_code == 0 and "specialist" in asked.stdout
+
+
+FER = SHARED / "data" / "fer2013"
+
+
+@pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is not present")
+def test_specialist_answers_fer_expression_questions():
+    import random
+
+    from facellm.faces.expression import EXPRESSIONS
+
+    rng = random.Random(0)
+    with open(FER / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["usage"] == "PublicTest"][5::30]
+    correct = 0
+    for row in rows:
+        options = [row["expression"], *rng.sample([e for e in EXPRESSIONS if e != row["expression"]], 3)]
+        rng.shuffle(options)
+        prompt = "Which expression does the face show?\n" + "".join(
+            f"({letter}) {option}\n" for letter, option in zip("ABCD", options)
+        )
+        reply = answer([read_image(FER / row["path"])], prompt)
+        correct += reply[0] == "ABCD"[options.index(row["expression"])]
+    assert correct / len(rows) >= 0.5  # chance: 25%

@@ -673,9 +673,11 @@ def _analyze_one(job: tuple[str, str, bool]) -> dict:
         result = {"image": path, **analysis.as_dict()}
         if with_attributes:
             from facellm.faces import attributes
+            from facellm.faces.expression import predict_expression
 
             for face, data in zip(analysis.faces, result["faces"]):
                 data["attributes"] = vars(attributes.predict(attributes.features(image, face.box)))
+                data["attributes"]["expression"] = predict_expression(image, face.box)
         return result
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
@@ -686,7 +688,7 @@ def _analyze_one(job: tuple[str, str, bool]) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
 @click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
-@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender and race probabilities.")
+@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 def analyze_command(images, as_json, detector, workers, with_attributes):
     """Faces in images (files or folders): box, 68 landmarks, head pose, eye/mouth openness, quality."""
     import json
@@ -825,6 +827,22 @@ def faces_train_attributes(fairface, train_limit, val_limit, out, workers):
     for name, r in report.items():
         click.echo(f"{name:6s} {r['accuracy']:6.2f}% on {r['n']} val images; per race {r['per_race']}")
     click.echo(f"weights written to {target} (model card beside it)")
+
+
+@faces_group.command("train-expression")
+@click.option("--fer", required=True, type=click.Path(path_type=Path), help="FER2013 folder with labels.csv.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+def faces_train_expression(fer, epochs, out):
+    """Train the expression CNN on FER2013 Training; report accuracy on PublicTest."""
+    from facellm.faces import expression
+
+    labels = fer / "labels.csv"
+    if not labels.is_file():
+        raise FaceLLMError(f"{labels} not found", "pass --fer with FER2013's labels.csv and images/ inside")
+    state, report = expression.train_expression(labels, epochs, say=lambda line: click.echo(line, err=True))
+    expression.save(state, report, out or expression.WEIGHTS)
+    click.echo(f"PublicTest accuracy {report['public_test_accuracy']}%; weights written to {out or expression.WEIGHTS}")
 
 
 @faces_group.command("cluster")

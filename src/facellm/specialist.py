@@ -122,7 +122,34 @@ def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str
     return f"{verdict} (descriptor distance {distance:.2f}; {pairs} matching pair(s))."
 
 
+EXPRESSION_WORDS = {
+    "angry": ("anger", "angry"), "disgust": ("disgust",), "fear": ("fear", "afraid", "scared"),
+    "happy": ("happy", "happiness", "joy"), "neutral": ("neutral", "calm"), "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"),
+}  # fmt: skip
+
+
+def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    from facellm.faces import detect_faces
+    from facellm.faces.expression import predict_expression
+
+    if len(images) != 1:
+        return "cannot measure: this expression question needs exactly one image"
+    # Small images are already face crops (FER2013 is 48 px), as the expression model was trained on.
+    boxes = detect_faces(images[0]) if min(images[0].size) > 96 else []
+    probs = predict_expression(images[0], boxes[0] if boxes else None)
+    if not options:
+        top = max(probs, key=probs.get)
+        return f"The expression looks most like {top} ({probs[top]:.0%}; specialist estimate)."
+    scores = {
+        text: sum(p for name, p in probs.items() if any(w in text.lower() for w in EXPRESSION_WORDS[name]))
+        for _, text in options
+    }
+    return _pick(options, scores, "expression")
+
+
 ROUTES = [
+    Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
     Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
     Route("gender", re.compile(r"\b(gender|male|female|man or (a )?woman)\b", re.I), _attribute("gender")),
     Route("race", re.compile(r"\b(race|racial|ethnicity|ethnic)\b", re.I), _attribute("race")),
@@ -138,8 +165,8 @@ def answer(images: list[Image.Image], prompt: str) -> str:
     for route in ROUTES:
         if route.pattern.search(question):
             return route.answer(images, prompt, _options(prompt))
-    return ("cannot measure: the specialist answers age, gender, race, face-count and same-person questions "
-            "from face-analysis models; this question is outside what it measures.")  # fmt: skip
+    return ("cannot measure: the specialist answers age, gender, race, expression, face-count and same-person "
+            "questions from face-analysis models; this question is outside what it measures.")  # fmt: skip
 
 
 @dataclass
@@ -179,6 +206,7 @@ def ground(images: list[Image.Image], prompt: str) -> str:
 def grounding_facts(images: list[Image.Image]) -> str:
     """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
     from facellm.faces import analyze_image, attributes, image_descriptor
+    from facellm.faces.expression import predict_expression
 
     lines = ["[measured facts from face-analysis models]"]
     vectors = []
@@ -188,6 +216,7 @@ def grounding_facts(images: list[Image.Image]) -> str:
         for k, face in enumerate(analysis.faces, 1):
             pose, quality = face.pose, face.quality
             predicted = vars(attributes.predict(attributes.features(image, face.box)))
+            predicted["expression"] = predict_expression(image, face.box)
             guesses = ", ".join(f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in predicted.items())
             lines.append(f"  face {k}: pose {pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll "
                          f"{pose.roll:.0f}); quality brightness {quality.brightness:.0f}, sharpness "
