@@ -121,3 +121,56 @@ def test_specialist_answers_fer_expression_questions():
         reply = answer([read_image(FER / row["path"])], prompt)
         correct += reply[0] == "ABCD"[options.index(row["expression"])]
     assert correct / len(rows) >= 0.5  # chance: 25%
+
+
+def test_serve_specialist_and_grounded_backend(face_images):
+    from openai import OpenAI
+
+    from facellm.api import image_data_url
+    from facellm.serve.app import create_app
+    from facellm.serve.engine import Engine
+    from facellm.specialist import GroundedBackend, SpecialistBackend
+    from facellm.testing.server import BackgroundServer
+
+    with BackgroundServer(create_app(Engine(SpecialistBackend()))) as running:
+        client = OpenAI(base_url=running.url + "/v1", api_key="x", max_retries=0)
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(face_images[0])}},
+                   {"type": "text", "text": "What is the gender of the person?"}]  # fmt: skip
+        reply = client.chat.completions.create(model="specialist", messages=[{"role": "user", "content": content}])
+        assert "specialist" in reply.choices[0].message.content and "specialist" in client.models.list().data[0].id
+
+    class Recording:
+        name = "recording"
+
+        def __init__(self):
+            self.seen = []
+
+        def generate(self, conversations, settings):
+            self.seen += [c[-1].text for c in conversations]
+            return ["ok"] * len(conversations)
+
+    from facellm.model import question
+
+    inner = Recording()
+    GroundedBackend(inner).generate([question(face_images[:1], "Age?")], None)
+    assert inner.seen[0].startswith("[measured facts") and inner.seen[0].endswith("Age?")
+
+
+def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces, monkeypatch):
+    import importlib
+
+    generation = importlib.import_module("facellm.model.generate")  # the module, not the function of that name
+
+    seen = []
+    original = generation.prepare_inputs
+
+    def recording(lm, conversations):
+        seen.append(conversations[0][-1].text)
+        return original(lm, conversations)
+
+    monkeypatch.setattr(generation, "prepare_inputs", recording)
+    result = CliRunner().invoke(cli, ["chat", str(faces[0].path), "-m", str(tiny_checkpoint), "--max-new-tokens", "3",
+                                      "--ground"], input="Describe the face.\nAnd now?\n/quit\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen[0].startswith("[measured facts") and seen[0].endswith("Describe the face.")
+    assert seen[1] == "And now?"  # no new image, no new facts

@@ -105,8 +105,10 @@ def ask(images, question, stream, ground, model, adapter, device, dtype, max_new
 @cli.command()
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--system", help="A system prompt that opens the conversation.")
+@click.option("--ground", is_flag=True, help="Put measured face facts before each message that brings images.")
 @_model_options
-def chat(images, system, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed):
+def chat(images, system, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p,
+         seed):  # fmt: skip
     """Talk about image(s) interactively; the conversation history is kept.
 
     Commands inside the chat: /image PATH adds an image to your next message, /reset clears the history,
@@ -141,6 +143,10 @@ def chat(images, system, model, adapter, device, dtype, max_new_tokens, do_sampl
             except FaceLLMError as exc:  # a bad image must not end the conversation
                 click.echo(f"error: {exc}", err=True)
             continue
+        if ground and pending:
+            from facellm.specialist import ground as with_facts
+
+            line = with_facts(pending, line)
         history.append(Turn("user", line, pending))
         pending = []
         click.echo("facellm> ", nl=False)
@@ -624,8 +630,9 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 @click.option("--max-tokens", type=int, default=2048, show_default=True, help="Largest max_tokens accepted.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
+@click.option("--ground", is_flag=True, help="Put measured face facts before every question.")
 def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote_images, max_batch, max_queue,
-                  max_tokens, device, dtype):  # fmt: skip
+                  max_tokens, device, dtype, ground):  # fmt: skip
     """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
     import os
 
@@ -643,7 +650,18 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
             raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
     if offline and model:
         raise FaceLLMError("--offline and --model exclude each other", "drop one")
-    backend = OfflineBackend() if offline else ModelBackend(_load(model or DEFAULT_MODEL, adapter, device, dtype))
+    if offline:
+        backend = OfflineBackend()
+    elif model == "specialist":
+        from facellm.specialist import SpecialistBackend
+
+        backend = SpecialistBackend()
+    else:
+        backend = ModelBackend(_load(model or DEFAULT_MODEL, adapter, device, dtype))
+    if ground:
+        from facellm.specialist import GroundedBackend
+
+        backend = GroundedBackend(backend)
     limits = Limits(max_tokens=max_tokens, allow_remote_images=allow_remote_images)
     app = create_app(Engine(backend, max_batch=max_batch, max_queue=max_queue), limits, api_key)
     click.echo(f"serving {backend.name} on http://{host}:{port} (web page at /, API at /v1)", err=True)

@@ -230,3 +230,48 @@ def grounding_facts(images: list[Image.Image]) -> str:
                          f"(below 0.6 usually means the same person)")  # fmt: skip
     lines.append("[end of measured facts]")
     return "\n".join(lines)
+
+
+class SpecialistBackend:
+    """The serving engine's interface over the specialist (`facellm serve --model specialist`)."""
+
+    name = NAME
+
+    def generate(self, conversations, settings) -> list[str]:
+        return [answer([im for turn in c for im in turn.images], c[-1].text) for c in conversations]
+
+    def stream(self, conversation, settings):
+        yield self.generate([conversation], settings)[0]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def prompt_tokens(self, conversation) -> int:
+        return sum(len(turn.text.split()) for turn in conversation)
+
+
+class GroundedBackend:
+    """Wraps a serving backend so the last user turn starts with the measured facts of the conversation's images."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}+grounded"
+
+    def _grounded(self, conversation):
+        from facellm.model.generate import Turn
+
+        images = [im for turn in conversation for im in turn.images]
+        last = conversation[-1]
+        return [*conversation[:-1], Turn(last.role, ground(images, last.text), last.images)]
+
+    def generate(self, conversations, settings) -> list[str]:
+        return self.inner.generate([self._grounded(c) for c in conversations], settings)
+
+    def stream(self, conversation, settings):
+        return self.inner.stream(self._grounded(conversation), settings)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def prompt_tokens(self, conversation) -> int:
+        return self.inner.prompt_tokens(self._grounded(conversation))
