@@ -174,3 +174,15 @@ def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces,
     assert result.exit_code == 0, result.output
     assert seen[0].startswith("[measured facts") and seen[0].endswith("Describe the face.")
     assert seen[1] == "And now?"  # no new image, no new facts
+
+
+def test_head_pose_quality_and_crowd_routes(face_images):
+    from PIL import Image
+
+    question = ("What is the roll angle range of headpose orientation for the person in this image?\n"
+                "(A) -10 to 0\n(B) -20 to -10\n(C) 0 to 10\n(D) 10 to 20\n")  # fmt: skip
+    level = answer([face_images[5]], question)
+    tilted = answer([face_images[5].rotate(15, resample=Image.Resampling.BICUBIC)], question)
+    assert level[0] in "AC" and tilted.startswith("B")  # rotating 15 degrees moves roll into the -20..-10 bin
+    assert answer([face_images[5]], "Is the image blurry?").startswith("The face region is")
+    assert answer(face_images[:2], "Determine the number of people in this picture.\n(A) 1\n(B) 2\n(C) 3\n")[0] == "B"

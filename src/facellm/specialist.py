@@ -148,12 +148,57 @@ def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str,
     return _pick(options, scores, "expression")
 
 
+def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    """Yaw, pitch or roll of the largest face; options written as angle bins ("-20 to -10") get the bin that holds
+    the measurement (the nearest bin otherwise). Angles follow facellm's convention (see faces/geometry.py), which
+    has not been checked against AFLW2000's or BIWI's sign conventions."""
+    from facellm.faces import analyze_image
+
+    if len(images) != 1:
+        return "cannot measure: this head-pose question needs exactly one image"
+    analysis = analyze_image(images[0])
+    if not analysis.faces:
+        return "cannot measure: no face was found in the image"
+    pose = analysis.faces[0].pose
+    axis = next((a for a in ("yaw", "pitch", "roll") if a in prompt.lower()), None)
+    if axis is None or not options:
+        angles = ", ".join(f"{a} {round(getattr(pose, a)) + 0}" for a in ("yaw", "pitch", "roll"))
+        return f"The head is {pose.label} ({angles} degrees)."
+    angle = getattr(pose, axis)
+    scores = {}
+    for _, text in options:
+        bounds = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text)]
+        if len(bounds) == 2:
+            low, high = sorted(bounds)
+            scores[text] = 1.0 if low <= angle < high else 0.5 / (1 + min(abs(angle - low), abs(angle - high)))
+    return _pick(options, scores, f"{axis} angle {round(angle) + 0} in")
+
+
+def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    from facellm.faces import analyze_image
+
+    if len(images) != 1:
+        return "cannot measure: this image-quality question needs exactly one image"
+    analysis = analyze_image(images[0])
+    if not analysis.faces:
+        return "cannot measure: no face was found, so the face region's quality was not measured"
+    q = analysis.faces[0].quality
+    light = "dark" if q.brightness < 70 else "bright" if q.brightness > 190 else "evenly lit"
+    focus = "sharp" if q.sharpness > 100 else "soft or blurred"
+    return (f"The face region is {light} (mean brightness {q.brightness:.0f}/255), {focus} (Laplacian variance "
+            f"{q.sharpness:.0f}) and {q.face_width} px wide (specialist measurement).")  # fmt: skip
+
+
 ROUTES = [
     Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
     Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
     Route("gender", re.compile(r"\b(gender|male|female|man or (a )?woman)\b", re.I), _attribute("gender")),
     Route("race", re.compile(r"\b(race|racial|ethnicity|ethnic)\b", re.I), _attribute("race")),
-    Route("face count", re.compile(r"\bhow many (faces|people|persons)\b", re.I), _face_count),
+    Route("head pose", re.compile(r"\b(yaw|pitch|roll|head ?pose|head orientation)\b", re.I), _head_pose),
+    Route("face count", re.compile(r"\b(how many (faces|people|persons|individuals)|number of (people|persons|"
+                                   r"individuals|faces)|count of (people|faces))\b", re.I), _face_count),
+    Route("image quality", re.compile(r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b", re.I),
+          _quality),
     Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images)\b", re.I),
           _same_person),
 ]  # fmt: skip
@@ -165,8 +210,9 @@ def answer(images: list[Image.Image], prompt: str) -> str:
     for route in ROUTES:
         if route.pattern.search(question):
             return route.answer(images, prompt, _options(prompt))
-    return ("cannot measure: the specialist answers age, gender, race, expression, face-count and same-person "
-            "questions from face-analysis models; this question is outside what it measures.")  # fmt: skip
+    return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
+            "face-count and same-person questions from face-analysis models; this question is outside what it "
+            "measures.")  # fmt: skip
 
 
 @dataclass
