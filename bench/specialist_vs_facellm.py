@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from facellm.demo import make_question_set
+from facellm.demo import make_question_set, write_face_folder
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
@@ -44,15 +43,7 @@ def main() -> None:
         published = {r["subtask"]: r for r in csv.DictReader(f)}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        faces = Path(tmp) / "faces"
-        faces.mkdir()
-        with open(faces / "labels.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
-            writer.writeheader()
-            for row in rows:
-                name = row["file"].replace("/", "_")
-                shutil.copy(fairface / "fairface_img_margin025" / row["file"], faces / name)
-                writer.writerow({"file": name, "age": row["age"], "gender": row["gender"], "race": row["race"]})
+        faces = write_face_folder(rows, fairface / "fairface_img_margin025", Path(tmp) / "faces")
         questions = load_benchmark(make_question_set(faces, Path(tmp) / "bench"))
         started = time.perf_counter()
         run_questions(questions, SpecialistAnswerer(), Path(tmp) / "run")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import pytest
 from click.testing import CliRunner
 
 from facellm.cli import cli
-from facellm.demo import make_question_set
+from facellm.demo import make_question_set, write_face_folder
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
@@ -24,17 +23,9 @@ LFW = SHARED / "data" / "lfw"
 
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_specialist_answers_fairface_questions_well_above_chance(tmp_path):
-    faces = tmp_path / "faces"
-    faces.mkdir()
     with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
         rows = list(csv.DictReader(f))[2300:2360]  # val images: the predictors were trained on train only
-    with open(faces / "labels.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
-        writer.writeheader()
-        for row in rows:
-            name = row["file"].replace("/", "_")
-            shutil.copy(FAIRFACE / "fairface_img_margin025" / row["file"], faces / name)
-            writer.writerow({"file": name, "age": row["age"], "gender": row["gender"], "race": row["race"]})
+    faces = write_face_folder(rows, FAIRFACE / "fairface_img_margin025", tmp_path / "faces")
     bench = make_question_set(faces, tmp_path / "bench")
     run_questions(load_benchmark(bench), SpecialistAnswerer(), tmp_path / "run")
     report, _ = score(load_predictions(tmp_path / "run" / "results"), "strict")

@@ -95,16 +95,21 @@ def _faces(settings: DemoSettings, folder: Path) -> dict:
     random.Random(settings.seed).shuffle(rows)
     for split, chosen in (("train", rows[: settings.images]),
                           ("eval", rows[settings.images : settings.images + settings.eval_images])):  # fmt: skip
-        target = folder / split
-        target.mkdir()
-        with open(target / "labels.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
-            writer.writeheader()
-            for row in chosen:
-                name = row["file"].replace("/", "_")
-                shutil.copy(images / row["file"], target / name)
-                writer.writerow({**row, "file": name})
+        write_face_folder(chosen, images, folder / split)
     return {"note": f"{settings.images} training and {settings.eval_images} evaluation faces (kept apart)"}
+
+
+def write_face_folder(rows: list[dict], images: Path, target: Path) -> Path:
+    """Copy the images of FairFace-style label rows into `target` (flat names) with a labels.csv beside them."""
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, ["file", "age", "gender", "race"])
+        writer.writeheader()
+        for row in rows:
+            name = row["file"].replace("/", "_")
+            shutil.copy(images / row["file"], target / name)
+            writer.writerow({"file": name, "age": row["age"], "gender": row["gender"], "race": row["race"]})
+    return target
 
 
 def _analyze(settings: DemoSettings, folder: Path) -> dict:

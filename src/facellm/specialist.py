@@ -148,18 +148,24 @@ def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str,
     return _pick(options, scores, "expression")
 
 
+def _single_face(images: list[Image.Image], what: str):
+    """The largest analysed face of a one-image question, or the "cannot measure" answer explaining why not."""
+    from facellm.faces import analyze_image
+
+    if len(images) != 1:
+        return f"cannot measure: this {what} question needs exactly one image"
+    analysis = analyze_image(images[0])
+    return analysis.faces[0] if analysis.faces else "cannot measure: no face was found in the image"
+
+
 def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
     """Yaw, pitch or roll of the largest face; options written as angle bins ("-20 to -10") get the bin that holds
     the measurement (the nearest bin otherwise). Angles follow facellm's convention (see faces/geometry.py), which
     has not been checked against AFLW2000's or BIWI's sign conventions."""
-    from facellm.faces import analyze_image
-
-    if len(images) != 1:
-        return "cannot measure: this head-pose question needs exactly one image"
-    analysis = analyze_image(images[0])
-    if not analysis.faces:
-        return "cannot measure: no face was found in the image"
-    pose = analysis.faces[0].pose
+    face = _single_face(images, "head-pose")
+    if isinstance(face, str):
+        return face
+    pose = face.pose
     axis = next((a for a in ("yaw", "pitch", "roll") if a in prompt.lower()), None)
     if axis is None or not options:
         angles = ", ".join(f"{a} {round(getattr(pose, a)) + 0}" for a in ("yaw", "pitch", "roll"))
@@ -175,14 +181,10 @@ def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, 
 
 
 def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    from facellm.faces import analyze_image
-
-    if len(images) != 1:
-        return "cannot measure: this image-quality question needs exactly one image"
-    analysis = analyze_image(images[0])
-    if not analysis.faces:
-        return "cannot measure: no face was found, so the face region's quality was not measured"
-    q = analysis.faces[0].quality
+    face = _single_face(images, "image-quality")
+    if isinstance(face, str):
+        return face
+    q = face.quality
     light = "dark" if q.brightness < 70 else "bright" if q.brightness > 190 else "evenly lit"
     focus = "sharp" if q.sharpness > 100 else "soft or blurred"
     return (f"The face region is {light} (mean brightness {q.brightness:.0f}/255), {focus} (Laplacian variance "

@@ -47,8 +47,6 @@ class ChatRequest:
     settings: GenerationSettings
     stream: bool
     stop: list[str]
-    model: str
-    image_sizes: list[tuple[int, int]]
 
 
 def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
@@ -89,8 +87,6 @@ def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
         settings=_settings(body, limits),
         stream=bool(body.get("stream", False)),
         stop=_stop(body.get("stop")),
-        model=str(body.get("model") or ""),
-        image_sizes=[(im.height, im.width) for turn in conversation for im in turn.images],
     )
 
 

@@ -10,7 +10,7 @@ is trained on; everything else (system, user turns, image tokens, padding) is -1
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from facellm.errors import InputError
 from facellm.images import read_image
@@ -25,7 +25,6 @@ class TokenCounter:
     tokens: int = 0
     positions: int = 0
     dropped: int = 0
-    reasons: dict = field(default_factory=dict)
 
 
 def turn_markers(processor) -> tuple[list[int], list[int]]:

@@ -69,7 +69,8 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     final = out / ("adapter" if config.finetuning == "lora" else "model")
     trainer.model.save_pretrained(final)
     processor.save_pretrained(final)
-    plot_loss(out / "log.jsonl", out / "loss.png")
+    losses = logged_losses(out / "log.jsonl")
+    plot_loss(losses, out / "loss.png")
     summary = {
         "samples": report.as_dict(),
         "train_samples": len(train_set),
@@ -77,7 +78,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         "dropped_by_collator": counter.dropped,
         "global_step": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "logged_losses": _logged_losses(out / "log.jsonl"),
+        "logged_losses": [loss for _, loss in losses],
         "seconds": round(time.time() - started, 1),
         "tokens_seen": counter.tokens,
         "padding_fraction": round(1 - counter.tokens / counter.positions, 4) if counter.positions else 0.0,
@@ -220,25 +221,22 @@ class JsonlLog(TrainerCallback):
             f.write(json.dumps(entry) + "\n")
 
 
-def _logged_losses(log_path: Path) -> list[float]:
+def logged_losses(log_path: Path) -> list[tuple[int, float]]:
+    """(step, training loss) of every logging step in log.jsonl."""
     if not log_path.exists():
         return []
     entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    return [e["loss"] for e in entries if "loss" in e]
+    return [(e["step"], e["loss"]) for e in entries if "loss" in e]
 
 
-def plot_loss(log_path: Path, png: Path) -> None:
+def plot_loss(points: list[tuple[int, float]], png: Path) -> None:
+    if not points:
+        return
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not log_path.exists():
-        return
-    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-    points = [(e["step"], e["loss"]) for e in entries if "loss" in e]  # same entries as _logged_losses
-    if not points:
-        return
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(*zip(*points), marker="o", markersize=3)
     ax.set_xlabel("step")
