@@ -2,7 +2,8 @@
 
 Baseline: for each image, dlib's HOG detector with one upsampling, 68 landmarks and the 128-D descriptor, in one
 process (what a per-image script does). Ours: `facellm analyze FOLDER --json` (detection cascade, landmarks, pose,
-openness, quality; one worker process per core), timed end to end including start-up.
+openness, quality; one worker process per core), timed end to end including start-up, then again with
+`--attributes` (alignment, two descriptors and the attribute network, plus the expression CNN, per face).
 
 Run: python bench/analyze_speed.py [--images 400]
 """
@@ -48,9 +49,14 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json"], check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
         ours = time.perf_counter() - started
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json", "--attributes"],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        with_attributes = time.perf_counter() - started
     n = len(paths)
     print(f"{n} FairFace val images on this machine's cores")
     print(f"ours:  facellm analyze (no attributes): {n / ours:.1f} images/s ({ours:.1f} s, start-up included)")
+    print(f"ours:  facellm analyze --attributes: {n / with_attributes:.1f} images/s ({with_attributes:.1f} s)")
     print(f"plain: dlib HOG(upsample 1) + landmarks + descriptor loop: {n / plain:.1f} images/s, faces found in "
           f"{100 * found / n:.1f}% of images")  # fmt: skip
 

@@ -5,7 +5,9 @@ question, max_tokens 16, greedy) through the official `openai` client to `facell
 on a loopback port (so client threads and the server do not share one interpreter lock).
 The direct baseline does the same work in this process without HTTP: `generate()` on the already-decoded image,
 one request at a time for 1 client and in batches of the client count otherwise (what the server's batching aims
-at). Printed: requests/s and p50/p95 latency for both, and the server's overhead at 1 client.
+at). Printed: requests/s and p50/p95 latency for both, and the server's overhead at 1 client, measured with the
+`openai` client and again with a plain keep-alive httpx client (the difference is the client library's own cost),
+with server and direct requests interleaved one by one so that drifts in machine speed hit both alike.
 
 Run: python bench/serve_throughput.py [--requests 64] [--max-tokens 16]
 """
@@ -41,8 +43,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def through_server(url: str, images, clients: int, requests: int) -> tuple[float, list[float]]:
+def through_server(url: str, images, clients: int, requests: int, client_kind: str = "openai") -> tuple[float, list]:
+    """Requests/s and latencies through the server, sent with the official `openai` client or with plain httpx
+    (keep-alive, JSON in and out), which shows how much of the round trip is the client library's own work."""
+    import httpx
+
     client = OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    plain = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_keepalive_connections=clients))
     urls = [image_data_url(im) for im in images]
 
     def one(i: int) -> float:
@@ -56,12 +63,17 @@ def through_server(url: str, images, clients: int, requests: int) -> tuple[float
                 ],
             }
         ]
-        client.chat.completions.create(model="facellm", messages=messages, max_tokens=TOKENS)
+        if client_kind == "openai":
+            client.chat.completions.create(model="facellm", messages=messages, max_tokens=TOKENS)
+        else:
+            body = {"model": "facellm", "messages": messages, "max_tokens": TOKENS}
+            plain.post("/v1/chat/completions", json=body).raise_for_status()
         return time.perf_counter() - started
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         latencies = list(pool.map(one, range(requests)))
+    plain.close()
     return requests / (time.perf_counter() - started), latencies
 
 
@@ -124,7 +136,17 @@ def main() -> None:
                 )
                 if clients == 1:
                     overhead = statistics.median(s_lat) / statistics.median(d_lat) - 1
-            print(f"server overhead at 1 client (p50 latency): {100 * overhead:.1f}%")
+            print(f"server overhead at 1 client (p50 latency, openai client): {100 * overhead:.1f}%")
+            # Interleaved: one request through the server, then the same work directly, and so on, so that drift in
+            # the machine's speed (other tenants, clocks) hits both sides alike; 1 client, each client kind.
+            for kind in ("openai", "http"):
+                server_times, direct_times = [], []
+                for i in range(args.requests):
+                    server_times += through_server(url, images[i % 3 :], 1, 1, kind)[1]
+                    direct_times += direct(lm, images[i % 3 :], 1, 1)[1]
+                s50, d50 = statistics.median(server_times), statistics.median(direct_times)
+                print(f"interleaved, 1 client, {kind} client: server p50 {1000 * s50:.2f} ms, direct p50 "
+                      f"{1000 * d50:.2f} ms, overhead {100 * (s50 / d50 - 1):.1f}% ({1000 * (s50 - d50):.2f} ms)")
         finally:
             process.terminate()
             process.wait()

@@ -110,6 +110,26 @@ def test_refusals_use_openai_error_bodies(server, face_images):
     assert too_big.status_code == 413
 
 
+def test_faces_endpoint_measures_every_face(server, face_images):
+    from PIL import Image
+
+    group = Image.new("RGB", (224 * 3, 260), (128, 128, 128))
+    for i in range(3):
+        group.paste(face_images[i + 3], (224 * i, 18))
+    measured = httpx.post(server.url + "/v1/faces", json={"image": image_data_url(group)}, timeout=60).json()
+    assert measured["face_count"] == 3 and sorted(round(f["box"]["left"] / 224) for f in measured["faces"]) == [0, 1, 2]
+    face = measured["faces"][0]
+    assert face["pose"]["label"] and face["quality"]["face_width"] > 50
+    assert set(face["attributes"]) == {"age", "gender", "race", "expression"}
+    assert abs(sum(face["attributes"]["race"].values()) - 1) < 0.01
+    empty = httpx.post(server.url + "/v1/faces", json={"image": image_data_url(Image.new("RGB", (200, 200)))}).json()
+    assert empty["face_count"] == 0 and empty["faces"] == []
+    corrupt = httpx.post(server.url + "/v1/faces", json={"image": "data:image/png;base64,@@"})
+    assert corrupt.status_code == 400 and corrupt.json()["error"]["message"] == "image: corrupt base64 image data"
+    local = httpx.post(server.url + "/v1/faces", json={"image": "file:///etc/passwd"})
+    assert local.status_code == 400 and "not accepted" in local.json()["error"]["message"]
+
+
 def test_remote_images_never_reach_local_addresses(tiny_lm, face_images):
     """Even with remote images allowed, a loopback URL is refused before anything is fetched."""
     with MockOpenAIServer() as target:
@@ -127,6 +147,7 @@ def test_api_key_is_required_and_never_logged(tiny_lm, face_images, capfd):
         body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
         assert _post(running, body).status_code == 401
         assert _post(running, body, {"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.post(running.url + "/v1/faces", json={"image": image_data_url(face_images[0])}).status_code == 401
         with pytest.raises(openai.AuthenticationError):
             OpenAI(base_url=running.url + "/v1", api_key="wrong", max_retries=0).models.list()
         assert _post(running, body, {"Authorization": f"Bearer {KEY}"}).status_code == 200
@@ -175,7 +196,11 @@ def test_web_page_in_headless_chromium(server, faces, tmp_path):
         driver.get(server.url + "/")
         WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#aspects button")) == 8)
         driver.find_element(By.ID, "file").send_keys(str(faces[0].path))
-        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "preview").is_displayed())
+        # The faces are found and boxed, the first is chosen, its crop is what will be sent, its measurements shown.
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#faces button.chosen"))
+        assert driver.find_element(By.ID, "crop").get_attribute("src").startswith("data:image/jpeg;base64,")
+        measured = driver.find_element(By.ID, "measured").text
+        assert "pose:" in measured and "quality:" in measured and "estimates: age" in measured
         driver.find_element(By.ID, "question").send_keys("Describe the facial expression.")
         driver.find_element(By.ID, "send").click()
         answer = WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".answer.done"))

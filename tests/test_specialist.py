@@ -49,6 +49,33 @@ def test_specialist_same_person_pairs_from_lfw():
     assert correct / len(pairs) >= 0.8
 
 
+@pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
+def test_specialist_answers_facexbench_identity_question_forms():
+    # Five LFW images: 1 and 4 are one person (a same-person pair of the LFW protocol), 2, 3, 5 are others.
+    from facellm.faces.embed import read_pairs
+
+    pairs = read_pairs(LFW / "pairs.txt", LFW / "images")
+    _, a, b, _ = pairs[0]
+    strangers = [x for _, x, _, same in pairs[300:330:10] if a.parent.name not in x.name]
+    images = [read_image(p) for p in (a, strangers[0], strangers[1], b, strangers[2])]
+    forms = [
+        ("Which two images show the same person?", ["Images 1 and 3", "Images 1 and 4", "Images 2 and 5",
+                                                     "Images 4 and 5"], "B"),
+        ("How many pairs of images show the same person?", ["0", "2", "1", "3"], "C"),
+        ("How many unique identities are present in these images?", ["5", "3", "2", "4"], "D"),
+        ("The first image is of a person A. The same person A is present in which of the other images?",
+         ["Image 2", "Image 3 and Image 4", "Image 4", "None of the above"], "C"),
+        ("There are two images of the same person. Which images are of people different from that person?",
+         ["Image 2 and Image 3 and Image 5", "Image 1 and Image 4", "Image 2", "Image 3 and Image 5"], "A"),
+        ("The first image is of a person A. Which of the other images show person A?",
+         ["Image 2", "Image 3", "Image 5", "None of the above"], "D"),
+    ]  # fmt: skip
+    for question, options, letter in forms:
+        prompt = question + "\n" + "".join(f"({k}) {o}\n" for k, o in zip("ABCD", options))
+        reply = answer(images, prompt)
+        assert reply.startswith(letter), (question, reply)
+
+
 def test_out_of_scope_and_face_count(face_images):
     assert answer([face_images[0]], "What is this person thinking about?").startswith("cannot measure")
     reply = answer(face_images[:3], "How many faces are there?\n(A) 1\n(B) 2\n(C) 3\n(D) 5\n")

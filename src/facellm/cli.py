@@ -687,16 +687,7 @@ def _analyze_one(job: tuple[str, str, bool]) -> dict:
     path, detector, with_attributes = job
     try:
         image = read_image(path)
-        analysis = analyze_image(image, detector)
-        result = {"image": path, **analysis.as_dict()}
-        if with_attributes:
-            from facellm.faces import attributes
-            from facellm.faces.expression import predict_expression
-
-            for face, data in zip(analysis.faces, result["faces"]):
-                data["attributes"] = vars(attributes.predict(attributes.features(image, face.box)))
-                data["attributes"]["expression"] = predict_expression(image, face.box)
-        return result
+        return {"image": path, **analyze_image(image, detector, with_attributes).as_dict()}
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
 
@@ -752,7 +743,7 @@ def _print_analysis(result: dict) -> None:
             f"eyes {face['eye_openness']:.2f} mouth {face['mouth_openness']:.2f} size {q['face_width']}px "
             f"brightness {q['brightness']:.0f} contrast {q['contrast']:.0f} sharpness {q['sharpness']:.0f}"
         )
-        if "attributes" in face:
+        if face.get("attributes"):
             best = {name: max(probs.items(), key=lambda kv: kv[1]) for name, probs in face["attributes"].items()}
             click.echo("    attributes: " + ", ".join(f"{name} {label} ({p:.0%})" for name, (label, p) in best.items()))
 
@@ -808,15 +799,17 @@ def faces_group() -> None:
 
 @faces_group.command("train-attributes")
 @click.option("--fairface", required=True, type=click.Path(path_type=Path), help="FairFace folder (CSV + images).")
-@click.option("--train-limit", type=int, default=8000, show_default=True, help="FairFace train images to use.")
+@click.option("--train-limit", type=int, default=16000, show_default=True, help="FairFace train images to use.")
 @click.option("--val-limit", type=int, default=2500, show_default=True, help="FairFace val images to score.")
+@click.option("--epochs", type=int, default=16, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
-def faces_train_attributes(fairface, train_limit, val_limit, out, workers):
-    """Train the age/gender/race predictors on FairFace train; report accuracy on FairFace val (overall, per race)."""
+def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers):
+    """Train the age/gender/race network on FairFace train; report accuracy on FairFace val (overall, per race)."""
     import csv
 
     from facellm.faces import attributes
+    from facellm.labels import normalise
 
     def split(name: str, limit: int):
         labels = fairface / f"fairface_label_{name}.csv"
@@ -824,24 +817,25 @@ def faces_train_attributes(fairface, train_limit, val_limit, out, workers):
             raise FaceLLMError(f"{labels} not found", "pass --fairface with fairface_label_{train,val}.csv inside")
         with open(labels, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))[:limit]
+        click.echo(f"reading {len(rows)} {name} images (detection, alignment, descriptors)...")
         x, kept = attributes.extract([fairface / "fairface_img_margin025" / r["file"] for r in rows], workers)
         return x, [rows[i] for i in kept]
 
-    from facellm.labels import normalise
+    def labels(rows) -> dict[str, list[str]]:
+        return {a: [normalise(a, r[a]) for r in rows] for a in attributes.ATTRIBUTES}
 
     x_train, train_rows = split("train", train_limit)
     x_val, val_rows = split("val", val_limit)
-    label = lambda rows, a: [normalise(a, r[a]) for r in rows]  # noqa: E731
-    weights = attributes.fit(x_train, {a: label(train_rows, a) for a in ("age", "gender", "race")})
-    report = attributes.accuracy_report(weights, x_val, {a: label(val_rows, a) for a in ("age", "gender", "race")},
-                                        label(val_rows, "race"))  # fmt: skip
+    state = attributes.fit(x_train, labels(train_rows), epochs=epochs, say=click.echo)
+    net = attributes.network_from_state(state)
+    report = attributes.accuracy_report(net, x_val, labels(val_rows), labels(val_rows)["race"])
     card = attributes.model_card(
-        f"FairFace train 1-{train_limit} ({len(train_rows)} readable images)",
+        f"FairFace train 1-{train_limit} ({len(train_rows)} readable images), {epochs} epochs",
         f"FairFace val 1-{val_limit} ({len(val_rows)} readable images)",
         report,
     )
     target = out or attributes.WEIGHTS
-    attributes.save(weights, target, card)
+    attributes.save(state, target, card)
     for name, r in report.items():
         click.echo(f"{name:6s} {r['accuracy']:6.2f}% on {r['n']} val images; per race {r['per_race']}")
     click.echo(f"weights written to {target} (model card beside it)")

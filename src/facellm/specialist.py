@@ -2,7 +2,7 @@
 
 A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
 it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
-matches the measurement, named by its letter, with the measurement after it; open questions get one factual
+matches the measurement as "B. option text (specialist: measured ...)", which FaceXBench's extractors read as B; open questions get one factual
 sentence. A question no row covers gets an explicit "cannot measure" answer instead of a guess.
 
 Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
@@ -35,14 +35,16 @@ def _options(prompt: str) -> list[tuple[str, str]]:
 
 
 def _pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) -> str:
-    """The option letter with the highest score, or "None of the above" when no listed option scores."""
-    scored = [(scores.get(text, 0.0), letter, text) for letter, text in options]
+    """The option letter with the highest score. A "None of the above" option scores the probability left over
+    for what no other option names (scores are probabilities of the options being right)."""
+    none = next((letter for letter, text in options if "none of the above" in text.lower()), None)
+    listed = sum(scores.get(text, 0.0) for letter, text in options if letter != none)
+    scored = [(max(0.0, 1.0 - listed) if letter == none else scores.get(text, 0.0), letter, text)
+              for letter, text in options]  # fmt: skip
     best = max(scored, default=(0.0, "", ""))
-    if best[0] <= 0.05:
-        none = next((letter for letter, text in options if "none of the above" in text.lower()), None)
-        if none:
-            return f"{none} (specialist: no listed option fits the measured {what})"
-    return f"{best[1]} (specialist: {what} {best[2]}, {best[0]:.0%})"
+    if best[1] == none:
+        return f"{none}. {best[2]} (specialist: no listed option fits the measured {what}; {best[0]:.0%} left over)"
+    return f"{best[1]}. {best[2]} (specialist: measured {what}, {best[0]:.0%})"
 
 
 def _attribute(name: str):
@@ -99,27 +101,77 @@ def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str,
     return _pick(options, scores, "face count")
 
 
+SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)
+
+
 def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    """Identity questions over 2-6 images, in FaceXBench's forms: same person yes/no, which two images match, which
+    images show the first image's person (or how many do), which differ from the one matching pair, how many
+    same-person pairs, how many distinct identities. Matching = descriptor distance below SAME_PERSON."""
     from facellm.faces import image_descriptor
 
     if len(images) < 2:
         return "cannot measure: identity questions need at least two images"
-    vectors = [image_descriptor(image)[0] for image in images]
-    distance = float(np.linalg.norm(vectors[0] - vectors[1]))
-    same = distance < 0.6
-    if len(images) == 2 and options:
-        wanted = ("yes", "same") if same else ("no", "different", "not")
+    vectors = np.stack([image_descriptor(image)[0] for image in images])
+    distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    n = len(images)
+    same = distances < SAME_PERSON
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    closest = min(pairs, key=lambda ij: distances[ij])
+    claim = _identity_claim(prompt, same, pairs, closest)
+    what = f"identity (distances {', '.join(f'{i + 1}-{j + 1} {distances[i, j]:.2f}' for i, j in pairs)})"
+    if options and claim is not None:
+        scores = {text: 1.0 if _option_claim(text, claim) else 0.0 for _, text in options}
+        return _pick(options, scores, what)
+    if n == 2 and options:
+        wanted = ("yes", "same") if same[0, 1] else ("no", "different", "not")
         scores = {text: 1.0 if any(w in text.lower() for w in wanted) else 0.0 for _, text in options}
-        return _pick(options, scores, f"identity (distance {distance:.2f})")
-    pairs = sum(
-        float(np.linalg.norm(vectors[i] - vectors[j])) < 0.6
-        for i in range(len(vectors)) for j in range(i + 1, len(vectors))
-    )  # fmt: skip
-    if options and re.search(r"how many pairs", prompt, re.I):
-        scores = {text: 1.0 if text.strip() == str(pairs) else 0.0 for _, text in options}
-        return _pick(options, scores, "same-person pairs")
-    verdict = "Same person" if same else "Different people"
-    return f"{verdict} (descriptor distance {distance:.2f}; {pairs} matching pair(s))."
+        return _pick(options, scores, what)
+    matching = sum(bool(same[i, j]) for i, j in pairs)
+    verdict = ("Same person" if same[0, 1] else "Different people") if n == 2 else f"{matching} matching pair(s)"
+    return f"{verdict} ({what})."
+
+
+def _identity_claim(prompt: str, same: np.ndarray, pairs: list, closest: tuple[int, int]):
+    """What the measurement says, in the form the question asks for: a count (int) or a set of image numbers."""
+    text = prompt.lower()
+    others = {j + 1 for j in range(1, len(same)) if same[0, j]}
+    if "how many pairs" in text:
+        return sum(bool(same[i, j]) for i, j in pairs)
+    if re.search(r"how many (unique|different|distinct) (identities|people|persons|individuals)", text):
+        return _components(same)
+    if "first image" in text and "how many" in text:
+        return len(others)
+    if "first image" in text:
+        return frozenset(others)
+    if "which two images" in text:
+        return frozenset(k + 1 for k in closest)
+    if "different from that person" in text:
+        return frozenset(range(1, len(same) + 1)) - {k + 1 for k in closest}
+    return None
+
+
+def _components(same: np.ndarray) -> int:
+    """Number of identities: connected groups of images linked by same-person matches."""
+    group = list(range(len(same)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(same)):
+        for j in range(i + 1, len(same)):
+            if same[i, j]:
+                group[root(j)] = root(i)
+    return len({root(i) for i in range(len(same))})
+
+
+def _option_claim(text: str, claim) -> bool:
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    if isinstance(claim, int):
+        return numbers == [claim]
+    return bool(numbers) and set(numbers) == claim
 
 
 EXPRESSION_WORDS = {
@@ -201,8 +253,8 @@ ROUTES = [
                                    r"individuals|faces)|count of (people|faces))\b", re.I), _face_count),
     Route("image quality", re.compile(r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b", re.I),
           _quality),
-    Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images)\b", re.I),
-          _same_person),
+    Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images|identities|"
+                                 r"person a)\b", re.I), _same_person),
 ]  # fmt: skip
 
 
@@ -253,19 +305,18 @@ def ground(images: list[Image.Image], prompt: str) -> str:
 
 def grounding_facts(images: list[Image.Image]) -> str:
     """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
-    from facellm.faces import analyze_image, attributes, image_descriptor
-    from facellm.faces.expression import predict_expression
+    from facellm.faces import analyze_image, image_descriptor
 
     lines = ["[measured facts from face-analysis models]"]
     vectors = []
     for number, image in enumerate(images, 1):
-        analysis = analyze_image(image)
+        analysis = analyze_image(image, with_attributes=True)
         lines.append(f"image {number}: {analysis.face_count} face(s)")
         for k, face in enumerate(analysis.faces, 1):
             pose, quality = face.pose, face.quality
-            predicted = vars(attributes.predict(attributes.features(image, face.box)))
-            predicted["expression"] = predict_expression(image, face.box)
-            guesses = ", ".join(f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in predicted.items())
+            guesses = ", ".join(
+                f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
+            )
             lines.append(f"  face {k}: pose {pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll "
                          f"{pose.roll:.0f}); quality brightness {quality.brightness:.0f}, sharpness "
                          f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
@@ -275,7 +326,7 @@ def grounding_facts(images: list[Image.Image]) -> str:
         for j in range(i + 1, len(vectors)):
             (a, va), (b, vb) = vectors[i], vectors[j]
             lines.append(f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
-                         f"(below 0.6 usually means the same person)")  # fmt: skip
+                         f"(below {SAME_PERSON} usually means the same person)")  # fmt: skip
     lines.append("[end of measured facts]")
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ class FaceAnalysis:
     eye_openness: float
     mouth_openness: float
     quality: Quality
+    attributes: dict[str, dict[str, float]] | None = None  # age, gender, race, expression probabilities if asked
 
 
 @dataclass
@@ -33,8 +34,9 @@ class ImageAnalysis:
         return asdict(self)
 
 
-def analyze_image(image: Image.Image, detector: str = "auto") -> ImageAnalysis:
-    """Detect every face and measure it. An image without a face gives an empty list, not an error."""
+def analyze_image(image: Image.Image, detector: str = "auto", with_attributes: bool = False) -> ImageAnalysis:
+    """Detect every face and measure it (and predict its attributes if asked). An image without a face gives an
+    empty list, not an error."""
     rgb = np.asarray(image.convert("RGB"))
     faces = []
     for box in detect_faces(image, detector):
@@ -47,9 +49,20 @@ def analyze_image(image: Image.Image, detector: str = "auto") -> ImageAnalysis:
                 eye_openness=eye_openness(points),
                 mouth_openness=mouth_openness(points),
                 quality=face_quality(image, box),
+                attributes=face_attributes(image, box) if with_attributes else None,
             )
         )
     return ImageAnalysis(image.width, image.height, len(faces), faces)
+
+
+def face_attributes(image: Image.Image, box: Box | None = None) -> dict[str, dict[str, float]]:
+    """Probabilities of FairFace's age groups, genders and races and of the 7 FER expressions for the face in `box`
+    (the largest face when None)."""
+    from facellm.faces import attributes
+    from facellm.faces.expression import predict_expression
+
+    box = box or detect_faces(image, fallback=True)[0]
+    return {**vars(attributes.predict(attributes.features(image, box))), "expression": predict_expression(image, box)}
 
 
 def measured_facts(analysis: ImageAnalysis) -> dict:

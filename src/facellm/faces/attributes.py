@@ -1,9 +1,11 @@
 """Attribute predictors (FairFace age group, gender, race) on top of the pretrained dlib face models.
 
-Features: dlib's 128-D ResNet face descriptor of the largest face. A one-hidden-layer MLP per attribute is trained on
-FairFace train images (`facellm faces train-attributes`) and shipped as one `.npz` file with a model card.
-Predictions are probabilities over FairFace's classes. (Adding the 68 box-normalised landmarks was tried and lowered
-held-out accuracy: gender 84.8 vs 87.0, race 56.8 vs 58.3 on 15% of the training rows.)
+Each face is aligned on its 68 landmarks into dlib's chip (FairFace's own crop: 0.25 margin). The network reads two
+things: the chip's pixels (a small CNN; hair, skin and texture, which an identity descriptor is trained to ignore)
+and dlib's 128-D ResNet descriptor of the chip, fused before one head per attribute. It is trained on FairFace train
+(`facellm faces train-attributes`) and shipped as one half-precision file with a model card. Predictions are
+probabilities over FairFace's classes, averaged over the face and its mirror image.
+(The first version, an MLP over the descriptor alone, scored gender 86.4, race 60.8, age 49.8 on FairFace val 1-2500.)
 """
 
 from __future__ import annotations
@@ -18,20 +20,43 @@ from PIL import Image
 
 from facellm.labels import FAIRFACE_VOCAB
 
-WEIGHTS = Path(__file__).parent / "weights" / "fairface-attributes-v1.npz"
+WEIGHTS = Path(__file__).parent / "weights" / "fairface-attributes-v2.pt"
 
 
-def features(image: Image.Image, box=None) -> np.ndarray:
-    """The face descriptor of the largest face (whole-image box when none is found)."""
+CHIP = 96  # side of the aligned face chip kept for the pixel branch (dlib's alignment, padding 0.25)
+
+
+@dataclass
+class FaceInputs:
+    """What the attribute network reads about one face."""
+
+    descriptor: np.ndarray  # dlib's 128-D descriptor of the aligned face
+    mirrored: np.ndarray  # the same for the mirror image
+    chip: np.ndarray  # CHIP x CHIP x 3 uint8: the aligned face with FairFace's 0.25 margin
+
+
+def features(image: Image.Image, box=None) -> FaceInputs:
+    """Inputs of the largest face (or of `box`; a whole-image box when no face is found).
+
+    The face is aligned on its 68 landmarks into dlib's 150 px chip with a 0.25 margin, which is how FairFace's own
+    images were cut, so a face from any photo looks to the network like the images it was trained on."""
+    import dlib
+
     from facellm.faces.detect import detect_faces
-    from facellm.faces.embed import face_descriptor
+    from facellm.faces.models import face_encoder, landmark_predictor
 
-    image = image.convert("RGB")
+    rgb = np.asarray(image.convert("RGB"))
     box = box or detect_faces(image, fallback=True)[0]
-    return face_descriptor(image, box).astype(np.float32)
+    aligned = dlib.get_face_chip(rgb, landmark_predictor()(rgb, box.as_dlib()), size=150, padding=0.25)
+    encoder = face_encoder()
+    return FaceInputs(
+        descriptor=np.array(encoder.compute_face_descriptor(aligned), dtype=np.float32),
+        mirrored=np.array(encoder.compute_face_descriptor(np.ascontiguousarray(aligned[:, ::-1])), dtype=np.float32),
+        chip=np.asarray(Image.fromarray(aligned).resize((CHIP, CHIP), Image.Resampling.LANCZOS)),
+    )
 
 
-def _features_of_path(path: str) -> np.ndarray | None:
+def _features_of_path(path: str) -> FaceInputs | None:
     from facellm.errors import FaceLLMError
     from facellm.images import read_image
 
@@ -41,8 +66,8 @@ def _features_of_path(path: str) -> np.ndarray | None:
         return None
 
 
-def extract(paths: list[Path], workers: int = 0) -> tuple[np.ndarray, list[int]]:
-    """Features of every readable image (in parallel) and the indices of the images that were kept."""
+def extract(paths: list[Path], workers: int = 0) -> tuple[FaceInputs, list[int]]:
+    """Inputs of every readable image (in parallel), stacked along a first axis, and the indices of those kept."""
     import os
     from multiprocessing import get_context
 
@@ -54,46 +79,123 @@ def extract(paths: list[Path], workers: int = 0) -> tuple[np.ndarray, list[int]]
     else:
         rows = [_features_of_path(job) for job in jobs]
     kept = [i for i, row in enumerate(rows) if row is not None]
-    return np.stack([rows[i] for i in kept]), kept
+    if not kept:
+        from facellm.errors import InputError
+
+        raise InputError("none of the training images could be read", "check the FairFace folder")
+    stacked = {name: np.stack([getattr(rows[i], name) for i in kept]) for name in ("descriptor", "mirrored", "chip")}
+    return FaceInputs(**stacked), kept
 
 
-def fit(x: np.ndarray, labels: dict[str, list[str]], hidden: int = 256, epochs: int = 30, seed: int = 0) -> dict:
-    """One small MLP per attribute (standardised inputs, one hidden layer, weight decay); returns numpy weights."""
+ATTRIBUTES = ("age", "gender", "race")
+SIDE = 64  # the network's input side: the aligned chip resized from CHIP
+
+
+def build_network():
+    """Two branches fused: a small CNN on the aligned face chip (it sees hair, skin and texture, which the identity
+    descriptor was trained to ignore) and a layer over dlib's descriptor; one head per attribute."""
+    import torch
+    import torch.nn as nn
+
+    def block(cin: int, cout: int) -> list:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.MaxPool2d(2)]  # fmt: skip
+
+    class AttributeNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pixels = nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), *block(128, 256),
+                                        nn.AdaptiveAvgPool2d(1), nn.Flatten())  # fmt: skip
+            self.identity = nn.Sequential(nn.Linear(128, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True))
+            self.dropout = nn.Dropout(0.4)
+            self.heads = nn.ModuleDict({a: nn.Linear(512, len(FAIRFACE_VOCAB[a])) for a in ATTRIBUTES})
+
+        def forward(self, chips, descriptors):
+            joined = self.dropout(torch.cat([self.pixels(chips), self.identity(descriptors)], dim=1))
+            return {a: head(joined) for a, head in self.heads.items()}
+
+    return AttributeNet()
+
+
+def _tensors(inputs: FaceInputs, mirrored: bool = False):
+    """Network inputs: chips scaled to SIDE and normalised, descriptors standardised (mirror images if asked)."""
+    import torch
+
+    chips = torch.tensor(inputs.chip).reshape(-1, CHIP, CHIP, 3).permute(0, 3, 1, 2).float() / 255.0
+    chips = torch.nn.functional.interpolate(chips, size=(SIDE, SIDE), mode="bilinear", antialias=True)
+    descriptors = torch.tensor(inputs.mirrored if mirrored else inputs.descriptor).reshape(-1, 128).float()
+    if mirrored:
+        chips = chips.flip(-1)
+    return (chips - 0.5) / 0.25, descriptors * 10.0
+
+
+def fit(inputs: FaceInputs, labels: dict[str, list[str]], epochs: int = 20, batch: int = 128, seed: int = 0,
+        say=print):  # fmt: skip
+    """Train the network on all three attributes at once (summed cross-entropy); returns its state dict in half
+    precision, exactly as it is shipped and scored.
+
+    Augmentation: mirror images (chip flipped, mirrored descriptor), shifts of up to 4 px, brightness/contrast."""
+    import time
+
     import torch
 
     torch.manual_seed(seed)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    inputs = torch.tensor((x - mean) / std, dtype=torch.float32)
-    weights: dict[str, np.ndarray] = {"mean": mean, "std": std}
-    for attribute, values in labels.items():
-        classes = FAIRFACE_VOCAB[attribute]
-        target = torch.tensor([classes.index(v) for v in values])
-        model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.3),
-                                    torch.nn.Linear(hidden, len(classes)))  # fmt: skip
-        optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
-        generator = torch.Generator().manual_seed(seed)
-        for _ in range(epochs):
-            model.train()
-            for batch in torch.randperm(len(inputs), generator=generator).split(256):
-                optimiser.zero_grad()
-                torch.nn.functional.cross_entropy(model(inputs[batch]), target[batch]).backward()
-                optimiser.step()
-        model.eval()
-        weights[f"{attribute}.w1"] = model[0].weight.detach().numpy().T
-        weights[f"{attribute}.b1"] = model[0].bias.detach().numpy()
-        weights[f"{attribute}.w2"] = model[3].weight.detach().numpy().T
-        weights[f"{attribute}.b2"] = model[3].bias.detach().numpy()
-    return weights
+    generator = torch.Generator().manual_seed(seed)
+    plain, mirror = _tensors(inputs), _tensors(inputs, mirrored=True)
+    targets = {a: torch.tensor([FAIRFACE_VOCAB[a].index(v) for v in values]) for a, values in labels.items()}
+    net = build_network()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
+    steps = epochs * ((len(plain[0]) + batch - 1) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
+    for epoch in range(epochs):
+        net.train()
+        started, total = time.time(), 0.0
+        for index in torch.randperm(len(plain[0]), generator=generator).split(batch):
+            flip = torch.rand(len(index), generator=generator) < 0.5
+            chips = torch.where(flip[:, None, None, None], mirror[0][index], plain[0][index])
+            descriptors = torch.where(flip[:, None], mirror[1][index], plain[1][index])
+            logits = net(_jitter(chips, generator), descriptors)
+            loss = sum(torch.nn.functional.cross_entropy(logits[a], targets[a][index], label_smoothing=0.1)
+                       for a in targets)  # fmt: skip
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(plain[0]):.3f} ({time.time() - started:.0f} s)")
+    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
-def probabilities(weights: dict, x: np.ndarray, attribute: str) -> np.ndarray:
-    """Class probabilities (rows: samples, columns: FairFace classes in their canonical order)."""
-    z = (np.atleast_2d(x) - weights["mean"]) / weights["std"]
-    hidden = np.maximum(z @ weights[f"{attribute}.w1"] + weights[f"{attribute}.b1"], 0)
-    logits = hidden @ weights[f"{attribute}.w2"] + weights[f"{attribute}.b2"]
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
+def _jitter(chips, generator):
+    """Shift by up to 4 px (edge pixels repeated) and scale brightness and contrast by up to 15%."""
+    import torch
+
+    padded = torch.nn.functional.pad(chips, (4, 4, 4, 4), mode="replicate")
+    dx, dy = (int(v) for v in torch.randint(0, 9, (2,), generator=generator))
+    chips = padded[:, :, dy : dy + SIDE, dx : dx + SIDE]
+    gain = 1 + 0.15 * (2 * torch.rand(len(chips), 1, 1, 1, generator=generator) - 1)
+    shift = 0.15 * (2 * torch.rand(len(chips), 1, 1, 1, generator=generator) - 1)
+    return chips * gain + shift
+
+
+def probabilities(net, inputs: FaceInputs) -> dict:
+    """Class probabilities per attribute (rows: faces, columns: FairFace classes), averaged with the mirror image."""
+    import torch
+
+    net.eval()
+    with torch.inference_mode():
+        total = None
+        for mirrored in (False, True):
+            chips, descriptors = _tensors(inputs, mirrored)
+            logits = {}
+            for start in range(0, len(chips), 512):
+                part = net(chips[start : start + 512], descriptors[start : start + 512])
+                for a, v in part.items():
+                    logits.setdefault(a, []).append(v)
+            probs = {a: torch.softmax(torch.cat(v), dim=1) for a, v in logits.items()}
+            total = probs if total is None else {a: (total[a] + probs[a]) / 2 for a in probs}
+    return {a: p.numpy() for a, p in total.items()}
 
 
 @dataclass
@@ -106,31 +208,42 @@ class AttributePrediction:
         return {name: max(probs, key=probs.get) for name, probs in vars(self).items()}
 
 
-@cache
-def shipped_weights() -> dict:
+def load_network(path: Path):
+    import torch
+
     from facellm.errors import ModelLoadError
 
-    if not WEIGHTS.is_file():
-        raise ModelLoadError(f"attribute weights missing: {WEIGHTS}", "run facellm faces train-attributes")
-    with np.load(WEIGHTS) as data:
-        return {k: data[k] for k in data.files}
+    if not Path(path).is_file():
+        raise ModelLoadError(f"attribute weights missing: {path}", "run facellm faces train-attributes")
+    return network_from_state(torch.load(path, map_location="cpu", weights_only=True))
 
 
-def predict(x: np.ndarray, weights: dict | None = None) -> AttributePrediction:
-    weights = weights or shipped_weights()
-    result = {}
-    for attribute in ("age", "gender", "race"):
-        probs = probabilities(weights, x, attribute)[0]
-        result[attribute] = {c: round(float(p), 4) for c, p in zip(FAIRFACE_VOCAB[attribute], probs)}
-    return AttributePrediction(**result)
+def network_from_state(state: dict):
+    """The network in float32 from a (half-precision) state dict, ready for prediction."""
+    net = build_network()
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return net.eval()
 
 
-def accuracy_report(weights: dict, x: np.ndarray, labels: dict[str, list[str]], races: list[str]) -> dict:
+@cache
+def shipped_network():
+    return load_network(WEIGHTS)
+
+
+def predict(inputs: FaceInputs, net=None) -> AttributePrediction:
+    """Probabilities of every FairFace class for one face."""
+    probs = probabilities(net or shipped_network(), inputs)
+    return AttributePrediction(**{a: {c: round(float(p), 4) for c, p in zip(FAIRFACE_VOCAB[a], probs[a][0])}
+                                  for a in ATTRIBUTES})  # fmt: skip
+
+
+def accuracy_report(net, inputs: FaceInputs, labels: dict[str, list[str]], races: list[str]) -> dict:
     """Accuracy per attribute, overall and per race group."""
     report = {}
+    probs = probabilities(net, inputs)
     for attribute, values in labels.items():
         classes = FAIRFACE_VOCAB[attribute]
-        guess = probabilities(weights, x, attribute).argmax(axis=1)
+        guess = probs[attribute].argmax(axis=1)
         right = np.array([classes[g] == v for g, v in zip(guess, values)])
         per_race = {r: round(100 * float(right[[i for i, rr in enumerate(races) if rr == r]].mean()), 2)
                     for r in sorted(set(races))}  # fmt: skip
@@ -140,7 +253,9 @@ def accuracy_report(weights: dict, x: np.ndarray, labels: dict[str, list[str]], 
 
 def model_card(training: str, evaluation: str, report: dict) -> dict:
     return {
-        "model": "one-hidden-layer MLP (256 units) per attribute over dlib's 128-D face descriptor",
+        "model": "two-branch network: a small CNN (4 double-conv blocks, 32-256 channels) on the 64 px aligned face "
+        "chip, fused with a layer over dlib's 128-D face descriptor; one head each for age group, gender and race; "
+        "mirror-image averaging at prediction time",
         "training_data": training,
         "evaluation_data": evaluation,
         "accuracy": report,
@@ -153,9 +268,11 @@ def model_card(training: str, evaluation: str, report: dict) -> dict:
     }
 
 
-def save(weights: dict, path: Path, card: dict) -> None:
+def save(state: dict, path: Path, card: dict) -> None:
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **weights)
+    torch.save(state, path)
     path.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
     lines = [f"# {path.name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if k != "accuracy"), "",
              "| attribute | accuracy % | per race group |", "|---|---|---|"]  # fmt: skip

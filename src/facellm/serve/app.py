@@ -1,11 +1,13 @@
 """The HTTP server: OpenAI-compatible chat completions (plain and streamed), model list, health, and the web page.
 
+`POST /v1/faces` measures the faces of one image for the page (boxes, pose, quality, predicted attributes).
 Errors use OpenAI's error body: 400 bad request, 401 missing or wrong key, 413 body too large, 429 queue full,
 503 no model loaded. The API key (when set) is compared in constant time and never logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -13,10 +15,10 @@ import uuid
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from facellm.serve.engine import Engine, QueueFull
-from facellm.serve.requests import Limits, RequestError, parse_chat_request
+from facellm.serve.requests import Limits, RequestError, load_image_url, parse_chat_request
 
 
 def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
@@ -60,22 +62,43 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
         return {"aspects": [{"key": a.key, "question": a.stored_question} for a in load_prompts().aspects.values()]}
 
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request):
+    async def json_body(request: Request):
+        """The request's JSON body after the key and size checks (a RequestError otherwise)."""
         if not authorised(request):
-            return error(RequestError(401, "missing or wrong API key", kind="authentication_error"))
+            raise RequestError(401, "missing or wrong API key", kind="authentication_error")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            return error(RequestError(413, f"request body over {limits.max_body_bytes} bytes"))
+            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
         raw = await request.body()
         if len(raw) > limits.max_body_bytes:
-            return error(RequestError(413, f"request body over {limits.max_body_bytes} bytes"))
+            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
         try:
-            body = json.loads(raw)
+            return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(RequestError(400, "the request body is not valid JSON"))
+            raise RequestError(400, "the request body is not valid JSON") from None
+
+    @app.post("/v1/faces")
+    async def faces(request: Request):
+        """Faces in one image (`{"image": DATA_URL}`): boxes, pose, quality and predicted attributes per face."""
         try:
-            parsed = parse_chat_request(body, limits)
+            body = await json_body(request)
+            if not isinstance(body, dict):
+                raise RequestError(400, "the request body must be a JSON object")
+            image = load_image_url(body.get("image"), "image", limits)
+        except RequestError as exc:
+            return error(exc)
+        from facellm.faces import analyze_image
+
+        analysis = await asyncio.get_running_loop().run_in_executor(None, analyze_image, image, "auto", True)
+        result = analysis.as_dict()
+        for face in result["faces"]:
+            del face["landmarks"]  # the page has no use for them; `facellm analyze --json` gives them
+        return {"object": "face.analysis", **result}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        try:
+            parsed = parse_chat_request(await json_body(request), limits)
         except RequestError as exc:
             return error(exc)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -86,14 +109,14 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
                 _sse(engine, parsed, completion_id, created, model), media_type="text/event-stream"
             )
         try:
-            text = await engine.complete(parsed.conversation, parsed.settings)
+            answer = engine.submit(parsed.conversation, parsed.settings)
         except QueueFull:
             return error(RequestError(429, "too many requests are waiting; retry shortly", kind="rate_limit_error"))
-        text, stopped = cut_at_stop(text, parsed.stop)
+        text, stopped = cut_at_stop(await answer, parsed.stop)
+        prompt_tokens = engine.backend.prompt_tokens(parsed.conversation)
         completion_tokens = min(engine.backend.count_tokens(text), parsed.settings.max_new_tokens)
         finish = "stop" if stopped or completion_tokens < parsed.settings.max_new_tokens else "length"
-        prompt_tokens = engine.backend.prompt_tokens(parsed.conversation)
-        return {
+        body = {
             "id": completion_id,
             "object": "chat.completion",
             "created": created,
@@ -102,6 +125,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }  # fmt: skip
+        return Response(json.dumps(body), media_type="application/json")
 
     return app
 

@@ -103,12 +103,13 @@ class Engine:
         if self._worker:
             self._worker.cancel()
 
-    async def complete(self, conversation: Conversation, settings: GenerationSettings) -> str:
+    def submit(self, conversation: Conversation, settings: GenerationSettings) -> asyncio.Future:
+        """Queue one request; the future resolves to its answer (QueueFull when too many are waiting)."""
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(conversation, settings, future))
-        return await future
+        return future
 
     async def stream(self, conversation: Conversation, settings: GenerationSettings) -> AsyncIterator[str]:
         """Pieces of one answer as they are generated (the model is held for this request alone)."""
