@@ -145,8 +145,10 @@ def main() -> None:
                     server_times += through_server(url, images[i % 3 :], 1, 1, kind)[1]
                     direct_times += direct(lm, images[i % 3 :], 1, 1)[1]
                 s50, d50 = statistics.median(server_times), statistics.median(direct_times)
-                print(f"interleaved, 1 client, {kind} client: server p50 {1000 * s50:.2f} ms, direct p50 "
-                      f"{1000 * d50:.2f} ms, overhead {100 * (s50 / d50 - 1):.1f}% ({1000 * (s50 - d50):.2f} ms)")
+                print(
+                    f"interleaved, 1 client, {kind} client: server p50 {1000 * s50:.2f} ms, direct p50 "
+                    f"{1000 * d50:.2f} ms, overhead {100 * (s50 / d50 - 1):.1f}% ({1000 * (s50 - d50):.2f} ms)"
+                )
         finally:
             process.terminate()
             process.wait()

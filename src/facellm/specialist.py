@@ -2,8 +2,9 @@
 
 A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
 it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
-matches the measurement as "B. option text (specialist: measured ...)", which FaceXBench's extractors read as B; open questions get one factual
-sentence. A question no row covers gets an explicit "cannot measure" answer instead of a guess.
+matches the measurement, written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
+B; open questions get one factual sentence. A question no row covers gets an explicit "cannot measure" answer
+instead of a guess.
 
 Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
 """

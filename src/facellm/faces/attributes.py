@@ -40,14 +40,11 @@ def features(image: Image.Image, box=None) -> FaceInputs:
 
     The face is aligned on its 68 landmarks into dlib's 150 px chip with a 0.25 margin, which is how FairFace's own
     images were cut, so a face from any photo looks to the network like the images it was trained on."""
-    import dlib
-
     from facellm.faces.detect import detect_faces
-    from facellm.faces.models import face_encoder, landmark_predictor
+    from facellm.faces.embed import aligned_chip
+    from facellm.faces.models import face_encoder
 
-    rgb = np.asarray(image.convert("RGB"))
-    box = box or detect_faces(image, fallback=True)[0]
-    aligned = dlib.get_face_chip(rgb, landmark_predictor()(rgb, box.as_dlib()), size=150, padding=0.25)
+    aligned = aligned_chip(image, box or detect_faces(image, fallback=True)[0])
     encoder = face_encoder()
     return FaceInputs(
         descriptor=np.array(encoder.compute_face_descriptor(aligned), dtype=np.float32),
