@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from PIL import Image
 
 from facellm.api import image_data_url
 from facellm.serve.app import create_app
@@ -111,8 +112,6 @@ def test_refusals_use_openai_error_bodies(server, face_images):
 
 
 def test_faces_endpoint_measures_every_face(server, face_images):
-    from PIL import Image
-
     group = Image.new("RGB", (224 * 3, 260), (128, 128, 128))
     for i in range(3):
         group.paste(face_images[i + 3], (224 * i, 18))
@@ -201,6 +200,20 @@ def test_web_page_in_headless_chromium(server, faces, tmp_path):
         assert driver.find_element(By.ID, "crop").get_attribute("src").startswith("data:image/jpeg;base64,")
         measured = driver.find_element(By.ID, "measured").text
         assert "pose:" in measured and "quality:" in measured and "estimates: age" in measured
+        # A photo with three faces: three boxes; picking the third changes what the model is sent.
+        group = Image.new("RGB", (224 * 3, 260), (128, 128, 128))
+        for i in range(3):
+            group.paste(Image.open(faces[i + 3].path).convert("RGB"), (224 * i, 18))
+        group.save(tmp_path / "group.jpg")
+        first_crop = driver.find_element(By.ID, "crop").get_attribute("src")
+        driver.find_element(By.ID, "file").send_keys(str(tmp_path / "group.jpg"))
+        WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces button")) == 3)
+        group_crop = driver.find_element(By.ID, "crop").get_attribute("src")
+        driver.find_elements(By.CSS_SELECTOR, "#faces button")[2].click()
+        assert driver.find_elements(By.CSS_SELECTOR, "#faces button")[2].get_attribute("class") == "chosen"
+        third_crop = driver.find_element(By.ID, "crop").get_attribute("src")
+        assert len({first_crop, group_crop, third_crop}) == 3
+        assert "face 3 of 3" in driver.find_element(By.ID, "measured").text
         driver.find_element(By.ID, "question").send_keys("Describe the facial expression.")
         driver.find_element(By.ID, "send").click()
         answer = WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".answer.done"))
