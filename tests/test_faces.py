@@ -136,3 +136,44 @@ def test_verify_and_cluster_cli(faces, tmp_path):
     assert sorted(sorted(Path(m).stem[1] for m in group) for group in groups) == [["0", "0"], ["1", "1"], ["2", "2"]]
     bad = runner.invoke(cli, ["verify", str(faces[0].path)])
     assert bad.exit_code == 2 and "two images" in bad.output
+
+
+def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, monkeypatch):
+    # A models folder without the 68-point file: with FACELLM_LANDMARKS=5 everything but pose and openness works.
+    from facellm.faces import attributes, models
+    from facellm.faces.models import models_dir
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for path in models_dir().iterdir():
+        if "68" not in path.name:
+            (folder / path.name).symlink_to(path)
+    monkeypatch.setattr(models, "models_dir", lambda: folder)
+    monkeypatch.setenv("FACELLM_LANDMARKS", "5")
+    models._shape_predictor.cache_clear()
+    try:
+        analysis = analyze_image(face_images[0], with_attributes=True)
+        [face] = analysis.faces
+        assert len(face.landmarks) == 5 and face.pose is None and face.eye_openness is None
+        assert abs(sum(face.attributes["gender"].values()) - 1) < 1e-3
+        smaller = face_images[0].resize((180, 180))
+        same = np.linalg.norm(image_descriptor(face_images[0])[0] - image_descriptor(smaller)[0])
+        other = np.linalg.norm(image_descriptor(face_images[0])[0] - image_descriptor(face_images[3])[0])
+        assert same < 0.3 < 0.5 < other
+        assert attributes.features(face_images[1]).chip.shape == (attributes.CHIP, attributes.CHIP, 3)
+        monkeypatch.setenv("FACELLM_LANDMARKS", "68")
+        with pytest.raises(RuntimeError):  # dlib cannot open the missing 68-point file: it really was not there
+            analyze_image(face_images[0])
+    finally:
+        models._shape_predictor.cache_clear()
+
+
+def test_licenses_and_landmark_option(faces, monkeypatch):
+    monkeypatch.setenv("FACELLM_LANDMARKS", "68")  # restored after the test: --landmarks 5 sets it in this process
+    licences = CliRunner().invoke(cli, ["analyze", "--licenses"])
+    assert licences.exit_code == 0 and "iBUG 300-W" in licences.output and "excludes commercial use" in licences.output
+    five = CliRunner().invoke(cli, ["analyze", str(faces[0].path), "--landmarks", "5", "--json"])
+    assert five.exit_code == 0, five.output
+    assert len(json.loads(five.stdout)["faces"][0]["landmarks"]) == 5
+    bad = CliRunner(env={"FACELLM_LANDMARKS": "7"}).invoke(cli, ["analyze", str(faces[0].path)])
+    assert bad.exit_code == 2 and "FACELLM_LANDMARKS must be 5 or 68" in bad.output

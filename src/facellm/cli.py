@@ -693,17 +693,34 @@ def _analyze_one(job: tuple[str, str, bool]) -> dict:
 
 
 @cli.command("analyze")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
 @click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
-def analyze_command(images, as_json, detector, workers, with_attributes):
-    """Faces in images (files or folders): box, 68 landmarks, head pose, eye/mouth openness, quality."""
+@click.option(
+    "--landmarks",
+    "landmark_points",
+    type=click.Choice(["68", "5"]),
+    default=None,
+    help="5: never load the 68-point model (non-commercial training data); default 68 or $FACELLM_LANDMARKS.",
+)
+@click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
+def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, licenses):
+    """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
     import json
     import os
     from multiprocessing import get_context
 
+    if licenses:
+        from facellm.faces.models import BUNDLED_MODELS
+
+        for name, licence, data in BUNDLED_MODELS:
+            click.echo(f"{name}\n  licence: {licence}\n  trained on: {data}")
+        return
+    if not images:
+        raise FaceLLMError("no images given", "pass image files or folders (or --licenses)")
+    _use_landmarks(landmark_points)
     paths = _expand_images(images)
     if not paths:
         raise FaceLLMError("no images found in the given paths", "pass image files or folders holding them")
@@ -730,6 +747,27 @@ def analyze_command(images, as_json, detector, workers, with_attributes):
         click.echo(f"{len(failed)} of {len(results)} images could not be read (listed above)", err=True)
 
 
+def _pose_text(pose: dict | None) -> str:
+    if pose is None:
+        return "n/a (needs the 68-point model)"
+    return f"{pose['label']} (yaw {pose['yaw']:.0f}, pitch {pose['pitch']:.0f}, roll {pose['roll']:.0f})"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _use_landmarks(points: str | None) -> None:
+    """Choose the landmark model for this process and the workers it starts (FACELLM_LANDMARKS)."""
+    import os
+
+    from facellm.faces.models import landmark_points
+
+    if points:
+        os.environ["FACELLM_LANDMARKS"] = points
+    landmark_points()  # a bad FACELLM_LANDMARKS fails here, once, not on every image
+
+
 def _print_analysis(result: dict) -> None:
     if "error" in result:
         click.echo(f"{result['image']}: skipped: {result['error']}")
@@ -739,8 +777,8 @@ def _print_analysis(result: dict) -> None:
         box, pose, q = face["box"], face["pose"], face["quality"]
         click.echo(
             f"  face {i + 1}: box ({box['left']},{box['top']})-({box['right']},{box['bottom']}) [{box['detector']}] "
-            f"pose {pose['label']} (yaw {pose['yaw']:.0f}, pitch {pose['pitch']:.0f}, roll {pose['roll']:.0f}) "
-            f"eyes {face['eye_openness']:.2f} mouth {face['mouth_openness']:.2f} size {q['face_width']}px "
+            f"pose {_pose_text(pose)} "
+            f"eyes {_ratio(face['eye_openness'])} mouth {_ratio(face['mouth_openness'])} size {q['face_width']}px "
             f"brightness {q['brightness']:.0f} contrast {q['contrast']:.0f} sharpness {q['sharpness']:.0f}"
         )
         if face.get("attributes"):
@@ -754,12 +792,20 @@ def _print_analysis(result: dict) -> None:
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
 @click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
 @click.option("--json", "as_json", is_flag=True)
-def verify_command(images, pairs_file, images_dir, threshold, as_json):
+@click.option(
+    "--landmarks",
+    "landmark_points",
+    type=click.Choice(["68", "5"]),
+    default=None,
+    help="5: align with the 5-point model only (no non-commercial 68-point model).",
+)
+def verify_command(images, pairs_file, images_dir, threshold, as_json, landmark_points):
     """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
     import json
 
     import numpy as np
 
+    _use_landmarks(landmark_points)
     from facellm.faces.embed import evaluate_pairs, image_descriptor, read_pairs
     from facellm.images import read_image
 

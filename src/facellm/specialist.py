@@ -219,6 +219,8 @@ def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, 
     if isinstance(face, str):
         return face
     pose = face.pose
+    if pose is None:
+        return "cannot measure: head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set"
     axis = next((a for a in ("yaw", "pitch", "roll") if a in prompt.lower()), None)
     if axis is None or not options:
         angles = ", ".join(f"{a} {round(getattr(pose, a)) + 0}" for a in ("yaw", "pitch", "roll"))
@@ -318,8 +320,10 @@ def grounding_facts(images: list[Image.Image]) -> str:
             guesses = ", ".join(
                 f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
             )
-            lines.append(f"  face {k}: pose {pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll "
-                         f"{pose.roll:.0f}); quality brightness {quality.brightness:.0f}, sharpness "
+            angles = (
+                f"{pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll {pose.roll:.0f})" if pose else "n/a"
+            )
+            lines.append(f"  face {k}: pose {angles}; quality brightness {quality.brightness:.0f}, sharpness "
                          f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
         if len(images) > 1 and analysis.faces:
             vectors.append((number, image_descriptor(image)[0]))

@@ -16,9 +16,9 @@ from facellm.faces.quality import Quality, face_quality
 class FaceAnalysis:
     box: Box
     landmarks: list[list[float]]
-    pose: Pose
-    eye_openness: float
-    mouth_openness: float
+    pose: Pose | None  # None on the 5-point path (FACELLM_LANDMARKS=5): pose needs the 68 points
+    eye_openness: float | None  # None on the 5-point path
+    mouth_openness: float | None
     quality: Quality
     attributes: dict[str, dict[str, float]] | None = None  # age, gender, race, expression probabilities if asked
 
@@ -45,7 +45,7 @@ def analyze_image(image: Image.Image, detector: str = "auto", with_attributes: b
             FaceAnalysis(
                 box=box,
                 landmarks=np.round(points, 1).tolist(),
-                pose=head_pose(points, image.size),
+                pose=head_pose(points, image.size) if len(points) == 68 else None,
                 eye_openness=eye_openness(points),
                 mouth_openness=mouth_openness(points),
                 quality=face_quality(image, box),
@@ -70,12 +70,11 @@ def measured_facts(analysis: ImageAnalysis) -> dict:
     if not analysis.faces:
         return {"face_count": 0}
     face = analysis.faces[0]
+    pose = face.pose
+    angles = {"pose_label": pose.label, "yaw": pose.yaw, "pitch": pose.pitch, "roll": pose.roll} if pose else {}
     return {
         "face_count": analysis.face_count,
-        "pose_label": face.pose.label,
-        "yaw": face.pose.yaw,
-        "pitch": face.pose.pitch,
-        "roll": face.pose.roll,
+        **angles,
         "brightness": face.quality.brightness,
         "sharpness": face.quality.sharpness,
         "face_width": face.quality.face_width,

@@ -33,9 +33,9 @@ class Pose:
 
 
 def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """68 (x, y) points, dlib's iBUG layout."""
+    """(x, y) points: 68 in dlib's iBUG layout, or 5 (eye corners, nose base) with FACELLM_LANDMARKS=5."""
     shape = landmark_predictor()(rgb, box.as_dlib())
-    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
+    return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.float64)
 
 
 def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
@@ -67,8 +67,10 @@ def pose_label(yaw: float, pitch: float) -> str:
     return label
 
 
-def eye_openness(points: np.ndarray) -> float:
-    """Mean eye aspect ratio of both eyes (about 0.3 open, under 0.15 closed)."""
+def eye_openness(points: np.ndarray) -> float | None:
+    """Mean eye aspect ratio of both eyes (about 0.3 open, under 0.15 closed); None without the 68 points."""
+    if len(points) != 68:
+        return None
 
     def ratio(eye: np.ndarray) -> float:
         vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
@@ -77,8 +79,10 @@ def eye_openness(points: np.ndarray) -> float:
     return round((ratio(points[36:42]) + ratio(points[42:48])) / 2, 3)
 
 
-def mouth_openness(points: np.ndarray) -> float:
-    """Inner-lip aspect ratio (near 0 closed, above 0.3 wide open)."""
+def mouth_openness(points: np.ndarray) -> float | None:
+    """Inner-lip aspect ratio (near 0 closed, above 0.3 wide open); None without the 68 points."""
+    if len(points) != 68:
+        return None
     inner = points[60:68]
     vertical = sum(np.linalg.norm(inner[i] - inner[8 - i]) for i in (1, 2, 3))
     return round(float(vertical / (3 * np.linalg.norm(inner[0] - inner[4]) + 1e-9)), 3)

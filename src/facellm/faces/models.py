@@ -8,10 +8,11 @@ at import time, so its folder is located without importing it.
 from __future__ import annotations
 
 import importlib.util
+import os
 from functools import cache
 from pathlib import Path
 
-from facellm.errors import ModelLoadError
+from facellm.errors import InputError, ModelLoadError
 
 
 def models_dir() -> Path:
@@ -39,11 +40,46 @@ def cnn_detector():
     return _dlib().cnn_face_detection_model_v1(str(models_dir() / "mmod_human_face_detector.dat"))
 
 
-@cache
+def landmark_points() -> int:
+    """68 (default) or 5, from the FACELLM_LANDMARKS environment variable (`--landmarks` on the CLI). With 5, the
+    68-point model, whose iBUG 300-W training data excludes commercial use, is never loaded: alignment, descriptors
+    and attributes use the 5-point model, pose comes from 5 points, and eye/mouth openness is not measured."""
+    value = os.environ.get("FACELLM_LANDMARKS", "68")
+    if value not in ("5", "68"):
+        raise InputError(f"FACELLM_LANDMARKS must be 5 or 68, not {value!r}", "set it to 5 or 68, or unset it")
+    return int(value)
+
+
 def landmark_predictor():
-    return _dlib().shape_predictor(str(models_dir() / "shape_predictor_68_face_landmarks.dat"))
+    return _shape_predictor(landmark_points())
+
+
+@cache
+def _shape_predictor(points: int):
+    return _dlib().shape_predictor(str(models_dir() / f"shape_predictor_{points}_face_landmarks.dat"))
 
 
 @cache
 def face_encoder():
     return _dlib().face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+
+
+# (model, licence, training data) for `facellm analyze --licenses`; from the dlib-models README and package metadata.
+BUNDLED_MODELS = [
+    ("dlib HOG frontal face detector (in dlib-bin)", "Boost Software License (dlib)",
+     "not stated in the wheel; see dlib.net"),
+    ("mmod_human_face_detector.dat (CNN face detector, face-recognition-models)",
+     "released into the public domain by its author, Davis King; package MIT", "public images annotated by Davis King"),
+    ("shape_predictor_5_face_landmarks.dat", "public domain (Davis King); package MIT",
+     "dlib's 5-point landmark dataset, public images annotated by Davis King"),
+    ("shape_predictor_68_face_landmarks.dat", "the model file is public domain, but its training data (iBUG 300-W) "
+     "excludes commercial use; use --landmarks 5 (or FACELLM_LANDMARKS=5) to avoid it", "iBUG 300-W"),
+    ("dlib_face_recognition_resnet_model_v1.dat (128-D descriptor)", "public domain (Davis King); package MIT",
+     "about 3 million faces (FaceScrub, VGG Face and other public sets); 99.38% on LFW per its author"),
+    ("facellm faces/weights/fairface-attributes-v2.pt (age, gender, race)",
+     "trained here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV 2021); research use, see MODEL_CARD.md",
+     "FairFace train 1-16000"),
+    ("facellm faces/weights/fer2013-expression-v1.pt (7 expressions)",
+     "trained here on FER2013 (research use; Goodfellow et al. 2013)", "FER2013 Training split"),
+    ("OpenCV (opencv-python-headless, solvePnP for head pose)", "Apache 2.0", "no learned weights used"),
+]  # fmt: skip
