@@ -66,6 +66,15 @@ def test_roll_follows_rotation(face_images, angle):
         assert abs((after - before) - (-angle)) <= 4  # PIL rotates counter-clockwise; roll grows clockwise
 
 
+def test_yaw_sign_follows_the_documented_convention(faces):
+    # Checked by eye: in val_2379 the child's face turns towards the image's right, in val_293 the woman's towards
+    # its left. Positive yaw = turned towards the image's right.
+    by_name = {f.path.stem: f for f in faces}
+    turned_right = analyze_image(Image.open(by_name["val_2379"].path).convert("RGB")).faces[0].pose.yaw
+    turned_left = analyze_image(Image.open(by_name["val_293"].path).convert("RGB")).faces[0].pose.yaw
+    assert turned_right > 20 and turned_left < -10
+
+
 def test_mirroring_flips_yaw(face_images):
     for image in (face_images[0], face_images[1], face_images[4]):  # visibly turned faces
         yaw, mirrored = _pose(image).yaw, _pose(ImageOps.mirror(image)).yaw

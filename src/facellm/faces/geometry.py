@@ -26,7 +26,7 @@ POSE_POINTS = [30, 8, 36, 45, 48, 54]
 
 @dataclass(frozen=True)
 class Pose:
-    yaw: float  # degrees; positive when the face turns towards the image's left
+    yaw: float  # degrees; positive when the face turns towards the image's right (the person's own left)
     pitch: float  # degrees; positive when the face tilts up
     roll: float  # degrees; positive when the head leans clockwise in the image
     label: str
