@@ -692,19 +692,22 @@ def _analyze_one(job: tuple[str, str, bool]) -> dict:
         return {"image": path, "error": str(exc)}
 
 
-@cli.command("analyze")
-@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
-@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
-@click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
-@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
-@click.option(
+_landmarks_option = click.option(
     "--landmarks",
     "landmark_points",
     type=click.Choice(["68", "5"]),
     default=None,
     help="5: never load the 68-point model (non-commercial training data); default 68 or $FACELLM_LANDMARKS.",
 )
+
+
+@cli.command("analyze")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
+@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
+@click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
+@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
+@_landmarks_option
 @click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
 def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, licenses):
     """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
@@ -792,13 +795,7 @@ def _print_analysis(result: dict) -> None:
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
 @click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option(
-    "--landmarks",
-    "landmark_points",
-    type=click.Choice(["68", "5"]),
-    default=None,
-    help="5: align with the 5-point model only (no non-commercial 68-point model).",
-)
+@_landmarks_option
 def verify_command(images, pairs_file, images_dir, threshold, as_json, landmark_points):
     """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
     import json

@@ -38,17 +38,16 @@ class FaceInputs:
 def features(image: Image.Image, box=None) -> FaceInputs:
     """Inputs of the largest face (or of `box`; a whole-image box when no face is found).
 
-    The face is aligned on its 68 landmarks into dlib's 150 px chip with a 0.25 margin, which is how FairFace's own
+    The face is aligned on its landmarks into dlib's 150 px chip with a 0.25 margin, which is how FairFace's own
     images were cut, so a face from any photo looks to the network like the images it was trained on."""
     from facellm.faces.detect import detect_faces
-    from facellm.faces.embed import aligned_chip
-    from facellm.faces.models import face_encoder
+    from facellm.faces.embed import aligned_chip, chip_descriptors
 
     aligned = aligned_chip(image, box or detect_faces(image, fallback=True)[0])
-    encoder = face_encoder()
+    descriptor, mirrored = chip_descriptors(aligned)
     return FaceInputs(
-        descriptor=np.array(encoder.compute_face_descriptor(aligned), dtype=np.float32),
-        mirrored=np.array(encoder.compute_face_descriptor(np.ascontiguousarray(aligned[:, ::-1])), dtype=np.float32),
+        descriptor=descriptor.astype(np.float32),
+        mirrored=mirrored.astype(np.float32),
         chip=np.asarray(Image.fromarray(aligned).resize((CHIP, CHIP), Image.Resampling.LANCZOS)),
     )
 

@@ -17,24 +17,25 @@ from facellm.faces.models import face_encoder, landmark_predictor
 
 
 def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25) -> np.ndarray:
-    """dlib's 150 px face chip: the face in `box` aligned on its 68 landmarks, with `padding` around it."""
+    """dlib's 150 px face chip: the face in `box` aligned on its landmarks, with `padding` around it."""
     import dlib
 
     rgb = np.asarray(image.convert("RGB"))
     return dlib.get_face_chip(rgb, landmark_predictor()(rgb, box.as_dlib()), size=150, padding=padding)
 
 
-def face_descriptor(image: Image.Image, box: Box, jitters: int = 0, mirror: bool = True) -> np.ndarray:
+def chip_descriptors(chip: np.ndarray, jitters: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """128-D descriptors of an aligned chip and of its mirror image."""
+    encoder = face_encoder()
+    plain = np.array(encoder.compute_face_descriptor(chip, jitters))
+    return plain, np.array(encoder.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1]), jitters))
+
+
+def face_descriptor(image: Image.Image, box: Box, jitters: int = 0) -> np.ndarray:
     """128-D descriptor of the face in `box`: the mean of the aligned face's and its mirror image's descriptors
     (on LFW's tight crops the mean scores 95.30% vs 94.97% for one pass); `jitters` > 0 averages perturbed copies."""
-    chip = aligned_chip(image, box)
-    encoder = face_encoder()
-    descriptor = np.array(encoder.compute_face_descriptor(chip, jitters))
-    if mirror:
-        descriptor = (
-            descriptor + np.array(encoder.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1]), jitters))
-        ) / 2
-    return descriptor
+    plain, mirrored = chip_descriptors(aligned_chip(image, box), jitters)
+    return (plain + mirrored) / 2
 
 
 def image_descriptor(image: Image.Image, upscale_to: int = 200, pad: float = 0.2, jitters: int = 0):
