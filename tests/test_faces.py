@@ -12,7 +12,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 from facellm.cli import cli
 from facellm.faces import analyze_image, detect_faces, image_descriptor
-from facellm.faces.embed import evaluate_pairs, read_pairs
+from facellm.faces.embed import _best_threshold, evaluate_pairs, read_pairs, within_person_whitening
 from facellm.faces.geometry import head_pose, landmarks
 from facellm.faces.quality import face_quality
 from tests.conftest import SHARED
@@ -75,6 +75,15 @@ def test_yaw_sign_follows_the_documented_convention(faces):
     assert turned_right > 20 and turned_left < -10
 
 
+@pytest.mark.skipif(not FAIRFACE_VAL.is_dir(), reason="../shared/data/fairface is not present")
+def test_pitch_sign_follows_the_documented_convention():
+    # Checked by eye: in FairFace val 133 and 87 the head is tipped back (chin up); in 84 and 270 it is bowed.
+    def pitch(number: int) -> float:
+        return analyze_image(Image.open(FAIRFACE_VAL / f"{number}.jpg").convert("RGB")).faces[0].pose.pitch
+
+    assert pitch(133) > 15 and pitch(87) > 15 and pitch(84) < -15 and pitch(270) < -15
+
+
 def test_mirroring_flips_yaw(face_images):
     for image in (face_images[0], face_images[1], face_images[4]):  # visibly turned faces
         yaw, mirrored = _pose(image).yaw, _pose(ImageOps.mirror(image)).yaw
@@ -100,10 +109,60 @@ def test_lfw_pairs_fold_accuracy():
     pairs = [p for p in read_pairs(LFW / "pairs.txt", LFW / "images") if p[0] in (0, 1)][::5]
     paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
     vectors = {p: image_descriptor(Image.open(p).convert("RGB"))[0] for p in paths}
-    distances = np.array([np.linalg.norm(vectors[a] - vectors[b]) for _, a, b, _ in pairs])
-    accuracies, thresholds = evaluate_pairs(distances, np.array([s for *_, s in pairs]),
-                                            np.array([f for f, *_ in pairs]))  # fmt: skip
-    assert np.mean(accuracies) >= 0.92 and all(0.45 < t < 0.75 for t in thresholds)
+    first, second = (np.array([vectors[pair[i]] for pair in pairs]) for i in (1, 2))
+    scored = evaluate_pairs(first, second, np.array([s for *_, s in pairs]), np.array([f for f, *_ in pairs]))
+    assert scored.accuracy >= 0.92 and all(0.45 < t < 0.75 for t in scored.thresholds)
+    assert scored.shrinks == [1.0, 1.0]  # two folds leave too few to tune a whitening on: plain distances
+
+
+def test_best_threshold_matches_trying_every_distance():
+    generator = np.random.default_rng(0)
+    distances = np.round(generator.uniform(0, 1, 300), 2)  # rounded: many ties
+    same = generator.uniform(0, 1, 300) > distances
+    threshold, accuracy = _best_threshold(distances, same)
+    tried = {t: ((distances < t) == same).mean() for t in np.unique(distances)}
+    assert accuracy == max(tried.values()) and tried[threshold] == accuracy
+
+
+def test_within_person_whitening():
+    generator = np.random.default_rng(1)
+    person = generator.normal(size=(500, 8))
+    wander = generator.normal(size=(500, 8)) * np.array([3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])  # one noisy axis
+    a, b = person + wander, person - wander
+    rotation = within_person_whitening(a, b, shrink=1.0)
+    assert np.allclose(rotation.T @ rotation, np.eye(8))  # shrink 1: distances unchanged
+    spread = (a - b) @ within_person_whitening(a, b, shrink=0.0)
+    covariance = spread.T @ spread / (2 * len(spread))
+    assert np.allclose(covariance, np.trace(covariance) / 8 * np.eye(8), atol=1e-8)  # whitened, same mean scale
+    assert np.isclose(np.trace(covariance), np.trace((a - b).T @ (a - b) / (2 * len(a))))
+
+
+@pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
+def test_verify_pairs_cli_skips_unreadable_images(tmp_path):
+    # Three folds of 5 same + 5 different pairs taken from LFW's own file; one image is replaced by junk.
+    lines = (LFW / "pairs.txt").read_text().split("\n")
+    per_fold = int(lines[0].split()[1])
+    chosen = []
+    for fold in range(3):
+        start = 1 + 2 * per_fold * fold
+        chosen += lines[start : start + 5] + lines[start + per_fold : start + per_fold + 5]
+    (tmp_path / "pairs.txt").write_text("3\t5\n" + "\n".join(chosen) + "\n")
+    pairs = read_pairs(tmp_path / "pairs.txt", tmp_path / "images")
+    for _, *paths, _ in pairs:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes((LFW / "images" / path.parent.name / path.name).read_bytes())
+    broken = pairs[0][1]
+    broken.write_bytes(b"not a jpeg")
+    result = CliRunner().invoke(cli, ["verify", "--pairs", str(tmp_path / "pairs.txt"), "--images",
+                                      str(tmp_path / "images"), "--json", "--workers", "2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    lost = sum(broken in (a, b) for _, a, b, _ in pairs)
+    assert data["pairs_skipped"] == lost >= 1 and data["pairs"] == 30 - lost
+    assert f"skipped {broken}" in result.stderr and data["accuracy"] >= 80 and len(data["shrinks"]) == 3
+    missing = CliRunner().invoke(cli, ["verify", "--pairs", str(tmp_path / "pairs.txt"), "--images", str(tmp_path)])
+    assert missing.exit_code == 2 and "check that --images is the folder" in missing.output
 
 
 def test_analyze_cli_table_json_and_errors(faces, tmp_path):

@@ -712,8 +712,8 @@ _landmarks_option = click.option(
 def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, licenses):
     """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
     import json
-    import os
-    from multiprocessing import get_context
+
+    from facellm.parallel import map_over_cores
 
     if licenses:
         from facellm.faces.models import BUNDLED_MODELS
@@ -731,13 +731,7 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
         missing = paths[0]
         if not missing.exists():
             raise FaceLLMError(f"image not found: {missing}", "check the path")
-    jobs = [(str(p), detector, with_attributes) for p in paths]
-    processes = workers or os.cpu_count() or 1
-    if len(jobs) > 1 and processes > 1:
-        with get_context("spawn").Pool(min(processes, len(jobs))) as pool:
-            results = pool.map(_analyze_one, jobs, chunksize=8)
-    else:
-        results = [_analyze_one(job) for job in jobs]
+    results = map_over_cores(_analyze_one, [(str(p), detector, with_attributes) for p in paths], workers)
     if len(results) == 1 and "error" in results[0]:
         raise FaceLLMError(results[0]["error"])
     if as_json:
@@ -794,40 +788,49 @@ def _print_analysis(result: dict) -> None:
 @click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), help="LFW-format pairs file.")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
 @click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
+@click.option("--jitters", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Average each descriptor over this many perturbed copies (about N times slower).")  # fmt: skip
+@click.option("--workers", type=int, default=0, help="Processes for --pairs (default: one per CPU core).")
 @click.option("--json", "as_json", is_flag=True)
 @_landmarks_option
-def verify_command(images, pairs_file, images_dir, threshold, as_json, landmark_points):
+def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points):
     """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
     import json
 
     import numpy as np
 
     _use_landmarks(landmark_points)
-    from facellm.faces.embed import evaluate_pairs, image_descriptor, read_pairs
+    from facellm.faces.embed import descriptors_of, evaluate_pairs, image_descriptor, read_pairs
     from facellm.images import read_image
 
     if pairs_file:
         if images or not images_dir:
             raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
         pairs = read_pairs(pairs_file, images_dir)
-        paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
-        descriptors = {}
-        with click.progressbar(paths, label="descriptors") as bar:
-            for path in bar:
-                descriptors[path] = image_descriptor(read_image(path))[0]
-        distances = np.array([np.linalg.norm(descriptors[a] - descriptors[b]) for _, a, b, _ in pairs])
-        accuracies, thresholds = evaluate_pairs(distances, np.array([s for *_, s in pairs]),
-                                                np.array([f for f, *_ in pairs]))  # fmt: skip
-        result = {"pairs": len(pairs), "accuracy": round(100 * float(np.mean(accuracies)), 2),
-                  "fold_accuracies": [round(100 * a, 2) for a in accuracies],
-                  "thresholds": [round(t, 4) for t in thresholds]}  # fmt: skip
+        found, skipped = descriptors_of(sorted({p for _, a, b, _ in pairs for p in (a, b)}), jitters, workers)
+        for path, why in skipped.items():
+            click.echo(f"skipped {path}: {why}", err=True)
+        usable = [p for p in pairs if p[1] in found and p[2] in found]
+        if len({f for f, *_ in usable}) < 2:
+            raise FaceLLMError(
+                f"only {len(usable)} of {len(pairs)} pairs have both images readable, in fewer than two folds",
+                "check that --images is the folder that holds the pairs' images",
+            )
+        first, second = (np.array([found[pair[i]] for pair in usable]) for i in (1, 2))
+        scored = evaluate_pairs(first, second, np.array([s for *_, s in usable]), np.array([f for f, *_ in usable]))
+        result = {"pairs": len(usable), "pairs_skipped": len(pairs) - len(usable),
+                  "accuracy": round(100 * scored.accuracy, 2),
+                  "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],
+                  "thresholds": [round(t, 4) for t in scored.thresholds], "shrinks": scored.shrinks,
+                  "jitters": jitters}  # fmt: skip
         click.echo(json.dumps(result, indent=1) if as_json else
-                   f"accuracy {result['accuracy']}% over {len(pairs)} pairs; per fold {result['fold_accuracies']}; "
-                   f"thresholds chosen on the other folds {result['thresholds']}")  # fmt: skip
+                   f"accuracy {result['accuracy']}% over {len(usable)} pairs ({result['pairs_skipped']} skipped); "
+                   f"per fold {result['fold_accuracies']}; learnt on the other folds: thresholds "
+                   f"{result['thresholds']}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)")  # fmt: skip
         return
     if len(images) != 2:
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
-    a, b = (image_descriptor(read_image(p))[0] for p in images)
+    a, b = (image_descriptor(read_image(p), jitters=jitters)[0] for p in images)
     gap = float(np.linalg.norm(a - b))
     result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
     click.echo(json.dumps(result) if as_json else

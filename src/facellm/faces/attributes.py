@@ -64,16 +64,9 @@ def _features_of_path(path: str) -> FaceInputs | None:
 
 def extract(paths: list[Path], workers: int = 0) -> tuple[FaceInputs, list[int]]:
     """Inputs of every readable image (in parallel), stacked along a first axis, and the indices of those kept."""
-    import os
-    from multiprocessing import get_context
+    from facellm.parallel import map_over_cores
 
-    jobs = [str(p) for p in paths]
-    processes = workers or os.cpu_count() or 1
-    if processes > 1 and len(jobs) > 1:
-        with get_context("spawn").Pool(processes) as pool:
-            rows = pool.map(_features_of_path, jobs, chunksize=16)
-    else:
-        rows = [_features_of_path(job) for job in jobs]
+    rows = map_over_cores(_features_of_path, [str(p) for p in paths], workers, chunksize=16)
     kept = [i for i, row in enumerate(rows) if row is not None]
     if not kept:
         from facellm.errors import InputError

@@ -27,7 +27,7 @@ POSE_POINTS = [30, 8, 36, 45, 48, 54]
 @dataclass(frozen=True)
 class Pose:
     yaw: float  # degrees; positive when the face turns towards the image's right (the person's own left)
-    pitch: float  # degrees; positive when the face tilts up
+    pitch: float  # degrees; positive when the face tilts up (chin raised)
     roll: float  # degrees; positive when the head leans clockwise in the image
     label: str
 
@@ -51,7 +51,8 @@ def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
     ok, rotation, _ = cv2.solvePnP(MODEL_POINTS, image_points, camera_up, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
     matrix, _ = cv2.Rodrigues(rotation)
     yaw = float(np.degrees(np.arcsin(np.clip(-matrix[2, 0], -1, 1))))
-    pitch = float(np.degrees(np.arctan2(matrix[2, 1], matrix[2, 2])))
+    # The sign is set by eye on FairFace val: heads bowed towards the camera (val 84, 270) came out positive before.
+    pitch = -float(np.degrees(np.arctan2(matrix[2, 1], matrix[2, 2])))
     left_eye, right_eye = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
     roll = float(np.degrees(np.arctan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])))
     return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
