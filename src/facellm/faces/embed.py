@@ -151,12 +151,12 @@ class PairResult:
         return float(np.mean(self.fold_accuracies))
 
 
-def _fold_rule(a, b, same, train, shrink) -> tuple[np.ndarray, float, float]:
-    """Whitening and threshold learnt on the `train` pairs: (matrix, threshold, training accuracy)."""
+def _learnt_rule_accuracy(a, b, same, train, test, shrink: float) -> tuple[float, float]:
+    """Whitening and threshold learnt on the `train` pairs; (their accuracy on the `test` pairs, the threshold)."""
     matrix = within_person_whitening(a[train & same], b[train & same], shrink)
-    distances = np.linalg.norm((a[train] - b[train]) @ matrix, axis=1)
-    threshold, accuracy = _best_threshold(distances, same[train])
-    return matrix, threshold, accuracy
+    threshold, _ = _best_threshold(np.linalg.norm((a[train] - b[train]) @ matrix, axis=1), same[train])
+    predicted = np.linalg.norm((a[test] - b[test]) @ matrix, axis=1) < threshold
+    return float((predicted == same[test]).mean()), threshold
 
 
 def evaluate_pairs(
@@ -166,28 +166,18 @@ def evaluate_pairs(
 
     The rule is a threshold on descriptor distance; with `whiten`, distances are first measured after a
     within-person whitening learnt from the other folds' same-person pairs, its shrinkage picked among SHRINKS
-    (1.0 included, i.e. plain distances) by the same protocol run inside those folds."""
-    same = same.astype(bool)
+    (1.0 included, i.e. plain distances) by the same protocol run inside those folds (needs three folds or more)."""
+    same, names = same.astype(bool), np.unique(folds)
     accuracies, thresholds, shrinks = [], [], []
-    for fold in np.unique(folds):
+    for fold in names:
         train = folds != fold
         shrink = 1.0
-        if whiten and len(np.unique(folds)) > 2:
-            scores = {}
-            for candidate in SHRINKS:
-                held = []
-                for f in np.unique(folds[train]):
-                    matrix, threshold, _ = _fold_rule(a, b, same, train & (folds != f), candidate)
-                    test = folds == f
-                    held.append(
-                        ((np.linalg.norm((a[test] - b[test]) @ matrix, axis=1) < threshold) == same[test]).mean()
-                    )
-                scores[candidate] = np.mean(held)
-            shrink = max(scores, key=scores.get)
-        matrix, threshold, _ = _fold_rule(a, b, same, train, shrink)
-        test = ~train
-        predicted = np.linalg.norm((a[test] - b[test]) @ matrix, axis=1) < threshold
-        accuracies.append(float((predicted == same[test]).mean()))
+        if whiten and len(names) > 2:
+            inner = {s: np.mean([_learnt_rule_accuracy(a, b, same, train & (folds != f), folds == f, s)[0]
+                                 for f in names if f != fold]) for s in SHRINKS}  # fmt: skip
+            shrink = max(inner, key=inner.get)
+        accuracy, threshold = _learnt_rule_accuracy(a, b, same, train, ~train, shrink)
+        accuracies.append(accuracy)
         thresholds.append(threshold)
         shrinks.append(shrink)
     return PairResult(accuracies, thresholds, shrinks)
