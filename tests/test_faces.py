@@ -161,6 +161,7 @@ def test_verify_pairs_cli_skips_unreadable_images(tmp_path):
     lost = sum(broken in (a, b) for _, a, b, _ in pairs)
     assert data["pairs_skipped"] == lost >= 1 and data["pairs"] == 30 - lost
     assert f"skipped {broken}" in result.stderr and data["accuracy"] >= 80 and len(data["shrinks"]) == 3
+    assert "descriptors" in result.stderr  # the progress bar's label
     missing = CliRunner().invoke(cli, ["verify", "--pairs", str(tmp_path / "pairs.txt"), "--images", str(tmp_path)])
     assert missing.exit_code == 2 and "check that --images is the folder" in missing.output
 

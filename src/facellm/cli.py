@@ -807,7 +807,9 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         if images or not images_dir:
             raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
         pairs = read_pairs(pairs_file, images_dir)
-        found, skipped = descriptors_of(sorted({p for _, a, b, _ in pairs for p in (a, b)}), jitters, workers)
+        paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
+        with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
+            found, skipped = descriptors_of(paths, jitters, workers, on_result=lambda: bar.update(1))
         for path, why in skipped.items():
             click.echo(f"skipped {path}: {why}", err=True)
         usable = [p for p in pairs if p[1] in found and p[2] in found]

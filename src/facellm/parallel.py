@@ -6,13 +6,22 @@ import os
 from collections.abc import Callable, Sequence
 
 
-def map_over_cores(function: Callable, jobs: Sequence, workers: int = 0, chunksize: int = 8) -> list:
+def map_over_cores(
+    function: Callable, jobs: Sequence, workers: int = 0, chunksize: int = 8, on_result: Callable | None = None
+) -> list:
     """`[function(job) for job in jobs]` in `workers` spawned processes (0: one per core); in this process when
-    there is one worker or one job. `function` must be defined at a module's top level so the workers can import it."""
+    there is one worker or one job. `function` must be defined at a module's top level so the workers can import it.
+    `on_result()` is called as each result arrives (for a progress bar)."""
     processes = min(workers or os.cpu_count() or 1, len(jobs))
     if processes <= 1:
-        return [function(job) for job in jobs]
+        return [_noted(function(job), on_result) for job in jobs]
     from multiprocessing import get_context
 
     with get_context("spawn").Pool(processes) as pool:
-        return pool.map(function, jobs, chunksize=chunksize)
+        return [_noted(result, on_result) for result in pool.imap(function, jobs, chunksize=chunksize)]
+
+
+def _noted(result, on_result: Callable | None):
+    if on_result:
+        on_result()
+    return result

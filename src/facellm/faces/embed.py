@@ -101,12 +101,13 @@ def _descriptor_of_path(job: tuple[str, int]) -> np.ndarray | str:
         return str(exc)
 
 
-def descriptors_of(paths: list[Path], jitters: int = 0, workers: int = 0) -> tuple[dict, dict]:
+def descriptors_of(paths: list[Path], jitters: int = 0, workers: int = 0, on_result=None) -> tuple[dict, dict]:
     """Descriptors of many image files over the CPU cores: ({path: descriptor}, {path: why it was skipped})."""
     from facellm.parallel import map_over_cores
 
+    jobs = [(str(p), jitters) for p in paths]
     found, skipped = {}, {}
-    for path, result in zip(paths, map_over_cores(_descriptor_of_path, [(str(p), jitters) for p in paths], workers)):
+    for path, result in zip(paths, map_over_cores(_descriptor_of_path, jobs, workers, on_result=on_result)):
         (skipped if isinstance(result, str) else found)[path] = result
     return found, skipped
 
