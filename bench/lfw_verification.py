@@ -49,17 +49,14 @@ def main() -> None:
     plain = {p: plain_descriptor(p) for p in paths}
     plain_seconds = time.perf_counter() - started
 
-    folds = np.array([f for f, _, _, _ in pairs])
-    same = np.array([s for _, _, _, s in pairs])
-    first, second = (np.array([ours[pair[i]] for pair in pairs]) for i in (1, 2))
-    whitened = evaluate_pairs(first, second, same, folds)
-    threshold_only = evaluate_pairs(first, second, same, folds, whiten=False)
+    whitened = evaluate_pairs(pairs, ours)
+    threshold_only = evaluate_pairs(pairs, ours, whiten=False)
     plain_correct = [
         plain[a] is not None and plain[b] is not None and (np.linalg.norm(plain[a] - plain[b]) < 0.6) == s
         for _, a, b, s in pairs
     ]
     missed = sum(v is None for v in plain.values())
-    print(f"{len(pairs)} pairs in {len(set(folds))} folds, {len(paths)} images (90 px crops)")
+    print(f"{len(pairs)} pairs in {len({f for f, *_ in pairs})} folds, {len(paths)} images (90 px crops)")
     for name, scored in (("ours, whitened", whitened), ("ours, threshold only", threshold_only)):
         print(
             f"{name}: {100 * scored.accuracy:.2f}% (folds {[round(100 * a, 1) for a in scored.fold_accuracies]}), "

@@ -818,8 +818,7 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
                 f"only {len(usable)} of {len(pairs)} pairs have both images readable, in fewer than two folds",
                 "check that --images is the folder that holds the pairs' images",
             )
-        first, second = (np.array([found[pair[i]] for pair in usable]) for i in (1, 2))
-        scored = evaluate_pairs(first, second, np.array([s for *_, s in usable]), np.array([f for f, *_ in usable]))
+        scored = evaluate_pairs(usable, found)
         result = {"pairs": len(usable), "pairs_skipped": len(pairs) - len(usable),
                   "accuracy": round(100 * scored.accuracy, 2),
                   "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],

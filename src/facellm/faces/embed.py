@@ -160,15 +160,17 @@ def _learnt_rule_accuracy(a, b, same, train, test, shrink: float) -> tuple[float
     return float((predicted == same[test]).mean()), threshold
 
 
-def evaluate_pairs(
-    a: np.ndarray, b: np.ndarray, same: np.ndarray, folds: np.ndarray, whiten: bool = True
-) -> PairResult:
-    """The pair protocol, 10-fold style: each fold is scored with a rule learnt on the other folds only.
+def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict, whiten: bool = True) -> PairResult:
+    """The pair protocol on `read_pairs` rows and {image: descriptor}, 10-fold style: each fold is scored with a rule
+    learnt on the other folds only.
 
     The rule is a threshold on descriptor distance; with `whiten`, distances are first measured after a
     within-person whitening learnt from the other folds' same-person pairs, its shrinkage picked among SHRINKS
     (1.0 included, i.e. plain distances) by the same protocol run inside those folds (needs three folds or more)."""
-    same, names = same.astype(bool), np.unique(folds)
+    a, b = (np.array([descriptors[pair[i]] for pair in pairs]) for i in (1, 2))
+    same = np.array([s for *_, s in pairs], dtype=bool)
+    folds = np.array([f for f, *_ in pairs])
+    names = np.unique(folds)
     accuracies, thresholds, shrinks = [], [], []
     for fold in names:
         train = folds != fold
