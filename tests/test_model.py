@@ -114,9 +114,17 @@ def test_folder_without_checkpoint(tmp_path):
 
 def test_conversation_must_end_with_a_question(tiny_lm, face_images):
     with pytest.raises(InputError, match="non-empty user question"):
-        generate(tiny_lm, [question([face_images[0]], "   ")])
-    with pytest.raises(InputError, match="mixes items with and without images"):
-        generate(tiny_lm, [question([face_images[0]], "a"), question([], "b")])
+        generate(tiny_lm, [question([], "   ")])
+    with pytest.raises(InputError, match="image placeholder <IMG_CONTEXT>"):
+        generate(tiny_lm, [question([face_images[0]], "What is <IMG_CONTEXT> here?")])
+    assert generate(tiny_lm, [question([face_images[0]], "")], SHORT)[0]  # an image alone is a valid prompt
+
+
+def test_images_and_text_only_questions_in_one_call(tiny_lm, face_images):
+    """Items with and without images are batched apart inside one call; answers equal one-at-a-time answers."""
+    items = [question([face_images[0]], "a"), question([], "b"), question([face_images[1]], "c"), question([], "d")]
+    together = generate(tiny_lm, items, SHORT, batch_size=4)
+    assert together == [generate(tiny_lm, [item], SHORT)[0] for item in items]
 
 
 def test_text_only_question(tiny_lm):

@@ -137,7 +137,7 @@ def test_remote_images_never_reach_local_addresses(tiny_lm, face_images):
         with BackgroundServer(create_app(engine, Limits(allow_remote_images=True))) as running:
             body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
             response = _post(running, body)
-        assert response.status_code == 400 and "private or local" in response.json()["error"]["message"]
+        assert response.status_code == 400 and "public internet addresses" in response.json()["error"]["message"]
         assert target.requests == []
 
 

@@ -628,13 +628,16 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Requests generated together.")
 @click.option("--max-queue", type=int, default=64, show_default=True, help="Waiting requests before 429.")
 @click.option("--max-tokens", type=int, default=2048, show_default=True, help="Largest max_tokens accepted.")
+@click.option("--max-prompt-tokens", type=click.IntRange(min=1),
+              help="Longest prompt accepted, images included (default: the model's context).")  # fmt: skip
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--ground", is_flag=True, help="Put measured face facts before every question.")
 def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote_images, max_batch, max_queue,
-                  max_tokens, device, dtype, ground):  # fmt: skip
+                  max_tokens, max_prompt_tokens, device, dtype, ground):  # fmt: skip
     """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
     import os
+    import socket
 
     import uvicorn
 
@@ -650,6 +653,14 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
             raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
     if offline and model:
         raise FaceLLMError("--offline and --model exclude each other", "drop one")
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:  # bound before the slow model load, so a taken port is reported at once
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise FaceLLMError(f"cannot listen on {host}:{port} ({exc.strerror})",
+                           "pick another --port, or stop what is using this one") from None  # fmt: skip
     if offline:
         backend = OfflineBackend()
     elif model == "specialist":
@@ -657,7 +668,7 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
 
         backend = SpecialistBackend()
     else:
-        backend = ModelBackend(_load(model or DEFAULT_MODEL, adapter, device, dtype))
+        backend = ModelBackend(_load(model or DEFAULT_MODEL, adapter, device, dtype), max_prompt_tokens)
     if ground:
         from facellm.specialist import GroundedBackend
 
@@ -665,7 +676,7 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
     limits = Limits(max_tokens=max_tokens, allow_remote_images=allow_remote_images)
     app = create_app(Engine(backend, max_batch=max_batch, max_queue=max_queue), limits, api_key)
     click.echo(f"serving {backend.name} on http://{host}:{port} (web page at /, API at /v1)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
 
 
 def _expand_images(paths) -> list[Path]:

@@ -1,8 +1,9 @@
 """The one image reader every command uses: any common file in, an upright 8-bit RGB `PIL.Image` out.
 
 It applies EXIF orientation, converts grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit or float
-images to RGB, refuses images whose header declares more pixels than `max_pixels` before decoding them, and
-turns every failure (missing file, not an image, truncated data) into an `ImageError` naming the file.
+images to RGB, refuses images whose header declares more pixels than `max_pixels` before decoding them, can shrink
+large ones while decoding (`max_side`), and turns every failure (missing file, not an image, truncated data) into
+an `ImageError` naming the file.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ DEFAULT_MAX_PIXELS = 89_478_485
 ImageSource = str | Path | bytes | Image.Image
 
 
-def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Read a path, raw bytes or an opened image as upright RGB; raise `ImageError` with a one-line reason."""
+def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
+    """Read a path, raw bytes or an opened image as upright RGB; raise `ImageError` with a one-line reason.
+
+    With `max_side`, a larger image is shrunk so its longer side is `max_side`; JPEGs are then decoded at a reduced
+    scale (libjpeg's draft mode), so the full-size pixels are never held in memory."""
     if isinstance(source, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(source))
+        return _shrink(_to_rgb(ImageOps.exif_transpose(source)), max_side)
     name = "image bytes" if isinstance(source, bytes) else str(source)
     if not isinstance(source, bytes):
         path = Path(source)
@@ -43,8 +47,11 @@ def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
                     f"image too large: {name} is {width}x{height} pixels, above the limit of {max_pixels:,}",
                     "downscale it first",
                 )
+            if max_side and max(width, height) > max_side:
+                scale = max_side / max(width, height)
+                image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             image.load()
-            return _to_rgb(ImageOps.exif_transpose(image))
+            return _shrink(_to_rgb(ImageOps.exif_transpose(image)), max_side)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -57,6 +64,13 @@ def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ImageError(
             f"cannot decode image {name}: {exc}", "the file is truncated or corrupt; re-export it"
         ) from None
+
+
+def _shrink(image: Image.Image, max_side: int | None) -> Image.Image:
+    """The image with its longer side at most `max_side` (aspect ratio kept); unchanged when already small enough."""
+    if max_side and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

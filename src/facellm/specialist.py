@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.labels import FAIRFACE_AGES, normalise
+from facellm.serve.engine import ServingBackend
 
 NAME = "specialist (face-analysis models, not an LLM)"
 OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
@@ -336,7 +337,7 @@ def grounding_facts(images: list[Image.Image]) -> str:
     return "\n".join(lines)
 
 
-class SpecialistBackend:
+class SpecialistBackend(ServingBackend):
     """The serving engine's interface over the specialist (`facellm serve --model specialist`)."""
 
     name = NAME
@@ -344,20 +345,11 @@ class SpecialistBackend:
     def generate(self, conversations, settings) -> list[str]:
         return [answer([im for turn in c for im in turn.images], c[-1].text) for c in conversations]
 
-    def stream(self, conversation, settings):
-        yield self.generate([conversation], settings)[0]
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def prompt_tokens(self, conversation) -> int:
-        return sum(len(turn.text.split()) for turn in conversation)
-
-
-class GroundedBackend:
+class GroundedBackend(ServingBackend):
     """Wraps a serving backend so the last user turn starts with the measured facts of the conversation's images."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: ServingBackend) -> None:
         self.inner = inner
         self.name = f"{inner.name}+grounded"
 
@@ -371,8 +363,11 @@ class GroundedBackend:
     def generate(self, conversations, settings) -> list[str]:
         return self.inner.generate([self._grounded(c) for c in conversations], settings)
 
-    def stream(self, conversation, settings):
-        return self.inner.stream(self._grounded(conversation), settings)
+    def stream(self, conversation, settings, cancel=None):
+        return self.inner.stream(self._grounded(conversation), settings, cancel)
+
+    def check(self, conversation, settings) -> None:
+        self.inner.check(conversation, settings)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

@@ -20,6 +20,17 @@ from facellm.model.loading import LoadedModel
 # Padded prompt tokens one batch may hold (members x longest prompt); keeps very long prompts from being batched
 # with many others. 16 four-image FaceXBench questions fit at InternVL3's 256 tokens per 448 px tile (one tile each).
 MAX_BATCH_TOKENS = 32_768
+# Seeds torch.manual_seed accepts (a signed or unsigned 64-bit integer).
+SEED_RANGE = (-(2**63), 2**64 - 1)
+# Processor attributes naming the placeholder tokens a chat template inserts for images and videos.
+PLACEHOLDER_ATTRIBUTES = (
+    "image_token",
+    "video_token",
+    "start_image_token",
+    "end_image_token",
+    "boi_token",
+    "eoi_token",
+)
 
 
 @dataclass
@@ -51,6 +62,9 @@ class GenerationSettings:
             raise InputError(f"temperature must be positive when sampling, got {self.temperature}", "use e.g. 0.7")
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}", "use e.g. 0.9")
+        if self.seed is not None and not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise InputError(f"seed must be an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got {self.seed}",
+                             "use a smaller seed")  # fmt: skip
 
 
 def question(images: Sequence[Image.Image], text: str) -> Conversation:
@@ -69,11 +83,26 @@ def to_messages(conversation: Conversation) -> list[dict]:
     return messages
 
 
+def check_conversation(lm: LoadedModel, conversation: Conversation) -> None:
+    """Raise `InputError` for a conversation the model cannot take: not ending with a user turn that has text or
+    images, or text holding one of the model's own image placeholder tokens (the processor would count it as an
+    image that was never sent)."""
+    if not conversation or conversation[-1].role != "user":
+        raise InputError("each conversation must end with a user question", "pass -q 'your question'")
+    if not conversation[-1].text.strip() and not conversation[-1].images:
+        raise InputError("each conversation must end with a non-empty user question", "pass -q 'your question'")
+    placeholders = {getattr(lm.processor, name, None) for name in PLACEHOLDER_ATTRIBUTES} - {None, ""}
+    for turn in conversation:
+        for token in placeholders:
+            if isinstance(token, str) and token in turn.text:
+                raise InputError(f"the text contains the model's image placeholder {token}",
+                                 "remove it; images go in as images, not as placeholder text")  # fmt: skip
+
+
 def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation]):
     """Render the chat template, tokenise with left padding and preprocess images; tensors on the model's device."""
     for conversation in conversations:
-        if not conversation or conversation[-1].role != "user" or not conversation[-1].text.strip():
-            raise InputError("each conversation must end with a non-empty user question", "pass -q 'your question'")
+        check_conversation(lm, conversation)
     texts = [
         lm.processor.apply_chat_template(to_messages(c), add_generation_prompt=True, tokenize=False)
         for c in conversations
@@ -142,17 +171,22 @@ def _length_batches(
 
     Length = text tokens of the rendered prompt + image tokens (from the processor's own count where it offers
     one). A batch also stops growing when its padded size (members x longest prompt) would pass
-    `max_batch_tokens`, so one very long prompt runs with few or no others instead of inflating a full batch."""
+    `max_batch_tokens`, so one very long prompt runs with few or no others instead of inflating a full batch.
+    Conversations with images and text-only ones never share a batch (processors take images for all or none)."""
     if len(conversations) == 1:
         return [[0]]
     lengths = [_estimated_length(lm, c) for c in conversations]
+    has_images = [any(turn.images for turn in c) for c in conversations]
     batches: list[list[int]] = []
-    for index in sorted(range(len(conversations)), key=lengths.__getitem__):
-        current = batches[-1] if batches else None
-        if current and len(current) < batch_size and (len(current) + 1) * lengths[index] <= max_batch_tokens:
-            current.append(index)
-        else:
-            batches.append([index])
+    for kind in (True, False):
+        batches_of_kind: list[list[int]] = []
+        for index in sorted((i for i in range(len(conversations)) if has_images[i] == kind), key=lengths.__getitem__):
+            current = batches_of_kind[-1] if batches_of_kind else None
+            if current and len(current) < batch_size and (len(current) + 1) * lengths[index] <= max_batch_tokens:
+                current.append(index)
+            else:
+                batches_of_kind.append([index])
+        batches += batches_of_kind
     return batches
 
 
@@ -178,28 +212,45 @@ def estimate_tokens(
     return length
 
 
-def stream(lm: LoadedModel, conversation: Conversation, settings: GenerationSettings | None = None) -> Iterator[str]:
-    """Yield the answer to one conversation piece by piece as tokens are generated."""
+def stream(
+    lm: LoadedModel,
+    conversation: Conversation,
+    settings: GenerationSettings | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[str]:
+    """Yield the answer to one conversation piece by piece as tokens are generated; setting `cancel` stops the
+    generation after the current token (a server uses it when the client goes away)."""
     import torch
-    from transformers import TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
     settings = settings or GenerationSettings()
     _seed(settings)
     inputs = prepare_inputs(lm, [conversation])
     streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    extra = {"stopping_criteria": StoppingCriteriaList([_Cancelled()])} if cancel is not None else {}
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
             with torch.inference_mode():
-                lm.model.generate(**inputs, **_generate_kwargs(lm, settings), streamer=streamer)
+                lm.model.generate(**inputs, **_generate_kwargs(lm, settings), streamer=streamer, **extra)
         except BaseException as exc:  # re-raised in the caller's thread below
             failure.append(exc)
             streamer.end()
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    yield from streamer
+    try:
+        yield from streamer
+    except GeneratorExit:  # the caller stopped reading: with `cancel`, end the generation too
+        if cancel is not None:
+            cancel.set()
+            worker.join()
+        raise
     worker.join()
     if failure:
         raise failure[0]

@@ -1,8 +1,13 @@
 """The HTTP server: OpenAI-compatible chat completions (plain and streamed), model list, health, and the web page.
 
 `POST /v1/faces` measures the faces of one image for the page (boxes, pose, quality, predicted attributes).
-Errors use OpenAI's error body: 400 bad request, 401 missing or wrong key, 413 body too large, 429 queue full,
-503 no model loaded. The API key (when set) is compared in constant time and never logged.
+Errors use OpenAI's error body: 400 bad request, 401 missing or wrong key, 413 body too large, 429 queue full or
+too many image pixels in flight, 500 the model failed on this one request. A streamed request that fails after
+the 200 ends with an error event. The API key (when set) is compared in constant time and never logged.
+
+Nothing slow runs on the event loop: bodies are read with the size limit enforced while reading, images are
+decoded (and shrunk) by a small thread pool, prompts are checked and counted there too, and the model has its own
+thread. So `/health` answers while large requests are being decoded.
 """
 
 from __future__ import annotations
@@ -12,18 +17,22 @@ import hmac
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from facellm.errors import FaceLLMError
 from facellm.serve.engine import Engine, QueueFull
-from facellm.serve.requests import Limits, RequestError, load_image_url, parse_chat_request
+from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request
 
 
 def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
     limits = limits or Limits()
     app = FastAPI(title="facellm", docs_url=None, redoc_url=None)
+    decoders = ThreadPoolExecutor(max_workers=limits.decode_workers, thread_name_prefix="facellm-decode")
+    budget = PixelBudget(limits.max_pixels_in_flight)
 
     @app.on_event("startup")
     async def _start() -> None:
@@ -32,6 +41,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
     @app.on_event("shutdown")
     async def _stop() -> None:
         await engine.stop()
+        decoders.shutdown(wait=False, cancel_futures=True)
 
     def error(exc: RequestError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -63,19 +73,38 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         return {"aspects": [{"key": a.key, "question": a.stored_question} for a in load_prompts().aspects.values()]}
 
     async def json_body(request: Request):
-        """The request's JSON body after the key and size checks (a RequestError otherwise)."""
+        """The request's JSON body after the key and size checks (a RequestError otherwise); the size limit holds
+        while reading, so a chunked body without a length is cut off at the limit, not buffered whole."""
         if not authorised(request):
             raise RequestError(401, "missing or wrong API key", kind="authentication_error")
+        too_big = RequestError(413, f"request body over {limits.max_body_bytes} bytes")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
-        raw = await request.body()
-        if len(raw) > limits.max_body_bytes:
-            raise RequestError(413, f"request body over {limits.max_body_bytes} bytes")
+            raise too_big
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise too_big
+            chunks.append(chunk)
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RequestError(400, "the request body is not valid JSON") from None
+            return json.loads(b"".join(chunks))
+        except RecursionError:
+            raise RequestError(400, "the request body nests JSON too deeply") from None
+        except ValueError as exc:  # not JSON, not UTF-8, or an integer with thousands of digits
+            raise RequestError(400, f"the request body is not valid JSON ({str(exc).split(':')[0]})") from None
+
+    async def off_loop(function, *args):
+        """Run a decoding or checking step in the decoder pool; user errors become 400s."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(decoders, function, *args)
+        except FaceLLMError as exc:
+            raise RequestError(400, exc.message) from None
+
+    def checked_request(body) -> ChatRequest:
+        parsed = parse_chat_request(body, limits)
+        engine.backend.check(parsed.conversation, parsed.settings)
+        return parsed
 
     @app.post("/v1/faces")
     async def faces(request: Request):
@@ -84,12 +113,12 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             body = await json_body(request)
             if not isinstance(body, dict):
                 raise RequestError(400, "the request body must be a JSON object")
-            image = load_image_url(body.get("image"), "image", limits)
+            image = await off_loop(load_image_url, body.get("image"), "image", limits)
         except RequestError as exc:
             return error(exc)
         from facellm.faces import analyze_image
 
-        analysis = await asyncio.get_running_loop().run_in_executor(None, analyze_image, image, "auto", True)
+        analysis = await asyncio.get_running_loop().run_in_executor(decoders, analyze_image, image, "auto", True)
         result = analysis.as_dict()
         for face in result["faces"]:
             del face["landmarks"]  # the page has no use for them; `facellm analyze --json` gives them
@@ -98,21 +127,26 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         try:
-            parsed = parse_chat_request(await json_body(request), limits)
+            parsed = await off_loop(checked_request, await json_body(request))
         except RequestError as exc:
             return error(exc)
+        if not budget.reserve(parsed.pixels):
+            return error(RequestError(429, "too many image pixels are being processed; retry shortly",
+                                      kind="rate_limit_error"))  # fmt: skip
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = engine.backend.name
         if parsed.stream:
-            return StreamingResponse(
-                _sse(engine, parsed, completion_id, created, model), media_type="text/event-stream"
-            )
+            events = _sse(engine, parsed, completion_id, created, model, lambda: budget.release(parsed.pixels))
+            return StreamingResponse(events, media_type="text/event-stream")
         try:
-            answer = engine.submit(parsed.conversation, parsed.settings)
+            text, stopped = cut_at_stop(await engine.submit(parsed.conversation, parsed.settings), parsed.stop)
         except QueueFull:
             return error(RequestError(429, "too many requests are waiting; retry shortly", kind="rate_limit_error"))
-        text, stopped = cut_at_stop(await answer, parsed.stop)
+        except Exception as exc:  # this request alone failed; the server and the other requests carry on
+            return error(failure(exc))
+        finally:
+            budget.release(parsed.pixels)
         prompt_tokens = engine.backend.prompt_tokens(parsed.conversation)
         completion_tokens = min(engine.backend.count_tokens(text), parsed.settings.max_new_tokens)
         finish = "stop" if stopped or completion_tokens < parsed.settings.max_new_tokens else "length"
@@ -130,40 +164,76 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
     return app
 
 
+class PixelBudget:
+    """Decoded image pixels held by the requests being answered; a request that would pass the limit is refused.
+    Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.held = limit, 0
+
+    def reserve(self, pixels: int) -> bool:
+        if pixels and self.held + pixels > self.limit:
+            return False
+        self.held += pixels
+        return True
+
+    def release(self, pixels: int) -> None:
+        self.held -= pixels
+
+
+def failure(exc: Exception) -> RequestError:
+    """The error a failed request gets: 400 for what the user can fix, 500 naming the cause otherwise."""
+    if isinstance(exc, FaceLLMError):
+        return RequestError(400, exc.message)
+    return RequestError(500, f"the model failed on this request ({type(exc).__name__})", kind="server_error")
+
+
 def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     """The text up to the first stop string, and whether one was found."""
     cuts = [text.index(s) for s in stops if s in text]
     return (text[: min(cuts)], True) if cuts else (text, False)
 
 
-async def _sse(engine: Engine, parsed, completion_id: str, created: int, model: str):
+async def _sse(engine: Engine, parsed, completion_id: str, created: int, model: str, finished):
+    """The streamed answer as server-sent events; a failure after the 200 is sent as an error event, and
+    `finished()` runs however the stream ends (also when the client goes away)."""
+
     def chunk(delta: dict, finish: str | None = None) -> str:
         payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
         return f"data: {json.dumps(payload)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""})
-    held, emitted, stopped = "", "", False
-    longest_stop = max((len(s) for s in parsed.stop), default=0)
+    def error_event(exc: RequestError) -> str:
+        return f"data: {json.dumps(exc.body())}\n\n"
+
     try:
-        async for piece in engine.stream(parsed.conversation, parsed.settings):
-            held += piece
-            text, stopped = cut_at_stop(held, parsed.stop)
-            if stopped:
-                held = text
-                break
-            # Keep back what could be the start of a stop string split across pieces.
-            safe = held[: len(held) - longest_stop + 1] if longest_stop else held
-            if safe:
-                yield chunk({"content": safe})
-                emitted += safe
-                held = held[len(safe) :]
-    except QueueFull:
-        yield f"data: {json.dumps(RequestError(429, 'too many requests are waiting').body())}\n\n"
-        return
-    if held:
-        yield chunk({"content": held})
-        emitted += held
-    finish = "stop" if stopped or engine.backend.count_tokens(emitted) < parsed.settings.max_new_tokens else "length"
-    yield chunk({}, finish)
-    yield "data: [DONE]\n\n"
+        yield chunk({"role": "assistant", "content": ""})
+        held, emitted, stopped = "", "", False
+        longest_stop = max((len(s) for s in parsed.stop), default=0)
+        try:
+            async for piece in engine.stream(parsed.conversation, parsed.settings):
+                held += piece
+                text, stopped = cut_at_stop(held, parsed.stop)
+                if stopped:
+                    held = text
+                    break
+                # Keep back what could be the start of a stop string split across pieces.
+                safe = held[: len(held) - longest_stop + 1] if longest_stop else held
+                if safe:
+                    yield chunk({"content": safe})
+                    emitted += safe
+                    held = held[len(safe) :]
+        except QueueFull:
+            yield error_event(RequestError(429, "too many requests are waiting", kind="rate_limit_error"))
+            return
+        except Exception as exc:  # after the 200: tell the client in the stream, then end it cleanly
+            yield error_event(failure(exc))
+            return
+        if held:
+            yield chunk({"content": held})
+            emitted += held
+        tokens = engine.backend.count_tokens(emitted)
+        yield chunk({}, "stop" if stopped or tokens < parsed.settings.max_new_tokens else "length")
+        yield "data: [DONE]\n\n"
+    finally:
+        finished()

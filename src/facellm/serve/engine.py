@@ -1,18 +1,22 @@
 """The serving engine: a bounded queue in front of one model; waiting requests with the same decoding settings are
-generated together as one batch, through the same `generate` / `stream` functions `facellm ask` uses.
+generated together as one batch, through the same `generate` / `stream` functions `facellm ask` uses. A batch that
+fails is answered again one request at a time, so one bad request fails alone; a stream whose reader goes away
+stops generating.
 
-Backends: `ModelBackend` (a loaded model) and `OfflineBackend` (no weights: answers are template text clearly
-labelled as such, so the web page and clients can be tried anywhere).
+Backends (`ServingBackend`): `ModelBackend` (a loaded model) and `OfflineBackend` (no weights: answers are template
+text clearly labelled as such, so the web page and clients can be tried anywhere).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from facellm.errors import InputError
 from facellm.model.generate import Conversation, GenerationSettings
 
 
@@ -20,20 +24,65 @@ class QueueFull(Exception):
     """More requests are waiting than the server accepts."""
 
 
-class ModelBackend:
-    def __init__(self, lm) -> None:
+class ServingBackend:
+    """What the engine serves: a name, batched answers, a stream of one answer, token counts, and a check that
+    refuses (with `InputError`) a request the backend cannot answer before it is queued."""
+
+    name = "backend"
+
+    def generate(self, conversations: list[Conversation], settings: GenerationSettings) -> list[str]:
+        raise NotImplementedError
+
+    def stream(
+        self, conversation: Conversation, settings: GenerationSettings, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        yield self.generate([conversation], settings)[0]
+
+    def check(self, conversation: Conversation, settings: GenerationSettings) -> None:
+        """Raise `InputError` naming the problem when this request cannot be answered."""
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def prompt_tokens(self, conversation: Conversation) -> int:
+        return sum(len(turn.text.split()) for turn in conversation)
+
+
+class ModelBackend(ServingBackend):
+    """A loaded model. Prompts longer than `max_prompt_tokens` (default: the model's context) or that leave no room
+    for the requested answer in the context are refused before generating."""
+
+    # No tokenizer gives more than this many characters per token on real text: longer texts are refused uncounted.
+    MAX_CHARS_PER_TOKEN = 32
+
+    def __init__(self, lm, max_prompt_tokens: int | None = None) -> None:
         self.lm = lm
         self.name = lm.name + (f"+{lm.adapter}" if lm.adapter else "")
+        self.context = context_length(lm)
+        self.max_prompt_tokens = min(max_prompt_tokens or self.context, self.context)
 
     def generate(self, conversations: list[Conversation], settings: GenerationSettings) -> list[str]:
         from facellm.model import generate
 
         return generate(self.lm, conversations, settings, batch_size=len(conversations))
 
-    def stream(self, conversation: Conversation, settings: GenerationSettings) -> Iterator[str]:
+    def stream(self, conversation, settings, cancel=None) -> Iterator[str]:
         from facellm.model import stream
 
-        return stream(self.lm, conversation, settings)
+        return stream(self.lm, conversation, settings, cancel)
+
+    def check(self, conversation: Conversation, settings: GenerationSettings) -> None:
+        from facellm.model.generate import check_conversation
+
+        check_conversation(self.lm, conversation)
+        limit = min(self.max_prompt_tokens, self.context - settings.max_new_tokens)
+        hint = f"shorten the prompt or lower max_tokens (model context {self.context} tokens)"
+        if sum(len(turn.text) for turn in conversation) > self.MAX_CHARS_PER_TOKEN * max(limit, 1):
+            raise InputError(f"the prompt is far longer than the {max(limit, 0)} tokens this server accepts", hint)
+        tokens = self.prompt_tokens(conversation)
+        if tokens > limit:
+            raise InputError(f"the prompt is {tokens} tokens; with max_tokens {settings.max_new_tokens} this server "
+                             f"accepts at most {max(limit, 0)}", hint)  # fmt: skip
 
     def count_tokens(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -44,7 +93,14 @@ class ModelBackend:
         return _estimated_length(self.lm, conversation)
 
 
-class OfflineBackend:
+def context_length(lm) -> int:
+    """The text model's context in tokens (`max_position_embeddings`), 4096 when the config does not say."""
+    config = lm.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text, "max_position_embeddings", None) or 4096)
+
+
+class OfflineBackend(ServingBackend):
     """No model: a fixed, clearly labelled template answer (for trying the page and the API without weights)."""
 
     name = "facellm-offline-template"
@@ -53,7 +109,7 @@ class OfflineBackend:
     def generate(self, conversations: list[Conversation], settings: GenerationSettings) -> list[str]:
         return [self._answer(c) for c in conversations]
 
-    def stream(self, conversation: Conversation, settings: GenerationSettings) -> Iterator[str]:
+    def stream(self, conversation, settings, cancel=None) -> Iterator[str]:
         for word in self._answer(conversation).split(" "):
             yield word + " "
 
@@ -62,12 +118,6 @@ class OfflineBackend:
         question = conversation[-1].text.strip()
         return (f"{self.LABEL}You asked: \"{question[:200]}\" about {images} image(s). Start the server with "
                 f"--model to get real answers.")  # fmt: skip
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def prompt_tokens(self, conversation: Conversation) -> int:
-        return sum(len(turn.text.split()) for turn in conversation)
 
 
 @dataclass
@@ -112,28 +162,41 @@ class Engine:
         return future
 
     async def stream(self, conversation: Conversation, settings: GenerationSettings) -> AsyncIterator[str]:
-        """Pieces of one answer as they are generated (the model is held for this request alone)."""
+        """Pieces of one answer as they are generated (the model is held for this request alone). When the reader
+        stops early (a client that went away), the generation is told to stop after its current token."""
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue = asyncio.Queue()
         done = object()
+        cancel = threading.Event()
+
+        def deliver(item) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(pieces.put_nowait, item)
 
         def produce() -> None:
+            answer = self.backend.stream(conversation, settings, cancel)
             try:
-                for piece in self.backend.stream(conversation, settings):
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+                for piece in answer:
+                    if cancel.is_set():
+                        break
+                    deliver(piece)
             except Exception as exc:  # delivered to the consumer below
-                loop.call_soon_threadsafe(pieces.put_nowait, exc)
+                deliver(exc)
             finally:
-                loop.call_soon_threadsafe(pieces.put_nowait, done)
+                getattr(answer, "close", lambda: None)()  # ends the model's generation when we broke off early
+                deliver(done)
 
         async with self._lock:
             loop.run_in_executor(self._model_thread, produce)
-            while (item := await pieces.get()) is not done:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
+            try:
+                while (item := await pieces.get()) is not done:
+                    if isinstance(item, Exception):
+                        raise item
+                    yield item
+            finally:
+                cancel.set()  # a no-op once the answer is complete
 
     async def _run(self) -> None:
         while True:
@@ -152,17 +215,34 @@ class Engine:
                 self._queue.put_nowait(item)
             started = time.monotonic()
             async with self._lock:
-                try:
-                    texts = await asyncio.get_running_loop().run_in_executor(
-                        self._model_thread, self.backend.generate, [p.conversation for p in batch], first.settings
-                    )
-                except Exception as exc:
-                    for pending in batch:
-                        if not pending.future.done():
-                            pending.future.set_exception(exc)
-                    continue
+                await self._answer(batch)
             self.batches.append(len(batch))
             self._last_batch = (len(batch), time.monotonic() - started)
-            for pending, text in zip(batch, texts):
-                if not pending.future.done():
-                    pending.future.set_result(text)
+
+    async def _answer(self, batch: list[_Pending]) -> None:
+        """Generate a batch; when it fails, answer its members one by one so a failing request fails alone."""
+        loop = asyncio.get_running_loop()
+        settings = batch[0].settings
+        try:
+            texts = await loop.run_in_executor(
+                self._model_thread, self.backend.generate, [p.conversation for p in batch], settings
+            )
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0].future, exception=exc)
+                return
+            for pending in batch:
+                await self._answer([pending])
+            return
+        for pending, text in zip(batch, texts):
+            _settle(pending.future, text)
+
+
+def _settle(future: asyncio.Future, result: str | None = None, exception: BaseException | None = None) -> None:
+    """Resolve a request's future unless its client already gave up on it."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)

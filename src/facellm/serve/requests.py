@@ -1,8 +1,11 @@
 """Parse and check OpenAI chat-completions requests: messages with text and image parts, sampling options, limits.
 
 Images arrive as base64 `data:` URLs. Remote `http(s)` URLs are refused unless the server allows them, and even
-then never to private, loopback or link-local addresses; `file:` and every other scheme are always refused, so a
-request can never make the server read its own disk or probe its network.
+then only to globally routable addresses: the host is resolved once, every address it resolves to is checked, and
+the connection goes to the checked address (no second lookup that DNS rebinding could answer differently).
+`file:` and every other scheme are always refused, so a request can never make the server read its own disk or
+probe its network. Large images are shrunk while decoding (`Limits.max_side`), so the server keeps a few megapixels
+per image whatever size was sent. Parsing decodes images: run it off the event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from facellm.errors import ImageError
+from facellm.errors import ImageError, InputError
 from facellm.images import read_image
 from facellm.model.generate import GenerationSettings, Turn
 
@@ -23,7 +26,10 @@ from facellm.model.generate import GenerationSettings, Turn
 class Limits:
     max_body_bytes: int = 20 * 2**20
     max_images: int = 8
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per image, as declared in its header (refused before decoding)
+    max_side: int = 2048  # longer side an image is shrunk to while decoding (InternVL3 tiles up to 1792 px)
+    max_pixels_in_flight: int = 160_000_000  # decoded pixels all requests being answered may hold together
+    decode_workers: int = 2  # threads decoding request images (bounds the full-size decodes at any moment)
     max_tokens: int = 2048
     allow_remote_images: bool = False
     remote_max_bytes: int = 10 * 2**20
@@ -48,6 +54,11 @@ class ChatRequest:
     stream: bool
     stop: list[str]
 
+    @property
+    def pixels(self) -> int:
+        """Decoded pixels this request holds (what it counts against `Limits.max_pixels_in_flight`)."""
+        return sum(image.width * image.height for turn in self.conversation for image in turn.images)
+
 
 def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
     if not isinstance(body, dict):
@@ -69,7 +80,7 @@ def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
             where = f"messages[{i}].content[{j}]"
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "text" and isinstance(part.get("text"), str):
-                texts.append(part["text"])
+                texts.append(_valid_text(part["text"], where if isinstance(content, list) else f"messages[{i}]"))
             elif kind == "image_url":
                 image_count += 1
                 if image_count > limits.max_images:
@@ -82,6 +93,8 @@ def parse_chat_request(body: object, limits: Limits) -> ChatRequest:
         conversation.append(Turn(message["role"], "\n".join(texts), images))
     if conversation[-1].role != "user":
         raise RequestError(400, "the last message must come from the user", "messages")
+    if not conversation[-1].text.strip() and not conversation[-1].images:
+        raise RequestError(400, "the last user message has neither text nor an image", "messages")
     return ChatRequest(
         conversation=conversation,
         settings=_settings(body, limits),
@@ -103,8 +116,21 @@ def _settings(body: dict, limits: Limits) -> GenerationSettings:
     if not isinstance(top_p, (int, float)) or not 0 < top_p <= 1:
         raise RequestError(400, "top_p must be in (0, 1]", "top_p")
     seed = body.get("seed")
-    return GenerationSettings(max_tokens, temperature > 0, float(temperature) or 0.7, float(top_p),
-                              seed if isinstance(seed, int) else None)  # fmt: skip
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise RequestError(400, "seed must be an integer", "seed")
+    try:
+        return GenerationSettings(max_tokens, temperature > 0, float(temperature) or 0.7, float(top_p), seed)
+    except InputError as exc:
+        raise RequestError(400, exc.message, "seed" if "seed" in exc.message else None) from None
+
+
+def _valid_text(text: str, where: str) -> str:
+    """The text, or a 400 when it cannot be encoded (a lone surrogate such as "\\ud800" from a JSON escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(400, f"{where}: the text is not valid Unicode (it holds a lone surrogate)", where) from None
+    return text
 
 
 def _stop(value) -> list[str]:
@@ -136,26 +162,59 @@ def load_image_url(url: object, where: str, limits: Limits):
     else:
         raise RequestError(400, f"{where}: {scheme or 'this'} URLs are not accepted; send a base64 data URL", where)
     try:
-        return read_image(data, max_pixels=limits.max_pixels)
+        return read_image(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
     except ImageError as exc:
         raise RequestError(400, f"{where}: {exc.message}", where) from None
 
 
-def _fetch(url: str, where: str, limits: Limits) -> bytes:
-    """Download a remote image; refuse private, loopback, link-local and reserved addresses (checked after DNS)."""
-    import httpx
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is globally routable unicast, also for the IPv4 address inside an IPv6 one (mapped,
+    6to4, Teredo, NAT64): no private, shared (carrier-grade NAT, 100.64/10), loopback, link-local, reserved or
+    multicast address passes."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is None and ip in NAT64:
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None and not is_public(inner):
+            return False
+    return ip.is_global and not ip.is_multicast
 
-    host = urlparse(url).hostname or ""
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _checked_address(host: str, where: str) -> str:
+    """Resolve `host` once and return an address to connect to, after checking every address it resolves to."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
+        addresses = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)))
+    except (socket.gaierror, UnicodeError):
         raise RequestError(400, f"{where}: cannot resolve host {host!r}", where) from None
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise RequestError(400, f"{where}: image URLs may not point at private or local addresses", where)
+        if not is_public(ipaddress.ip_address(address.split("%")[0])):
+            raise RequestError(400, f"{where}: image URLs may only point at public internet addresses", where)
+    return addresses[0]
+
+
+def _fetch(url: str, where: str, limits: Limits) -> bytes:
+    """Download a remote image from the address checked by `_checked_address`, within a size and a time limit."""
+    import time
+
+    import httpx
+
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    address = _checked_address(host, where)
     try:
-        with httpx.stream("GET", url, timeout=limits.remote_timeout_s, follow_redirects=False) as response:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        raise RequestError(400, f"{where}: the image URL has an invalid port", where) from None
+    literal = f"[{address}]" if ":" in address else address
+    pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
+    headers = {"Host": parts.netloc.rpartition("@")[2]}
+    deadline = time.monotonic() + limits.remote_timeout_s
+    try:
+        with httpx.stream("GET", pinned, headers=headers, timeout=limits.remote_timeout_s, follow_redirects=False,
+                          extensions={"sni_hostname": host}) as response:  # fmt: skip
             if response.status_code != 200:
                 raise RequestError(400, f"{where}: fetching the image gave HTTP {response.status_code}", where)
             chunks, size = [], 0
@@ -163,6 +222,10 @@ def _fetch(url: str, where: str, limits: Limits) -> bytes:
                 size += len(chunk)
                 if size > limits.remote_max_bytes:
                     raise RequestError(413, f"{where}: remote image larger than {limits.remote_max_bytes} bytes", where)
+                if time.monotonic() > deadline:
+                    raise RequestError(
+                        400, f"{where}: fetching the image took over {limits.remote_timeout_s:g} s", where
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
