@@ -460,6 +460,11 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         f"this run; the run holds {stats['pairs']['done']} pairs ({stats['pairs']['kept']} kept after filters), "
         f"cost so far US$ {stats['cost_usd']:.4f}"
     )
+    if summary.duplicates:
+        shown = "; ".join(f"{image} = {first}" for image, first in list(summary.duplicates.items())[:5])
+        more = f" and {len(summary.duplicates) - 5} more" if len(summary.duplicates) > 5 else ""
+        click.echo(f"{len(summary.duplicates)} duplicate image(s) not sent again (same content as an earlier row): "
+                   f"{shown}{more}")  # fmt: skip
     if summary.failures:
         causes = ", ".join(f"{cause}: {n}" for cause, n in summary.failures.items())
         click.echo(f"failures by cause: {causes}; rerun with --retry-failed to try them again")
@@ -811,8 +816,7 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
     import numpy as np
 
     _use_landmarks(landmark_points)
-    from facellm.faces.embed import descriptors_of, evaluate_pairs, image_descriptor, read_pairs
-    from facellm.images import read_image
+    from facellm.faces.embed import descriptors_of, evaluate_pairs, read_pairs
 
     if pairs_file:
         if images or not images_dir:
@@ -842,12 +846,24 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         return
     if len(images) != 2:
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
-    a, b = (image_descriptor(read_image(p), jitters=jitters)[0] for p in images)
+    a, b = (_face_descriptor_of(p, jitters) for p in images)
     gap = float(np.linalg.norm(a - b))
     result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
     click.echo(json.dumps(result) if as_json else
                f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
                f"(threshold {threshold})")  # fmt: skip
+
+
+def _face_descriptor_of(path: Path, jitters: int = 0):
+    """The descriptor of the largest face in an image file; a one-line error naming the file when it has none."""
+    from facellm.errors import NoFaceError
+    from facellm.faces.embed import image_descriptor
+    from facellm.images import read_image
+
+    try:
+        return image_descriptor(read_image(path), jitters=jitters)[0]
+    except NoFaceError as exc:
+        raise NoFaceError(f"no face in {path}", exc.hint) from None
 
 
 @cli.group("faces")
@@ -925,16 +941,13 @@ def faces_cluster(folder, threshold, as_json):
 
     import dlib
 
-    from facellm.faces.embed import image_descriptor
-    from facellm.images import read_image
-
     paths = _expand_images([folder])
     if not paths:
         raise FaceLLMError(f"no images in {folder}", "pass a folder of face images")
     kept, vectors, skipped = [], [], []
     for path in paths:
         try:
-            vectors.append(dlib.vector(image_descriptor(read_image(path))[0].tolist()))
+            vectors.append(dlib.vector(_face_descriptor_of(path).tolist()))
             kept.append(path)
         except FaceLLMError as exc:
             skipped.append(str(exc))

@@ -22,3 +22,7 @@ class ModelLoadError(FaceLLMError):
 
 class InputError(FaceLLMError):
     """Arguments that do not make sense together (empty question, bad option values)."""
+
+
+class NoFaceError(FaceLLMError):
+    """An image that needs a face (verification, identity questions) shows none the detectors can find."""

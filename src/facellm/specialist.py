@@ -110,11 +110,18 @@ def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str
     """Identity questions over 2-6 images, in FaceXBench's forms: same person yes/no, which two images match, which
     images show the first image's person (or how many do), which differ from the one matching pair, how many
     same-person pairs, how many distinct identities. Matching = descriptor distance below SAME_PERSON."""
+    from facellm.errors import NoFaceError
     from facellm.faces import image_descriptor
 
     if len(images) < 2:
         return "cannot measure: identity questions need at least two images"
-    vectors = np.stack([image_descriptor(image)[0] for image in images])
+    found = []
+    for number, image in enumerate(images, 1):
+        try:
+            found.append(image_descriptor(image)[0])
+        except NoFaceError:
+            return f"cannot measure: no face was found in image {number}"
+    vectors = np.stack(found)
     distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
     n = len(images)
     same = distances < SAME_PERSON
@@ -309,6 +316,7 @@ def ground(images: list[Image.Image], prompt: str) -> str:
 
 def grounding_facts(images: list[Image.Image]) -> str:
     """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
+    from facellm.errors import NoFaceError
     from facellm.faces import analyze_image, image_descriptor
 
     lines = ["[measured facts from face-analysis models]"]
@@ -327,7 +335,10 @@ def grounding_facts(images: list[Image.Image]) -> str:
             lines.append(f"  face {k}: pose {angles}; quality brightness {quality.brightness:.0f}, sharpness "
                          f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
         if len(images) > 1 and analysis.faces:
-            vectors.append((number, image_descriptor(image)[0]))
+            try:
+                vectors.append((number, image_descriptor(image)[0]))
+            except NoFaceError:  # found by the analysis, not after the descriptor's padding: no distance to give
+                pass
     for i in range(len(vectors)):
         for j in range(i + 1, len(vectors)):
             (a, va), (b, vb) = vectors[i], vectors[j]

@@ -40,6 +40,7 @@ class BuildSummary:
     done: int = 0
     failed: int = 0
     skipped_images: int = 0
+    duplicates: dict[str, str] = field(default_factory=dict)  # image -> earlier image with the same content
     fallbacks: int = 0
     cost: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
@@ -83,7 +84,8 @@ def build_dataset(
 def _pending_jobs(records, spec, teacher, store, aspects, retry_failed, summary) -> list[_Job]:
     statuses = store.statuses()
     skip = {"done", "batched"} | (set() if retry_failed else {"failed"})  # batched: waiting in a Batch API job
-    jobs = []
+    jobs: list[_Job] = []
+    first_of: dict[str, str] = {}  # image content hash -> the first record's image
     for record in records:
         try:
             if not record.path.is_file():
@@ -93,6 +95,10 @@ def _pending_jobs(records, spec, teacher, store, aspects, retry_failed, summary)
             store.skip(record.image, str(exc))
             summary.skipped_images += 1
             continue
+        if digest in first_of:  # a repeated row or the same picture twice: its answers are already being asked for
+            summary.duplicates[record.image] = first_of[digest]
+            continue
+        first_of[digest] = record.image
         todo = [a for a in aspects if statuses.get(record_key(digest, a, spec.version, teacher.name)) not in skip]
         if todo:
             jobs.append(_Job(record, digest, todo))

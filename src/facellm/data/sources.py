@@ -8,6 +8,7 @@ is normalised (`Latino_Hispanic` -> `Latino/Hispanic`); ages given in years are 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +70,7 @@ def age_group(years: float) -> str:
 
 
 def _fairface(labels: Path, root: Path) -> list[FaceRecord]:
-    rows = _read_csv(labels, required={"file", "age", "gender", "race"})
+    rows = read_csv_rows(labels, required={"file", "age", "gender", "race"})
     return [FaceRecord(row["file"], root, {k: normalise(k, row[k]) for k in ("age", "gender", "race")}) for row in rows]
 
 
@@ -91,7 +92,7 @@ def _utkface(root: Path) -> list[FaceRecord]:
 
 
 def _celeba(labels: Path, root: Path) -> list[FaceRecord]:
-    lines = labels.read_text(encoding="utf-8").splitlines()
+    lines = _read_text(labels).splitlines()
     try:
         names = lines[1].split()
         records = []
@@ -113,11 +114,11 @@ def _celeba(labels: Path, root: Path) -> list[FaceRecord]:
 def _manifest(labels: Path, root: Path) -> list[FaceRecord]:
     if labels.suffix.lower() == ".jsonl":
         try:
-            rows = [json.loads(line) for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = [json.loads(line) for line in _read_text(labels).splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
             raise InputError(f"cannot parse {labels}: {exc}", "one JSON object per line") from None
     else:
-        rows = _read_csv(labels, required=set())
+        rows = read_csv_rows(labels, required=set())
     records = []
     for row in rows:
         image = row.get("image") or row.get("file")
@@ -148,10 +149,21 @@ def _folder(root: Path) -> list[FaceRecord]:
     return [FaceRecord(str(p.relative_to(root)), root) for p in images]
 
 
-def _read_csv(path: Path, required: set[str]) -> list[dict]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}", "fix the CSV header")
-        return list(reader)
+def _read_text(path: Path) -> str:
+    """A label file's text (UTF-8, with or without a byte-order mark); an `InputError` naming the bad byte if not."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
+                         "re-save the file as UTF-8") from None  # fmt: skip
+
+
+def read_csv_rows(path: Path, required: set[str]) -> list[dict]:
+    """Rows of a UTF-8 label CSV as dicts; an `InputError` for bytes that are not UTF-8 or missing columns."""
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    missing = required - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(f"{path} lacks column(s) {', '.join(sorted(missing))}", "fix the CSV header")
+    return list(reader)

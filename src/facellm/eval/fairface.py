@@ -7,10 +7,10 @@ the report gives accuracy per task, per race group, the largest gap between race
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
+from facellm.data.sources import read_csv_rows
 from facellm.errors import InputError
 from facellm.eval.extract import extract_strict
 from facellm.eval.facexbench import Question
@@ -37,14 +37,7 @@ def load_fairface(
     unknown = set(tasks) - set(TASKS)
     if unknown:
         raise InputError(f"unknown FairFace task(s): {', '.join(sorted(unknown))}", "use age, gender, race")
-    with open(labels_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"file", *TASKS} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(
-                f"{labels_path} lacks column(s) {', '.join(sorted(missing))}", "use FairFace's label CSV layout"
-            )
-        rows = list(reader)[:limit]
+    rows = read_csv_rows(labels_path, required={"file", *TASKS})[:limit]
     labels = {row["file"]: {task: normalise(task, row[task]) for task in TASKS} for row in rows}
     questions = [
         Question(

@@ -176,8 +176,9 @@ class Engine:
                 loop.call_soon_threadsafe(pieces.put_nowait, item)
 
         def produce() -> None:
-            answer = self.backend.stream(conversation, settings, cancel)
+            answer = None
             try:
+                answer = self.backend.stream(conversation, settings, cancel)
                 for piece in answer:
                     if cancel.is_set():
                         break

@@ -212,21 +212,23 @@ def _fetch(url: str, where: str, limits: Limits) -> bytes:
     pinned = parts._replace(netloc=f"{literal}:{port}").geturl()
     headers = {"Host": parts.netloc.rpartition("@")[2]}
     deadline = time.monotonic() + limits.remote_timeout_s
-    try:
-        with httpx.stream("GET", pinned, headers=headers, timeout=limits.remote_timeout_s, follow_redirects=False,
-                          extensions={"sni_hostname": host}) as response:  # fmt: skip
-            if response.status_code != 200:
-                raise RequestError(400, f"{where}: fetching the image gave HTTP {response.status_code}", where)
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limits.remote_max_bytes:
-                    raise RequestError(413, f"{where}: remote image larger than {limits.remote_max_bytes} bytes", where)
-                if time.monotonic() > deadline:
-                    raise RequestError(
-                        400, f"{where}: fetching the image took over {limits.remote_timeout_s:g} s", where
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
+    try:  # trust_env=False: no proxy from the environment may stand between us and the checked address
+        with httpx.Client(timeout=limits.remote_timeout_s, follow_redirects=False, trust_env=False) as client:
+            request = client.build_request("GET", pinned, headers=headers, extensions={"sni_hostname": host})
+            response = client.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    raise RequestError(400, f"{where}: fetching the image gave HTTP {response.status_code}", where)
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limits.remote_max_bytes:
+                        raise RequestError(413, f"{where}: remote image over {limits.remote_max_bytes} bytes", where)
+                    if time.monotonic() > deadline:
+                        raise RequestError(400, f"{where}: fetching took over {limits.remote_timeout_s:g} s", where)
+                    chunks.append(chunk)
+                return b"".join(chunks)
+            finally:
+                response.close()
     except httpx.HTTPError as exc:
         raise RequestError(400, f"{where}: cannot fetch the image ({type(exc).__name__})", where) from None
