@@ -40,3 +40,51 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class ServerProcess:
+    """`facellm serve ARGS...` as its own process on a free loopback port, up once `/health` answers:
+    `with ServerProcess("--model", DIR) as server: server.url, server.memory_mb()`."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120) -> None:
+        self.port = free_port()
+        self.args, self.env, self.timeout_s = args, env, timeout_s
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerProcess:
+        import os
+        import subprocess
+        import sys
+
+        import httpx
+
+        command = [sys.executable, "-m", "facellm.cli", "serve", "--port", str(self.port), *self.args]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **(self.env or {})}
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + self.timeout_s
+        while time.time() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.process.kill()
+        raise RuntimeError(f"the server did not come up: {self.process.stderr.read()[-2000:]}")
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def memory_mb(self) -> dict[str, float]:
+        """The server's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB (Linux /proc)."""
+        fields = {}
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    fields[name] = int(value.split()[0]) / 1024
+        return fields
