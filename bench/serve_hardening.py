@@ -36,11 +36,12 @@ from facellm.testing.hostile import chunked_body, huge_images_request, mixed_req
 from facellm.testing.server import ServerProcess  # noqa: E402
 
 HEADERS = {"content-type": "application/json"}
+TIMEOUT_S = 120.0  # set by --timeout
 
 
 def post(url: str, body) -> int | str:
     try:
-        return httpx.post(url + "/v1/chat/completions", content=body, headers=HEADERS, timeout=300).status_code
+        return httpx.post(url + "/v1/chat/completions", content=body, headers=HEADERS, timeout=TIMEOUT_S).status_code
     except httpx.HTTPError as exc:
         return type(exc).__name__
 
@@ -99,9 +100,12 @@ def chunked(server: ServerProcess) -> None:
 
 
 def main() -> None:
+    global TIMEOUT_S
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server-src", help="Run the server from this src folder (another checkout).")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="Seconds a request may take (client side).")
     args = parser.parse_args()
+    TIMEOUT_S = args.timeout
     env = {"PYTHONPATH": str(Path(args.server_src).resolve())} if args.server_src else None
     images = [read_image(face.path) for face in sample_faces()]
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,7 @@ from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
 from facellm.samples import sample_faces  # noqa: E402
 from facellm.testing import make_tiny_checkpoint  # noqa: E402
-from facellm.testing.server import free_port  # noqa: E402
+from facellm.testing.server import ServerProcess  # noqa: E402
 
 TOKENS = 16  # set by --max-tokens
 
@@ -101,27 +99,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = make_tiny_checkpoint(Path(tmp) / "tiny")
         lm = load_model(checkpoint, device="cpu")
-        port = free_port()
-        command = [
-            sys.executable,
-            "-m",
-            "facellm.cli",
-            "serve",
-            "--model",
-            str(checkpoint),
-            "--device",
-            "cpu",
-            "--port",
-            str(port),
-            "--max-batch",
-            "32",
-            "--max-queue",
-            "256",
-        ]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_for(url)
+        with ServerProcess(
+            "--model", str(checkpoint), "--device", "cpu", "--max-batch", "32", "--max-queue", "256"
+        ) as server:
+            url = server.url
             through_server(url, images, 1, 4)  # warm-up
             direct(lm, images, 1, 4)
             print(f"{args.requests} requests per setting, tiny InternVL on CPU, max_tokens {TOKENS}, greedy")
@@ -149,22 +130,6 @@ def main() -> None:
                     f"interleaved, 1 client, {kind} client: server p50 {1000 * s50:.2f} ms, direct p50 "
                     f"{1000 * d50:.2f} ms, overhead {100 * (s50 / d50 - 1):.1f}% ({1000 * (s50 - d50):.2f} ms)"
                 )
-        finally:
-            process.terminate()
-            process.wait()
-
-
-def _wait_for(url: str) -> None:
-    import httpx
-
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not come up")
 
 
 if __name__ == "__main__":

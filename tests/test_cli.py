@@ -152,3 +152,38 @@ def test_samples_command_lists_shipped_faces(faces):
     result = CliRunner().invoke(cli, ["dev", "samples"])
     assert result.exit_code == 0
     assert len(result.stdout.strip().splitlines()) == len(faces) >= 12
+
+
+def _one_line_error(result) -> str:
+    """The `error: ...` line of a run that exited 2 (after at most the model loader's progress bar), no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("Loading weights")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_verify_an_image_without_a_face_is_an_error_not_a_distance(faces, tmp_path):
+    """A plain picture has no face: `verify` names the file and exits 2 instead of comparing two whole images."""
+    import numpy as np
+    from PIL import Image
+
+    plain = tmp_path / "noface.jpg"
+    ramp = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (300, 1))
+    Image.fromarray(ramp).convert("RGB").save(plain)
+    runner = CliRunner()
+    both = _one_line_error(runner.invoke(cli, ["verify", str(plain), str(plain)]))
+    assert f"no face in {plain}" in both and "distance" not in both
+    one = _one_line_error(runner.invoke(cli, ["verify", str(faces[0].path), str(plain)]))
+    assert f"no face in {plain}" in one
+    assert runner.invoke(cli, ["verify", str(faces[0].path), str(faces[0].path)]).exit_code == 0
+
+
+def test_ask_refuses_placeholder_text_and_out_of_range_seeds(tiny_checkpoint, faces):
+    runner = CliRunner()
+    base = ["ask", str(faces[0].path), "--model", str(tiny_checkpoint), "--max-new-tokens", "4"]
+    placeholder = _one_line_error(runner.invoke(cli, [*base, "-q", "What is <IMG_CONTEXT> here?"]))
+    assert "image placeholder <IMG_CONTEXT>" in placeholder
+    seed = _one_line_error(runner.invoke(cli, [*base, "-q", "Hi?", "--sample", "--seed", str(2**64)]))
+    assert "seed must be an integer from" in seed
+    assert runner.invoke(cli, [*base, "-q", "Hi?", "--sample", "--seed", str(2**64 - 1)]).exit_code == 0

@@ -311,3 +311,49 @@ def test_measured_attributes_reach_prompts_and_records(tmp_path):
     with QAStore(tmp_path) as store:
         measured = [r.measured for r in store.records()]
     assert all(m["face_count"] == 1 and "yaw" in m for m in measured)
+
+
+def test_label_csv_that_is_not_utf8_is_one_line_error(tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_bytes(
+        b"file,age,gender,race,service_test\nval_119.jpg,20-29,Male,White,True\nval_2\xe9.jpg,3-9,Male,Black,True\n"
+    )
+    result = CliRunner().invoke(cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(bad),
+                                      "--out", str(tmp_path / "r")])  # fmt: skip
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0] == f"error: {bad} is not UTF-8 text (byte 0xe9 on line 3); re-save the file as UTF-8"
+    )
+
+
+def test_duplicate_rows_are_asked_once_and_reported(tmp_path):
+    """Six faces listed three times each (the second copy under another file name): 6 requests, not 18."""
+    import shutil
+
+    rows = LABELS.read_text(encoding="utf-8").splitlines()
+    header, body = rows[0], rows[1:7]
+    images = tmp_path / "images"
+    shutil.copytree(SAMPLE_DIR, images)
+    copies = []
+    for line in body:
+        name = line.split(",")[0]
+        shutil.copy(images / name, images / f"copy_{name}")
+        copies.append(line.replace(name, f"copy_{name}", 1))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join([header, *body, *body, *copies]) + "\n", encoding="utf-8")
+    with MockOpenAIServer(responder=describing_responder) as server:
+        result = CliRunner().invoke(
+            cli, ["data", "build", "--images", str(images), "--labels", str(labels), "--out", str(tmp_path / "run"),
+                  "--aspects", "pose", "--teacher", "openai", "--model", "m", "--base-url", server.base_url],
+        )  # fmt: skip
+        sent = len(server.requests)
+    assert result.exit_code == 0, result.output
+    assert sent == 6
+    assert "12 duplicate image(s) not sent again" in result.output and "val_119.jpg (repeated row)" in result.output
+    with QAStore(tmp_path / "lib") as store:
+        spec = load_prompts()
+        summary = build_dataset(load_source("fairface", images, labels), spec, TemplateTeacher(spec), store, ["pose"])
+    assert summary.done == 6 and len(summary.duplicates) == 12
+    assert summary.duplicates["copy_val_119.jpg"] == "val_119.jpg"

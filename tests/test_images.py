@@ -137,3 +137,20 @@ def test_truncated_jpeg(tmp_path, faces):
     with pytest.raises(ImageError, match=r"cannot decode image .*cut\.jpg.*truncated"):
         read_image(path)
     assert "\n" not in str(pytest.raises(ImageError, read_image, path).value)
+
+
+def test_max_side_shrinks_while_keeping_orientation_and_aspect():
+    """A 4000 x 1000 image stored with EXIF 'rotate 90' comes out upright (1000 wide, 4000 tall), then shrunk to
+    2048 on its longer side, for JPEG (reduced-scale decoding) and PNG alike; small images are left alone."""
+    import io
+
+    original = Image.new("RGB", (4000, 1000), (10, 200, 10))
+    exif = original.getexif()
+    exif[0x0112] = 6
+    for kind in ("JPEG", "PNG"):
+        data = io.BytesIO()
+        original.save(data, kind, exif=exif.tobytes())
+        assert read_image(data.getvalue(), max_side=2048).size == (512, 2048)
+    small = io.BytesIO()
+    Image.new("RGB", (300, 200)).save(small, "PNG")
+    assert read_image(small.getvalue(), max_side=2048).size == (300, 200)

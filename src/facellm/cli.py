@@ -461,7 +461,8 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         f"cost so far US$ {stats['cost_usd']:.4f}"
     )
     if summary.duplicates:
-        shown = "; ".join(f"{image} = {first}" for image, first in list(summary.duplicates.items())[:5])
+        shown = "; ".join(f"{image} (repeated row)" if image == first else f"{image} = {first}"
+                          for image, first in list(summary.duplicates.items())[:5])  # fmt: skip
         more = f" and {len(summary.duplicates) - 5} more" if len(summary.duplicates) > 5 else ""
         click.echo(f"{len(summary.duplicates)} duplicate image(s) not sent again (same content as an earlier row): "
                    f"{shown}{more}")  # fmt: skip

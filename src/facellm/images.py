@@ -51,6 +51,8 @@ def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, max_si
                 scale = max_side / max(width, height)
                 image.draft(None, (max(1, int(width * scale)), max(1, int(height * scale))))
             image.load()
+            if image.mode not in ("1", "P"):  # shrink first, so the turn and the colour conversion touch few pixels
+                image = _shrink(image, max_side)
             return _shrink(_to_rgb(ImageOps.exif_transpose(image)), max_side)
     except ImageError:
         raise

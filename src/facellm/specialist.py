@@ -377,8 +377,9 @@ class GroundedBackend(ServingBackend):
     def stream(self, conversation, settings, cancel=None):
         return self.inner.stream(self._grounded(conversation), settings, cancel)
 
-    def check(self, conversation, settings) -> None:
+    def check(self, conversation, settings) -> int:
         self.inner.check(conversation, settings)
+        return self.prompt_tokens(conversation)
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 
 from facellm.errors import FaceLLMError
 from facellm.serve.engine import Engine, QueueFull
-from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request
+from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request, parse_json
 
 
 def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
@@ -72,8 +72,8 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
         return {"aspects": [{"key": a.key, "question": a.stored_question} for a in load_prompts().aspects.values()]}
 
-    async def json_body(request: Request):
-        """The request's JSON body after the key and size checks (a RequestError otherwise); the size limit holds
+    async def body_bytes(request: Request) -> bytes:
+        """The request's body after the key and size checks (a RequestError otherwise); the size limit holds
         while reading, so a chunked body without a length is cut off at the limit, not buffered whole."""
         if not authorised(request):
             raise RequestError(401, "missing or wrong API key", kind="authentication_error")
@@ -87,38 +87,36 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             if size > limits.max_body_bytes:
                 raise too_big
             chunks.append(chunk)
-        try:
-            return json.loads(b"".join(chunks))
-        except RecursionError:
-            raise RequestError(400, "the request body nests JSON too deeply") from None
-        except ValueError as exc:  # not JSON, not UTF-8, or an integer with thousands of digits
-            raise RequestError(400, f"the request body is not valid JSON ({str(exc).split(':')[0]})") from None
+        return b"".join(chunks)
 
     async def off_loop(function, *args):
-        """Run a decoding or checking step in the decoder pool; user errors become 400s."""
+        """Run a parsing, decoding or checking step in the decoder pool; user errors become 400s."""
         try:
             return await asyncio.get_running_loop().run_in_executor(decoders, function, *args)
         except FaceLLMError as exc:
             raise RequestError(400, exc.message) from None
 
-    def checked_request(body) -> ChatRequest:
-        parsed = parse_chat_request(body, limits)
-        engine.backend.check(parsed.conversation, parsed.settings)
+    def checked_request(raw: bytes) -> ChatRequest:
+        parsed = parse_chat_request(parse_json(raw), limits)
+        parsed.prompt_tokens = engine.backend.check(parsed.conversation, parsed.settings)
         return parsed
+
+    def face_image(raw: bytes):
+        body = parse_json(raw)
+        if not isinstance(body, dict):
+            raise RequestError(400, "the request body must be a JSON object")
+        return load_image_url(body.get("image"), "image", limits)
 
     @app.post("/v1/faces")
     async def faces(request: Request):
         """Faces in one image (`{"image": DATA_URL}`): boxes, pose, quality and predicted attributes per face."""
         try:
-            body = await json_body(request)
-            if not isinstance(body, dict):
-                raise RequestError(400, "the request body must be a JSON object")
-            image = await off_loop(load_image_url, body.get("image"), "image", limits)
+            image = await off_loop(face_image, await body_bytes(request))
         except RequestError as exc:
             return error(exc)
         from facellm.faces import analyze_image
 
-        analysis = await asyncio.get_running_loop().run_in_executor(decoders, analyze_image, image, "auto", True)
+        analysis = await asyncio.get_running_loop().run_in_executor(None, analyze_image, image, "auto", True)
         result = analysis.as_dict()
         for face in result["faces"]:
             del face["landmarks"]  # the page has no use for them; `facellm analyze --json` gives them
@@ -127,7 +125,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
         try:
-            parsed = await off_loop(checked_request, await json_body(request))
+            parsed = await off_loop(checked_request, await body_bytes(request))
         except RequestError as exc:
             return error(exc)
         if not budget.reserve(parsed.pixels):
@@ -147,7 +145,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             return error(failure(exc))
         finally:
             budget.release(parsed.pixels)
-        prompt_tokens = engine.backend.prompt_tokens(parsed.conversation)
+        prompt_tokens = parsed.prompt_tokens
         completion_tokens = min(engine.backend.count_tokens(text), parsed.settings.max_new_tokens)
         finish = "stop" if stopped or completion_tokens < parsed.settings.max_new_tokens else "length"
         body = {

@@ -38,8 +38,9 @@ class ServingBackend:
     ) -> Iterator[str]:
         yield self.generate([conversation], settings)[0]
 
-    def check(self, conversation: Conversation, settings: GenerationSettings) -> None:
-        """Raise `InputError` naming the problem when this request cannot be answered."""
+    def check(self, conversation: Conversation, settings: GenerationSettings) -> int:
+        """The prompt's length in tokens (for usage); `InputError` naming the problem when it cannot be answered."""
+        return self.prompt_tokens(conversation)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -71,7 +72,7 @@ class ModelBackend(ServingBackend):
 
         return stream(self.lm, conversation, settings, cancel)
 
-    def check(self, conversation: Conversation, settings: GenerationSettings) -> None:
+    def check(self, conversation: Conversation, settings: GenerationSettings) -> int:
         from facellm.model.generate import check_conversation
 
         check_conversation(self.lm, conversation)
@@ -83,6 +84,7 @@ class ModelBackend(ServingBackend):
         if tokens > limit:
             raise InputError(f"the prompt is {tokens} tokens; with max_tokens {settings.max_new_tokens} this server "
                              f"accepts at most {max(limit, 0)}", hint)  # fmt: skip
+        return tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -53,11 +54,22 @@ class ChatRequest:
     settings: GenerationSettings
     stream: bool
     stop: list[str]
+    prompt_tokens: int = 0  # counted by the backend's check
 
     @property
     def pixels(self) -> int:
         """Decoded pixels this request holds (what it counts against `Limits.max_pixels_in_flight`)."""
         return sum(image.width * image.height for turn in self.conversation for image in turn.images)
+
+
+def parse_json(raw: bytes) -> object:
+    """A request body's JSON; a 400 for what is not JSON, not UTF-8, nested too deeply or holds a huge integer."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise RequestError(400, "the request body nests JSON too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, or an integer of over 4,300 digits
+        raise RequestError(400, f"the request body is not valid JSON ({str(exc).split(':')[0]})") from None
 
 
 def parse_chat_request(body: object, limits: Limits) -> ChatRequest:

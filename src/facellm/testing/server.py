@@ -59,12 +59,15 @@ class ServerProcess:
         import os
         import subprocess
         import sys
+        import tempfile
 
         import httpx
 
         command = [sys.executable, "-m", "facellm.cli", "serve", "--port", str(self.port), *self.args]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", **(self.env or {})}
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # The server's log goes to a file: an unread pipe fills up and then blocks the server mid-request.
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=self.log, text=True)
         deadline = time.time() + self.timeout_s
         while time.time() < deadline and self.process.poll() is None:
             try:
@@ -73,11 +76,18 @@ class ServerProcess:
             except httpx.HTTPError:
                 time.sleep(0.2)
         self.process.kill()
-        raise RuntimeError(f"the server did not come up: {self.process.stderr.read()[-2000:]}")
+        raise RuntimeError(f"the server did not come up: {self.log_text()[-2000:]}")
 
     def __exit__(self, *exc) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
+        self.log.close()
+
+    def log_text(self) -> str:
+        """What the server has written to stderr so far."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
 
     def memory_mb(self) -> dict[str, float]:
         """The server's resident memory now (`VmRSS`) and at its peak so far (`VmHWM`), in MB (Linux /proc)."""
