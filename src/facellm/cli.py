@@ -593,12 +593,14 @@ def data_batch_ingest(run, output_file, price_in, price_out):
 def train_command(config_path, overrides, resume):
     """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
     from facellm.train.config import load_config
-    from facellm.train.recipe import train
+    from facellm.train.recipe import is_main_process, train
 
     if config_path is None and not overrides:
         raise FaceLLMError("no training config given", "pass --config configs/train/facellm-1b.yaml")
     config = load_config(config_path, overrides)
     summary = train(config, resume=resume)
+    if not is_main_process():
+        return
     samples = summary["samples"]
     skipped = ", ".join(f"{reason}: {n}" for reason, n in samples["skipped"].items()) or "none"
     click.echo(
@@ -606,7 +608,8 @@ def train_command(config_path, overrides, resume):
         f"(skipped rows: {skipped}; dropped by collator: {summary['dropped_by_collator']}); "
         f"final train loss {summary['train_loss']:.4f}; peak memory {summary['peak_memory_mb']} MB"
     )
-    click.echo(f"saved to {summary['output']}; log, loss curve and summary in {config.output_dir}")
+    world = f" in {summary['world_size']} processes" if summary["world_size"] > 1 else ""
+    click.echo(f"saved to {summary['output']}{world}; log, loss curve and summary in {config.output_dir}")
 
 
 @cli.command("export")

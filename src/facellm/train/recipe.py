@@ -3,8 +3,10 @@
 Reads top to bottom: `train` sets up data and model, builds the Trainer, fits, then writes the run folder:
 `config.yaml` (resolved), Trainer checkpoints, the final `adapter/` (or `model/` for full fine-tuning) with the
 processor, `log.jsonl` (loss, learning rate, grad norm, tokens/s per logging step), `loss.png` and `summary.json`
-(samples kept and dropped, steps, peak memory). Several GPUs: run the same command under `accelerate launch` or
-`torchrun`; the Trainer picks up the distributed setup (DDP, FSDP, DeepSpeed) from there.
+(samples kept and dropped, steps, world size, peak memory). Several processes: run the same command under
+`accelerate launch` or `torchrun`; the Trainer picks up the distributed setup (DDP, FSDP, DeepSpeed) from there,
+each process reads its own shard of every global batch, and only the first process writes the run folder's files
+(token counts are summed over all processes).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False), encoding="utf-8")
+    main = is_main_process()
+    if main:
+        (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False), encoding="utf-8")
     set_seed(config.seed)
     precision = resolve_precision(config.precision)
 
@@ -67,10 +71,12 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     final = out / ("adapter" if config.finetuning == "lora" else "model")
-    trainer.model.save_pretrained(final)
-    processor.save_pretrained(final)
+    tokens, positions = world_total(counter.tokens), world_total(counter.positions)
+    if main:
+        trainer.model.save_pretrained(final)
+        processor.save_pretrained(final)
+    trainer.accelerator.wait_for_everyone()  # no process returns before the adapter is on disk
     losses = logged_losses(out / "log.jsonl")
-    plot_loss(losses, out / "loss.png")
     summary = {
         "samples": report.as_dict(),
         "train_samples": len(train_set),
@@ -80,14 +86,40 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         "train_loss": result.training_loss,
         "logged_losses": [loss for _, loss in losses],
         "seconds": round(time.time() - started, 1),
-        "tokens_seen": counter.tokens,
-        "padding_fraction": round(1 - counter.tokens / counter.positions, 4) if counter.positions else 0.0,
+        "world_size": trainer.args.world_size,
+        "tokens_seen": tokens,
+        "padding_fraction": round(1 - tokens / positions, 4) if positions else 0.0,
         "peak_memory_mb": peak_memory_mb(),
         "precision": precision,
         "output": str(final),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    if main:
+        plot_loss(losses, out / "loss.png")
+        (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def is_main_process() -> bool:
+    """True in a single-process run and in the first process of a distributed one (also before it initialises)."""
+    import os
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_total(value: int) -> int:
+    """The sum of `value` over every process of a distributed run (the value itself in a single process)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    total = torch.tensor([value], dtype=torch.long)
+    dist.all_reduce(total)
+    return int(total.item())
 
 
 def resolve_precision(requested: str) -> str:
@@ -203,7 +235,8 @@ def training_arguments(config: TrainConfig, precision: str, has_eval: bool = Fal
 
 
 class JsonlLog(TrainerCallback):
-    """Appends loss, learning rate, grad norm and tokens/s of every logging step to a JSONL file."""
+    """Appends loss, learning rate, grad norm and tokens/s of every logging step to a JSONL file (first process
+    only; its tokens/s counts that process's tokens, so multiply by the world size for the whole run's rate)."""
 
     def __init__(self, path: Path, counter: TokenCounter) -> None:
         self.path = path
@@ -211,6 +244,8 @@ class JsonlLog(TrainerCallback):
         self._last = (time.time(), 0)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         now = time.time()
         last_time, last_tokens = self._last
         self._last = (now, self.counter.tokens)
