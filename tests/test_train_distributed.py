@@ -51,8 +51,8 @@ def _losses(run: Path) -> list[tuple[int, float]]:
 def dataset(tmp_path_factory, faces):
     def row(face) -> dict:
         answer = f"A {face.gender.lower()} face, {face.race}, aged {face.age}."
-        return {"image": face.path.name, "conversations": [
-            {"from": "human", "value": "<image>\nDescribe this image."}, {"from": "assistant", "value": answer}]}  # fmt: skip
+        turns = [{"from": "human", "value": "<image>\nDescribe this image."}, {"from": "assistant", "value": answer}]
+        return {"image": face.path.name, "conversations": turns}
 
     rows = [row(face) for face in faces[:8]]
     path = tmp_path_factory.mktemp("data") / "train.json"
