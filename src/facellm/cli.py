@@ -1013,6 +1013,10 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
     click.echo("plan:")
     for command in steps.commands:
         click.echo("  " + shlex.join(command))
+    from facellm.plan import describe, memory_plan
+
+    click.echo("memory plan (per GPU, 8 GPUs of 80 GiB; `facellm plan` for other machines):")
+    click.echo(describe(memory_plan(size, gpus=8, gpu_memory_gib=80.0)))
     for problem in steps.problems:
         click.echo(f"missing: {problem}", err=True)
     if dry_run:
@@ -1022,9 +1026,45 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
     execute(steps.commands, say=click.echo)
 
 
+@cli.command("plan")
+@click.option("--size", type=click.Choice(["1b", "8b", "38b"]), required=True, help="Released InternVL3-hf shape.")
+@click.option("--gpus", type=int, default=1, show_default=True, help="GPUs for DDP, FSDP, ZeRO-3 and tensor parallel.")
+@click.option("--gpu-memory", type=float, default=80.0, show_default=True, help="GiB per GPU.")
+@click.option("--micro-batch", type=int, help="Per-GPU batch (default: the paper's, 10 for 1B/8B, 2 for 38B).")
+@click.option("--seq-len", type=int, default=2048, show_default=True, help="Tokens per sample (the paper's cutoff).")
+@click.option("--dtype", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True)
+@click.option("--no-checkpointing", is_flag=True, help="Plan without gradient checkpointing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (a `fits` boolean per strategy).")
+def plan_command(size, gpus, gpu_memory, micro_batch, seq_len, dtype, no_checkpointing, as_json):
+    """Memory per GPU for LoRA training (single, DDP, FSDP, ZeRO-3) and inference at a released shape."""
+    import json
+
+    from facellm.plan import describe, memory_plan
+
+    plan = memory_plan(size, gpus, gpu_memory, micro_batch, seq_len, 2 if dtype == "bf16" else 4,
+                       not no_checkpointing)  # fmt: skip
+    click.echo(json.dumps(plan.as_dict(), indent=1) if as_json else describe(plan))
+
+
 @cli.group()
 def dev() -> None:
-    """Developer tools: offline tiny checkpoint, sample faces."""
+    """Developer tools: offline tiny checkpoint, released-shape checkpoints, sample faces."""
+
+
+@dev.command("make-shape-model")
+@click.option("--shape", type=click.Choice(["internvl3-1b", "internvl3-8b", "internvl3-38b"]), required=True)
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def dev_make_shape_model(shape, out_dir, seed):
+    """A random-initialised checkpoint of a released InternVL3-hf shape (config + processor only for 8B/38B)."""
+    from facellm.testing.shape_model import make_shape_checkpoint
+
+    out, weights = make_shape_checkpoint(shape, out_dir, seed)
+    if weights:
+        click.echo(f"{shape} with random bf16 weights written to {out} (loads with facellm.model.load_model)")
+    else:
+        click.echo(f"{shape}: config and processor written to {out}; no weights (too big to build here; enough for "
+                   f"`facellm plan` and for building the model on a GPU machine)")  # fmt: skip
 
 
 @dev.command("make-tiny-model")

@@ -98,6 +98,13 @@ def _train_tokenizer(vocab_size: int = 600):
 
 def build_tiny_processor():
     """The processor of the tiny checkpoint: trained tokenizer, chat template, 64 px image and video processors."""
+    return build_processor(IMAGE_SIZE, IMAGE_SEQ_LENGTH, max_patches=4, model_max_length=4096)
+
+
+def build_processor(image_size: int, image_seq_length: int, max_patches: int, model_max_length: int,
+                    image_mean=None, image_std=None):  # fmt: skip
+    """An InternVL processor with the small trained tokenizer (the released special tokens and chat template) and
+    image/video processors of `image_size` px tiles, `image_seq_length` tokens per tile."""
     from transformers import (
         GotOcr2ImageProcessor,
         InternVLProcessor,
@@ -111,17 +118,19 @@ def build_tiny_processor():
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         extra_special_tokens=IMAGE_TOKENS,
-        model_max_length=4096,
+        model_max_length=model_max_length,
         padding_side="left",
     )
-    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
-    image_processor = GotOcr2ImageProcessor(size=size, crop_to_patches=False, max_patches=4)
-    video_processor = InternVLVideoProcessor(size=size)
+    size = {"height": image_size, "width": image_size}
+    colours = {"image_mean": image_mean, "image_std": image_std} if image_mean else {}
+    image_processor = GotOcr2ImageProcessor(size=size, crop_to_patches=False, min_patches=1, max_patches=max_patches,
+                                            **colours)  # fmt: skip
+    video_processor = InternVLVideoProcessor(size=size, **colours)
     return InternVLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        image_seq_length=IMAGE_SEQ_LENGTH,
+        image_seq_length=image_seq_length,
         chat_template=CHAT_TEMPLATE,
     )
 
