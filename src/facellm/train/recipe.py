@@ -12,6 +12,7 @@ each process reads its own shard of every global batch, and only the first proce
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +38,10 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(), sort_keys=False), encoding="utf-8")
     set_seed(config.seed)
     precision = resolve_precision(config.precision)
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not torch.cuda.is_available():
+        # accelerate (1.15) switches to FSDP only on top of a multi-GPU setup: on CPU it runs plain data parallel.
+        warnings.warn("FSDP was requested but there is no GPU: accelerate trains plain data-parallel on the CPU "
+                      "(nothing is sharded)", stacklevel=2)  # fmt: skip
 
     try:
         processor = AutoProcessor.from_pretrained(config.model)
@@ -101,8 +106,6 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
 
 def is_main_process() -> bool:
     """True in a single-process run and in the first process of a distributed one (also before it initialises)."""
-    import os
-
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
