@@ -10,7 +10,9 @@ Measured, each in this run:
 3. FLOPs per trained token for the shape: 6 x language-model parameters (forward and backward; the frozen vision
    tower adds 2 x its parameters per image token for its forward).
 
-Not measured here yet: one FaceXBench batch through `eval` and one `serve` request at this shape.
+4. `facellm eval facexbench` (subprocess) on 4 questions of the project's FaceXBench sample files (stand-in images
+   of 96 px), batch 4, with generation (16 tokens) and with likelihood scoring of the option letters;
+5. one `facellm serve` request (a 224 px face, 8 tokens) against the server process, after a warm-up request.
 
 Run: python bench/real_shape.py [--model DIR]   (DIR: a folder from `facellm dev make-shape-model`)
 """
@@ -74,6 +76,40 @@ def train_two_steps(model: Path, work: Path) -> dict:
     return summary
 
 
+def eval_batch(model: Path, work: Path) -> None:
+    from facellm.testing.facexbench import make_standin_benchmark
+
+    bench = make_standin_benchmark(Path(__file__).resolve().parents[1] / "tests" / "assets" / "facexbench",
+                                   work / "facexbench")  # fmt: skip
+    for scoring in ("generate", "likelihood"):
+        command = [sys.executable, "-m", "facellm", "eval", "facexbench", "--bench-dir", str(bench), "--model",
+                   str(model), "--device", "cpu", "--out", str(work / f"eval-{scoring}"), "--limit", "4", "--only",
+                   "age", "--batch-size", "4", "--scoring", scoring]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, text=True)
+        print(f"facellm eval facexbench, 4 age questions, batch 4, {scoring}: {time.perf_counter() - started:.0f} s "
+              f"for the whole command (model load included)")  # fmt: skip
+
+
+def serve_request(model: Path, face) -> None:
+    import httpx
+
+    from facellm.api import image_data_url
+    from facellm.testing.server import ServerProcess
+
+    body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(face)}},
+                                                      {"type": "text", "text": "Describe this face."}]}],
+            "max_tokens": 8}  # fmt: skip
+    with ServerProcess("--model", str(model), "--device", "cpu", timeout_s=600) as server:
+        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=600).raise_for_status()  # warm-up
+        started = time.perf_counter()
+        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=600).raise_for_status()
+        seconds = time.perf_counter() - started
+        memory = server.memory_mb()
+    print(f"facellm serve, one request (224 px face, 8 tokens): {seconds:.1f} s; server RSS {memory['VmRSS']:.0f} MB, "
+          f"peak {memory['VmHWM']:.0f} MB")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="An existing internvl3-1b shape folder (else one is built).")
@@ -94,6 +130,8 @@ def main() -> None:
             print(f"built and saved the 1B shape in bf16 in {time.perf_counter() - started:.0f} s")
         baseline = baseline_rss_mb()
         summary = train_two_steps(model, work)
+        eval_batch(model, work)
+        serve_request(model, faces[0])
     steps = summary["global_step"]
     tokens_per_sample = summary["tokens_seen"] / steps  # micro-batch 1: one sample per step
     print(f"facellm train, 2 steps at micro-batch 1, fp32 on CPU: {summary['seconds'] / steps:.1f} s/step, "

@@ -204,3 +204,37 @@ def test_bf16_on_cpu_falls_back_with_a_warning():
         pytest.skip("a GPU is present")
     with pytest.warns(UserWarning, match="fp32 on the CPU"):
         assert resolve_precision("bf16") == "fp32"
+
+
+def test_released_fairfacegpt_layout_trains_through_the_cli(tiny_checkpoint, tmp_path, faces):
+    """FaceLLM's dataset.json layout: ShareGPT `conversations` (human/assistant) and an `image` path relative to
+    FairFace's fairface_img_margin025/, with or without `<image>` in the human turn; a row whose image is missing is
+    skipped and counted; a row with more placeholders than images is an error naming it."""
+    import shutil
+
+    root = tmp_path / "fairface_img_margin025"
+    (root / "val").mkdir(parents=True)
+    rows = []
+    for number, face in enumerate(faces[:4], 1):
+        shutil.copy(face.path, root / "val" / f"{number}.jpg")
+        question = ("<image>\n" if number % 2 else "") + "Describe the face pose of the image."
+        answer = {"from": "assistant", "value": f"A {face.gender.lower()} face."}
+        rows.append({"image": f"val/{number}.jpg", "conversations": [{"from": "human", "value": question}, answer]})
+    rows.append({**rows[0], "image": "val/404.jpg"})
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps(rows))
+    out = tmp_path / "run"
+    settings = [f"model={tiny_checkpoint}", f"dataset={dataset}", f"image_root={root}", f"output_dir={out}",
+                "precision=fp32", "max_steps=2", "per_device_batch_size=2", "gradient_checkpointing=false",
+                "save_steps=1000", "logging_steps=1"]  # fmt: skip
+    result = CliRunner().invoke(cli, ["train", *[a for s in settings for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == {"rows": 5, "kept": 4, "skipped": {"missing image": 1}}
+
+    rows.append({"image": "val/1.jpg", "conversations": [{"from": "human", "value": "<image>\n<image>\nSame?"},
+                                                          {"from": "assistant", "value": "Yes."}]})  # fmt: skip
+    dataset.write_text(json.dumps(rows))
+    broken = CliRunner().invoke(cli, ["train", *[a for s in settings for a in ("--set", s)]])
+    assert broken.exit_code == 2
+    assert f"row 5 of {dataset} has 2 <image> placeholder(s) for 1 image(s)" in broken.output

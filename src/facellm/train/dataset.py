@@ -5,8 +5,9 @@ A record holds `conversations` (`from`: human/user, gpt/assistant, system; `valu
 `content`), and `image` (one path) or `images` (a list), relative to the image root. `<image>` in a human turn marks
 where an image goes; without it, the images open the first user turn. Rows whose images are missing or do not
 decode are skipped and counted; rows longer than the cutoff are dropped and counted (never truncated through
-image tokens). The result is a `datasets.Dataset` with `images`, `messages` (JSON) and `length` columns, so the
-trainer can group samples of similar length.
+image tokens); a row whose `<image>` placeholders and images differ in number is an error naming the row. The
+result is a `datasets.Dataset` with `images`, `messages` (JSON) and `length` columns, so the trainer can group
+samples of similar length.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def read_records(path: str | Path) -> list[dict]:
     return data
 
 
+class PlaceholderMismatch(ValueError):
+    """A row whose `<image>` placeholders and images differ in number (usually a wrong image column)."""
+
+
 def to_sample(record: dict, image_root: Path) -> tuple[list[Path], list[dict]]:
     """(image paths, chat-template messages with image placeholders) for one record; `ValueError` if malformed."""
     turns = record.get("conversations") or record.get("messages")
@@ -83,7 +88,7 @@ def to_sample(record: dict, image_root: Path) -> tuple[list[Path], list[dict]]:
         first_user["content"][:0] = [{"type": "image"} for _ in paths]
         placed = len(paths)
     if placed != len(paths):
-        raise ValueError(f"{placed} <image> tags for {len(paths)} images")
+        raise PlaceholderMismatch(f"{placed} <image> placeholder(s) for {len(paths)} image(s)")
     if not any(m["role"] == "assistant" for m in messages):
         raise ValueError("no assistant turn")
     return paths, messages
@@ -100,9 +105,12 @@ def build_dataset(path: str | Path, processor, image_root: str | Path | None, cu
     root = Path(image_root) if image_root else Path(path).parent
     report = LoadReport(rows=len(records))
     rows: dict[str, list] = {"images": [], "messages": [], "length": [], "image_key": []}
-    for record in records:
+    for number, record in enumerate(records):
         try:
             paths, messages = to_sample(record, root)
+        except PlaceholderMismatch as exc:
+            raise InputError(f"row {number} of {path} has {exc}",
+                             "give every <image> placeholder an image in the row's image or images field") from None
         except (ValueError, AttributeError, TypeError):
             report.skipped["malformed row"] += 1
             continue
