@@ -143,7 +143,9 @@ def test_resume_continues_with_the_same_optimizer_state(tiny_checkpoint, dataset
         train(_config(tiny_checkpoint, dataset_file, tmp_path / "fresh", "max_steps=2"), resume=True)
 
 
-def test_merged_export_matches_base_plus_adapter(tiny_checkpoint, dataset_file, tmp_path, face_images, faces):
+def test_merged_export_matches_base_plus_adapter(
+    tiny_checkpoint, dataset_file, tmp_path, face_images, faces, standin_bench
+):
     train(_config(tiny_checkpoint, dataset_file, tmp_path / "run", "max_steps=10"))
     adapter = str(tmp_path / "run" / "adapter")
     result = CliRunner().invoke(cli, ["export", "--base", str(tiny_checkpoint), "--adapter", adapter, "--out",
@@ -163,6 +165,16 @@ def test_merged_export_matches_base_plus_adapter(tiny_checkpoint, dataset_file, 
     again = CliRunner().invoke(cli, ["export", "--base", str(tiny_checkpoint), "--adapter",
                                      str(tmp_path / "run" / "adapter"), "--out", str(tmp_path / "merged")])  # fmt: skip
     assert again.exit_code == 2 and "not empty" in again.output
+    # eval facexbench takes the base + adapter or the merged folder alike, and its report says which it was.
+    for name, model_args in (("adapter", ["--model", str(tiny_checkpoint), "--adapter", adapter]),
+                             ("merged", ["--model", str(tmp_path / "merged")])):  # fmt: skip
+        run = tmp_path / f"eval-{name}"
+        command = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--out", str(run), "--only", "age",
+                   "--limit", "2", "--device", "cpu", *model_args]  # fmt: skip
+        evaluated = CliRunner().invoke(cli, command)
+        assert evaluated.exit_code == 0, evaluated.output
+        report = (run / "report.md").read_text()
+        assert (f"+ adapter {adapter}" if name == "adapter" else f"(merged from {tiny_checkpoint} + adapter") in report
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml")))

@@ -220,8 +220,10 @@ def _plain_answerer(tokens, model, adapter, device, dtype, batch_size, scoring, 
         config = EndpointConfig(api_base, api_model or "", concurrency=concurrency, requests_per_minute=rpm,
                                 max_retries=max_retries)  # fmt: skip
         return ApiAnswerer(ChatClient(config), f"api:{api_model}", tokens)
+    from facellm.model.loading import describe_model
+
     lm = _load(model, adapter, device, dtype)
-    return LocalAnswerer(lm, f"{model}+{adapter}" if adapter else str(model), tokens, batch_size, scoring)
+    return LocalAnswerer(lm, describe_model(model, adapter), tokens, batch_size, scoring)
 
 
 def _run_with_progress(questions, answerer, out, setting, identity, label):

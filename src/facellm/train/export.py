@@ -1,11 +1,15 @@
 """Merge a LoRA adapter into its base model and save a standalone checkpoint (safetensors, processor, template)
-that `facellm ask`, `facellm serve` and plain transformers load without PEFT."""
+that `facellm ask`, `facellm serve` and plain transformers load without PEFT. The folder also records what it was
+merged from (`facellm_merge.json`), which evaluation reports name."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from facellm.errors import InputError, ModelLoadError
+
+MERGE_RECORD = "facellm_merge.json"  # written into a merged folder: what it was merged from
 
 
 def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto",
@@ -26,6 +30,8 @@ def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = 
         AutoProcessor.from_pretrained(source).save_pretrained(target)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot copy the processor from {source}: {exc}", "check --base") from None
+    record = {"base": str(base), "adapter": str(adapter_dir.resolve())}
+    (target / MERGE_RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
     if push_to_hub:
         merged.push_to_hub(push_to_hub)
         AutoProcessor.from_pretrained(target).push_to_hub(push_to_hub)
