@@ -632,6 +632,8 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 @click.option("--model", "-m", default=None, help="Hub id or local folder (default: Idiap/FaceLLM-1B).")
 @click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter to apply.")
 @click.option("--offline", is_flag=True, help="Serve labelled template answers without loading any model.")
+@click.option("--upstream", help="Answer with this OpenAI-compatible engine (e.g. vLLM at http://127.0.0.1:8001/v1).")
+@click.option("--upstream-model", help="Model name at the upstream (default: the first it lists).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--api-key-env", help="Name of an environment variable holding the key every request must send.")
@@ -644,8 +646,8 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--ground", is_flag=True, help="Put measured face facts before every question.")
-def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote_images, max_batch, max_queue,
-                  max_tokens, max_prompt_tokens, device, dtype, ground):  # fmt: skip
+def serve_command(model, adapter, offline, upstream, upstream_model, host, port, api_key_env, allow_remote_images,
+                  max_batch, max_queue, max_tokens, max_prompt_tokens, device, dtype, ground):  # fmt: skip
     """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
     import os
     import socket
@@ -662,8 +664,8 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
         api_key = os.environ.get(api_key_env)
         if not api_key:
             raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
-    if offline and model:
-        raise FaceLLMError("--offline and --model exclude each other", "drop one")
+    if sum(bool(x) for x in (offline, model, upstream)) > 1:
+        raise FaceLLMError("--offline, --model and --upstream exclude each other", "give one of them")
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:  # bound before the slow model load, so a taken port is reported at once
@@ -674,6 +676,10 @@ def serve_command(model, adapter, offline, host, port, api_key_env, allow_remote
                            "pick another --port, or stop what is using this one") from None  # fmt: skip
     if offline:
         backend = OfflineBackend()
+    elif upstream:
+        from facellm.serve.upstream import UpstreamBackend
+
+        backend = UpstreamBackend(upstream, upstream_model, concurrency=max_batch)
     elif model == "specialist":
         from facellm.specialist import SpecialistBackend
 

@@ -2,7 +2,8 @@
 
 `POST /v1/faces` measures the faces of one image for the page (boxes, pose, quality, predicted attributes).
 Errors use OpenAI's error body: 400 bad request, 401 missing or wrong key, 413 body too large, 429 queue full or
-too many image pixels in flight, 500 the model failed on this one request. A streamed request that fails after
+too many image pixels in flight, 500 the model failed on this one request, 502/503 an upstream engine
+(`--upstream`) answered badly or cannot be reached. A streamed request that fails after
 the 200 ends with an error event. The API key (when set) is compared in constant time and never logged.
 
 Nothing slow runs on the event loop: bodies are read with the size limit enforced while reading, images are
@@ -180,7 +181,12 @@ class PixelBudget:
 
 
 def failure(exc: Exception) -> RequestError:
-    """The error a failed request gets: 400 for what the user can fix, 500 naming the cause otherwise."""
+    """The error a failed request gets: the upstream's status (502/503/4xx) when an upstream engine failed it, 400
+    for what the user can fix, 500 naming the cause otherwise."""
+    from facellm.serve.upstream import UpstreamError
+
+    if isinstance(exc, UpstreamError):
+        return RequestError(exc.status, str(exc), kind="upstream_error")
     if isinstance(exc, FaceLLMError):
         return RequestError(400, exc.message)
     return RequestError(500, f"the model failed on this request ({type(exc).__name__})", kind="server_error")

@@ -31,6 +31,7 @@ class ServingBackend:
     name = "backend"
 
     def generate(self, conversations: list[Conversation], settings: GenerationSettings) -> list[str]:
+        """One answer per conversation; an item may be an exception instead (that request alone fails)."""
         raise NotImplementedError
 
     def stream(
@@ -237,8 +238,11 @@ class Engine:
             for pending in batch:
                 await self._answer([pending])
             return
-        for pending, text in zip(batch, texts):
-            _settle(pending.future, text)
+        for pending, text in zip(batch, texts):  # a backend may hand back an exception for an item that failed
+            if isinstance(text, Exception):
+                _settle(pending.future, exception=text)
+            else:
+                _settle(pending.future, text)
 
 
 def _settle(future: asyncio.Future, result: str | None = None, exception: BaseException | None = None) -> None:

@@ -148,11 +148,31 @@ class MockOpenAIServer:
                         self._send(fault, {"error": {"message": f"injected fault {fault}"}}, headers)
                         return
                     text = "" if fault == "empty" else mock.responder(body.get("messages", []))
+                    if body.get("stream"):
+                        self._stream(body.get("model", "mock-vlm"), text)
+                        return
                     prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
                     self._send(200, _completion(body.get("model", "mock-vlm"), text, prompt_tokens))
                 finally:
                     with mock._lock:
                         mock.in_flight -= 1
+
+            def _stream(self, model: str, text: str) -> None:
+                """The answer as server-sent events, one word per chunk, then [DONE]."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                words = text.split(" ")
+                try:
+                    for i, word in enumerate(words):
+                        delta = {"content": word + (" " if i < len(words) - 1 else "")}
+                        chunk = {"object": "chat.completion.chunk", "model": model,
+                                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}  # fmt: skip
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 self._send_raw(status, json.dumps(payload).encode(), headers)

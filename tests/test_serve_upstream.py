@@ -1,0 +1,102 @@
+"""`facellm serve --upstream`: our server (page, /v1/faces, --ground, key, limits) in front of an OpenAI-compatible
+engine, here the shipped mock engine on a loopback port; and what users see when that engine is down or broken."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from facellm.api import image_data_url
+from facellm.serve.app import create_app
+from facellm.serve.engine import Engine
+from facellm.serve.upstream import UpstreamBackend
+from facellm.specialist import GroundedBackend
+from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
+from facellm.testing.server import BackgroundServer, ServerProcess, free_port
+
+KEY = "front-door-key"
+
+
+def _question(image, text="Describe this face."):
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(image)}},
+                                         {"type": "text", "text": text}]}]  # fmt: skip
+
+
+def test_answers_plain_and_streamed_through_the_upstream(face_images):
+    with MockOpenAIServer(responder=describing_responder) as engine:
+        backend = UpstreamBackend(engine.base_url)
+        with BackgroundServer(create_app(Engine(backend), api_key=KEY)) as front:
+            client = OpenAI(base_url=front.url + "/v1", api_key=KEY, max_retries=0)
+            assert client.models.list().data[0].id == "mock-vlm"  # resolved from the upstream's /models
+            plain = client.chat.completions.create(model="x", messages=_question(face_images[0]), max_tokens=40)
+            pieces = list(client.chat.completions.create(model="x", messages=_question(face_images[0]), max_tokens=40,
+                                                         stream=True))  # fmt: skip
+            faces = httpx.post(front.url + "/v1/faces", json={"image": image_data_url(face_images[0])},
+                               headers={"Authorization": f"Bearer {KEY}"}, timeout=60).json()  # fmt: skip
+            unauthorised = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])})
+        sent = engine.requests
+    answer = plain.choices[0].message.content
+    assert answer and answer == describing_responder(sent[0]["messages"])
+    assert "".join(p.choices[0].delta.content or "" for p in pieces) == answer and len(pieces) > 3
+    assert sent[0]["model"] == "mock-vlm" and sent[0]["max_tokens"] == 40 and sent[1]["stream"] is True
+    assert sent[0]["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert faces["face_count"] == 1  # measured here, not by the upstream
+    assert unauthorised.status_code == 401 and len(sent) == 2  # the key is checked before anything goes upstream
+
+
+def test_grounding_reaches_the_upstream(face_images):
+    with MockOpenAIServer(responder=describing_responder) as engine:
+        backend = GroundedBackend(UpstreamBackend(engine.base_url, "named-model"))
+        with BackgroundServer(create_app(Engine(backend))) as front:
+            reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
+                               timeout=60)  # fmt: skip
+        sent = engine.requests
+    assert reply.status_code == 200 and sent[0]["model"] == "named-model"
+    text = sent[0]["messages"][0]["content"][1]["text"]
+    assert text.startswith("[measured facts from face-analysis models]") and text.endswith("Describe this face.")
+
+
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [(500, 502, "the upstream answered HTTP 500"), ("garbage", 502, "did not answer JSON"),
+     (400, 400, "the upstream refused the request: injected fault 400")],
+)  # fmt: skip
+def test_a_broken_upstream_fails_the_request_alone(face_images, fault, status, message):
+    with MockOpenAIServer(responder=describing_responder, faults=[fault]) as engine:
+        with BackgroundServer(create_app(Engine(UpstreamBackend(engine.base_url, "m")))) as front:
+            first = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
+                               timeout=60)  # fmt: skip
+            second = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[1])},
+                                timeout=60)  # fmt: skip
+            health = httpx.get(front.url + "/health")
+    assert first.status_code == status and message in first.json()["error"]["message"]
+    assert first.json()["error"]["type"] == "upstream_error"
+    assert second.status_code == 200 and health.status_code == 200
+
+
+def test_upstream_down_answers_503_and_the_server_stays_up(face_images):
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    with BackgroundServer(create_app(Engine(UpstreamBackend(dead)))) as front:
+        plain = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])}, timeout=60)
+        streamed = httpx.post(front.url + "/v1/chat/completions", timeout=60,
+                              json={"messages": _question(face_images[0]), "stream": True})  # fmt: skip
+        page = httpx.get(front.url + "/")
+        faces = httpx.post(front.url + "/v1/faces", json={"image": image_data_url(face_images[0])}, timeout=60)
+        health = httpx.get(front.url + "/health")
+    assert plain.status_code == 503 and "cannot be reached" in plain.json()["error"]["message"]
+    events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
+    assert events[-1]["error"]["code"] is None and "cannot be reached" in events[-1]["error"]["message"]
+    assert page.status_code == 200 and faces.status_code == 200 and health.status_code == 200
+
+
+def test_serve_upstream_through_the_cli(face_images):
+    with MockOpenAIServer(responder=describing_responder) as engine:
+        with ServerProcess("--upstream", engine.base_url, "--upstream-model", "mock-vlm") as front:
+            reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
+                               timeout=60)  # fmt: skip
+            models = httpx.get(front.url + "/v1/models").json()
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+    assert models["data"][0]["id"] == "mock-vlm"
