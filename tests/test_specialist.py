@@ -204,3 +204,15 @@ def test_head_pose_quality_and_crowd_routes(face_images):
     assert level[0] in "AC" and tilted.startswith("B")  # rotating 15 degrees moves roll into the -20..-10 bin
     assert answer([face_images[5]], "Is the image blurry?").startswith("The face region is")
     assert answer(face_images[:2], "Determine the number of people in this picture.\n(A) 1\n(B) 2\n(C) 3\n")[0] == "B"
+
+
+def test_identity_question_with_a_faceless_image_cannot_be_measured(face_images):
+    """A plain picture in a same-person question: the specialist says it cannot measure, never gives a verdict."""
+    import numpy as np
+    from PIL import Image
+
+    plain = Image.fromarray(np.tile(np.linspace(0, 255, 224, dtype=np.uint8), (224, 1))).convert("RGB")
+    options = "\n(A) Yes, the same person\n(B) No, two different people\n(C) Cannot be determined\n"
+    reply = answer([face_images[0], plain], "Do these two images show the same person?" + options)
+    assert reply == "cannot measure: no face was found in image 2"
+    assert answer([face_images[0], face_images[0]], "Do these two images show the same person?" + options)[0] == "A"

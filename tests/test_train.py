@@ -158,7 +158,8 @@ def test_merged_export_matches_base_plus_adapter(
 
     inputs = prepare_inputs(adapted, [question([face_images[0]], "Describe this image.")])
     with torch.inference_mode():
-        torch.testing.assert_close(merged.model(**inputs).logits, adapted.model(**inputs).logits, rtol=0, atol=1e-4)
+        # Merging adds BA to W before the matmul instead of after it: float32 rounding of logits that reach ~1e2.
+        torch.testing.assert_close(merged.model(**inputs).logits, adapted.model(**inputs).logits, rtol=1e-5, atol=5e-4)
     asked = CliRunner().invoke(cli, ["ask", str(faces[0].path), "-q", "Describe this image.", "-m",
                                      str(tmp_path / "merged"), "--max-new-tokens", "6"])  # fmt: skip
     assert asked.exit_code == 0 and asked.stdout.strip()

