@@ -104,9 +104,19 @@ def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
     ours = generate(lm, [question([im], text) for im, text in prompts], GenerationSettings(max_new_tokens=TOKENS))
     theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
     same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
-    print(f"  greedy answers equal to facellm's transformers path: {same}/{len(prompts)}")
-    if same < len(prompts):
-        print(f"  first difference: ours {ours[0]!r} / vLLM {theirs[0]!r}")
+    # The random tiny model emits byte tokens that form no valid UTF-8; the two detokenisers render those bytes
+    # differently (one U+FFFD per byte or per sequence), so compare also with the replacement characters dropped.
+    loose = sum(_visible(a) == _visible(b) for a, b in zip(ours, theirs))
+    print(f"  greedy answers equal to facellm's transformers path: {same}/{len(prompts)} as text, {loose}/"
+          f"{len(prompts)} ignoring undecodable bytes")  # fmt: skip
+    for a, b in zip(ours, theirs):
+        if _visible(a) != _visible(b):
+            print(f"  first difference: ours {a!r} / vLLM {b!r}")
+            break
+
+
+def _visible(text: str) -> str:
+    return "".join(text.replace("\ufffd", "").split())
 
 
 def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> None:
