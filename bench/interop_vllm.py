@@ -15,6 +15,7 @@ Run: python bench/interop_vllm.py [--env DIR]
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -100,7 +101,9 @@ def ask_vllm(url: str, model: str, image, text: str) -> str:
 
 def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
     lm = load_model(folder, device="cpu")
-    prompts = [(images[i % len(images)], f"Question {i}: describe the face.") for i in range(8)]
+    # Both sides get the same pixels: vLLM decodes the JPEG data URL it is sent, so facellm reads that JPEG too.
+    sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
+    prompts = [(sent[i % len(sent)], f"Question {i}: describe the face.") for i in range(8)]
     ours = generate(lm, [question([im], text) for im, text in prompts], GenerationSettings(max_new_tokens=TOKENS))
     theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
     same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
