@@ -88,6 +88,9 @@ class VLLMServer:
 
 
 def image_question(image, text: str) -> list[dict]:
+    """One user message: the image (when given) as a JPEG data URL, then the text."""
+    if image is None:
+        return [{"role": "user", "content": text}]
     parts = [{"type": "image_url", "image_url": {"url": image_data_url(image)}}, {"type": "text", "text": text}]
     return [{"role": "user", "content": parts}]
 
@@ -100,22 +103,27 @@ def ask_vllm(url: str, model: str, image, text: str) -> str:
 
 
 def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
+    """Greedy answers of facellm's transformers path and of vLLM to the same 8 image questions and 8 text-only ones
+    (16 new tokens each)."""
     lm = load_model(folder, device="cpu")
     # Both sides get the same pixels: vLLM decodes the JPEG data URL it is sent, so facellm reads that JPEG too.
     sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
-    prompts = [(sent[i % len(sent)], f"Question {i}: describe the face.") for i in range(8)]
-    ours = generate(lm, [question([im], text) for im, text in prompts], GenerationSettings(max_new_tokens=TOKENS))
-    theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
-    same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
-    # The random tiny model emits byte tokens that form no valid UTF-8; the two detokenisers render those bytes
-    # differently (one U+FFFD per byte or per sequence), so compare also with the replacement characters dropped.
-    loose = sum(_visible(a) == _visible(b) for a, b in zip(ours, theirs))
-    print(f"  greedy answers equal to facellm's transformers path: {same}/{len(prompts)} as text, {loose}/"
-          f"{len(prompts)} ignoring undecodable bytes")  # fmt: skip
-    for a, b in zip(ours, theirs):
-        if _visible(a) != _visible(b):
-            print(f"  first difference: ours {a!r} / vLLM {b!r}")
-            break
+    for kind in ("image", "text-only"):
+        prompts = [(sent[i % len(sent)] if kind == "image" else None, f"Question {i}: describe the face.")
+                   for i in range(8)]  # fmt: skip
+        ours = generate(lm, [question([im] if im else [], text) for im, text in prompts],
+                        GenerationSettings(max_new_tokens=TOKENS))  # fmt: skip
+        theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
+        same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
+        # The random tiny model emits byte tokens that form no valid UTF-8; the two detokenisers may render those
+        # bytes differently, so compare also with the replacement characters and whitespace dropped.
+        loose = sum(_visible(a) == _visible(b) for a, b in zip(ours, theirs))
+        print(f"  {kind} questions: greedy answers equal to facellm's transformers path {same}/8 as text, {loose}/8 "
+              f"ignoring undecodable bytes")  # fmt: skip
+        for a, b in zip(ours, theirs):
+            if _visible(a) != _visible(b):
+                print(f"    first difference: ours {a!r} / vLLM {b!r}")
+                break
 
 
 def _visible(text: str) -> str:
