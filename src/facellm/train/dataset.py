@@ -109,8 +109,10 @@ def build_dataset(path: str | Path, processor, image_root: str | Path | None, cu
         try:
             paths, messages = to_sample(record, root)
         except PlaceholderMismatch as exc:
-            raise InputError(f"row {number} of {path} has {exc}",
-                             "give every <image> placeholder an image in the row's image or images field") from None
+            raise InputError(
+                f"row {number} of {path} has {exc}",
+                "give every <image> placeholder an image in the row's image or images field",
+            ) from None
         except (ValueError, AttributeError, TypeError):
             report.skipped["malformed row"] += 1
             continue
