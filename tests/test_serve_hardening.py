@@ -25,6 +25,11 @@ from facellm.serve.requests import Limits, is_public
 from facellm.testing.server import BackgroundServer
 
 BOOM = "PLEASE-FAIL-THIS-ONE"
+PANIC = "PLEASE-PANIC-NOW"
+
+
+class Panic(BaseException):
+    """What a Rust panic inside a tokenizer looks like from Python (pyo3's PanicException is a BaseException)."""
 
 
 class FailsOnMarker(ModelBackend):
@@ -32,6 +37,8 @@ class FailsOnMarker(ModelBackend):
     error inside a batch would)."""
 
     def generate(self, conversations, settings):
+        if any(PANIC in turn.text for c in conversations for turn in c):
+            raise Panic("simulated tokenizer panic")
         if any(BOOM in turn.text for c in conversations for turn in c):
             raise RuntimeError("simulated model failure")
         return super().generate(conversations, settings)
@@ -100,6 +107,12 @@ def test_a_failing_request_fails_alone(server, face_images):
     assert streamed.status_code == 200  # the failure comes after the 200: it must arrive as an error event
     events = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")]
     assert events[-1]["error"]["type"] == "server_error" and "RuntimeError" in events[-1]["error"]["message"]
+
+
+def test_a_panic_below_the_model_fails_one_request_and_the_engine_lives(server):
+    panicked = _post(server, _user(_text(f"{PANIC} please")))
+    assert panicked.status_code == 500 and "the model failed on this request" in panicked.json()["error"]["message"]
+    assert _post(server, _user(_text("Still answering?"))).status_code == 200
 
 
 def test_image_without_text_is_answered(server, face_images):

@@ -186,8 +186,8 @@ class Engine:
                     if cancel.is_set():
                         break
                     deliver(piece)
-            except Exception as exc:  # delivered to the consumer below
-                deliver(exc)
+            except BaseException as exc:  # delivered to the consumer below
+                deliver(_as_exception(exc))
             finally:
                 getattr(answer, "close", lambda: None)()  # ends the model's generation when we broke off early
                 deliver(done)
@@ -231,9 +231,11 @@ class Engine:
             texts = await loop.run_in_executor(
                 self._model_thread, self.backend.generate, [p.conversation for p in batch], settings
             )
-        except Exception as exc:
+        except BaseException as exc:  # also a Rust panic from a tokenizer: the worker must outlive any one batch
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
             if len(batch) == 1:
-                _settle(batch[0].future, exception=exc)
+                _settle(batch[0].future, exception=_as_exception(exc))
                 return
             for pending in batch:
                 await self._answer([pending])
@@ -243,6 +245,11 @@ class Engine:
                 _settle(pending.future, exception=text)
             else:
                 _settle(pending.future, text)
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    """`exc` as an ordinary exception (a pyo3 PanicException derives from BaseException and would pass handlers)."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _settle(future: asyncio.Future, result: str | None = None, exception: BaseException | None = None) -> None:
