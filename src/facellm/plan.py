@@ -179,7 +179,7 @@ def memory_plan(size: str, gpus: int = 1, gpu_memory_gib: float = 80.0, micro_ba
         plan.training.append(StrategyPlan(
             strategy, n, _gib(terms["weights"]), _gib(terms["lora"]), _gib(terms["activations"]),
             _gib(terms["logits"]), runtime_gib, _gib(total), total <= limit, largest))  # fmt: skip
-    kv_cache = 2 * counts.layers * counts.kv * dtype_bytes * EVAL_BATCH * EVAL_TOKENS
+    kv_cache = eval_kv_cache_bytes(counts, dtype_bytes)
     for tp in sorted({1, gpus}):
         total = counts.total * dtype_bytes / tp + kv_cache / tp + runtime_gib * GIB
         plan.inference[f"tensor_parallel_{tp}"] = {
@@ -190,6 +190,11 @@ def memory_plan(size: str, gpus: int = 1, gpu_memory_gib: float = 80.0, micro_ba
     return plan
 
 
+def eval_kv_cache_bytes(counts: ShapeCounts, dtype_bytes: int) -> int:
+    """KV cache of one FaceXBench batch: keys and values of every layer for every token of every question."""
+    return 2 * counts.layers * counts.kv * dtype_bytes * EVAL_BATCH * EVAL_TOKENS
+
+
 VLLM_MEMORY_SHARE = 0.9  # vLLM's default --gpu-memory-utilization
 
 
@@ -198,7 +203,7 @@ def smallest_tensor_parallel(plan: MemoryPlan) -> int | None:
     each GPU's memory, for `vllm serve --tensor-parallel-size`."""
     counts = shape_counts(plan.size)
     limit = plan.gpu_memory_gib * GIB * VLLM_MEMORY_SHARE
-    kv = 2 * counts.layers * counts.kv * plan.dtype_bytes * EVAL_BATCH * EVAL_TOKENS
+    kv = eval_kv_cache_bytes(counts, plan.dtype_bytes)
     for tp in (1, 2, 4, 8):
         if (counts.total * plan.dtype_bytes + kv) / tp + RUNTIME_GIB * GIB <= limit:
             return tp

@@ -61,13 +61,16 @@ def resolve_dtype(dtype: str | None, device) -> Any:
     return torch.float32
 
 
+MERGE_RECORD = "facellm_merge.json"  # `facellm export` writes it into a merged folder: what it was merged from
+
+
 def describe_model(model: str | Path, adapter: str | Path | None = None) -> str:
     """How reports name a model: the folder or hub id, its adapter, or what a merged folder was merged from."""
     import json
 
     if adapter:
         return f"{model} + adapter {adapter}"
-    record = Path(model) / "facellm_merge.json"
+    record = Path(model) / MERGE_RECORD
     if record.is_file():
         merged = json.loads(record.read_text(encoding="utf-8"))
         return f"{model} (merged from {merged['base']} + adapter {merged['adapter']})"

@@ -91,11 +91,11 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         return b"".join(chunks)
 
     async def off_loop(function, *args):
-        """Run a parsing, decoding or checking step in the decoder pool; user errors become 400s."""
+        """Run a parsing, decoding or checking step in the decoder pool; user errors become 400s (see `failure`)."""
         try:
             return await asyncio.get_running_loop().run_in_executor(decoders, function, *args)
         except FaceLLMError as exc:
-            raise RequestError(400, exc.message) from None
+            raise failure(exc) from None
 
     def checked_request(raw: bytes) -> ChatRequest:
         parsed = parse_chat_request(parse_json(raw), limits)

@@ -132,8 +132,8 @@ def _settings(body: dict, limits: Limits) -> GenerationSettings:
         raise RequestError(400, "seed must be an integer", "seed")
     try:
         return GenerationSettings(max_tokens, temperature > 0, float(temperature) or 0.7, float(top_p), seed)
-    except InputError as exc:
-        raise RequestError(400, exc.message, "seed" if "seed" in exc.message else None) from None
+    except InputError as exc:  # the checks above leave only the seed's range to GenerationSettings
+        raise RequestError(400, exc.message, "seed") from None
 
 
 def _valid_text(text: str, where: str) -> str:

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 from facellm.errors import InputError, ModelLoadError
-
-MERGE_RECORD = "facellm_merge.json"  # written into a merged folder: what it was merged from
+from facellm.model.loading import MERGE_RECORD
 
 
 def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto",
