@@ -9,6 +9,7 @@ import click
 
 from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import SETTINGS
+from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
 
 EXIT_USER_ERROR = 2
 
@@ -941,6 +942,37 @@ def faces_train_expression(fer, epochs, out):
     state, report = expression.train_expression(labels, epochs, say=lambda line: click.echo(line, err=True))
     expression.save(state, report, out or expression.WEIGHTS)
     click.echo(f"PublicTest accuracy {report['public_test_accuracy']}%; weights written to {out or expression.WEIGHTS}")
+
+
+@faces_group.command("train-pose")
+@click.option("--aflw", required=True, type=click.Path(path_type=Path), help="AFLW2000-3D folder with labels.csv.")
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for landmark extraction (default: one per core).")
+def faces_train_pose(aflw, out, workers):
+    """Train the head-pose networks on AFLW2000-3D landmarks; report 5-fold mean absolute error per axis."""
+    from facellm.faces import pose
+
+    if not (aflw / "labels.csv").is_file():
+        raise FaceLLMError(f"{aflw / 'labels.csv'} not found", "pass --aflw with AFLW2000's labels.csv and images/")
+    report = pose.train(aflw, out or pose.WEIGHTS, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(f"5-fold MAE (degrees) {report['mae_5fold_degrees']}, mean {report['mae_5fold_mean']}; "
+               f"weights written to {out or pose.WEIGHTS}")  # fmt: skip
+
+
+@faces_group.command("train-classifier")
+@click.argument("task", type=click.Choice(sorted(CLASSIFIER_TASKS)))
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="The task's folder with labels.csv.")
+@click.option("--epochs", type=int, default=15, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for face cropping (default: one per core).")
+def faces_train_classifier(task, data, epochs, out, workers):
+    """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces, expression: RAF-DB) on its
+    training split; report accuracy on the held-out split (faces/splits.py)."""
+    from facellm.faces import classifier
+
+    report = classifier.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(f"held-out accuracy {report['held_out_accuracy']}% on {report['held_out_images']} images "
+               f"{report['held_out_per_class']}; weights written to {report['weights']}")  # fmt: skip
 
 
 @faces_group.command("cluster")

@@ -26,3 +26,7 @@ class InputError(FaceLLMError):
 
 class NoFaceError(FaceLLMError):
     """An image that needs a face (verification, identity questions) shows none the detectors can find."""
+
+
+class ResearchModelsOff(ModelLoadError):
+    """A model trained on research-only data was needed while FACELLM_RESEARCH_MODELS=0."""

@@ -56,13 +56,15 @@ def analyze_image(image: Image.Image, detector: str = "auto", with_attributes: b
 
 
 def face_attributes(image: Image.Image, box: Box | None = None) -> dict[str, dict[str, float]]:
-    """Probabilities of FairFace's age groups, genders and races and of the 7 FER expressions for the face in `box`
-    (the largest face when None)."""
+    """Probabilities of FairFace's age groups, genders and races and of the 7 basic expressions for the face in
+    `box` (the largest face when None); no expression when research-only weights are off (FACELLM_RESEARCH_MODELS=0)."""
     from facellm.faces import attributes
+    from facellm.faces.classifier import research_models_allowed
     from facellm.faces.expression import predict_expression
 
     box = box or detect_faces(image, fallback=True)[0]
-    return {**vars(attributes.predict(attributes.features(image, box))), "expression": predict_expression(image, box)}
+    found = vars(attributes.predict(attributes.features(image, box)))
+    return {**found, "expression": predict_expression(image, box)} if research_models_allowed() else found
 
 
 def measured_facts(analysis: ImageAnalysis) -> dict:

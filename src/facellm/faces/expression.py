@@ -1,4 +1,5 @@
-"""Facial expression predictor: a small CNN trained here on FER2013 (48x48 grey faces, 7 expressions).
+"""Facial expression: a small CNN trained here on FER2013 (48x48 grey faces, 7 expressions) for grey pictures, and
+the RAF-DB colour model of faces/classifier.py for colour ones.
 
 `facellm faces train-expression` reproduces the shipped weights from FER2013's Training split and reports accuracy
 on its PublicTest split. Prediction crops the face box (or takes the whole image), converts it to 48x48 grey and
@@ -128,10 +129,22 @@ def _shipped_network():
     return net.eval()
 
 
+def is_grey(image: Image.Image) -> bool:
+    """True when the colour channels agree within 8 levels everywhere (a grey picture, as FER2013's)."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return int(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) <= 8
+
+
 def predict_expression(image: Image.Image, box=None) -> dict[str, float]:
-    """Probabilities of the 7 FER expressions for the face in `box` (or the whole image)."""
+    """Probabilities of the 7 basic expressions for the face in `box` (or the whole image): the RAF-DB model
+    (faces/classifier.py) for colour pictures, the FER2013 model for grey ones. Both are research-only weights."""
     import torch
 
+    from facellm.faces.classifier import predict, require_research_models
+
+    if not is_grey(image):
+        return predict("expression", image, box)
+    require_research_models("the FER2013 expression model")
     if box is not None:
         image = image.crop(
             (max(box.left, 0), max(box.top, 0), min(box.right, image.width), min(box.bottom, image.height))

@@ -1,4 +1,8 @@
-"""Landmarks and what follows from them: head pose (solvePnP against a generic 3-D face), eye and mouth openness."""
+"""Landmarks and what follows from them: head pose, eye and mouth openness.
+
+Head pose is given in AFLW2000-3D's convention (the one FaceXBench's head-pose questions use): the learned model of
+faces/pose.py when the 68 points are available and research-only weights are allowed, otherwise solvePnP against a
+generic 3-D face, its yaw turned to the same convention."""
 
 from __future__ import annotations
 
@@ -26,10 +30,11 @@ POSE_POINTS = [30, 8, 36, 45, 48, 54]
 
 @dataclass(frozen=True)
 class Pose:
-    yaw: float  # degrees; positive when the face turns towards the image's right (the person's own left)
+    yaw: float  # degrees; positive when the face turns towards the image's left (the person's own right)
     pitch: float  # degrees; positive when the face tilts up (chin raised)
     roll: float  # degrees; positive when the head leans clockwise in the image
     label: str
+    method: str = "learned"  # "learned" (faces/pose.py) or "pnp" (solvePnP; about 10 degrees worse, see pose.py)
 
 
 def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
@@ -39,6 +44,18 @@ def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
 
 
 def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
+    """The face's pose from its 68 landmarks: the learned model, or solvePnP when research-only weights are off."""
+    from facellm.faces.classifier import research_models_allowed
+
+    if len(points) == 68 and research_models_allowed():
+        from facellm.faces.pose import angles
+
+        yaw, pitch, roll = angles(points)
+        return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
+    return pnp_pose(points, image_size)
+
+
+def pnp_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
     """Yaw and pitch from solvePnP with a pinhole camera (focal length = image width); roll from the eye line."""
     import cv2
 
@@ -50,12 +67,12 @@ def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
     camera_up[1, 2] = -height / 2
     ok, rotation, _ = cv2.solvePnP(MODEL_POINTS, image_points, camera_up, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
     matrix, _ = cv2.Rodrigues(rotation)
-    yaw = float(np.degrees(np.arcsin(np.clip(-matrix[2, 0], -1, 1))))
+    yaw = float(np.degrees(np.arcsin(np.clip(matrix[2, 0], -1, 1))))  # sign checked on AFLW2000-3D
     # The sign is set by eye on FairFace val: heads bowed towards the camera (val 84, 270) came out positive before.
     pitch = -float(np.degrees(np.arctan2(matrix[2, 1], matrix[2, 2])))
     left_eye, right_eye = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
     roll = float(np.degrees(np.arctan2(right_eye[1] - left_eye[1], right_eye[0] - left_eye[0])))
-    return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
+    return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch), "pnp")
 
 
 def pose_label(yaw: float, pitch: float) -> str:

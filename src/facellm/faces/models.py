@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 from facellm.errors import InputError, ModelLoadError
+from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
 
 
 def models_dir() -> Path:
@@ -64,6 +65,7 @@ def face_encoder():
     return _dlib().face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
 
 
+RESEARCH_ONLY = "RESEARCH-ONLY weights: FACELLM_RESEARCH_MODELS=0 runs without them"
 # (model, licence, training data) for `facellm analyze --licenses`; from the dlib-models README and package metadata.
 BUNDLED_MODELS = [
     ("dlib HOG frontal face detector (in dlib-bin)", "Boost Software License (dlib)",
@@ -79,7 +81,13 @@ BUNDLED_MODELS = [
     ("facellm faces/weights/fairface-attributes-v2.pt (age, gender, race)",
      "trained here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV 2021); research use, see MODEL_CARD.md",
      "FairFace train 1-16000"),
-    ("facellm faces/weights/fer2013-expression-v1.pt (7 expressions)",
-     "trained here on FER2013 (research use; Goodfellow et al. 2013)", "FER2013 Training split"),
-    ("OpenCV (opencv-python-headless, solvePnP for head pose)", "Apache 2.0", "no learned weights used"),
+    ("facellm faces/weights/fer2013-expression-v1.pt (7 expressions, grey faces)",
+     f"trained here on FER2013 (Goodfellow et al. 2013); {RESEARCH_ONLY}", "FER2013 Training split"),
+    ("facellm faces/weights/aflw2000-headpose-v1.pt (yaw, pitch, roll from the 68 landmarks)",
+     f"trained here on AFLW2000-3D (Zhu et al., CVPR 2016); {RESEARCH_ONLY}",
+     "the 500 AFLW2000-3D faces in ../shared/data/aflw2000 and their mirror images"),
+    *((f"facellm faces/weights/{task.weights} ({name}: {' / '.join(task.classes)})",
+       f"trained here; {task.licence}; {RESEARCH_ONLY}", task.data) for name, task in CLASSIFIER_TASKS.items()),
+    ("OpenCV (opencv-python-headless, solvePnP: head pose when research-only weights are off)", "Apache 2.0",
+     "no learned weights used"),
 ]  # fmt: skip

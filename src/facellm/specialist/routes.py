@@ -1,13 +1,5 @@
-"""The `specialist` backend: face questions answered by the face-analysis models, no language model involved.
-
-A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
-it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
-matches the measurement, written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
-B; open questions get one factual sentence. A question no row covers gets an explicit "cannot measure" answer
-instead of a guess.
-
-Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
-"""
+"""The specialist's routes: which questions each face-analysis model answers, and how its measurement picks an
+option. Options are read for what they claim (specialist/meaning.py), not matched word by word."""
 
 from __future__ import annotations
 
@@ -19,9 +11,8 @@ import numpy as np
 from PIL import Image
 
 from facellm.labels import FAIRFACE_AGES, normalise
-from facellm.serve.engine import ServingBackend
+from facellm.specialist import meaning
 
-NAME = "specialist (face-analysis models, not an LLM)"
 OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
 
 
@@ -32,7 +23,7 @@ class Route:
     answer: Callable[[list[Image.Image], str, list[tuple[str, str]]], str]
 
 
-def _options(prompt: str) -> list[tuple[str, str]]:
+def options_of(prompt: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2).strip()) for line in prompt.splitlines() if (m := OPTION_LINE.match(line.strip()))]
 
 
@@ -133,12 +124,24 @@ def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str
         scores = {text: 1.0 if _option_claim(text, claim) else 0.0 for _, text in options}
         return _pick(options, scores, what)
     if n == 2 and options:
-        wanted = ("yes", "same") if same[0, 1] else ("no", "different", "not")
-        scores = {text: 1.0 if any(w in text.lower() for w in wanted) else 0.0 for _, text in options}
+        scores = {text: 1.0 if _says_same(text) == bool(same[0, 1]) else 0.0 for _, text in options}
         return _pick(options, scores, what)
     matching = sum(bool(same[i, j]) for i, j in pairs)
     verdict = ("Same person" if same[0, 1] else "Different people") if n == 2 else f"{matching} matching pair(s)"
     return f"{verdict} ({what})."
+
+
+def _says_same(text: str) -> bool | None:
+    """Whether a two-image option says "same person" (True), "different people" (False) or neither (None)."""
+    claim = meaning.parse(text, 2)
+    if claim.kind in ("yes", "no"):
+        return claim.kind == "yes"
+    lowered = text.lower()
+    if claim.kind != "other":
+        return None
+    if re.search(r"\b(different|two (distinct |separate )?(people|persons|individuals)|not the same)\b", lowered):
+        return False
+    return True if re.search(r"\bsame\b", lowered) else None
 
 
 def _identity_claim(prompt: str, same: np.ndarray, pairs: list, closest: tuple[int, int]):
@@ -190,15 +193,31 @@ EXPRESSION_WORDS = {
 }  # fmt: skip
 
 
-def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+def expression_probabilities(image: Image.Image) -> dict[str, float]:
+    """The 7 basic expressions' probabilities for the largest face (small pictures are taken as face crops, as the
+    FER2013 and RAF-DB models were trained on)."""
     from facellm.faces import detect_faces
     from facellm.faces.expression import predict_expression
 
-    if len(images) != 1:
-        return "cannot measure: this expression question needs exactly one image"
-    # Small images are already face crops (FER2013 is 48 px), as the expression model was trained on.
-    boxes = detect_faces(images[0]) if min(images[0].size) > 96 else []
-    probs = predict_expression(images[0], boxes[0] if boxes else None)
+    boxes = detect_faces(image) if min(image.size) > 128 else []
+    return predict_expression(image, boxes[0] if boxes else None)
+
+
+def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    if not images:
+        return "cannot measure: an expression question needs an image"
+    probs = [expression_probabilities(image) for image in images]
+    if len(images) > 1 or re.search(r"\bexpression '", prompt):
+        named = next((name for name, words in EXPRESSION_WORDS.items()
+                      if re.search(rf"'({'|'.join(words)})'", prompt, re.I)), None)  # fmt: skip
+        if named is None or not options:
+            return "cannot measure: this expression question does not name one expression to look for"
+        question = question_text(prompt)
+        prop = meaning.Property(EXPRESSION_WORDS[named], ())
+        mention = re.search(rf"'({'|'.join(EXPRESSION_WORDS[named])})'", question, re.I)
+        asked = not (mention and meaning.negated(question.lower(), mention.start()))
+        return _chosen(options, question, [p[named] for p in probs], prop, f"'{named}' expression", asked)
+    probs = probs[0]
     if not options:
         top = max(probs, key=probs.get)
         return f"The expression looks most like {top} ({probs[top]:.0%}; specialist estimate)."
@@ -207,6 +226,24 @@ def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str,
         for _, text in options
     }
     return _pick(options, scores, "expression")
+
+
+def question_text(prompt: str) -> str:
+    """The question itself: the last line that is neither an option, nor the answer-format instruction, nor empty
+    (in FaceXBench's in-context setting the task description comes on a line before it)."""
+    lines = [line.strip() for line in prompt.splitlines() if line.strip() and not OPTION_LINE.match(line.strip())]
+    asked = [line for line in lines if not re.search(r"option letter|^answer\b|step by step", line, re.I)]
+    return (asked or lines or [""])[-1]
+
+
+def _chosen(options, question: str, probabilities: list[float], prop, what: str, asked: bool | None = None) -> str:
+    """The option the per-image probabilities make likeliest, written as `_pick` writes it."""
+    found = meaning.choose(options, question, probabilities, prop, asked)
+    measured = ", ".join(f"image {i} {p:.0%}" for i, p in enumerate(probabilities, 1))
+    if found is None:
+        return f"cannot measure: the options do not say which images are {what}; measured {what}: {measured}"
+    letter, text, probability = found
+    return f"{letter}. {text} (specialist: measured {what} {measured}; {probability:.0%})"
 
 
 def _single_face(images: list[Image.Image], what: str):
@@ -219,28 +256,120 @@ def _single_face(images: list[Image.Image], what: str):
     return analysis.faces[0] if analysis.faces else "cannot measure: no face was found in the image"
 
 
+AXES = ("yaw", "pitch", "roll")
+RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)")
+
+
+def _pose_spread() -> dict[str, float]:
+    """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error)."""
+    import json
+
+    from facellm.faces.pose import WEIGHTS
+
+    card = json.loads(WEIGHTS.with_suffix(".json").read_text(encoding="utf-8"))
+    return {a: 1.25 * card["mae_5fold_degrees"][a] for a in AXES}
+
+
+def _in_range(angle: float, spread: float, low: float, high: float) -> float:
+    """Probability that the true angle lies in [low, high), the measurement's error being normal."""
+    from math import erf, sqrt
+
+    def below(x: float) -> float:
+        return 0.5 * (1 + erf((x - angle) / (spread * sqrt(2))))
+
+    return below(high) - below(low)
+
+
+def _poses(images: list[Image.Image]):
+    """The largest face's pose per image, or the "cannot measure" answer explaining why not."""
+    from facellm.faces import analyze_image
+
+    poses = []
+    for number, image in enumerate(images, 1):
+        faces = analyze_image(image).faces
+        if not faces:
+            return f"cannot measure: no face was found in image {number}"
+        if faces[0].pose is None:
+            return "cannot measure: head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set"
+        poses.append(faces[0].pose)
+    return poses
+
+
 def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    """Yaw, pitch or roll of the largest face; options written as angle bins ("-20 to -10") get the bin that holds
-    the measurement (the nearest bin otherwise). Angles follow facellm's convention (see faces/geometry.py), which
-    has not been checked against AFLW2000's or BIWI's sign conventions."""
-    face = _single_face(images, "head-pose")
-    if isinstance(face, str):
-        return face
-    pose = face.pose
-    if pose is None:
-        return "cannot measure: head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set"
-    axis = next((a for a in ("yaw", "pitch", "roll") if a in prompt.lower()), None)
-    if axis is None or not options:
-        angles = ", ".join(f"{a} {round(getattr(pose, a)) + 0}" for a in ("yaw", "pitch", "roll"))
-        return f"The head is {pose.label} ({angles} degrees)."
-    angle = getattr(pose, axis)
+    """Yaw, pitch or roll bins (AFLW2000-3D's convention, as FaceXBench): each option is weighed by the probability
+    that the true angle lies in it, given the model's measured error. Several images: which or how many are in the
+    named bins (each image's probability from its own angles), or which pair shares a bin."""
+    if not images:
+        return "cannot measure: a head-pose question needs an image"
+    poses = _poses(images)
+    if isinstance(poses, str):
+        return poses
+    question = question_text(prompt).lower()
+    axes = [a for a in AXES if re.search(rf"\b{a}\b", question)]
+    if not axes or not options:
+        return "; ".join(f"image {i}: head {p.label} (yaw {p.yaw:.0f}, pitch {p.pitch:.0f}, roll {p.roll:.0f} degrees)"
+                         for i, p in enumerate(poses, 1))  # fmt: skip
+    spread = _pose_spread() if poses[0].method == "learned" else dict.fromkeys(AXES, 15.0)
+    if len(images) == 1 and len(axes) == 1 and "which" not in question and "how many" not in question:
+        angle = getattr(poses[0], axes[0])
+        scores = {}
+        for _, text in options:
+            claim = meaning.parse(text, 1)
+            if claim.kind == "range":
+                scores[text] = _in_range(angle, spread[axes[0]], *claim.value)
+        return _pick(options, scores, f"{axes[0]} angle {round(angle) + 0} in")
+    measured = f"{'/'.join(axes)} angles " + ", ".join(
+        f"image {i} {'/'.join(str(round(getattr(p, a)) + 0) for a in axes)}" for i, p in enumerate(poses, 1))
+    if "same" in question and "bin" in question:
+        return _same_bin(options, poses, axes[0], spread[axes[0]], measured)
+    ranges = [tuple(sorted(float(v) for v in m.groups())) for m in RANGE.finditer(question.split("headpose", 1)[-1])]
+    if len(ranges) != len(axes):
+        return f"cannot measure: the question's angle ranges could not be read; measured {measured}"
+    probabilities = [float(np.prod([_in_range(getattr(p, a), spread[a], *r) for a, r in zip(axes, ranges)]))
+                     for p in poses]  # fmt: skip
+    return _chosen(options, question, probabilities, meaning.Property((), ()), "in the named range", asked=True)
+
+
+def _same_bin(options, poses, axis: str, spread: float, measured: str) -> str:
+    """Which pair of images shares a 10-degree bin of `axis`: each pair weighed by P(same bin)."""
+    bins = range(-100, 100, 10)
+    chances = [np.array([_in_range(getattr(p, axis), spread, b, b + 10) for b in bins]) for p in poses]
     scores = {}
     for _, text in options:
-        bounds = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", text)]
-        if len(bounds) == 2:
-            low, high = sorted(bounds)
-            scores[text] = 1.0 if low <= angle < high else 0.5 / (1 + min(abs(angle - low), abs(angle - high)))
-    return _pick(options, scores, f"{axis} angle {round(angle) + 0} in")
+        claim = meaning.parse(text, len(poses))
+        if claim.kind == "images" and len(claim.value) == 2 and max(claim.value) <= len(poses):
+            i, j = sorted(claim.value)
+            scores[text] = float(chances[i - 1] @ chances[j - 1])
+    return _pick(options, scores, measured)
+
+
+FACE_ATTACK = meaning.Property(("attack", "spoof", "not bonafide", "not bona fide"),
+                               ("bonafide", "bona fide", "real", "genuine", "live"))  # fmt: skip
+SYNTHETIC_FACE = meaning.Property(("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
+                                  ("real", "genuine", "authentic", "pristine", "not deepfake"))  # fmt: skip
+ATTACK_TYPES = 8  # FaceXBench's WMCA questions name 8 attack types; the liveness model does not tell them apart
+
+
+def _binary(task: str, positive: str, prop: meaning.Property, what: str):
+    """A route whose model gives each image a probability of `positive` (attack, fake)."""
+
+    def answer(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+        from facellm.faces.classifier import predict
+
+        if not images:
+            return f"cannot measure: a {what} question needs at least one image"
+        probabilities = [predict(task, image)[positive] for image in images]
+        question = question_text(prompt)
+        if task == "liveness" and re.search(r"\btypes?\b", question, re.I):
+            if not re.search(r"\b(of|attack) type \w", question, re.I):
+                return "cannot measure: the liveness model does not tell attack types apart"
+            probabilities = [p / ATTACK_TYPES for p in probabilities]
+        if not options:
+            return "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1)) + \
+                " (specialist measurement)"
+        return _chosen(options, question, probabilities, prop, f"{positive} probability")
+
+    return answer
 
 
 def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
@@ -255,6 +384,10 @@ def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, st
 
 
 ROUTES = [
+    Route("anti-spoofing", re.compile(r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|"
+                                      r"attacked)\b", re.I), _binary("liveness", "attack", FACE_ATTACK, "attack")),
+    Route("synthetic face", re.compile(r"\b(deepfakes?|fake|real or fake|manipulated|synthetic|generated)\b", re.I),
+          _binary("synthetic", "fake", SYNTHETIC_FACE, "synthetic-face")),
     Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
     Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
     Route("gender", re.compile(r"\b(gender|male|female|man or (a )?woman)\b", re.I), _attribute("gender")),
@@ -267,122 +400,3 @@ ROUTES = [
     Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images|identities|"
                                  r"person a)\b", re.I), _same_person),
 ]  # fmt: skip
-
-
-def answer(images: list[Image.Image], prompt: str) -> str:
-    """The specialist's answer to one question about `images`."""
-    question = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
-    for route in ROUTES:
-        if route.pattern.search(question):
-            return route.answer(images, prompt, _options(prompt))
-    return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
-            "face-count and same-person questions from face-analysis models; this question is outside what it "
-            "measures.")  # fmt: skip
-
-
-@dataclass
-class SpecialistAnswerer:
-    """The evaluation runner's interface over the specialist."""
-
-    name: str = NAME
-    chunk_size: int = 16
-
-    def answer(self, items):
-        return [answer(images, prompt) for images, prompt in items]
-
-
-@dataclass
-class GroundedAnswerer:
-    """Wraps any answerer so that every prompt starts with the measured facts of its images."""
-
-    inner: object
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name}+grounded"
-
-    @property
-    def chunk_size(self) -> int:
-        return self.inner.chunk_size
-
-    def answer(self, items):
-        return self.inner.answer([(images, ground(images, prompt)) for images, prompt in items])
-
-
-def ground(images: list[Image.Image], prompt: str) -> str:
-    """The prompt with the measured-facts block before it (unchanged when there are no images)."""
-    return f"{grounding_facts(images)}\n{prompt}" if images else prompt
-
-
-def grounding_facts(images: list[Image.Image]) -> str:
-    """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
-    from facellm.errors import NoFaceError
-    from facellm.faces import analyze_image, image_descriptor
-
-    lines = ["[measured facts from face-analysis models]"]
-    vectors = []
-    for number, image in enumerate(images, 1):
-        analysis = analyze_image(image, with_attributes=True)
-        lines.append(f"image {number}: {analysis.face_count} face(s)")
-        for k, face in enumerate(analysis.faces, 1):
-            pose, quality = face.pose, face.quality
-            guesses = ", ".join(
-                f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
-            )
-            angles = (
-                f"{pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll {pose.roll:.0f})" if pose else "n/a"
-            )
-            lines.append(f"  face {k}: pose {angles}; quality brightness {quality.brightness:.0f}, sharpness "
-                         f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
-        if len(images) > 1 and analysis.faces:
-            try:
-                vectors.append((number, image_descriptor(image)[0]))
-            except NoFaceError:  # found by the analysis, not after the descriptor's padding: no distance to give
-                pass
-    for i in range(len(vectors)):
-        for j in range(i + 1, len(vectors)):
-            (a, va), (b, vb) = vectors[i], vectors[j]
-            lines.append(f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
-                         f"(below {SAME_PERSON} usually means the same person)")  # fmt: skip
-    lines.append("[end of measured facts]")
-    return "\n".join(lines)
-
-
-class SpecialistBackend(ServingBackend):
-    """The serving engine's interface over the specialist (`facellm serve --model specialist`)."""
-
-    name = NAME
-
-    def generate(self, conversations, settings) -> list[str]:
-        return [answer([im for turn in c for im in turn.images], c[-1].text) for c in conversations]
-
-
-class GroundedBackend(ServingBackend):
-    """Wraps a serving backend so the last user turn starts with the measured facts of the conversation's images."""
-
-    def __init__(self, inner: ServingBackend) -> None:
-        self.inner = inner
-        self.name = f"{inner.name}+grounded"
-
-    def _grounded(self, conversation):
-        from facellm.model.generate import Turn
-
-        images = [im for turn in conversation for im in turn.images]
-        last = conversation[-1]
-        return [*conversation[:-1], Turn(last.role, ground(images, last.text), last.images)]
-
-    def generate(self, conversations, settings) -> list[str]:
-        return self.inner.generate([self._grounded(c) for c in conversations], settings)
-
-    def stream(self, conversation, settings, cancel=None):
-        return self.inner.stream(self._grounded(conversation), settings, cancel)
-
-    def check(self, conversation, settings) -> int:
-        self.inner.check(conversation, settings)
-        return self.prompt_tokens(conversation)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def prompt_tokens(self, conversation) -> int:
-        return self.inner.prompt_tokens(self._grounded(conversation))

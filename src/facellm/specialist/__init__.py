@@ -1,0 +1,147 @@
+"""The `specialist` backend: face questions answered by the face-analysis models, no language model involved.
+
+A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
+it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
+matches the measurement, written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
+B; open questions get one factual sentence. A question no row covers gets an explicit "cannot measure" answer
+instead of a guess.
+
+Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facellm.errors import ResearchModelsOff
+from facellm.serve.engine import ServingBackend
+from facellm.specialist.routes import OPTION_LINE, ROUTES, SAME_PERSON, options_of, question_text
+
+NAME = "specialist (face-analysis models, not an LLM)"
+
+
+def answer(images: list[Image.Image], prompt: str) -> str:
+    """The specialist's answer to one question about `images`."""
+    question = question_text(prompt)
+    whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
+    for text in (question, whole):  # the question decides; a task description before it only when it does not
+        for route in ROUTES:
+            if route.pattern.search(text):
+                try:
+                    return route.answer(images, prompt, options_of(prompt))
+                except ResearchModelsOff as error:
+                    return f"cannot measure: {error.message}"
+    return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
+            "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from face-analysis "
+            "models; this question is outside what it measures.")  # fmt: skip
+
+
+@dataclass
+class SpecialistAnswerer:
+    """The evaluation runner's interface over the specialist."""
+
+    name: str = NAME
+    chunk_size: int = 16
+
+    def answer(self, items):
+        return [answer(images, prompt) for images, prompt in items]
+
+
+@dataclass
+class GroundedAnswerer:
+    """Wraps any answerer so that every prompt starts with the measured facts of its images."""
+
+    inner: object
+
+    @property
+    def name(self) -> str:
+        return f"{self.inner.name}+grounded"
+
+    @property
+    def chunk_size(self) -> int:
+        return self.inner.chunk_size
+
+    def answer(self, items):
+        return self.inner.answer([(images, ground(images, prompt)) for images, prompt in items])
+
+
+def ground(images: list[Image.Image], prompt: str) -> str:
+    """The prompt with the measured-facts block before it (unchanged when there are no images)."""
+    return f"{grounding_facts(images)}\n{prompt}" if images else prompt
+
+
+def grounding_facts(images: list[Image.Image]) -> str:
+    """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
+    from facellm.errors import NoFaceError
+    from facellm.faces import analyze_image, image_descriptor
+
+    lines = ["[measured facts from face-analysis models]"]
+    vectors = []
+    for number, image in enumerate(images, 1):
+        analysis = analyze_image(image, with_attributes=True)
+        lines.append(f"image {number}: {analysis.face_count} face(s)")
+        for k, face in enumerate(analysis.faces, 1):
+            pose, quality = face.pose, face.quality
+            guesses = ", ".join(
+                f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
+            )
+            angles = (
+                f"{pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll {pose.roll:.0f})" if pose else "n/a"
+            )
+            lines.append(f"  face {k}: pose {angles}; quality brightness {quality.brightness:.0f}, sharpness "
+                         f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
+        if len(images) > 1 and analysis.faces:
+            try:
+                vectors.append((number, image_descriptor(image)[0]))
+            except NoFaceError:  # found by the analysis, not after the descriptor's padding: no distance to give
+                pass
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            (a, va), (b, vb) = vectors[i], vectors[j]
+            lines.append(f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
+                         f"(below {SAME_PERSON} usually means the same person)")  # fmt: skip
+    lines.append("[end of measured facts]")
+    return "\n".join(lines)
+
+
+class SpecialistBackend(ServingBackend):
+    """The serving engine's interface over the specialist (`facellm serve --model specialist`)."""
+
+    name = NAME
+
+    def generate(self, conversations, settings) -> list[str]:
+        return [answer([im for turn in c for im in turn.images], c[-1].text) for c in conversations]
+
+
+class GroundedBackend(ServingBackend):
+    """Wraps a serving backend so the last user turn starts with the measured facts of the conversation's images."""
+
+    def __init__(self, inner: ServingBackend) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}+grounded"
+
+    def _grounded(self, conversation):
+        from facellm.model.generate import Turn
+
+        images = [im for turn in conversation for im in turn.images]
+        last = conversation[-1]
+        return [*conversation[:-1], Turn(last.role, ground(images, last.text), last.images)]
+
+    def generate(self, conversations, settings) -> list[str]:
+        return self.inner.generate([self._grounded(c) for c in conversations], settings)
+
+    def stream(self, conversation, settings, cancel=None):
+        return self.inner.stream(self._grounded(conversation), settings, cancel)
+
+    def check(self, conversation, settings) -> int:
+        self.inner.check(conversation, settings)
+        return self.prompt_tokens(conversation)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def prompt_tokens(self, conversation) -> int:
+        return self.inner.prompt_tokens(self._grounded(conversation))

@@ -1,0 +1,197 @@
+"""What a multiple-choice option claims, read from its wording, and how likely the claim is given measurements.
+
+An option is turned into a `Claim` (yes, no, a count, a set of images, a label per image, a number range, a class,
+"none of the above", "cannot be determined", "no face"). For questions about a yes/no property of each image
+(is it an attack, is it fake, does it show the expression 'Happy'), `choose()` weighs every option by the
+probability that its claim is true, summing over all true/false assignments of the images (each image's
+probability measured independently); "None of the above" gets the probability that no other option is true.
+So "Image 1 is attack and Image 2 is bonafide", "Both are fake" or "2" are read for what they say, in any phrasing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+NUMBER_WORDS = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # yes no count tally images labels majority range class none_of_above undetermined no_face other
+    value: object = None
+
+
+@dataclass(frozen=True)
+class Property:
+    """A yes/no property of one image: `words` say it holds, `opposite` that it does not (e.g. attack / bonafide)."""
+
+    words: tuple[str, ...]
+    opposite: tuple[str, ...]
+
+
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    return any(re.search(rf"\b{re.escape(w)}", text) for w in words)
+
+
+def _image_numbers(text: str) -> list[int]:
+    """Image numbers named in `text`: "Image 1 and Image 3", "Images 1 and 3", "Image 3, Image 1"."""
+    numbers: list[int] = []
+    for match in re.finditer(r"\bimages?\s+(\d+(?:\s*(?:,\s*(?:and\s+)?|and\s+)(?:image\s+)?\d+)*)", text):
+        numbers += [int(n) for n in re.findall(r"\d+", match.group(1))]
+    return numbers
+
+
+def _subject(text: str, n_images: int) -> frozenset[int] | None:
+    """Which images a clause is about: numbered ones, or both/all/neither/none."""
+    numbers = _image_numbers(text)
+    if numbers:
+        return frozenset(numbers)
+    if re.search(r"\b(both|all)\b", text):
+        return frozenset(range(1, n_images + 1))
+    if re.search(r"\b(neither|none|no image|no images)\b", text):
+        return frozenset()
+    return None
+
+
+def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
+    """The claim an option makes (`prop` lets per-image statements such as "Image 1 is fake" be read)."""
+    text = " ".join(str(option).lower().replace("-", " - ").split())
+    text = re.sub(r"(?<=\d) - (?=\d)", " to ", text).replace(" - ", " -").replace("- ", "-")
+    if "none of the above" in text or "none of these" in text:
+        return Claim("none_of_above")
+    if re.search(r"\b(cannot|can't|can not|unable to) (be )?(determine|determined|tell|say)|\bnot (be )?"
+                 r"determin|\bundetermin|\bunclear\b|\bnot enough information", text):  # fmt: skip
+        return Claim("undetermined")
+    if re.search(r"\bno (visible )?faces?\b|\bshow no face|\bwithout (a )?face", text):
+        return Claim("no_face")
+    if re.fullmatch(r"-?\d+", text):
+        return Claim("count", int(text))
+    if m := re.fullmatch(r"(?:between )?(-?\d+(?:\.\d+)?) (?:to|and) (-?\d+(?:\.\d+)?)", text):
+        low, high = sorted((float(m.group(1)), float(m.group(2))))
+        return Claim("range", (low, high))
+    if re.match(r"(yes|true|correct)\b", text):
+        return Claim("yes")
+    if re.match(r"(no|false|incorrect)\b", text):
+        return Claim("no")
+    if prop is not None and (labels := _labels(text, n_images, prop)) is not None:
+        return labels
+    if (subject := _subject(text, n_images)) is not None and not re.search(r"\b(is|are)\b", text):
+        return Claim("images", subject)
+    if m := re.fullmatch(r"(only )?(\w+) images? (is|are) (an? )?(.+)", text):
+        count = NUMBER_WORDS.get(m.group(2))
+        if count is not None and prop is not None and _has(m.group(5), prop.words + prop.opposite):
+            holds = _has(m.group(5), prop.words) and not _has(m.group(5), prop.opposite)
+            return Claim("tally", (count, holds))  # `count` images have (or lack) the property
+    if prop is not None and (m := re.fullmatch(r"more (.+)|(equal|same) (number|count).*", text)):
+        if m.group(1) is None:
+            return Claim("majority", None)
+        if _has(m.group(1), prop.words) != _has(m.group(1), prop.opposite):
+            return Claim("majority", _has(m.group(1), prop.words))
+    if prop is not None and len(text.split()) <= 3:
+        if _has(text, prop.opposite) and not text.startswith("not"):
+            return Claim("class", False)
+        if _has(text, prop.words):
+            return Claim("class", True)
+    return Claim("other", text)
+
+
+def _labels(text: str, n_images: int, prop: Property) -> Claim | None:
+    """Per-image statements: "Image 1 is bonafide and Image 2 is attack", "Images 1 and 3 are fake, Image 2 is
+    real", "Both are fake", "All are attacks". None when the text is not made of such statements."""
+    clauses = re.split(r",\s*(?:and\s+)?|;\s*|\s+and\s+(?=(?:the\s+)?(?:images?|both|all|neither|none)\b)", text)
+    labels: dict[int, bool] = {}
+    pending: set[int] = set()
+    for clause in clauses:
+        verb = re.search(r"\b(is|are)\b", clause)
+        if not verb:
+            pending |= set(_image_numbers(clause))
+            continue
+        subject = _subject(clause[: verb.start()], n_images)
+        predicate = clause[verb.end() :]
+        if subject is None or "type" in predicate:
+            return None
+        positive, negative = _has(predicate, prop.words), _has(predicate, prop.opposite)
+        if positive == negative:
+            return None
+        for image in subject | pending:
+            labels[image] = positive and "not " not in predicate
+        pending = set()
+    return Claim("labels", labels) if labels and not pending else None
+
+
+def asked_property(question: str, prop: Property) -> bool | None:
+    """Whether a question asks for the images where the property holds (True) or does not (False)."""
+    text = question.lower()
+    positive = [m.start() for w in prop.words for m in re.finditer(rf"\b{re.escape(w)}", text)]
+    negative = [m.start() for w in prop.opposite for m in re.finditer(rf"\b{re.escape(w)}", text)]
+    if not positive and not negative:
+        return None
+    holds = bool(positive) and (not negative or min(positive) < min(negative))
+    return holds != negated(text, min(positive if holds else negative))
+
+
+def negated(text: str, position: int) -> bool:
+    """Whether the sentence holding `position` says "not" (or "n't", "without") before it."""
+    sentence = re.split(r"[.?!:]", text[:position])[-1]
+    return bool(re.search(r"\b(not|without)\b|n't\b", sentence))
+
+
+def true_under(claim: Claim, holds: tuple[bool, ...], asked: bool | None) -> bool | None:
+    """Whether a claim is true when image i+1 has the property exactly where holds[i]; None: cannot be judged."""
+    n = len(holds)
+    selected = frozenset(i + 1 for i in range(n) if holds[i] == (asked if asked is not None else True))
+    if claim.kind == "count":
+        return asked is not None and len(selected) == claim.value
+    if claim.kind == "tally":
+        count, positive = claim.value
+        return sum(h == positive for h in holds) == count
+    if claim.kind == "majority":
+        positives = sum(holds)
+        return positives * 2 == n if claim.value is None else (positives * 2 > n) == claim.value and positives * 2 != n
+    if claim.kind == "images":
+        return asked is not None and selected == claim.value
+    if claim.kind == "labels":
+        return all(1 <= i <= n and holds[i - 1] == v for i, v in claim.value.items())
+    if claim.kind == "class":
+        return n == 1 and holds[0] == claim.value
+    if claim.kind in ("yes", "no"):
+        if n != 1 or asked is None:
+            return None
+        return (holds[0] == asked) == (claim.kind == "yes")
+    if claim.kind in ("undetermined", "no_face"):
+        return False
+    return None
+
+
+def choose(options: list[tuple[str, str]], question: str, probabilities: list[float], prop: Property,
+           asked: bool | None = None):  # fmt: skip
+    """(letter, text, probability) of the likeliest option, each image having the property with the given
+    probability; None when the question or its options cannot be read this way. `asked`: whether the question asks
+    for the images where the property holds (read from the question when not given)."""
+    n = len(probabilities)
+    asked = asked_property(question, prop) if asked is None else asked
+    claims = [(letter, text, parse(text, n, prop)) for letter, text in options]
+    judged = [c for c in claims if c[2].kind != "none_of_above"]
+    if not judged:
+        return None
+    scores = {letter: 0.0 for letter, _, _ in claims}
+    readable = False
+    for holds in itertools.product((True, False), repeat=n):
+        weight = 1.0
+        for h, p in zip(holds, probabilities):
+            weight *= p if h else 1 - p
+        verdicts = [(letter, true_under(claim, holds, asked)) for letter, _, claim in judged]
+        readable |= any(v is not None for _, v in verdicts)
+        for letter, verdict in verdicts:
+            if verdict:
+                scores[letter] += weight
+        if not any(v for _, v in verdicts):
+            for letter, _, claim in claims:
+                if claim.kind == "none_of_above":
+                    scores[letter] += weight
+    if not readable:
+        return None
+    letter, text, _ = max(claims, key=lambda c: scores[c[0]])
+    return letter, text, scores[letter]

@@ -1,0 +1,126 @@
+"""The head-pose, anti-spoofing, synthetic-face and colour-expression models on real held-out faces from
+../shared/data (images the shipped weights never saw), the specialist's answers built on them, and the switch that
+turns research-only weights off."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from facellm.faces import analyze_image, splits
+from facellm.faces.classifier import TASKS, predict
+from facellm.faces.pose import WEIGHTS as POSE_WEIGHTS
+from facellm.images import read_image
+from facellm.specialist import answer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not here")
+
+
+def _poses(count: int):
+    held = json.loads(POSE_WEIGHTS.with_suffix(".json").read_text())["held_out_faces"][:count]
+    with open(DATA / "aflw2000" / "labels.csv", newline="") as f:
+        truth = {r["file"]: [float(r[a]) for a in ("yaw", "pitch", "roll")] for r in csv.DictReader(f)}
+    return [(read_image(DATA / "aflw2000" / name), truth[name]) for name in held]
+
+
+def test_head_pose_is_in_aflw2000_convention_on_unseen_faces():
+    faces = _poses(24)
+    measured = np.array([[getattr(analyze_image(image).faces[0].pose, a) for a in ("yaw", "pitch", "roll")]
+                         for image, _ in faces])  # fmt: skip
+    truth = np.array([angles for _, angles in faces])
+    error = np.abs(measured - truth).mean(axis=0)
+    assert error.mean() < 12, error
+    for axis in range(3):  # a sign error would make these negative, an offset would show in the mean difference
+        assert np.corrcoef(measured[:, axis], truth[:, axis])[0, 1] > 0.6
+        assert abs(np.mean(measured[:, axis] - truth[:, axis])) < 6
+
+
+def test_a_mirrored_face_turns_the_other_way():
+    image, (yaw, _, _) = max(_poses(40), key=lambda face: abs(face[1][0]))
+    plain = analyze_image(image).faces[0].pose
+    flipped = analyze_image(ImageOps.mirror(image)).faces[0].pose
+    assert np.sign(plain.yaw) == np.sign(yaw) == -np.sign(flipped.yaw)
+
+
+def _held_out(split, label: str, count: int):
+    return [path for path, y in split.held_out if y == label][:count]
+
+
+@pytest.mark.parametrize(
+    ("task", "split", "folder", "minimum"),
+    [("liveness", splits.liveness, "nuaa", 0.75), ("synthetic", splits.synthetic, "synthetic_faces", 0.75)],
+)
+def test_binary_models_on_held_out_images(task, split, folder, minimum):
+    held = split(DATA / folder)
+    right = 0
+    total = 0
+    for label in TASKS[task].classes:
+        for path in _held_out(held, label, 12):
+            probs = predict(task, read_image(path))
+            right += max(probs, key=probs.get) == label
+            total += 1
+    assert right / total >= minimum
+
+
+def test_colour_expression_on_held_out_rafdb():
+    held = splits.expression(DATA / "rafdb").held_out[::20][:40]
+    right = sum(max(p := predict("expression", read_image(path)), key=p.get) == label for path, label in held)
+    assert right / len(held) >= 0.55
+
+
+def _two_frames():
+    held = splits.liveness(DATA / "nuaa")
+    return read_image(_held_out(held, "attack", 1)[0]), read_image(_held_out(held, "bonafide", 1)[0])
+
+
+@pytest.mark.parametrize(
+    ("question", "options", "letter"),
+    [
+        ("Which statement best describes the images?", ["Both images are bonafide", "Image 1 is attack and Image 2 "
+         "is bonafide", "Image 1 is bonafide and Image 2 is attack", "Both images are attacks"], "B"),
+        ("Which photo shows a genuine person?", ["Image 1", "Image 2", "Both Images", "None of the above"], "B"),
+        ("Which of these pictures is a presentation attack?", ["Neither", "Image 2", "Image 1", "Both"], "C"),
+        ("How many images are bona fide?", ["0", "1", "2"], "B"),
+    ],
+)
+def test_specialist_answers_anti_spoofing_questions(question, options, letter):
+    prompt = question + "\n" + "".join(f"({k}) {o}\n" for k, o in zip("ABCD", options))
+    assert answer(list(_two_frames()), prompt).startswith(f"{letter}.")
+
+
+def test_specialist_answers_synthetic_face_questions():
+    held = splits.synthetic(DATA / "synthetic_faces")
+    fake, real = (read_image(_held_out(held, label, 1)[0]) for label in ("fake", "real"))
+    prompt = "Which images are real and which are fake?\n(A) Both are real\n(B) Image 1 is real, Image 2 is fake\n" \
+             "(C) Image 1 is fake, Image 2 is real\n(D) Both are fake\n"  # fmt: skip
+    assert answer([fake, real], prompt).startswith("C.")
+    assert answer([real, fake], prompt).startswith("B.")
+
+
+def test_head_pose_questions_pick_the_bin_of_the_measured_angle():
+    image, (yaw, _, _) = max(_poses(40), key=lambda face: abs(face[1][0]))
+    bins = [(b, b + 10) for b in range(-90, 90, 10)]
+    truth = next(b for b in bins if b[0] <= yaw < b[1])
+    far = [b for b in bins if abs(b[0] - truth[0]) >= 40][:3]
+    options = [f"{low} to {high}" for low, high in [*far, truth]]
+    prompt = "What is the yaw angle range of headpose orientation for the person in this image?\n" + "".join(
+        f"({k}) {o}\n" for k, o in zip("ABCD", options))
+    assert answer([image], prompt).startswith("D.")
+
+
+def test_research_only_weights_can_be_turned_off(monkeypatch):
+    attack, bonafide = _two_frames()
+    monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "0")
+    reply = answer([attack, bonafide], "Which image is an attack?\n(A) Image 1\n(B) Image 2\n")
+    assert reply.startswith("cannot measure") and "FACELLM_RESEARCH_MODELS=0" in reply
+    image, _ = _poses(1)[0]
+    face = analyze_image(image, with_attributes=True).faces[0]
+    assert face.pose.method == "pnp"
+    assert "expression" not in face.attributes and "gender" in face.attributes
+    monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "maybe")
+    with pytest.raises(Exception, match="FACELLM_RESEARCH_MODELS must be 0 or 1"):
+        predict("liveness", Image.new("RGB", (64, 64)))
