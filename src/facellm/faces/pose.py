@@ -7,7 +7,8 @@ pitch an offset of about 8 degrees, and errors grew fast past 30 degrees of yaw.
 MLPs over the landmarks (centred, scaled to unit RMS radius), trained on the 500 AFLW2000 faces and their mirror
 images (yaw and roll negate), averaged over the face and its mirror. `facellm faces train-pose` reproduces them. The
 shipped networks never saw fold 1 (listed in the card, used by the benchmarks); the card's 5-fold figures predict
-each face with networks trained without its fold.
+each face with networks trained without its fold. Turns past 60 degrees of yaw, where dlib's landmarks fold onto
+the visible half of the face, are underestimated (most of the yaw error comes from them).
 """
 
 from __future__ import annotations

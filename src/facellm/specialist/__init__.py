@@ -27,7 +27,9 @@ def answer(images: list[Image.Image], prompt: str) -> str:
     """The specialist's answer to one question about `images`."""
     question = question_text(prompt)
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
-    for text in (question, whole):  # the question decides; a task description before it only when it does not
+    # The question decides; then a task description before it; then the options ("Which statement best describes
+    # the images?" is an anti-spoofing question only by its options).
+    for text in (question, whole, prompt):
         for route in ROUTES:
             if route.pattern.search(text):
                 try:

@@ -385,8 +385,9 @@ def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, st
 
 ROUTES = [
     Route("anti-spoofing", re.compile(r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|"
-                                      r"attacked)\b", re.I), _binary("liveness", "attack", FACE_ATTACK, "attack")),
-    Route("synthetic face", re.compile(r"\b(deepfakes?|fake|real or fake|manipulated|synthetic|generated)\b", re.I),
+                                      r"attacked|genuine|liveness)\b", re.I),
+          _binary("liveness", "attack", FACE_ATTACK, "attack")),
+    Route("synthetic face", re.compile(r"\b(deepfakes?|fakes?|(is|are) real|manipulated|synthetic|generated)\b", re.I),
           _binary("synthetic", "fake", SYNTHETIC_FACE, "synthetic-face")),
     Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
     Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
