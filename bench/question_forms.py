@@ -70,17 +70,15 @@ def _labels_text(labels: list[str], words: Words) -> str:
 
 
 def build(pool: dict[str, list], words: Words, count: int, seed: int = 0) -> list[dict]:
-    """`count` questions (FaceXBench question dicts with image paths) from `pool` {label: [path, ...]}; each image
-    is used at most once."""
+    """`count` questions (FaceXBench question dicts with image paths) from `pool` {label: [path, ...]}; an image
+    appears at most once per question (a small held-out pool serves several questions)."""
     rng = random.Random(seed)
-    pools = {label: rng.sample(paths, len(paths)) for label, paths in pool.items()}
     questions = []
     for number in range(count):
         text, kind, n, side = words.forms[number % len(words.forms)]
         labels = [rng.choice((words.positive, words.negative)) for _ in range(n)]
-        if any(len(pools[label]) < labels.count(label) for label in set(labels)):
-            break
-        paths = [str(pools[label].pop()) for label in labels]
+        drawn = {label: rng.sample(pool[label], labels.count(label)) for label in set(labels)}
+        paths = [str(drawn[label].pop()) for label in labels]
         options, answer = _options(kind, labels, side, words, rng)
         rng.shuffle(options)
         questions.append({"image_paths": paths, "question_text": text, "options": options,

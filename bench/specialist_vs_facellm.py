@@ -82,7 +82,7 @@ def main() -> None:
         right = sum(answer([read_image(a), read_image(b)], "Are these the same person?\n(A) Yes\n(B) No\n")
                     .startswith("A") == same for _, a, b, same in pairs)  # fmt: skip
         seconds = (time.perf_counter() - started) / len(pairs)
-        results["LFW pairs yes/no"] = (100 * right / len(pairs), len(pairs), seconds, "hr_fr")
+        results["LFW pairs yes/no"] = (100 * right / len(pairs), len(pairs), seconds, "")
     print(
         "| sub-task (questions' source) | specialist | s / question | FaceLLM-1B | FaceLLM-8B | FaceLLM-38B | "
         "beats 38B? |"
@@ -242,7 +242,10 @@ def identity_groups(question: str, answer_text: str, n: int) -> list[int] | None
     if "first image" in text and "how many" in text and numbers and numbers[0] < n:
         return [0] * (numbers[0] + 1) + [next(singles) for _ in range(n - numbers[0] - 1)]
     if "first image" in text or "which two images" in text:
-        members = set(numbers) | ({1} if "first image" in text else set())
+        members = set(numbers)
+        if "first image" in text and re.search(r"\bnot\b", text):  # the answer lists the images that are not A
+            members = set(range(2, n + 1)) - members
+        members |= {1} if "first image" in text else set()
         return [0 if k in members else next(singles) for k in range(1, n + 1)]
     if "different from that person" in text:
         return [next(singles) if k in numbers else 0 for k in range(1, n + 1)]

@@ -42,6 +42,7 @@ def test_demo_runs_every_stage_offline_and_resumes(tmp_path):
     assert exported and all(item["image"] in train_faces for item in exported)
     report = (out / "report" / "report.md").read_text()
     assert "| **overall** |" in report and "FaceLLM-38B" in report and "loss_curve.png" in report
+    assert "### Specialist on the same questions: specialist (face-analysis models, not an LLM)" in report
     assert "demo finished" in first.output
 
     stamp = (out / "train" / ".done").stat().st_mtime

@@ -93,8 +93,16 @@ def _two_frames():
 @pytest.mark.parametrize(
     ("question", "options", "letter"),
     [
-        ("Which statement best describes the images?", ["Both images are bonafide", "Image 1 is attack and Image 2 "
-         "is bonafide", "Image 1 is bonafide and Image 2 is attack", "Both images are attacks"], "B"),
+        (
+            "Which statement best describes the images?",
+            [
+                "Both images are bonafide",
+                "Image 1 is attack and Image 2 is bonafide",
+                "Image 1 is bonafide and Image 2 is attack",
+                "Both images are attacks",
+            ],
+            "B",
+        ),
         ("Which photo shows a genuine person?", ["Image 1", "Image 2", "Both Images", "None of the above"], "B"),
         ("Which of these pictures is a presentation attack?", ["Neither", "Image 2", "Image 1", "Both"], "C"),
         ("How many images are bona fide?", ["0", "1", "2"], "B"),
@@ -121,7 +129,8 @@ def test_head_pose_questions_pick_the_bin_of_the_measured_angle():
     far = [b for b in bins if abs(b[0] - truth[0]) >= 40][:3]
     options = [f"{low} to {high}" for low, high in [*far, truth]]
     prompt = "What is the yaw angle range of headpose orientation for the person in this image?\n" + "".join(
-        f"({k}) {o}\n" for k, o in zip("ABCD", options))
+        f"({k}) {o}\n" for k, o in zip("ABCD", options)
+    )
     assert answer([image], prompt).startswith("D.")
 
 
@@ -137,3 +146,56 @@ def test_research_only_weights_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "maybe")
     with pytest.raises(Exception, match="FACELLM_RESEARCH_MODELS must be 0 or 1"):
         predict("liveness", Image.new("RGB", (64, 64)))
+
+
+def _subset(tmp_path: Path, folder: str, rows: list[dict]) -> Path:
+    """A copy of a ../shared/data folder's labels.csv with only `rows` (images stay where they are, by link)."""
+    target = tmp_path / folder
+    target.mkdir()
+    (target / "images").symlink_to(DATA / folder / "images")
+    with open(target / "labels.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+def _rows(folder: str) -> list[dict]:
+    with open(DATA / folder / "labels.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_commands_write_weights_and_cards(tmp_path):
+    from click.testing import CliRunner
+
+    from facellm.cli import cli
+
+    rows = _rows("nuaa")
+    nuaa = _subset(tmp_path, "nuaa", [r for r in rows if r["subject"] in ("0001", "0008")][::12])
+    out = tmp_path / "liveness.pt"
+    result = CliRunner().invoke(cli, ["faces", "train-classifier", "liveness", "--data", str(nuaa), "--epochs", "1",
+                                      "--out", str(out), "--workers", "1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["held_out_images"] > 0 and card["training_images"] > 0 and "research use only" in card["licence"]
+    aflw = _subset(tmp_path, "aflw2000", _rows("aflw2000")[:15])
+    out = tmp_path / "pose.pt"
+    result = CliRunner().invoke(cli, ["faces", "train-pose", "--aflw", str(aflw), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert set(card["mae_5fold_degrees"]) == {"yaw", "pitch", "roll"} and card["held_out_faces"]
+
+
+def test_training_commands_name_what_is_missing(tmp_path):
+    from click.testing import CliRunner
+
+    from facellm.cli import cli
+
+    for command, needle in (
+        (["faces", "train-pose", "--aflw", str(tmp_path)], "labels.csv not found"),
+        (["faces", "train-classifier", "synthetic", "--data", str(tmp_path)], "labels.csv not found"),
+        (["faces", "train-expression", "--rafdb", str(tmp_path)], "labels.csv not found"),
+        (["faces", "train-expression"], "give one of --fer or --rafdb"),
+    ):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 2 and needle in result.output, (command, result.output)

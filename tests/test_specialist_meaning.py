@@ -14,8 +14,13 @@ from facellm.specialist.routes import FACE_ATTACK, SYNTHETIC_FACE, _says_same, q
         ("Image 2 is bona fide and Image 1 is an attack", 2, FACE_ATTACK, "labels", {2: False, 1: True}),
         ("Both pictures are attacks", 2, FACE_ATTACK, "labels", {1: True, 2: True}),
         ("All three are genuine", 3, FACE_ATTACK, "labels", {1: False, 2: False, 3: False}),
-        ("Images 2 and 3 are synthetic; image 1 is authentic", 3, SYNTHETIC_FACE, "labels",
-         {2: True, 3: True, 1: False}),
+        (
+            "Images 2 and 3 are synthetic; image 1 is authentic",
+            3,
+            SYNTHETIC_FACE,
+            "labels",
+            {2: True, 3: True, 1: False},
+        ),
         ("Image 1 is real, images 2 and 3 are generated", 3, SYNTHETIC_FACE, "labels", {1: False, 2: True, 3: True}),
         ("Exactly the second and third image", 3, FACE_ATTACK, "other", None),
         ("Image 3 and Image 2", 3, None, "images", frozenset({2, 3})),
@@ -104,12 +109,18 @@ def test_unreadable_options_are_not_guessed():
 
 @pytest.mark.parametrize(
     ("text", "same"),
-    [("Yes, the same person", True), ("No, two different people", False), ("The images show two different people",
-      False), ("They show the same individual", True), ("Cannot be determined", None), ("The images show no face",
-      None), ("Not the same person", False)],
+    [
+        ("Yes, the same person", True),
+        ("No, two different people", False),
+        ("The images show two different people", False),
+        ("They show the same individual", True),
+        ("Cannot be determined", None),
+        ("The images show no face", None),
+        ("Not the same person", False),
+    ],
 )
 def test_identity_options_by_meaning(text, same):
-    """"Cannot be determined" is not read as "different" because it holds "not"."""
+    """ "Cannot be determined" is not read as "different" because it holds "not"."""
     assert _says_same(text) == same
 
 

@@ -9,7 +9,8 @@ Stages, in order (each writes `RUN/<stage>/` and a `.done` marker; a rerun skips
   train     LoRA on the offline tiny InternVL checkpoint for a few steps (the real recipe: configs/train/)
   merge     merge the adapter into a standalone model folder
   eval      a FaceXBench-layout question set from the evaluation faces' labels, run with the merged model and
-            scored with both extractors; FairFace attribute accuracy per race group
+            scored with both extractors, and answered by the specialist backend; FairFace attribute accuracy per
+            race group
   report    one markdown report with the plots and the published FaceLLM rows
 """
 
@@ -198,6 +199,7 @@ def _eval(settings: DemoSettings, folder: Path) -> dict:
     from facellm.eval.report import write_report
     from facellm.eval.run import LocalAnswerer, load_done, run_questions
     from facellm.model import load_model
+    from facellm.specialist import SpecialistAnswerer
 
     evaluation = settings.out / "faces" / "eval"
     bench = make_question_set(evaluation, folder / "facexbench", settings.seed)
@@ -211,6 +213,9 @@ def _eval(settings: DemoSettings, folder: Path) -> dict:
     run_questions(questions, answerer, folder / "fairface-run", identity={"scoring": "likelihood"})
     fairface = fairface_report(questions, load_done(folder / "fairface-run"), truth, folder / "fairface-run")
     strict = next(r for r in reports if r.extractor == "strict").overall
+    specialist = SpecialistAnswerer()
+    run_questions(load_benchmark(bench), specialist, folder / "specialist-run")
+    write_report(folder / "specialist-run" / "results", folder / "specialist-run", specialist.name)
     return {"note": f"FaceXBench-layout accuracy {strict.accuracy:.1f}% (strict) on {strict.total} questions; "
                     f"FairFace gender {fairface['tasks']['gender']['accuracy']:.1f}%"}  # fmt: skip
 
@@ -266,6 +271,7 @@ def _report(settings: DemoSettings, folder: Path) -> dict:
             shutil.copy(source, folder / name)
     steps = {name: json.loads((out / name / ".done").read_text()).get("note", "") for name in STAGES[:-1]}
     facexbench = (out / "eval" / "facexbench-run" / "report.md").read_text(encoding="utf-8")
+    specialist = (out / "eval" / "specialist-run" / "report.md").read_text(encoding="utf-8")
     fairface = (out / "eval" / "fairface-run" / "fairface_report.md").read_text(encoding="utf-8")
     data_stats = (out / "data" / "stats.md").read_text(encoding="utf-8")
     lines = [
@@ -294,6 +300,10 @@ def _report(settings: DemoSettings, folder: Path) -> dict:
         "![accuracy](facexbench_accuracy.png)",
         "",
         facexbench.replace("# FaceXBench report:", "### FaceXBench-layout questions:").strip(),
+        "",
+        "The same questions answered by the specialist backend (face-analysis models, no language model):",
+        "",
+        specialist.replace("# FaceXBench report:", "### Specialist on the same questions:").strip(),
         "",
         fairface.replace("# FairFace attribute accuracy", "### FairFace attribute accuracy (evaluation faces)").strip(),
         "",

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facellm.faces.training import one_cycle
 from facellm.labels import FAIRFACE_VOCAB
 
 WEIGHTS = Path(__file__).parent / "weights" / "fairface-attributes-v2.pt"
@@ -125,7 +126,6 @@ def fit(inputs: FaceInputs, labels: dict[str, list[str]], epochs: int = 20, batc
     precision, exactly as it is shipped and scored.
 
     Augmentation: mirror images (chip flipped, mirrored descriptor), shifts of up to 4 px, brightness/contrast."""
-    import time
 
     import torch
 
@@ -134,25 +134,16 @@ def fit(inputs: FaceInputs, labels: dict[str, list[str]], epochs: int = 20, batc
     plain, mirror = _tensors(inputs), _tensors(inputs, mirrored=True)
     targets = {a: torch.tensor([FAIRFACE_VOCAB[a].index(v) for v in values]) for a, values in labels.items()}
     net = build_network()
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
-    steps = epochs * ((len(plain[0]) + batch - 1) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
-    for epoch in range(epochs):
-        net.train()
-        started, total = time.time(), 0.0
-        for index in torch.randperm(len(plain[0]), generator=generator).split(batch):
-            flip = torch.rand(len(index), generator=generator) < 0.5
-            chips = torch.where(flip[:, None, None, None], mirror[0][index], plain[0][index])
-            descriptors = torch.where(flip[:, None], mirror[1][index], plain[1][index])
-            logits = net(_jitter(chips, generator), descriptors)
-            loss = sum(torch.nn.functional.cross_entropy(logits[a], targets[a][index], label_smoothing=0.1)
-                       for a in targets)  # fmt: skip
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(plain[0]):.3f} ({time.time() - started:.0f} s)")
+
+    def batch_loss(index):
+        flip = torch.rand(len(index), generator=generator) < 0.5
+        chips = torch.where(flip[:, None, None, None], mirror[0][index], plain[0][index])
+        descriptors = torch.where(flip[:, None], mirror[1][index], plain[1][index])
+        logits = net(_jitter(chips, generator), descriptors)
+        return sum(torch.nn.functional.cross_entropy(logits[a], targets[a][index], label_smoothing=0.1)
+                   for a in targets)  # fmt: skip
+
+    one_cycle(net, len(plain[0]), epochs, batch, 2e-3, generator, batch_loss, say)
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import InputError, ModelLoadError, ResearchModelsOff
+from facellm.faces.training import one_cycle
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -108,22 +109,12 @@ def fit(crops: np.ndarray, labels: np.ndarray, classes: int, epochs: int = 20, b
     inputs, targets = _tensor(crops), torch.tensor(labels)
     weights = torch.tensor(len(labels) / (classes * np.maximum(np.bincount(labels, minlength=classes), 1)))
     net = build_network(classes)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=5e-4)
-    steps = epochs * ((len(inputs) + batch - 1) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
-    for epoch in range(epochs):
-        net.train()
-        started, total = time.time(), 0.0
-        for index in torch.randperm(len(inputs), generator=generator).split(batch):
-            x = _augment(inputs[index], generator)
-            loss = torch.nn.functional.cross_entropy(net(x), targets[index], weight=weights.float(),
-                                                     label_smoothing=0.1)  # fmt: skip
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.3f} ({time.time() - started:.0f} s)")
+
+    def batch_loss(index):
+        logits = net(_augment(inputs[index], generator))
+        return torch.nn.functional.cross_entropy(logits, targets[index], weight=weights.float(), label_smoothing=0.1)
+
+    one_cycle(net, len(inputs), epochs, batch, 2e-3, generator, batch_loss, say)
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from facellm.faces.training import one_cycle
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 WEIGHTS = Path(__file__).parent / "weights" / "fer2013-expression-v1.pt"
@@ -88,28 +89,18 @@ def train_rafdb(folder: Path, epochs: int = 8, batch: int = 64, seed: int = 0, s
 
 
 def _fit(net, images: np.ndarray, labels: np.ndarray, epochs: int, batch: int, lr: float, seed: int, monitor, say):
-    """One-cycle AdamW with flips and shifts, label smoothing; `monitor()` is printed after each epoch (it does not
-    choose anything: the last epoch is kept)."""
+    """Flips and shifts, label smoothing, faces/training.py's loop."""
     import torch
 
     inputs = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255.0
     targets = torch.tensor(labels)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=5e-4)
-    steps = epochs * ((len(inputs) + batch - 1) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        net.train()
-        started, total = time.time(), 0.0
-        for index in torch.randperm(len(inputs), generator=generator).split(batch):
-            x = _augment(inputs[index], generator)
-            loss = torch.nn.functional.cross_entropy(net((x - 0.5) / 0.25), targets[index], label_smoothing=0.1)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(index)
-        say(f"epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.3f}, {monitor()} ({time.time() - started:.0f} s)")
+
+    def batch_loss(index):
+        x = _augment(inputs[index], generator)
+        return torch.nn.functional.cross_entropy(net((x - 0.5) / 0.25), targets[index], label_smoothing=0.1)
+
+    one_cycle(net, len(inputs), epochs, batch, lr, generator, batch_loss, say, monitor)
 
 
 def _augment(images, generator):

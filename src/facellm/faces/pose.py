@@ -25,8 +25,9 @@ AXES = ("yaw", "pitch", "roll")
 SCALE = 30.0  # degrees per unit of network output
 SEEDS = 3
 # iBUG-68 index of each point's mirror partner (jaw, brows, nose, eyes, outer and inner lips).
-MIRROR = [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46,
-          39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]  # fmt: skip
+MIRROR = [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+          45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+          54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]  # fmt: skip
 FLIP = np.array([-1.0, 1.0, -1.0])  # how yaw, pitch, roll change in the mirror image
 
 
@@ -83,6 +84,7 @@ def predict_angles(nets: list, points: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
+
         def run(p):
             x = torch.tensor(normalised(p), dtype=torch.float32)
             return np.mean([net(x).numpy() for net in nets], axis=0) * SCALE

@@ -76,12 +76,24 @@ def _option_probability(name: str, text: str, probs: dict[str, float]) -> float:
     return 0.0
 
 
+CROWD = 10  # people; past this many, in scenes, face detection misses most heads (small, turned away, occluded)
+
+
 def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+    """Detected faces; options counting a crowd far beyond them get "cannot measure" (no density model here)."""
     from facellm.faces import detect_faces
 
-    count = sum(len(detect_faces(image)) for image in images)
+    counts = [int(n) for _, text in options for n in re.findall(r"\d+", text)]
+    crowd = bool(counts) and min(counts) > CROWD
+    # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
+    count = sum(len(detect_faces(image, detector="hog" if crowd else "quick")) for image in images)
     if not options:
         return f"{count} face(s) detected (specialist measurement)."
+    if crowd and min(counts) > 2 * count + 5:
+        return (
+            f"cannot measure: {count} face(s) detected, but the options count a crowd of {min(counts)} or more; "
+            "the specialist has no crowd-density model and face detection misses most heads in dense crowds"
+        )
     scores = {}
     for _, text in options:
         numbers = [int(n) for n in re.findall(r"\d+", text)]
@@ -121,7 +133,7 @@ def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str
     claim = _identity_claim(prompt, same, pairs, closest)
     what = f"identity (distances {', '.join(f'{i + 1}-{j + 1} {distances[i, j]:.2f}' for i, j in pairs)})"
     if options and claim is not None:
-        scores = {text: 1.0 if _option_claim(text, claim) else 0.0 for _, text in options}
+        scores = {text: 1.0 if _option_claim(text, claim, n) else 0.0 for _, text in options}
         return _pick(options, scores, what)
     if n == 2 and options:
         scores = {text: 1.0 if _says_same(text) == bool(same[0, 1]) else 0.0 for _, text in options}
@@ -146,8 +158,10 @@ def _says_same(text: str) -> bool | None:
 
 def _identity_claim(prompt: str, same: np.ndarray, pairs: list, closest: tuple[int, int]):
     """What the measurement says, in the form the question asks for: a count (int) or a set of image numbers."""
-    text = prompt.lower()
+    text = question_text(prompt).lower()
     others = {j + 1 for j in range(1, len(same)) if same[0, j]}
+    if re.search(r"\bnot\b|n't\b", text) and "first image" in text:  # "Which of the other images are not person A?"
+        others = set(range(2, len(same) + 1)) - others
     if "how many pairs" in text:
         return sum(bool(same[i, j]) for i, j in pairs)
     if re.search(r"how many (unique|different|distinct) (identities|people|persons|individuals)", text):
@@ -179,11 +193,10 @@ def _components(same: np.ndarray) -> int:
     return len({root(i) for i in range(len(same))})
 
 
-def _option_claim(text: str, claim) -> bool:
-    numbers = [int(n) for n in re.findall(r"\d+", text)]
-    if isinstance(claim, int):
-        return numbers == [claim]
-    return bool(numbers) and set(numbers) == claim
+def _option_claim(text: str, claim, n: int) -> bool:
+    """Whether an option states `claim`: a count (int) or a set of image numbers."""
+    parsed = meaning.parse(text, n)
+    return parsed.kind == ("count" if isinstance(claim, int) else "images") and parsed.value == claim
 
 
 EXPRESSION_WORDS = {
@@ -319,7 +332,8 @@ def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, 
                 scores[text] = _in_range(angle, spread[axes[0]], *claim.value)
         return _pick(options, scores, f"{axes[0]} angle {round(angle) + 0} in")
     measured = f"{'/'.join(axes)} angles " + ", ".join(
-        f"image {i} {'/'.join(str(round(getattr(p, a)) + 0) for a in axes)}" for i, p in enumerate(poses, 1))
+        f"image {i} {'/'.join(str(round(getattr(p, a)) + 0) for a in axes)}" for i, p in enumerate(poses, 1)
+    )
     if "same" in question and "bin" in question:
         return _same_bin(options, poses, axes[0], spread[axes[0]], measured)
     ranges = [tuple(sorted(float(v) for v in m.groups())) for m in RANGE.finditer(question.split("headpose", 1)[-1])]
@@ -365,8 +379,10 @@ def _binary(task: str, positive: str, prop: meaning.Property, what: str):
                 return "cannot measure: the liveness model does not tell attack types apart"
             probabilities = [p / ATTACK_TYPES for p in probabilities]
         if not options:
-            return "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1)) + \
-                " (specialist measurement)"
+            return (
+                "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1))
+                + " (specialist measurement)"
+            )
         return _chosen(options, question, probabilities, prop, f"{positive} probability")
 
     return answer
