@@ -68,11 +68,12 @@ def test_roll_follows_rotation(face_images, angle):
 
 def test_yaw_sign_follows_the_documented_convention(faces):
     # Checked by eye: in val_2379 the child's face turns towards the image's right, in val_293 the woman's towards
-    # its left. Positive yaw = turned towards the image's right.
+    # its left. AFLW2000-3D's convention (checked on its labels, tests/test_face_specialists.py): positive yaw =
+    # turned towards the image's left.
     by_name = {f.path.stem: f for f in faces}
     turned_right = analyze_image(Image.open(by_name["val_2379"].path).convert("RGB")).faces[0].pose.yaw
     turned_left = analyze_image(Image.open(by_name["val_293"].path).convert("RGB")).faces[0].pose.yaw
-    assert turned_right > 20 and turned_left < -10
+    assert turned_right < -20 and turned_left > 10
 
 
 @pytest.mark.skipif(not FAIRFACE_VAL.is_dir(), reason="../shared/data/fairface is not present")
@@ -81,7 +82,9 @@ def test_pitch_sign_follows_the_documented_convention():
     def pitch(number: int) -> float:
         return analyze_image(Image.open(FAIRFACE_VAL / f"{number}.jpg").convert("RGB")).faces[0].pose.pitch
 
-    assert pitch(133) > 15 and pitch(87) > 15 and pitch(84) < -15 and pitch(270) < -15
+    # Signs only: magnitudes are checked against AFLW2000-3D's labels in tests/test_face_specialists.py (the earlier
+    # thresholds of 15 degrees suited a solvePnP fit that read about 8 degrees too high).
+    assert pitch(133) > 0 and pitch(87) > 0 and pitch(84) < 0 and pitch(270) < 0
 
 
 def test_mirroring_flips_yaw(face_images):
@@ -172,7 +175,7 @@ def test_analyze_cli_table_json_and_errors(faces, tmp_path):
     data = json.loads(single.stdout)
     face = data["faces"][0]
     assert data["face_count"] == 1 and len(face["landmarks"]) == 68
-    assert set(face["pose"]) == {"yaw", "pitch", "roll", "label"} and face["quality"]["face_width"] > 100
+    assert set(face["pose"]) == {"yaw", "pitch", "roll", "label", "method"} and face["quality"]["face_width"] > 100
     folder = tmp_path / "folder"
     folder.mkdir()
     for f in faces[:3]:
