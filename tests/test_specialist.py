@@ -216,3 +216,11 @@ def test_identity_question_with_a_faceless_image_cannot_be_measured(face_images)
     reply = answer([face_images[0], plain], "Do these two images show the same person?" + options)
     assert reply == "cannot measure: no face was found in image 2"
     assert answer([face_images[0], face_images[0]], "Do these two images show the same person?" + options)[0] == "A"
+
+
+def test_a_different_people_verdict_is_not_read_as_cannot_be_determined(face_images):
+    """ "Cannot be determined" holds the word "not"; it must not collect the "different people" verdict."""
+    options = "\n(A) Yes, the same person\n(B) No, two different people\n(C) Cannot be determined\n(D) No face\n"
+    assert answer([face_images[0], face_images[1]], "Do these two images show the same person?" + options)[0] == "B"
+    reworded = "\n(A) The images show two different people\n(B) Cannot tell\n(C) They show the same person\n"
+    assert answer([face_images[0], face_images[1]], "Same person or not?" + reworded)[0] == "A"
