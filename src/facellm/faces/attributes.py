@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces.training import one_cycle
+from facellm.faces.training import conv_block, one_cycle
 from facellm.labels import FAIRFACE_VOCAB
 
 WEIGHTS = Path(__file__).parent / "weights" / "fairface-attributes-v2.pt"
@@ -87,15 +87,11 @@ def build_network():
     import torch
     import torch.nn as nn
 
-    def block(cin: int, cout: int) -> list:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2)]  # fmt: skip
-
     class AttributeNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.pixels = nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), *block(128, 256),
+            self.pixels = nn.Sequential(*conv_block(3, 32), *conv_block(32, 64), *conv_block(64, 128),
+                                        *conv_block(128, 256),
                                         nn.AdaptiveAvgPool2d(1), nn.Flatten())  # fmt: skip
             self.identity = nn.Sequential(nn.Linear(128, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True))
             self.dropout = nn.Dropout(0.4)

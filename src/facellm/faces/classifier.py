@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import InputError, ModelLoadError, ResearchModelsOff
-from facellm.faces.training import one_cycle
+from facellm.faces.training import one_cycle, small_cnn
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -81,15 +81,7 @@ def face_crop(image: Image.Image, task: Task, box=None) -> np.ndarray:
 
 
 def build_network(classes: int):
-    import torch.nn as nn
-
-    def block(cin: int, cout: int) -> list:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2)]  # fmt: skip
-
-    return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), *block(128, 192),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(192, classes))  # fmt: skip
+    return small_cnn(3, classes)
 
 
 def _tensor(crops: np.ndarray):

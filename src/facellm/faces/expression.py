@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces.training import one_cycle
+from facellm.faces.training import one_cycle, small_cnn
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 WEIGHTS = Path(__file__).parent / "weights" / "fer2013-expression-v1.pt"
@@ -25,17 +25,7 @@ RAFDB_WEIGHTS = WEIGHTS.with_name("rafdb-expression-v1.pt")
 
 
 def build_network():
-    import torch.nn as nn
-
-    def block(cin: int, cout: int) -> list:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.MaxPool2d(2)]  # fmt: skip
-
-    return nn.Sequential(
-        *block(1, 32), *block(32, 64), *block(64, 128), *block(128, 192),  # 48 -> 3
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(192, len(EXPRESSIONS)),
-    )  # fmt: skip
+    return small_cnn(1, len(EXPRESSIONS))  # 48 -> 3 px after the four blocks
 
 
 def load_split(labels_csv: Path, usage: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -62,5 +62,3 @@ def crowd(folder: Path) -> Split:
 
 
 SPLITS = {"liveness": liveness, "synthetic": synthetic, "expression": expression, "crowd": crowd}
-DATA_FOLDERS = {"liveness": "nuaa", "synthetic": "synthetic_faces", "expression": "rafdb", "crowd": "shanghaitech_b",
-                "headpose": "aflw2000"}  # fmt: skip

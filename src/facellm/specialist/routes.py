@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from PIL import Image
@@ -83,7 +84,8 @@ def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str,
     """Detected faces; options counting a crowd far beyond them get "cannot measure" (no density model here)."""
     from facellm.faces import detect_faces
 
-    counts = [int(n) for _, text in options for n in re.findall(r"\d+", text)]
+    numbers = {text: [int(n) for n in re.findall(r"\d+", text)] for _, text in options}
+    counts = [n for found in numbers.values() for n in found]
     crowd = bool(counts) and min(counts) > CROWD
     # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
     count = sum(len(detect_faces(image, detector="hog" if crowd else "quick")) for image in images)
@@ -95,14 +97,11 @@ def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str,
             "the specialist has no crowd-density model and face detection misses most heads in dense crowds"
         )
     scores = {}
-    for _, text in options:
-        numbers = [int(n) for n in re.findall(r"\d+", text)]
-        if len(numbers) == 1:
-            scores[text] = 1.0 / (1 + abs(numbers[0] - count))
-        elif len(numbers) == 2:
-            scores[text] = (
-                1.0 if numbers[0] <= count <= numbers[1] else 0.5 / (1 + min(abs(count - n) for n in numbers))
-            )
+    for text, found in numbers.items():
+        if len(found) == 1:
+            scores[text] = 1.0 / (1 + abs(found[0] - count))
+        elif len(found) == 2:
+            scores[text] = 1.0 if found[0] <= count <= found[1] else 0.5 / (1 + min(abs(count - n) for n in found))
     return _pick(options, scores, "face count")
 
 
@@ -221,13 +220,13 @@ def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str,
         return "cannot measure: an expression question needs an image"
     probs = [expression_probabilities(image) for image in images]
     if len(images) > 1 or re.search(r"\bexpression '", prompt):
-        named = next((name for name, words in EXPRESSION_WORDS.items()
-                      if re.search(rf"'({'|'.join(words)})'", prompt, re.I)), None)  # fmt: skip
+        quoted = {name: re.compile(rf"'({'|'.join(words)})'", re.I) for name, words in EXPRESSION_WORDS.items()}
+        named = next((name for name, pattern in quoted.items() if pattern.search(prompt)), None)
         if named is None or not options:
             return "cannot measure: this expression question does not name one expression to look for"
         question = question_text(prompt)
         prop = meaning.Property(EXPRESSION_WORDS[named], ())
-        mention = re.search(rf"'({'|'.join(EXPRESSION_WORDS[named])})'", question, re.I)
+        mention = quoted[named].search(question)
         asked = not (mention and meaning.negated(question.lower(), mention.start()))
         return _chosen(options, question, [p[named] for p in probs], prop, f"'{named}' expression", asked)
     probs = probs[0]
@@ -273,6 +272,7 @@ AXES = ("yaw", "pitch", "roll")
 RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)")
 
 
+@cache
 def _pose_spread() -> dict[str, float]:
     """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error)."""
     import json
@@ -364,8 +364,9 @@ SYNTHETIC_FACE = meaning.Property(("fake", "deepfake", "manipulated", "synthetic
 ATTACK_TYPES = 8  # FaceXBench's WMCA questions name 8 attack types; the liveness model does not tell them apart
 
 
-def _binary(task: str, positive: str, prop: meaning.Property, what: str):
-    """A route whose model gives each image a probability of `positive` (attack, fake)."""
+def _binary(task: str, positive: str, prop: meaning.Property, what: str, types: int | None = None):
+    """A route whose model gives each image a probability of `positive` (attack, fake). `types`: how many kinds of
+    `positive` the questions may name (attack types) when the model does not tell them apart."""
 
     def answer(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
         from facellm.faces.classifier import predict
@@ -374,10 +375,10 @@ def _binary(task: str, positive: str, prop: meaning.Property, what: str):
             return f"cannot measure: a {what} question needs at least one image"
         probabilities = [predict(task, image)[positive] for image in images]
         question = question_text(prompt)
-        if task == "liveness" and re.search(r"\btypes?\b", question, re.I):
+        if types and re.search(r"\btypes?\b", question, re.I):
             if not re.search(r"\b(of|attack) type \w", question, re.I):
-                return "cannot measure: the liveness model does not tell attack types apart"
-            probabilities = [p / ATTACK_TYPES for p in probabilities]
+                return f"cannot measure: the {task} model does not tell {positive} types apart"
+            probabilities = [p / types for p in probabilities]
         if not options:
             return (
                 "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1))
@@ -402,7 +403,7 @@ def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, st
 ROUTES = [
     Route("anti-spoofing", re.compile(r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|"
                                       r"attacked|genuine|liveness)\b", re.I),
-          _binary("liveness", "attack", FACE_ATTACK, "attack")),
+          _binary("liveness", "attack", FACE_ATTACK, "attack", ATTACK_TYPES)),
     Route("synthetic face", re.compile(r"\b(deepfakes?|fakes?|(is|are) real|manipulated|synthetic|generated)\b", re.I),
           _binary("synthetic", "fake", SYNTHETIC_FACE, "synthetic-face")),
     Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
