@@ -23,13 +23,13 @@ from pathlib import Path
 
 import httpx
 
-from facellm.api import ChatClient, EndpointConfig, image_data_url
+from facellm.backends.openai_compatible import OpenAIBackend
 from facellm.data.build import build_dataset
 from facellm.data.prompts import load_prompts
 from facellm.data.sources import load_source
 from facellm.data.store import QAStore
-from facellm.data.teachers import OpenAITeacher
 from facellm.images import read_image
+from facellm.openai_client import ChatClient, EndpointConfig, image_data_url
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
 
 FAIRFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface"
@@ -69,7 +69,7 @@ def ours(server: MockOpenAIServer, records, spec, concurrency: int, run: Path, m
                             max_retries=8, backoff_s=0.05, backoff_max_s=0.5)  # fmt: skip
     with QAStore(run) as store:
         start = time.perf_counter()
-        build_dataset(records, spec, OpenAITeacher(ChatClient(config)), store, mode=mode)
+        build_dataset(records, spec, OpenAIBackend(ChatClient(config)), store, mode=mode)
         seconds = time.perf_counter() - start
     db = sqlite3.connect(run / "qa.sqlite")
     (rows, keys, done, image_bytes) = db.execute(

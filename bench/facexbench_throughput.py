@@ -5,7 +5,7 @@ files, spread over every file, with stand-in images), same machine, measured one
 
   baseline-2048  one question per generate call, max_new_tokens 2048 (FaceLLM's VLMEvalKit wrapper setting)
   baseline-16    one question per generate call, max_new_tokens 16 (equal length to ours)
-  ours-generate  `run_questions` with LocalAnswerer: batched, max_new_tokens 16, resumable log and results written
+  ours-generate  `run_questions` with LocalBackend: batched, max_new_tokens 16, resumable log and results written
   ours-likelihood  `run_questions` scoring option letters by likelihood: one forward pass per batch
 
 A random tiny model only sometimes emits its end token, so baseline-2048 generates far longer than a real model
@@ -25,8 +25,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from facellm.backends.local import LocalBackend  # noqa: E402
 from facellm.eval.facexbench import build_prompt, load_benchmark  # noqa: E402
-from facellm.eval.run import LocalAnswerer, run_questions  # noqa: E402
+from facellm.eval.run import run_questions  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
 from facellm.testing import make_tiny_checkpoint  # noqa: E402
@@ -48,9 +49,9 @@ def one_at_a_time(lm, questions, max_new_tokens: int) -> float:
 
 
 def ours(lm, questions, batch_size: int, scoring: str, work: Path) -> float:
-    answerer = LocalAnswerer(lm, "tiny", max_new_tokens=16, batch_size=batch_size, scoring=scoring)
+    answerer = LocalBackend(lm, "tiny", batch_size=batch_size, scoring=scoring)
     start = time.perf_counter()
-    run_questions(questions, answerer, work / f"run-{scoring}", identity={"scoring": scoring})
+    run_questions(questions, answerer, work / f"run-{scoring}", max_new_tokens=16)
     return time.perf_counter() - start
 
 

@@ -94,7 +94,7 @@ def eval_batch(model: Path, work: Path) -> None:
 def serve_request(model: Path, face) -> None:
     import httpx
 
-    from facellm.api import image_data_url
+    from facellm.openai_client import image_data_url
     from facellm.testing.server import ServerProcess
 
     body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(face)}},

@@ -35,6 +35,7 @@ from pathlib import Path
 import question_forms
 from PIL import Image
 
+from facellm.backends.specialist import SpecialistBackend
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
@@ -42,7 +43,7 @@ from facellm.faces import splits
 from facellm.faces.embed import read_pairs
 from facellm.images import read_image
 from facellm.labels import normalise
-from facellm.specialist import SpecialistAnswerer, answer
+from facellm.specialist import answer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PUBLISHED = (
@@ -69,7 +70,7 @@ def main() -> None:
             build(folder)
             questions = load_benchmark(folder)
             started = time.perf_counter()
-            run_questions(questions, SpecialistAnswerer(), Path(tmp) / f"run-{name}")
+            run_questions(questions, SpecialistBackend(), Path(tmp) / f"run-{name}")
             seconds = (time.perf_counter() - started) / len(questions)
             report, _ = score(load_predictions(Path(tmp) / f"run-{name}" / "results"), "strict")
             for subtask, tally in report.subcategory.items():

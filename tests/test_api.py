@@ -8,9 +8,9 @@ import io
 import pytest
 from PIL import Image
 
-from facellm.api import ApiError, ChatClient, EndpointConfig, image_data_url, to_openai_messages
 from facellm.errors import InputError
 from facellm.model import question
+from facellm.openai_client import ApiError, ChatClient, EndpointConfig, image_data_url, to_openai_messages
 from facellm.testing.mock_openai import MockOpenAIServer
 
 

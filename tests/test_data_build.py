@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from facellm.api import ChatClient, EndpointConfig
+from facellm.backends.local import LocalBackend
+from facellm.backends.openai_compatible import OpenAIBackend
+from facellm.backends.template import TemplateBackend
 from facellm.cli import cli
 from facellm.data.batch import ingest_batch, prepare_batch
 from facellm.data.build import build_dataset
@@ -24,7 +26,7 @@ from facellm.data.filters import contradictions, flag_records
 from facellm.data.prompts import load_prompts
 from facellm.data.sources import load_source
 from facellm.data.store import QAStore
-from facellm.data.teachers import HFTeacher, OpenAITeacher, TemplateTeacher
+from facellm.openai_client import ChatClient, EndpointConfig
 from facellm.samples import SAMPLE_DIR
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
 
@@ -44,7 +46,7 @@ def spec():
 
 def _teacher(server, **kwargs):
     settings = {"concurrency": 8, "backoff_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 2, **kwargs}
-    return OpenAITeacher(ChatClient(EndpointConfig(server.base_url, "gpt-4o-2024-11-20", **settings)))
+    return OpenAIBackend(ChatClient(EndpointConfig(server.base_url, "gpt-4o-2024-11-20", **settings)))
 
 
 def _rows(run: Path) -> list[tuple]:
@@ -96,7 +98,7 @@ def test_missing_and_corrupt_images_are_skipped_with_reasons(records, spec, tmp_
     (images / "val_119.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     subset = [r.__class__(r.image, images, r.known) for r in records[:3]]  # the third file does not exist
     with QAStore(tmp_path / "run") as store:
-        summary = build_dataset(subset, spec, TemplateTeacher(spec), store)
+        summary = build_dataset(subset, spec, TemplateBackend(spec), store)
         skipped = store.skipped()
     assert summary.done == 8 and summary.skipped_images == 2
     assert "not an image file" in skipped["val_119.jpg"] and "image not found" in skipped["val_276.jpg"]
@@ -182,7 +184,7 @@ def test_contradiction_filter_catches_planted_cases():
 
 def test_filters_mark_without_deleting_and_export_skips_flagged(records, spec, tmp_path):
     with QAStore(tmp_path / "run") as store:
-        build_dataset(records[:2], spec, TemplateTeacher(spec), store)
+        build_dataset(records[:2], spec, TemplateBackend(spec), store)
         planted = store.records()[0]
         planted.answer = "I'm sorry, but I can't help with identifying people."
         store.db.execute("UPDATE qa SET answer = ? WHERE key = ?", (planted.answer, planted.key))
@@ -250,8 +252,8 @@ def test_hf_export_and_template_default_through_cli(tmp_path):
 
 def test_hf_teacher_with_the_tiny_model(tiny_lm, records, spec, tmp_path):
     with QAStore(tmp_path) as store:
-        teacher = HFTeacher(tiny_lm, batch_size=4, max_new_tokens=12)
-        summary = build_dataset(records[:3], spec, teacher, store, aspects=["pose", "detail"])
+        teacher = LocalBackend(tiny_lm, batch_size=4)
+        summary = build_dataset(records[:3], spec, teacher, store, aspects=["pose", "detail"], max_new_tokens=12)
         rows = store.records()
     assert summary.done + summary.failed == 6 and summary.done >= 1
     assert {r.teacher for r in rows} == {f"hf:{tiny_lm.name}"}
@@ -354,6 +356,6 @@ def test_duplicate_rows_are_asked_once_and_reported(tmp_path):
     assert "12 duplicate image(s) not sent again" in result.output and "val_119.jpg (repeated row)" in result.output
     with QAStore(tmp_path / "lib") as store:
         spec = load_prompts()
-        summary = build_dataset(load_source("fairface", images, labels), spec, TemplateTeacher(spec), store, ["pose"])
+        summary = build_dataset(load_source("fairface", images, labels), spec, TemplateBackend(spec), store, ["pose"])
     assert summary.done == 6 and len(summary.duplicates) == 12
     assert summary.duplicates["copy_val_119.jpg"] == "val_119.jpg"

@@ -7,17 +7,20 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from facellm.api import ChatClient, EndpointConfig
+from facellm.backends.base import Backend
+from facellm.backends.local import LocalBackend
+from facellm.backends.openai_compatible import OpenAIBackend
 from facellm.cli import cli
 from facellm.errors import InputError
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions
-from facellm.eval.run import ApiAnswerer, LocalAnswerer, load_done, run_questions
+from facellm.eval.run import load_done, run_questions
+from facellm.openai_client import ChatClient, EndpointConfig
 from facellm.testing.mock_openai import MockOpenAIServer
 
 
-class CountingAnswerer:
-    """Wraps an answerer, counts the questions it is asked, and can stop the run after some chunks."""
+class CountingAnswerer(Backend):
+    """Wraps a backend, counts the questions it is asked, and can stop the run after some chunks."""
 
     def __init__(self, inner, crash_after_chunks: int | None = None):
         self.inner = inner
@@ -27,12 +30,12 @@ class CountingAnswerer:
         self.chunks = 0
         self.crash_after_chunks = crash_after_chunks
 
-    def answer(self, items):
+    def answer(self, prompts, settings):
         if self.crash_after_chunks is not None and self.chunks == self.crash_after_chunks:
             raise KeyboardInterrupt  # like a user pressing Ctrl-C or the machine going away
         self.chunks += 1
-        self.asked += len(items)
-        return self.inner.answer(items)
+        self.asked += len(prompts)
+        return self.inner.answer(prompts, settings)
 
 
 def _results(out):
@@ -43,27 +46,27 @@ def _results(out):
 def test_local_run_is_complete_and_resumes(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
     out = tmp_path / "run"
-    crashing = CountingAnswerer(LocalAnswerer(tiny_lm, "tiny", max_new_tokens=4, batch_size=4), crash_after_chunks=2)
+    crashing = CountingAnswerer(LocalBackend(tiny_lm, "tiny", batch_size=4), crash_after_chunks=2)
     with pytest.raises(KeyboardInterrupt):
-        run_questions(questions, crashing, out)
+        run_questions(questions, crashing, out, max_new_tokens=4)
     assert len(load_done(out)) == 8  # two chunks of four were saved before the crash
 
-    resumed = CountingAnswerer(LocalAnswerer(tiny_lm, "tiny", max_new_tokens=4, batch_size=4))
-    summary = run_questions(questions, resumed, out)
+    resumed = CountingAnswerer(LocalBackend(tiny_lm, "tiny", batch_size=4))
+    summary = run_questions(questions, resumed, out, max_new_tokens=4)
     assert resumed.asked == len(questions) - 8  # nothing answered twice
     assert summary["answered_total"] == len(questions)
     results = _results(out)
     assert len(results) == len(questions) and all(p is not None for p in results.values())
 
-    again = CountingAnswerer(LocalAnswerer(tiny_lm, "tiny", max_new_tokens=4, batch_size=4))
-    run_questions(questions, again, out)
+    again = CountingAnswerer(LocalBackend(tiny_lm, "tiny", batch_size=4))
+    run_questions(questions, again, out, max_new_tokens=4)
     assert again.asked == 0
 
 
 def test_likelihood_scoring_answers_with_letters(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
-    answerer = LocalAnswerer(tiny_lm, "tiny", batch_size=4, scoring="likelihood")
-    run_questions(questions, answerer, tmp_path / "run", identity={"scoring": "likelihood"})
+    answerer = LocalBackend(tiny_lm, "tiny", batch_size=4, scoring="likelihood")
+    run_questions(questions, answerer, tmp_path / "run")
     predictions = load_done(tmp_path / "run")
     by_key = {q.key: q for q in questions}
     assert all(predictions[key] in by_key[key].letters for key in by_key)
@@ -76,14 +79,14 @@ def test_bad_image_fails_only_its_question(tiny_lm, standin_bench, tmp_path):
     original = broken.read_bytes()
     try:
         broken.write_bytes(b"not an image")
-        summary = run_questions(questions, LocalAnswerer(tiny_lm, "tiny", max_new_tokens=2), tmp_path / "run")
+        summary = run_questions(questions, LocalBackend(tiny_lm, "tiny"), tmp_path / "run", max_new_tokens=2)
     finally:
         broken.write_bytes(original)
     assert summary["failed_now"] == 1 and summary["answered_total"] == len(questions) - 1
     log = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert any("not an image file" in record.get("error", "") for record in log)
     # The rerun retries the failed question now that its image is readable again.
-    summary = run_questions(questions, LocalAnswerer(tiny_lm, "tiny", max_new_tokens=2), tmp_path / "run")
+    summary = run_questions(questions, LocalBackend(tiny_lm, "tiny"), tmp_path / "run", max_new_tokens=2)
     assert summary["answered_now"] == 1 and summary["answered_total"] == len(questions)
 
 
@@ -91,9 +94,9 @@ def test_api_run_with_faults_completes_and_resumes(standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
     with MockOpenAIServer(latency_s=0.01, faults=[500] * 12) as server:
         config = EndpointConfig(server.base_url, "mock-vlm", concurrency=4, max_retries=1, backoff_s=0.01)
-        first = run_questions(questions, ApiAnswerer(ChatClient(config), "api:mock"), tmp_path / "run")
+        first = run_questions(questions, OpenAIBackend(ChatClient(config)), tmp_path / "run")
         assert first["failed_now"] > 0  # some questions ran out of retries while the faults lasted
-        second = run_questions(questions, ApiAnswerer(ChatClient(config), "api:mock"), tmp_path / "run")
+        second = run_questions(questions, OpenAIBackend(ChatClient(config)), tmp_path / "run")
     assert second["answered_now"] == first["failed_now"]
     assert second["answered_total"] == len(questions)
     assert all(p.startswith("The answer is") for p in _results(tmp_path / "run").values())
@@ -101,9 +104,9 @@ def test_api_run_with_faults_completes_and_resumes(standin_bench, tmp_path):
 
 def test_run_folder_refuses_another_run(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)[:2]
-    run_questions(questions, LocalAnswerer(tiny_lm, "tiny", max_new_tokens=2), tmp_path / "run")
-    with pytest.raises(InputError, match="holds another run"):
-        run_questions(questions, LocalAnswerer(tiny_lm, "tiny", max_new_tokens=2), tmp_path / "run", "cot")
+    run_questions(questions, LocalBackend(tiny_lm, "tiny"), tmp_path / "run", max_new_tokens=2)
+    with pytest.raises(InputError, match=r"holds a run with other settings \(setting: 'zero-shot' -> 'cot'\)"):
+        run_questions(questions, LocalBackend(tiny_lm, "tiny"), tmp_path / "run", "cot", max_new_tokens=2)
 
 
 def test_cli_local_and_api_runs(tiny_checkpoint, standin_bench, tmp_path):
@@ -125,7 +128,7 @@ def test_cli_local_and_api_runs(tiny_checkpoint, standin_bench, tmp_path):
     assert api.exit_code == 0, api.output
     assert "Answer: X" in server.requests[0]["messages"][0]["content"][-1]["text"]
     report = runner.invoke(cli, ["eval", "report", str(tmp_path / "api"), "--extractor", "strict"])
-    assert report.exit_code == 0 and "extractor: strict" in report.output and "api:mock-vlm" in report.output
+    assert report.exit_code == 0 and "extractor: strict" in report.output and "openai:mock-vlm" in report.output
 
 
 def test_cli_eval_bad_input(standin_bench, tmp_path):

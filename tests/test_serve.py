@@ -14,9 +14,11 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
-from facellm.api import image_data_url
+from facellm.backends.local import LocalBackend
+from facellm.backends.offline import OfflineBackend
+from facellm.openai_client import image_data_url
 from facellm.serve.app import create_app
-from facellm.serve.engine import Engine, ModelBackend, OfflineBackend
+from facellm.serve.engine import Engine
 from facellm.serve.requests import Limits
 from facellm.testing.mock_openai import MockOpenAIServer
 from facellm.testing.server import BackgroundServer
@@ -26,7 +28,7 @@ KEY = "serve-test-key-123"
 
 @pytest.fixture(scope="module")
 def server(tiny_lm):
-    engine = Engine(ModelBackend(tiny_lm), max_batch=8)
+    engine = Engine(LocalBackend(tiny_lm), max_batch=8)
     with BackgroundServer(create_app(engine, Limits(max_body_bytes=2_000_000))) as running:
         running.engine = engine
         yield running
@@ -133,7 +135,7 @@ def test_remote_images_never_reach_local_addresses(tiny_lm, face_images):
     """Even with remote images allowed, a loopback URL is refused before anything is fetched."""
     with MockOpenAIServer() as target:
         url = target.base_url.replace("/v1", "/face.png")
-        engine = Engine(ModelBackend(tiny_lm))
+        engine = Engine(LocalBackend(tiny_lm))
         with BackgroundServer(create_app(engine, Limits(allow_remote_images=True))) as running:
             body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
             response = _post(running, body)
@@ -142,7 +144,7 @@ def test_remote_images_never_reach_local_addresses(tiny_lm, face_images):
 
 
 def test_api_key_is_required_and_never_logged(tiny_lm, face_images, capfd):
-    with BackgroundServer(create_app(Engine(ModelBackend(tiny_lm)), api_key=KEY)) as running:
+    with BackgroundServer(create_app(Engine(LocalBackend(tiny_lm)), api_key=KEY)) as running:
         body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
         assert _post(running, body).status_code == 401
         assert _post(running, body, {"Authorization": "Bearer wrong"}).status_code == 401
@@ -155,7 +157,7 @@ def test_api_key_is_required_and_never_logged(tiny_lm, face_images, capfd):
 
 
 def test_queue_full_gives_429(tiny_lm):
-    engine = Engine(ModelBackend(tiny_lm), max_queue=0)
+    engine = Engine(LocalBackend(tiny_lm), max_queue=0)
     with BackgroundServer(create_app(engine)) as running:
         response = _post(running, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
     assert response.status_code == 429 and response.json()["error"]["type"] == "rate_limit_error"

@@ -17,10 +17,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from facellm.api import image_data_url
+from facellm.backends.local import LocalBackend
+from facellm.openai_client import image_data_url
 from facellm.serve import requests as serve_requests
 from facellm.serve.app import create_app
-from facellm.serve.engine import Engine, ModelBackend
+from facellm.serve.engine import Engine
 from facellm.serve.requests import Limits, is_public
 from facellm.testing.server import BackgroundServer
 
@@ -32,23 +33,23 @@ class Panic(BaseException):
     """What a Rust panic inside a tokenizer looks like from Python (pyo3's PanicException is a BaseException)."""
 
 
-class FailsOnMarker(ModelBackend):
-    """The tiny model, except that any conversation holding BOOM makes the whole generate call raise (as a model
-    error inside a batch would)."""
+class FailsOnMarker(LocalBackend):
+    """The tiny model, except that any prompt holding BOOM makes the whole batch raise (as a model error inside a
+    batch would)."""
 
-    def generate(self, conversations, settings):
-        if any(PANIC in turn.text for c in conversations for turn in c):
+    def answer(self, prompts, settings):
+        if any(PANIC in turn.text for p in prompts for turn in p.turns):
             raise Panic("simulated tokenizer panic")
-        if any(BOOM in turn.text for c in conversations for turn in c):
+        if any(BOOM in turn.text for p in prompts for turn in p.turns):
             raise RuntimeError("simulated model failure")
-        return super().generate(conversations, settings)
+        return super().answer(prompts, settings)
 
     streamed_pieces = 0  # pieces every stream has produced, to see a dropped stream stop
 
-    def stream(self, conversation, settings, cancel=None):
-        if any(BOOM in turn.text for turn in conversation):
+    def stream(self, prompt, settings, cancel=None):
+        if any(BOOM in turn.text for turn in prompt.turns):
             raise RuntimeError("simulated model failure")
-        for piece in super().stream(conversation, settings, cancel):
+        for piece in super().stream(prompt, settings, cancel):
             self.streamed_pieces += 1
             yield piece
 
@@ -230,7 +231,7 @@ def test_image_sizes_are_bounded_while_decoding(tiny_lm):
 
 
 def test_pixels_in_flight_are_bounded(tiny_lm, face_images):
-    engine = Engine(ModelBackend(tiny_lm))
+    engine = Engine(LocalBackend(tiny_lm))
     with BackgroundServer(create_app(engine, Limits(max_pixels_in_flight=100_000))) as running:
         one = _post(running, _user(_image(face_images[0]), _text("hi")))  # 224 x 224 fits
         big = Image.new("RGB", (400, 400), (90, 90, 90))
@@ -252,7 +253,7 @@ def test_only_public_addresses_pass(address, public):
 
 
 def test_carrier_grade_nat_address_is_refused_before_any_fetch(tiny_lm):
-    with BackgroundServer(create_app(Engine(ModelBackend(tiny_lm)), Limits(allow_remote_images=True))) as running:
+    with BackgroundServer(create_app(Engine(LocalBackend(tiny_lm)), Limits(allow_remote_images=True))) as running:
         response = _post(running, _user({"type": "image_url", "image_url": {"url": "http://100.100.100.200/x.png"}}))
     assert response.status_code == 400 and "public internet addresses" in response.json()["error"]["message"]
 

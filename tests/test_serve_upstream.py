@@ -9,11 +9,11 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from facellm.api import image_data_url
+from facellm.backends.grounded import Grounded
+from facellm.backends.upstream import UpstreamBackend
+from facellm.openai_client import image_data_url
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine
-from facellm.serve.upstream import UpstreamBackend
-from facellm.specialist import GroundedBackend
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
 from facellm.testing.server import BackgroundServer, ServerProcess, free_port
 
@@ -49,7 +49,7 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
 
 def test_grounding_reaches_the_upstream(face_images):
     with MockOpenAIServer(responder=describing_responder) as engine:
-        backend = GroundedBackend(UpstreamBackend(engine.base_url, "named-model"))
+        backend = Grounded(UpstreamBackend(engine.base_url, "named-model"))
         with BackgroundServer(create_app(Engine(backend))) as front:
             reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
                                timeout=60)  # fmt: skip

@@ -8,13 +8,18 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from facellm.backends import Prompt
+from facellm.backends.grounded import Grounded
+from facellm.backends.scripted import ScriptedBackend
+from facellm.backends.specialist import SpecialistBackend
 from facellm.cli import cli
 from facellm.demo import make_question_set, write_face_folder
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
 from facellm.images import read_image
-from facellm.specialist import GroundedAnswerer, SpecialistAnswerer, answer
+from facellm.model import question as one_question
+from facellm.specialist import answer
 from tests.conftest import SHARED
 
 FAIRFACE = SHARED / "data" / "fairface"
@@ -27,7 +32,7 @@ def test_specialist_answers_fairface_questions_well_above_chance(tmp_path):
         rows = list(csv.DictReader(f))[2300:2360]  # val images: the predictors were trained on train only
     faces = write_face_folder(rows, FAIRFACE / "fairface_img_margin025", tmp_path / "faces")
     bench = make_question_set(faces, tmp_path / "bench")
-    run_questions(load_benchmark(bench), SpecialistAnswerer(), tmp_path / "run")
+    run_questions(load_benchmark(bench), SpecialistBackend(), tmp_path / "run")
     report, _ = score(load_predictions(tmp_path / "run" / "results"), "strict")
     accuracy = {name: tally.accuracy for name, tally in report.subcategory.items()}
     # four options each (chance 25%)
@@ -82,28 +87,15 @@ def test_out_of_scope_and_face_count(face_images):
     assert reply.startswith("C")
 
 
-class Recorder:
-    name = "recorder"
-    chunk_size = 4
-
-    def __init__(self):
-        self.prompts = []
-
-    def answer(self, items):
-        self.prompts += [prompt for _, prompt in items]
-        return ["A"] * len(items)
-
-
 def test_grounded_prompts_carry_facts_for_every_image(face_images):
-    recorder = Recorder()
-    GroundedAnswerer(recorder).answer([(face_images[:2], "Same person?"), (face_images[2:3], "Age?")])
-    first, second = recorder.prompts
+    recorder = ScriptedBackend(lambda prompt: "A", name="recorder")
+    prompts = [Prompt(one_question(face_images[:2], "Same person?")), Prompt(one_question(face_images[2:3], "Age?"))]
+    Grounded(recorder).answer(prompts, None)
+    first, second = (p.turns[-1].text for p in recorder.batches[0])
     assert first.startswith("[measured facts from face-analysis models]") and first.endswith("Same person?")
     assert "image 1: 1 face(s)" in first and "image 2: 1 face(s)" in first and "identity distance image 1" in first
     assert "pose" in second and "gender" in second and "image 2" not in second
-    plain = Recorder()
-    plain.answer([(face_images[:2], "Same person?")])
-    assert plain.prompts == ["Same person?"]
+    assert prompts[0].turns[-1].text == "Same person?"  # the caller's prompt is not changed
 
 
 def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
@@ -144,10 +136,9 @@ def test_specialist_answers_fer_expression_questions():
 def test_serve_specialist_and_grounded_backend(face_images):
     from openai import OpenAI
 
-    from facellm.api import image_data_url
+    from facellm.openai_client import image_data_url
     from facellm.serve.app import create_app
     from facellm.serve.engine import Engine
-    from facellm.specialist import GroundedBackend, SpecialistBackend
     from facellm.testing.server import BackgroundServer
 
     with BackgroundServer(create_app(Engine(SpecialistBackend()))) as running:
@@ -157,21 +148,10 @@ def test_serve_specialist_and_grounded_backend(face_images):
         reply = client.chat.completions.create(model="specialist", messages=[{"role": "user", "content": content}])
         assert "specialist" in reply.choices[0].message.content and "specialist" in client.models.list().data[0].id
 
-    class Recording:
-        name = "recording"
-
-        def __init__(self):
-            self.seen = []
-
-        def generate(self, conversations, settings):
-            self.seen += [c[-1].text for c in conversations]
-            return ["ok"] * len(conversations)
-
-    from facellm.model import question
-
-    inner = Recording()
-    GroundedBackend(inner).generate([question(face_images[:1], "Age?")], None)
-    assert inner.seen[0].startswith("[measured facts") and inner.seen[0].endswith("Age?")
+    inner = ScriptedBackend(lambda prompt: "ok", name="recording")
+    Grounded(inner).answer([Prompt(one_question(face_images[:1], "Age?"))], None)
+    seen = inner.batches[0][0].turns[-1].text
+    assert seen.startswith("[measured facts") and seen.endswith("Age?")
 
 
 def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces, monkeypatch):

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facellm.backends import BackendSpec, build_backend
 from facellm.errors import InputError
 from facellm.labels import FAIRFACE_VOCAB, normalise
 
@@ -134,18 +135,15 @@ def _data(settings: DemoSettings, folder: Path) -> dict:
     from facellm.data.sources import load_source
     from facellm.data.stats import write_stats
     from facellm.data.store import QAStore
-    from facellm.data.teachers import OpenAITeacher, TemplateTeacher
 
     train = settings.out / "faces" / "train"
     analysis = json.loads((settings.out / "analyze" / "analysis.json").read_text())
     records = load_source("fairface", train, train / "labels.csv")
     spec = load_prompts()
     if settings.base_url and settings.model:
-        from facellm.api import ChatClient, EndpointConfig
-
-        teacher = OpenAITeacher(ChatClient(EndpointConfig(settings.base_url, settings.model)))
+        teacher = build_backend(BackendSpec(api_base=settings.base_url, api_model=settings.model))
     else:
-        teacher = TemplateTeacher(spec)
+        teacher = build_backend(BackendSpec("template", prompts=spec))
 
     def measured(record) -> dict:
         return analysis[record.image]["measured"]
@@ -197,23 +195,20 @@ def _eval(settings: DemoSettings, folder: Path) -> dict:
     from facellm.eval.facexbench import load_benchmark
     from facellm.eval.fairface import fairface_report, load_fairface
     from facellm.eval.report import write_report
-    from facellm.eval.run import LocalAnswerer, load_done, run_questions
-    from facellm.model import load_model
-    from facellm.specialist import SpecialistAnswerer
+    from facellm.eval.run import load_done, run_questions
 
     evaluation = settings.out / "faces" / "eval"
     bench = make_question_set(evaluation, folder / "facexbench", settings.seed)
     model = json.loads((settings.out / "merge" / ".done").read_text())["model"]
-    lm = load_model(model, device="cpu")
     # Likelihood scoring: the tiny model's free text rarely names a letter, its letter probabilities always do.
-    answerer = LocalAnswerer(lm, "demo-tiny-lora", batch_size=8, scoring="likelihood")
-    run_questions(load_benchmark(bench), answerer, folder / "facexbench-run", identity={"scoring": "likelihood"})
+    answerer = build_backend(BackendSpec(model, device="cpu", scoring="likelihood"))
+    run_questions(load_benchmark(bench), answerer, folder / "facexbench-run")
     reports = write_report(folder / "facexbench-run" / "results", folder / "facexbench-run", answerer.name)
     questions, truth = load_fairface(evaluation / "labels.csv", evaluation)
-    run_questions(questions, answerer, folder / "fairface-run", identity={"scoring": "likelihood"})
+    run_questions(questions, answerer, folder / "fairface-run")
     fairface = fairface_report(questions, load_done(folder / "fairface-run"), truth, folder / "fairface-run")
     strict = next(r for r in reports if r.extractor == "strict").overall
-    specialist = SpecialistAnswerer()
+    specialist = build_backend(BackendSpec("specialist"))
     run_questions(load_benchmark(bench), specialist, folder / "specialist-run")
     write_report(folder / "specialist-run" / "results", folder / "specialist-run", specialist.name)
     return {"note": f"FaceXBench-layout accuracy {strict.accuracy:.1f}% (strict) on {strict.total} questions; "

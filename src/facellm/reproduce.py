@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +83,26 @@ def _gpu_problems(size: str) -> list[str]:
     return []
 
 
+def check_commands(commands: list[list[str]]) -> None:
+    """Parse every planned command with the real CLI (unknown or renamed flags fail here, nothing runs)."""
+    from facellm.cli import cli
+
+    for command in commands:
+        try:
+            cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
+        except Exception as exc:  # click's usage errors
+            raise InputError(f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
+                             "report this: the plan and the CLI disagree") from None  # fmt: skip
+
+
 def execute(commands: list[list[str]], say) -> None:
+    """Run the planned commands in this process, in order; stop at the first that fails."""
+    from facellm.cli import cli
+
+    check_commands(commands)
     for command in commands:
         say("$ " + shlex.join(command))
-        subprocess.run(command, check=True)
+        code = cli.main(command[1:], prog_name="facellm", standalone_mode=False)
+        if code:
+            raise InputError(f"`{shlex.join(command)}` failed (exit code {code})",
+                             "fix the problem it printed, then rerun: finished steps resume")  # fmt: skip

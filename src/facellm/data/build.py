@@ -1,25 +1,37 @@
 """Build a FairFaceGPT-style QA set: every (image, aspect) not yet done goes to the teacher; answers go to the store.
 
-Two request modes: `per-aspect` (the paper: one request per image and aspect) and `per-image` (one request returns
-all aspects as a JSON object, validated; an image whose JSON fails falls back to per-aspect requests). A pool of
-workers keeps `teacher.concurrency` requests in flight and writes each answer the moment it arrives.
+The teacher is any backend (`facellm.backends`): the offline template teacher, an OpenAI-compatible endpoint or a
+local model. Two request modes: `per-aspect` (the paper: one request per image and aspect) and `per-image` (one
+request returns all aspects as a JSON object, validated; an image whose JSON fails falls back to per-aspect
+requests, and the unusable reply is kept with its cost). Work goes to the backend a chunk at a time (as many
+requests as it keeps in flight or batches); each chunk's answers are committed as soon as it finishes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply, answer_safely, cause_of
 from facellm.data.prompts import PromptSpec
 from facellm.data.sources import FaceRecord
 from facellm.data.store import QARecord, QAStore, image_hash, record_key
-from facellm.data.teachers import Reply, Request, Teacher, TeacherError
 from facellm.errors import FaceLLMError, InputError
 from facellm.images import read_image
+from facellm.model.generate import GenerationSettings, Turn
+from facellm.runs import archive, check_identity
 
 MODES = ("per-aspect", "per-image")
+TEACHERS = ("template", "openai", "hf")
+# US$ per million tokens (input, output), from OpenAI's published prices; override with --price-in/--price-out.
+KNOWN_PRICES = {"gpt-4o-2024-11-20": (2.50, 10.00), "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60)}
+# A per-image request answers every aspect at once: it may use this many times the per-aspect answer length.
+PER_IMAGE_TOKENS = 8
+# What a data run folder holds (moved together by --new-identity).
+RUN_FILES = ("qa.sqlite", "qa.sqlite-wal", "qa.sqlite-shm", "build.json", "stats.json", "stats.md",
+             "answer_lengths.png", "group_balance.png")  # fmt: skip
 
 
 @dataclass
@@ -43,7 +55,7 @@ class BuildSummary:
     duplicates: dict[str, str] = field(default_factory=dict)  # image -> earlier image with the same content
     fallbacks: int = 0
     cost: float = 0.0
-    failures: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # Cause value -> count
 
 
 @dataclass
@@ -56,7 +68,7 @@ class _Job:
 def build_dataset(
     records: list[FaceRecord],
     spec: PromptSpec,
-    teacher: Teacher,
+    teacher: Backend,
     store: QAStore,
     aspects: list[str] | None = None,
     mode: str = "per-aspect",
@@ -64,21 +76,62 @@ def build_dataset(
     prices: Prices | None = None,
     measured: Callable[[FaceRecord], dict] | None = None,
     progress: Callable[[BuildSummary], None] | None = None,
+    max_new_tokens: int = 700,
+    identity: dict | None = None,
 ) -> BuildSummary:
-    """Run the teacher over every pending (image, aspect); safe to interrupt and rerun at any point."""
+    """Run the teacher over every pending (image, aspect); safe to interrupt and rerun at any point.
+
+    The run's identity (teacher, prompt version, mode, answer length, measured facts, plus `identity`, e.g. the
+    label file's hash) must match the store's earlier one (`facellm.runs`)."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
     wanted = aspects or list(spec.aspects)
     unknown = set(wanted) - set(spec.aspects)
     if unknown:
         raise InputError(f"unknown aspect(s): {', '.join(sorted(unknown))}", f"use {', '.join(spec.aspects)}")
+    run_identity = build_identity(teacher, spec, mode, max_new_tokens, measured is not None, identity)
+    check_identity(store.meta("identity"), run_identity, store.run_dir)
+    store.set_meta("identity", run_identity)
     summary = BuildSummary(images=len(records))
     jobs = _pending_jobs(records, spec, teacher, store, wanted, retry_failed, summary)
     summary.pending = sum(len(j.aspects) for j in jobs)
     store.set_meta("build", {"prompt_version": spec.version, "teacher": teacher.name, "mode": mode})
-    context = _Context(spec, teacher, store, mode, prices or Prices(), measured, summary, progress)
-    asyncio.run(context.run(jobs))
+    builder = _Builder(spec, teacher, store, mode, prices or Prices(), measured, summary, progress, max_new_tokens)
+    per_chunk = max(1, teacher.chunk_size // (1 if mode == "per-image" else len(wanted)))
+    for start in range(0, len(jobs), per_chunk):
+        builder.run(jobs[start : start + per_chunk])
     return summary
+
+
+def build_identity(teacher: Backend, spec: PromptSpec, mode: str, max_new_tokens: int, measured: bool,
+                   extra: dict | None = None) -> dict:  # fmt: skip
+    """The settings that change a data run's answers (see `facellm.runs`)."""
+    return {"teacher": teacher.name, "prompt_version": spec.version, "mode": mode, "max_new_tokens": max_new_tokens,
+            "measured": measured, **(extra or {})}  # fmt: skip
+
+
+def start_new_identity(run_dir: Path, identity: dict) -> Path | None:
+    """Move an earlier run with another identity out of `run_dir` (into `previous/<hash>/`); returns where."""
+    if not (run_dir / "qa.sqlite").is_file():
+        return None
+    with QAStore(run_dir) as store:
+        previous = store.meta("identity")
+    if not previous or previous == identity:
+        return None
+    return archive(run_dir, RUN_FILES, previous)
+
+
+def prices_for(model: str | None, price_in: float | None = None, price_out: float | None = None) -> Prices:
+    """Given prices, else the known price of `model`, else zero."""
+    known_in, known_out = KNOWN_PRICES.get(model or "", (0.0, 0.0))
+    return Prices(known_in if price_in is None else price_in, known_out if price_out is None else price_out)
+
+
+def measure_record(record: FaceRecord) -> dict:
+    """Measured facts of a record's image for attribute-aware prompts (face analysis of the largest face)."""
+    from facellm.faces import analyze_image, measured_facts
+
+    return measured_facts(analyze_image(read_image(record.path)))
 
 
 def _pending_jobs(records, spec, teacher, store, aspects, retry_failed, summary) -> list[_Job]:
@@ -106,80 +159,76 @@ def _pending_jobs(records, spec, teacher, store, aspects, retry_failed, summary)
 
 
 @dataclass
-class _Context:
+class _Builder:
     spec: PromptSpec
-    teacher: Teacher
+    teacher: Backend
     store: QAStore
     mode: str
     prices: Prices
     measured: Callable[[FaceRecord], dict] | None
     summary: BuildSummary
     progress: Callable[[BuildSummary], None] | None
+    max_new_tokens: int
 
-    async def run(self, jobs: list[_Job]) -> None:
-        queue: asyncio.Queue[_Job] = asyncio.Queue()
+    def run(self, jobs: list[_Job]) -> None:
+        """One chunk: per-image requests first (in that mode), then per-aspect requests for what is left."""
+        ready = []
         for job in jobs:
-            queue.put_nowait(job)
-        async with self.teacher:
-            workers = [asyncio.create_task(self._worker(queue)) for _ in range(max(1, self.teacher.concurrency))]
             try:
-                await asyncio.gather(*workers)
-            finally:
-                for worker in workers:
-                    worker.cancel()
+                image = read_image(job.record.path)
+            except FaceLLMError as exc:
+                self.store.skip(job.record.image, str(exc))
+                self.summary.skipped_images += 1
+                self._tick()
+                continue
+            self.store.unskip(job.record.image)
+            ready.append((job, image, self.measured(job.record) if self.measured else {}))
+        if self.mode == "per-image":
+            ready = self._per_image(ready)
+        asks = [(job, image, measured, aspect) for job, image, measured in ready for aspect in job.aspects]
+        prompts = [self._prompt(job, image, measured, aspect) for job, image, measured, aspect in asks]
+        for (job, _, measured, aspect), reply in zip(asks, self._answer(prompts, self.max_new_tokens)):
+            self._save(job, aspect, "per-aspect", measured, reply)
 
-    async def _worker(self, queue: asyncio.Queue) -> None:
-        while not queue.empty():
-            job = queue.get_nowait()
-            await self._do(job)
+    def _per_image(self, ready: list) -> list:
+        """Ask once per image for all aspects; store the valid answers and return what is still to ask per aspect."""
+        many = [item for item in ready if len(item[0].aspects) > 1]
+        prompts = [self._prompt(job, image, measured, None) for job, image, measured in many]
+        leftover = [item for item in ready if len(item[0].aspects) <= 1]
+        for (job, image, measured), reply in zip(many, self._answer(prompts, self.max_new_tokens * PER_IMAGE_TOKENS)):
+            answers = {} if isinstance(reply, Exception) else parse_per_image(reply.text, job.aspects)
+            if not answers and isinstance(reply, Reply):  # paid for but unusable: kept, with its cost
+                record = self._record(job, job.aspects[0], "per-image", measured)
+                self._charge(record, reply)
+                self.store.put_unusable(record, reply.text)
+            share = max(1, len(answers))
+            for aspect, text in answers.items():
+                part = Reply(text, reply.prompt_tokens // share, reply.completion_tokens // share,
+                             reply.image_bytes // share)  # fmt: skip
+                self._save(job, aspect, "per-image", measured, part)
+            rest = [a for a in job.aspects if a not in answers]
+            if rest:
+                self.summary.fallbacks += 1
+                leftover.append((_Job(job.record, job.image_hash, rest), image, measured))
+        return leftover
 
-    async def _do(self, job: _Job) -> None:
-        try:
-            image = read_image(job.record.path)
-        except FaceLLMError as exc:
-            self.store.skip(job.record.image, str(exc))
-            self.summary.skipped_images += 1
-            self._tick()
-            return
-        self.store.unskip(job.record.image)
-        measured = self.measured(job.record) if self.measured else {}
-        if self.mode == "per-image" and len(job.aspects) > 1:
-            leftover = await self._per_image(job, image, measured)
-            if not leftover:
-                return
-            self.summary.fallbacks += 1
-            job = _Job(job.record, job.image_hash, leftover)
-        await asyncio.gather(*(self._per_aspect(job, image, measured, a) for a in job.aspects))
+    def _prompt(self, job: _Job, image, measured: dict, aspect: str | None) -> Prompt:
+        known = job.record.known
+        user = self.spec.per_image_prompt(known, measured) if aspect is None else \
+            self.spec.user_prompt(aspect, known, measured)  # fmt: skip
+        turns = [Turn("system", self.spec.system), Turn("user", user, [image])]
+        return Prompt(turns, facts={"aspect": aspect, "known": known, "measured": measured})
 
-    async def _per_aspect(self, job: _Job, image, measured: dict, aspect: str) -> None:
-        user = self.spec.user_prompt(aspect, job.record.known, measured)
-        try:
-            reply = await self.teacher.answer(
-                Request(self.spec.system, user, image, aspect, job.record.known, measured)
-            )
-        except TeacherError as exc:
-            self._save(job, aspect, "per-aspect", measured, error=str(exc))
-            return
-        self._save(job, aspect, "per-aspect", measured, reply=reply)
+    def _answer(self, prompts: list[Prompt], max_new_tokens: int) -> list[Reply | Exception]:
+        settings = GenerationSettings(max_new_tokens=max_new_tokens)
+        size = max(1, self.teacher.chunk_size)
+        replies: list[Reply | Exception] = []
+        for start in range(0, len(prompts), size):
+            replies += answer_safely(self.teacher, prompts[start : start + size], settings)
+        return replies
 
-    async def _per_image(self, job: _Job, image, measured: dict) -> list[str]:
-        """Ask once for all aspects; store the valid ones and return the aspects still to do."""
-        user = self.spec.per_image_prompt(job.record.known, measured)
-        try:
-            reply = await self.teacher.answer(Request(self.spec.system, user, image, None, job.record.known, measured))
-        except TeacherError:
-            return job.aspects
-        answers = parse_per_image(reply.text, job.aspects)
-        share = max(1, len(answers))
-        for aspect, text in answers.items():
-            part = Reply(
-                text, reply.prompt_tokens // share, reply.completion_tokens // share, reply.image_bytes // share
-            )
-            self._save(job, aspect, "per-image", measured, reply=part)
-        return [a for a in job.aspects if a not in answers]
-
-    def _save(self, job: _Job, aspect: str, mode: str, measured: dict, reply: Reply | None = None, error=None):
-        record = QARecord(
+    def _record(self, job: _Job, aspect: str, mode: str, measured: dict) -> QARecord:
+        return QARecord(
             key=record_key(job.image_hash, aspect, self.spec.version, self.teacher.name),
             image_hash=job.image_hash,
             image=job.record.image,
@@ -192,17 +241,26 @@ class _Context:
             known=job.record.known,
             measured=measured,
         )
-        if reply is not None:
+
+    def _charge(self, record: QARecord, reply: Reply) -> None:
+        record.prompt_tokens, record.completion_tokens = reply.prompt_tokens, reply.completion_tokens
+        record.image_bytes = reply.image_bytes
+        record.cost = self.prices.cost(reply.prompt_tokens, reply.completion_tokens)
+        self.summary.cost += record.cost
+
+    def _save(self, job: _Job, aspect: str, mode: str, measured: dict, reply: Reply | Exception) -> None:
+        record = self._record(job, aspect, mode, measured)
+        if isinstance(reply, Reply) and not reply.text.strip():
+            self._charge(record, reply)
+            reply = BackendError("the teacher returned no text", "raise --max-new-tokens", Cause.EMPTY)
+        if isinstance(reply, Reply):
+            self._charge(record, reply)
             record.answer = reply.text.strip()
-            record.prompt_tokens, record.completion_tokens = reply.prompt_tokens, reply.completion_tokens
-            record.image_bytes = reply.image_bytes
-            record.cost = self.prices.cost(reply.prompt_tokens, reply.completion_tokens)
             self.summary.done += 1
-            self.summary.cost += record.cost
         else:
-            record.status, record.error = "failed", error
+            cause = cause_of(reply).value
+            record.status, record.error, record.cause = "failed", str(reply), cause
             self.summary.failed += 1
-            cause = failure_cause(error or "")
             self.summary.failures[cause] = self.summary.failures.get(cause, 0) + 1
         self.store.put(record)
         self._tick()
@@ -225,21 +283,3 @@ def parse_per_image(text: str, aspects: list[str]) -> dict[str, str]:
     if not isinstance(data, dict):
         return {}
     return {a: data[a].strip() for a in aspects if isinstance(data.get(a), str) and data[a].strip()}
-
-
-def failure_cause(error: str) -> str:
-    """A short failure category for reports: http 429, http 5xx, timeout, connection, garbage, empty, other."""
-    lowered = error.lower()
-    for needle, cause in (
-        ("http 429", "rate limited (429)"),
-        ("http 5", "server error (5xx)"),
-        ("timeout", "timeout"),
-        ("connecterror", "connection"),
-        ("unexpected reply", "garbage reply"),
-        ("empty answer", "empty answer"),
-        ("no text", "empty answer"),
-        ("refused the request", "client error (4xx)"),
-    ):
-        if needle in lowered:
-            return cause
-    return "other"

@@ -10,12 +10,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from facellm.data.build import failure_cause
+from facellm.backends.base import Cause
 from facellm.data.store import QAStore
 
 
 def run_stats(store: QAStore) -> dict:
     records = store.records()
+    unusable = store.unusable()
     done = [r for r in records if r.status == "done"]
     kept = [r for r in done if not r.flags]
     groups: dict[str, Counter] = {}
@@ -30,14 +31,15 @@ def run_stats(store: QAStore) -> dict:
         "per_aspect": {a: {"done": n, "kept": sum(r.aspect == a for r in kept)}
                        for a, n in sorted(Counter(r.aspect for r in done).items())},
         "per_group": {k: dict(sorted(v.items())) for k, v in groups.items()},
-        "failures": dict(Counter(failure_cause(r.error or "") for r in records if r.status == "failed")),
+        "failures": dict(Counter(r.cause or Cause.OTHER.value for r in records if r.status == "failed")),
         "flags": dict(Counter(f for r in done for f in r.flags)),
         "skipped_images": store.skipped(),
         "teachers": dict(Counter(r.teacher for r in done)),
         "modes": dict(Counter(r.mode for r in done)),
         "tokens": {"prompt": sum(r.prompt_tokens for r in done), "completion": sum(r.completion_tokens for r in done)},
         "image_bytes_sent": sum(r.image_bytes for r in done),
-        "cost_usd": round(sum(r.cost for r in done), 4),
+        "unusable_replies": {"count": len(unusable), "cost_usd": round(sum(u["cost"] for u in unusable), 4)},
+        "cost_usd": round(sum(r.cost for r in records) + sum(u["cost"] for u in unusable), 4),
         "answer_chars": [len(r.answer or "") for r in done],
     }  # fmt: skip
 
@@ -74,7 +76,9 @@ def markdown(stats: dict) -> str:
         f"{p['done']} pairs answered ({p['kept']} kept after filters), {p['failed']} failed, {p['batched']} waiting "
         f"in a Batch API job; {stats['images']} images; {len(stats['skipped_images'])} images skipped.",
         f"Tokens: {stats['tokens']['prompt']} prompt, {stats['tokens']['completion']} completion; cost "
-        f"US$ {stats['cost_usd']:.4f}; image bytes sent {stats['image_bytes_sent']:,}.",
+        f"US$ {stats['cost_usd']:.4f} (of which US$ {stats['unusable_replies']['cost_usd']:.4f} on "
+        f"{stats['unusable_replies']['count']} unusable per-image replies, kept in the store); image bytes sent "
+        f"{stats['image_bytes_sent']:,}.",
         f"Answer length (characters): {stats['answer_chars_summary']}.",
         "",
         "| aspect | done | kept |",

@@ -38,11 +38,16 @@ CREATE TABLE IF NOT EXISTS qa (
     cost REAL NOT NULL DEFAULT 0,
     image_bytes INTEGER NOT NULL DEFAULT 0,
     flags TEXT NOT NULL DEFAULT '[]',
+    cause TEXT,
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS qa_status ON qa(status);
 CREATE TABLE IF NOT EXISTS skipped (image TEXT PRIMARY KEY, reason TEXT NOT NULL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unusable (
+    image_hash TEXT NOT NULL, image TEXT NOT NULL, teacher TEXT NOT NULL, mode TEXT NOT NULL, text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost REAL NOT NULL, updated REAL NOT NULL
+);
 """
 
 
@@ -69,6 +74,7 @@ class QARecord:
     cost: float = 0.0
     image_bytes: int = 0
     flags: list[str] = field(default_factory=list)
+    cause: str | None = None  # a failed row's Cause value
 
 
 def record_key(image_hash: str, aspect: str, prompt_version: str, teacher: str) -> str:
@@ -92,6 +98,8 @@ class QAStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            if "cause" not in {row[1] for row in self.db.execute("PRAGMA table_info(qa)")}:  # a store from before
+                self.db.execute("ALTER TABLE qa ADD COLUMN cause TEXT")
         except sqlite3.DatabaseError as exc:
             raise InputError(f"cannot open the run store {self.path}: {exc}", "choose a new --out folder") from None
 
@@ -118,6 +126,19 @@ class QAStore:
             f"ON CONFLICT(key) DO UPDATE SET {updates} WHERE qa.status != 'done' OR excluded.status = 'done'",
             row,
         )
+
+    def put_unusable(self, record: QARecord, text: str) -> None:
+        """Keep a paid-for reply that could not be used (a per-image reply whose JSON failed), with its cost."""
+        self.db.execute(
+            "INSERT INTO unusable VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.image_hash, record.image, record.teacher, record.mode, text, record.prompt_tokens,
+             record.completion_tokens, record.cost, time.time()),
+        )  # fmt: skip
+
+    def unusable(self) -> list[dict]:
+        cursor = self.db.execute("SELECT * FROM unusable ORDER BY updated")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, values)) for values in cursor]
 
     def statuses(self) -> dict[str, str]:
         """Key -> status for every row."""

@@ -116,6 +116,10 @@ def _load_file(path: Path, root: Path, only: set[str] | None, limit: int | None)
         raise InputError(f"not a FaceXBench question file: {path} ({exc!r})", "remove it from the folder") from None
 
 
+# Bump when build_prompt's output changes: a run folder's identity includes it (facellm.runs).
+PROMPT_VERSION = "facexbench-runner-1"
+
+
 def build_prompt(question: Question, setting: str = "zero-shot") -> str:
     """The question text sent with the images, following the official runner; `cot` swaps the answer format."""
     if setting not in SETTINGS:

@@ -11,101 +11,47 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from PIL import Image
-
-from facellm.errors import FaceLLMError, InputError
-from facellm.eval.facexbench import Question, build_prompt
+from facellm.backends.base import Backend, Prompt, answer_safely, cause_of
+from facellm.errors import FaceLLMError
+from facellm.eval.facexbench import PROMPT_VERSION, Question, build_prompt
 from facellm.images import read_image
+from facellm.model.generate import GenerationSettings, question
+from facellm.runs import archive, check_identity
 
-Item = tuple[list[Image.Image], str]  # the images and the prompt text of one question
-
-
-class Answerer(Protocol):
-    """Anything that answers a list of (images, prompt) items; a failed item's slot holds its exception."""
-
-    name: str
-    chunk_size: int
-
-    def answer(self, items: Sequence[Item]) -> list[str | Exception]: ...
-
-
-@dataclass
-class LocalAnswerer:
-    """A local model through the model layer: batched generation, or likelihood of the option letters."""
-
-    lm: object  # LoadedModel
-    name: str
-    max_new_tokens: int = 16
-    batch_size: int = 8
-    scoring: str = "generate"  # or "likelihood"
-
-    @property
-    def chunk_size(self) -> int:
-        return self.batch_size * 4
-
-    def answer(self, items: Sequence[Item]) -> list[str | Exception]:
-        from facellm.model import GenerationSettings, choose_option, generate, question
-
-        conversations = [question(images, text) for images, text in items]
-        if self.scoring == "likelihood":
-            letters = [_letters_in(text) for _, text in items]
-            return list(choose_option(self.lm, conversations, letters, batch_size=self.batch_size))
-        settings = GenerationSettings(max_new_tokens=self.max_new_tokens)
-        return list(generate(self.lm, conversations, settings, batch_size=self.batch_size))
-
-
-@dataclass
-class ApiAnswerer:
-    """An OpenAI-compatible endpoint through the shared client; requests run concurrently."""
-
-    client: object  # ChatClient
-    name: str
-    max_new_tokens: int = 16
-
-    @property
-    def chunk_size(self) -> int:
-        return self.client.config.concurrency * 4
-
-    def answer(self, items: Sequence[Item]) -> list[str | Exception]:
-        from facellm.api import to_openai_messages
-        from facellm.model import question
-
-        messages = [to_openai_messages(question(images, text)) for images, text in items]
-        replies = self.client.complete_many(messages, max_tokens=self.max_new_tokens)
-        return [r if isinstance(r, Exception) else r.text for r in replies]
-
-
-def _letters_in(prompt: str) -> list[str]:
-    """Option letters listed at the end of a built prompt, as "(A) ..." lines."""
-    return [line[1] for line in prompt.splitlines() if len(line) > 3 and line[0] == "(" and line[2] == ")"]
+RUN_FILES = ("run.json", "predictions.jsonl", "results")
 
 
 def run_questions(
     questions: Sequence[Question],
-    answerer: Answerer,
+    backend: Backend,
     out_dir: str | Path,
     setting: str = "zero-shot",
+    max_new_tokens: int = 16,
     identity: dict | None = None,
+    new_identity: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Answer every question not yet answered in `out_dir`, then rewrite `results/`; returns counts."""
+    """Answer every question not yet answered in `out_dir`, then rewrite `results/`; returns counts.
+
+    `identity`: what else changes the answers (benchmark files, grounding); with the backend, setting, scoring,
+    prompt version and answer length it must match the folder's earlier run (see `facellm.runs`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    identity = {"answerer": answerer.name, "setting": setting, **(identity or {})}
-    _check_identity(out, identity)
+    identity = {"answerer": backend.name, "setting": setting, "scoring": getattr(backend, "scoring", "generate"),
+                "max_new_tokens": max_new_tokens, "prompt_version": PROMPT_VERSION, **(identity or {})}  # fmt: skip
+    _settle_identity(out, identity, new_identity)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
     done = load_done(out)
     pending = [q for q in questions if q.key not in done]
     # Questions with the same number of images batch together with the least padding.
     pending.sort(key=lambda q: (len(q.images), q.file, _int(q.qid)))
     started, failed = time.monotonic(), 0
     with open(out / "predictions.jsonl", "a", encoding="utf-8") as log:
-        for start in range(0, len(pending), answerer.chunk_size):
-            chunk = pending[start : start + answerer.chunk_size]
-            records = _answer_chunk(chunk, answerer, setting)
+        for start in range(0, len(pending), backend.chunk_size):
+            chunk = pending[start : start + backend.chunk_size]
+            records = _answer_chunk(chunk, backend, setting, settings)
             for record in records:
                 log.write(json.dumps(record, ensure_ascii=False) + "\n")
                 failed += "error" in record
@@ -124,35 +70,30 @@ def run_questions(
     }
 
 
-def _answer_chunk(chunk: Sequence[Question], answerer: Answerer, setting: str) -> list[dict]:
+def _answer_chunk(chunk: Sequence[Question], backend: Backend, setting: str, settings) -> list[dict]:
     """Read images (a bad one fails only its question), answer the rest, return one record per question."""
     records: dict[str, dict] = {}
-    ready: list[tuple[Question, Item]] = []
+    ready: list[tuple[Question, Prompt]] = []
     for q in chunk:
         try:
             images = [read_image(p) for p in q.image_paths]
         except FaceLLMError as exc:
-            records[q.key] = _record(q, error=str(exc))
+            records[q.key] = _record(q, error=exc)
             continue
-        ready.append((q, (images, build_prompt(q, setting))))
+        ready.append((q, Prompt(question(images, build_prompt(q, setting)), options=tuple(q.options))))
     # A batch may not mix questions with and without images.
     for with_images in (True, False):
-        group = [(q, item) for q, item in ready if bool(item[0]) == with_images]
-        if not group:
-            continue
-        try:
-            answers = answerer.answer([item for _, item in group])
-        except FaceLLMError as exc:
-            answers = [exc] * len(group)
-        for (q, _), answer in zip(group, answers):
-            records[q.key] = _record(q, error=str(answer)) if isinstance(answer, Exception) else _record(q, answer)
+        group = [(q, prompt) for q, prompt in ready if bool(prompt.images) == with_images]
+        replies = answer_safely(backend, [prompt for _, prompt in group], settings)
+        for (q, _), reply in zip(group, replies):
+            records[q.key] = _record(q, error=reply) if isinstance(reply, Exception) else _record(q, reply.text)
     return [records[q.key] for q in chunk]
 
 
-def _record(q: Question, prediction: str | None = None, error: str | None = None) -> dict:
+def _record(q: Question, prediction: str | None = None, error: Exception | None = None) -> dict:
     record = {"key": q.key, "file": q.file, "qid": q.qid}
     if error is not None:
-        record["error"] = error
+        record["error"], record["cause"] = str(error), cause_of(error).value
     else:
         record["prediction"] = prediction
     return record
@@ -207,14 +148,13 @@ def write_results(questions: Sequence[Question], done: dict[str, str], results_d
         (results_dir / name).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
-def _check_identity(out: Path, identity: dict) -> None:
+def _settle_identity(out: Path, identity: dict, new_identity: bool) -> None:
     path = out / "run.json"
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        clashes = {k for k in ("answerer", "setting", "scoring") if previous.get(k) != identity.get(k)}
-        if clashes:
-            detail = ", ".join(f"{k}: {previous.get(k)!r} vs {identity.get(k)!r}" for k in sorted(clashes))
-            raise InputError(f"{out} holds another run ({detail})", "choose another --out folder")
+    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if previous and new_identity and previous != identity:
+        archive(out, RUN_FILES, previous)
+        previous = None
+    check_identity(previous, identity, out)
     path.write_text(json.dumps(identity, indent=1), encoding="utf-8")
 
 

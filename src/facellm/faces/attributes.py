@@ -255,3 +255,38 @@ def save(state: dict, path: Path, card: dict) -> None:
     for name, r in card["accuracy"].items():
         lines.append(f"| {name} | {r['accuracy']} | " + ", ".join(f"{k} {v}" for k, v in r["per_race"].items()) + " |")
     path.with_name("MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def train_on_fairface(fairface: Path, train_limit: int, val_limit: int, epochs: int, out: Path | None = None,
+                      workers: int = 0, say=print) -> tuple[dict, Path]:  # fmt: skip
+    """Train on FairFace train (first `train_limit` rows), score on val; save weights and card. Returns both."""
+    import csv
+
+    from facellm.errors import InputError
+    from facellm.labels import normalise
+
+    def split(name: str, limit: int):
+        labels = fairface / f"fairface_label_{name}.csv"
+        if not labels.is_file():
+            raise InputError(f"{labels} not found", "pass --fairface with fairface_label_{train,val}.csv inside")
+        with open(labels, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))[:limit]
+        say(f"reading {len(rows)} {name} images (detection, alignment, descriptors)...")
+        x, kept = extract([fairface / "fairface_img_margin025" / r["file"] for r in rows], workers)
+        return x, [rows[i] for i in kept]
+
+    def truth(rows) -> dict[str, list[str]]:
+        return {a: [normalise(a, r[a]) for r in rows] for a in ATTRIBUTES}
+
+    x_train, train_rows = split("train", train_limit)
+    x_val, val_rows = split("val", val_limit)
+    state = fit(x_train, truth(train_rows), epochs=epochs, say=say)
+    report = accuracy_report(network_from_state(state), x_val, truth(val_rows), truth(val_rows)["race"])
+    card = model_card(
+        f"FairFace train 1-{train_limit} ({len(train_rows)} readable images), {epochs} epochs",
+        f"FairFace val 1-{val_limit} ({len(val_rows)} readable images)",
+        report,
+    )
+    target = out or WEIGHTS
+    save(state, target, card)
+    return report, target

@@ -191,3 +191,35 @@ def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict,
         thresholds.append(threshold)
         shrinks.append(shrink)
     return PairResult(accuracies, thresholds, shrinks)
+
+
+def descriptor_of_file(path: Path, jitters: int = 0) -> np.ndarray:
+    """The descriptor of the largest face in an image file; a one-line error naming the file when it has none."""
+    from facellm.errors import NoFaceError
+    from facellm.images import read_image
+
+    try:
+        return image_descriptor(read_image(path), jitters=jitters)[0]
+    except NoFaceError as exc:
+        raise NoFaceError(f"no face in {path}", exc.hint) from None
+
+
+def cluster_images(paths: list[Path], threshold: float = 0.5) -> tuple[list[list[str]], list[str]]:
+    """Group images by identity (Chinese whispers over face descriptors), largest group first; also the reasons
+    of the images left out (unreadable, no face)."""
+    import dlib
+
+    from facellm.errors import FaceLLMError
+
+    kept, vectors, skipped = [], [], []
+    for path in paths:
+        try:
+            vectors.append(dlib.vector(descriptor_of_file(path).tolist()))
+            kept.append(path)
+        except FaceLLMError as exc:
+            skipped.append(str(exc))
+    labels = dlib.chinese_whispers_clustering(vectors, threshold) if vectors else []
+    clusters: dict[int, list[str]] = {}
+    for path, label in zip(kept, labels):
+        clusters.setdefault(label, []).append(str(path))
+    return sorted(clusters.values(), key=len, reverse=True), skipped

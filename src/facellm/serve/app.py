@@ -24,6 +24,7 @@ from importlib.resources import files
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
+from facellm.backends.base import Prompt
 from facellm.errors import FaceLLMError
 from facellm.serve.engine import Engine, QueueFull
 from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request, parse_json
@@ -99,7 +100,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
     def checked_request(raw: bytes) -> ChatRequest:
         parsed = parse_chat_request(parse_json(raw), limits)
-        parsed.prompt_tokens = engine.backend.check(parsed.conversation, parsed.settings)
+        parsed.prompt_tokens = engine.backend.check(Prompt(parsed.conversation), parsed.settings)
         return parsed
 
     def face_image(raw: bytes):
@@ -183,7 +184,7 @@ class PixelBudget:
 def failure(exc: Exception) -> RequestError:
     """The error a failed request gets: the upstream's status (502/503/4xx) when an upstream engine failed it, 400
     for what the user can fix, 500 naming the cause otherwise."""
-    from facellm.serve.upstream import UpstreamError
+    from facellm.backends.upstream import UpstreamError
 
     if isinstance(exc, UpstreamError):
         return RequestError(exc.status, str(exc), kind="upstream_error")

@@ -11,21 +11,20 @@ Also here: `grounding_facts`, the measured facts block that `--ground` puts befo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
 from facellm.errors import ResearchModelsOff
-from facellm.serve.engine import ServingBackend
 from facellm.specialist.routes import OPTION_LINE, ROUTES, SAME_PERSON, options_of, question_text
 
 NAME = "specialist (face-analysis models, not an LLM)"
 
 
-def answer(images: list[Image.Image], prompt: str) -> str:
-    """The specialist's answer to one question about `images`."""
+def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
+    """The specialist's answer to one question about `images`; a multiple-choice question's options are read from
+    its "(A) ..." lines unless given as data."""
     question = question_text(prompt)
+    lettered = [(chr(ord("A") + i), text) for i, text in enumerate(options)] if options else options_of(prompt)
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
     # The question decides; then a task description before it; then the options ("Which statement best describes
     # the images?" is an anti-spoofing question only by its options).
@@ -33,41 +32,12 @@ def answer(images: list[Image.Image], prompt: str) -> str:
         for route in ROUTES:
             if route.pattern.search(text):
                 try:
-                    return route.answer(images, prompt, options_of(prompt))
+                    return route.answer(images, prompt, lettered)
                 except ResearchModelsOff as error:
                     return f"cannot measure: {error.message}"
     return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
             "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from face-analysis "
             "models; this question is outside what it measures.")  # fmt: skip
-
-
-@dataclass
-class SpecialistAnswerer:
-    """The evaluation runner's interface over the specialist."""
-
-    name: str = NAME
-    chunk_size: int = 16
-
-    def answer(self, items):
-        return [answer(images, prompt) for images, prompt in items]
-
-
-@dataclass
-class GroundedAnswerer:
-    """Wraps any answerer so that every prompt starts with the measured facts of its images."""
-
-    inner: object
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name}+grounded"
-
-    @property
-    def chunk_size(self) -> int:
-        return self.inner.chunk_size
-
-    def answer(self, items):
-        return self.inner.answer([(images, ground(images, prompt)) for images, prompt in items])
 
 
 def ground(images: list[Image.Image], prompt: str) -> str:
@@ -107,43 +77,3 @@ def grounding_facts(images: list[Image.Image]) -> str:
                          f"(below {SAME_PERSON} usually means the same person)")  # fmt: skip
     lines.append("[end of measured facts]")
     return "\n".join(lines)
-
-
-class SpecialistBackend(ServingBackend):
-    """The serving engine's interface over the specialist (`facellm serve --model specialist`)."""
-
-    name = NAME
-
-    def generate(self, conversations, settings) -> list[str]:
-        return [answer([im for turn in c for im in turn.images], c[-1].text) for c in conversations]
-
-
-class GroundedBackend(ServingBackend):
-    """Wraps a serving backend so the last user turn starts with the measured facts of the conversation's images."""
-
-    def __init__(self, inner: ServingBackend) -> None:
-        self.inner = inner
-        self.name = f"{inner.name}+grounded"
-
-    def _grounded(self, conversation):
-        from facellm.model.generate import Turn
-
-        images = [im for turn in conversation for im in turn.images]
-        last = conversation[-1]
-        return [*conversation[:-1], Turn(last.role, ground(images, last.text), last.images)]
-
-    def generate(self, conversations, settings) -> list[str]:
-        return self.inner.generate([self._grounded(c) for c in conversations], settings)
-
-    def stream(self, conversation, settings, cancel=None):
-        return self.inner.stream(self._grounded(conversation), settings, cancel)
-
-    def check(self, conversation, settings) -> int:
-        self.inner.check(conversation, settings)
-        return self.prompt_tokens(conversation)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def prompt_tokens(self, conversation) -> int:
-        return self.inner.prompt_tokens(self._grounded(conversation))

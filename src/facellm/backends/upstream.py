@@ -1,6 +1,7 @@
 """`UpstreamBackend`: `facellm serve --upstream URL` answers with any OpenAI-compatible engine (vLLM, llama.cpp,
 Ollama, another facellm) while this server keeps the web page, `/v1/faces`, `--ground`, the API key and the
-request limits in front of it.
+request limits in front of it. Unlike `OpenAIBackend` (batch work: retries with backoff, rate limits, token
+usage), it is a proxy: no retries, streaming, and the upstream's status passed on to the server's client.
 
 Requests of a batch go to the upstream concurrently; each one that fails fails alone, with an `UpstreamError`
 carrying the status this server answers: 503 when the upstream cannot be reached, 502 when it answers with a
@@ -15,24 +16,24 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from facellm.errors import FaceLLMError
-from facellm.model.generate import Conversation, GenerationSettings
-from facellm.serve.engine import ServingBackend
+from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply
+from facellm.model.generate import GenerationSettings
 
 
-class UpstreamError(FaceLLMError):
+class UpstreamError(BackendError):
     """The upstream engine failed this request; `status` is what this server answers (502, 503 or a 4xx)."""
 
     def __init__(self, status: int, message: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
+        cause = Cause.CONNECTION if status == 503 else Cause.SERVER_ERROR if status >= 500 else Cause.CLIENT_ERROR
+        super().__init__(message, hint, cause)
         self.status = status
 
 
-class UpstreamBackend(ServingBackend):
+class UpstreamBackend(Backend):
     def __init__(self, base_url: str, model: str | None = None, timeout_s: float = 300.0, concurrency: int = 16):
         import httpx
 
-        from facellm.api import EndpointConfig
+        from facellm.openai_client import EndpointConfig
 
         self.config = EndpointConfig(base_url, model or "unresolved", concurrency=concurrency, timeout_s=timeout_s)
         self.base = self.config.base_url.rstrip("/")
@@ -41,6 +42,7 @@ class UpstreamBackend(ServingBackend):
         self._http = httpx.Client(timeout=timeout_s, headers=headers, limits=limits, trust_env=False)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="facellm-upstream")
         self._model = model
+        self.chunk_size = concurrency
         if self._model is None:
             try:
                 self._resolve()
@@ -93,10 +95,10 @@ class UpstreamBackend(ServingBackend):
             raise UpstreamError(502, f"the upstream at {self.base} answered something other than a JSON object")
         return payload
 
-    def _body(self, conversation: Conversation, settings: GenerationSettings, stream: bool) -> dict:
-        from facellm.api import to_openai_messages
+    def _body(self, prompt: Prompt, settings: GenerationSettings, stream: bool) -> dict:
+        from facellm.openai_client import to_openai_messages
 
-        body = {"model": self._resolve(), "messages": to_openai_messages(conversation),
+        body = {"model": self._resolve(), "messages": to_openai_messages(prompt.turns),
                 "max_tokens": settings.max_new_tokens, "stream": stream,
                 "temperature": settings.temperature if settings.do_sample else 0.0}  # fmt: skip
         if settings.do_sample:
@@ -105,23 +107,23 @@ class UpstreamBackend(ServingBackend):
             body["seed"] = settings.seed
         return body
 
-    def _answer(self, conversation: Conversation, settings: GenerationSettings) -> str | UpstreamError:
+    def _answer(self, prompt: Prompt, settings: GenerationSettings) -> Reply | UpstreamError:
         try:
-            payload = self._json(self._send("POST", "/chat/completions", self._body(conversation, settings, False)))
+            payload = self._json(self._send("POST", "/chat/completions", self._body(prompt, settings, False)))
             try:
-                return payload["choices"][0]["message"]["content"] or ""
+                return Reply(payload["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError):
                 raise UpstreamError(502, f"the upstream at {self.base} answered without choices[0].message",
                                     "is it a chat-completions endpoint?") from None  # fmt: skip
         except UpstreamError as exc:
             return exc
 
-    def generate(self, conversations: list[Conversation], settings: GenerationSettings) -> list:
-        """Each conversation's answer, or the `UpstreamError` that ended it (the engine fails that item alone)."""
-        return list(self._pool.map(lambda c: self._answer(c, settings), conversations))
+    def answer(self, prompts, settings: GenerationSettings) -> list:
+        """Each prompt's reply, or the `UpstreamError` that ended it (that request alone fails)."""
+        return list(self._pool.map(lambda p: self._answer(p, settings), prompts))
 
-    def stream(self, conversation, settings, cancel: threading.Event | None = None) -> Iterator[str]:
-        response = self._send("POST", "/chat/completions", self._body(conversation, settings, True), stream=True)
+    def stream(self, prompt, settings, cancel: threading.Event | None = None) -> Iterator[str]:
+        response = self._send("POST", "/chat/completions", self._body(prompt, settings, True), stream=True)
         try:
             for line in response.iter_lines():
                 if cancel is not None and cancel.is_set():

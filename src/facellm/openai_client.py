@@ -21,15 +21,16 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from facellm.errors import FaceLLMError, InputError
+from facellm.backends.base import BackendError, Cause
+from facellm.errors import InputError
 from facellm.model.generate import Conversation
 
 API_KEY_VARIABLES = ("FACELLM_API_KEY", "OPENAI_API_KEY")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class ApiError(FaceLLMError):
-    """A request that failed for good (after retries, or at once for a client error such as 401)."""
+class ApiError(BackendError):
+    """A request that failed for good (after retries, or at once for a client error such as 401); `cause` says why."""
 
 
 @dataclass
@@ -100,7 +101,7 @@ class _RateLimiter:
         self.tpm = tokens_per_minute
         self.starts: deque[float] = deque()
         self.tokens: deque[tuple[float, int]] = deque()
-        self.lock = asyncio.Lock()
+        self.lock: asyncio.Lock | None = None  # one per session (event loop); the window outlives sessions
 
     async def wait(self) -> None:
         if not self.rpm and not self.tpm:
@@ -131,19 +132,20 @@ class ChatClient:
     """Send chat-completions requests concurrently with retries; see the module docstring.
 
     Either call `complete_many` (blocking, a whole list), or open a session inside a running event loop
-    (`async with client:`) and await `complete` for each request as work arrives."""
+    (`async with client:`) and await `complete` for each request as work arrives. The rate limits hold across
+    calls and sessions."""
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
         self._http = None
-        self._limiter: _RateLimiter | None = None
+        self._limiter = _RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self._gate: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> ChatClient:
         import httpx
 
         self._http = httpx.AsyncClient(timeout=self.config.timeout_s)
-        self._limiter = _RateLimiter(self.config.requests_per_minute, self.config.tokens_per_minute)
+        self._limiter.lock = asyncio.Lock()
         self._gate = asyncio.Semaphore(self.config.concurrency)
         return self
 
@@ -179,7 +181,7 @@ class ChatClient:
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         body = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
         started = time.monotonic()
-        reason = ""
+        reason, cause = "", Cause.OTHER
         async with self._gate:
             for attempt in range(1, self.config.max_retries + 2):
                 await self._limiter.wait()
@@ -188,23 +190,26 @@ class ChatClient:
                     response = await self._http.post(url, json=body, headers=headers)
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                    cause = Cause.TIMEOUT if isinstance(exc, httpx.TimeoutException) else Cause.CONNECTION
                 else:
                     if response.status_code == 200:
                         try:
                             return self._reply(response, attempt, started)
                         except ApiError as exc:  # garbage in a 200 reply: worth another try
-                            reason = exc.message
+                            reason, cause = exc.message, exc.cause
                     else:
                         reason = f"HTTP {response.status_code}: {response.text[:200]}"
+                        cause = _status_cause(response.status_code)
                         if response.status_code not in RETRYABLE_STATUS:
-                            raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code))
+                            raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code),
+                                           Cause.CLIENT_ERROR)  # fmt: skip
                         retry_after = _retry_after(response.headers.get("retry-after"))
                 if attempt > self.config.max_retries:
                     break
                 backoff = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
                 await asyncio.sleep(retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.5))
         raise ApiError(f"{url} failed after {self.config.max_retries + 1} attempts ({reason})",
-                       "check the endpoint, or raise --max-retries")  # fmt: skip
+                       "check the endpoint, or raise --max-retries", cause)  # fmt: skip
 
     def _reply(self, response, attempt: int, started: float) -> ChatReply:
         try:
@@ -212,13 +217,19 @@ class ChatClient:
             text = payload["choices"][0]["message"]["content"] or ""
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             hint = "is this a chat-completions endpoint?"
-            raise ApiError(f"unexpected reply from {response.url}: {exc!r}", hint) from None
+            raise ApiError(f"unexpected reply from {response.url}: {exc!r}", hint, Cause.GARBAGE) from None
         if not text.strip():
-            raise ApiError(f"empty answer from {response.url}", "the model returned no text")
+            raise ApiError(f"empty answer from {response.url}", "the model returned no text", Cause.EMPTY)
         usage = payload.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         self._limiter.spent(prompt + completion)
         return ChatReply(text, prompt, completion, attempt, time.monotonic() - started)
+
+
+def _status_cause(status: int) -> Cause:
+    if status == 429:
+        return Cause.RATE_LIMITED
+    return Cause.SERVER_ERROR if status >= 500 else Cause.CLIENT_ERROR
 
 
 def _retry_after(value: str | None) -> float | None:

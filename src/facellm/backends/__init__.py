@@ -1,0 +1,88 @@
+"""Backends: whatever answers conversations about images, behind one interface (`base.Backend`).
+
+`build_backend` is the one place a user's flags become a backend: a named backend (`NAMED`), an OpenAI-compatible
+endpoint (`api_base`), or else a local Hugging Face model (hub id or folder); `ground` wraps any of them.
+Adding a backend: one module with a `Backend` subclass (a `from_spec(spec)` classmethod when it needs flags), and
+one line in `NAMED`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from facellm.backends.base import Backend, Cause, Prompt, Reply, answer_safely, cause_of
+from facellm.errors import InputError
+
+# Backends chosen by name with --model NAME; each value is "module:class".
+NAMED = {
+    "specialist": "facellm.backends.specialist:SpecialistBackend",
+    "template": "facellm.backends.template:TemplateBackend",
+    "offline": "facellm.backends.offline:OfflineBackend",
+}
+
+__all__ = ["NAMED", "Backend", "BackendSpec", "Cause", "Prompt", "Reply", "answer_safely", "build_backend", "cause_of"]
+
+
+@dataclass
+class BackendSpec:
+    """Everything a user's flags can say about the backend to use."""
+
+    model: str | None = None  # hub id, folder, or a name in NAMED
+    adapter: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    scoring: str = "generate"
+    max_prompt_tokens: int | None = None
+    api_base: str | None = None  # an OpenAI-compatible endpoint instead of a local model
+    api_model: str | None = None
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    max_retries: int = 5
+    timeout_s: float = 120.0
+    proxy: bool = False  # api_base as a serving upstream: no retries, its status passed on, model name optional
+    ground: bool = False
+    prompts: object | None = None  # the data run's PromptSpec (the template backend answers from it)
+
+
+def build_backend(spec: BackendSpec) -> Backend:
+    """The backend the flags describe; a one-line `InputError` when they do not describe exactly one."""
+    backend = _plain(spec)
+    if spec.ground:
+        from facellm.backends.grounded import Grounded
+
+        return Grounded(backend)
+    return backend
+
+
+def _plain(spec: BackendSpec) -> Backend:
+    if bool(spec.model) == bool(spec.api_base):
+        raise InputError("give either a model (hub id, folder or one of " + ", ".join(NAMED) + ") or an "
+                         "OpenAI-compatible endpoint", "pick one")  # fmt: skip
+    if spec.scoring == "likelihood" and (spec.api_base or spec.model in NAMED):
+        raise InputError("--scoring likelihood needs a local --model", "use --scoring generate")
+    if spec.model in NAMED:
+        module, _, cls = NAMED[spec.model].partition(":")
+        return getattr(importlib.import_module(module), cls).from_spec(spec)
+    if spec.api_base and spec.proxy:
+        from facellm.backends.upstream import UpstreamBackend
+
+        return UpstreamBackend(spec.api_base, spec.api_model, concurrency=spec.concurrency)
+    if spec.api_base:
+        from facellm.backends.openai_compatible import OpenAIBackend
+        from facellm.openai_client import ChatClient, EndpointConfig
+
+        config = EndpointConfig(spec.api_base, spec.api_model or "", concurrency=spec.concurrency,
+                                requests_per_minute=spec.rpm, tokens_per_minute=spec.tpm,
+                                max_retries=spec.max_retries, timeout_s=spec.timeout_s)  # fmt: skip
+        return OpenAIBackend(ChatClient(config))
+    from facellm.backends.local import LocalBackend
+    from facellm.model import load_model
+
+    if spec.batch_size < 1:  # before the slow load
+        raise InputError(f"--batch-size must be at least 1, got {spec.batch_size}", "use 1 or more")
+    lm = load_model(spec.model, adapter=spec.adapter, device=spec.device, dtype=spec.dtype)
+    return LocalBackend(lm, batch_size=spec.batch_size, scoring=spec.scoring, max_prompt_tokens=spec.max_prompt_tokens)

@@ -1,0 +1,148 @@
+"""The one backend interface: something that answers conversations about images.
+
+Data teachers, evaluation, `ask`, `chat` and the server all talk to a `Backend`. A backend answers a batch of
+`Prompt`s with one `Reply` per prompt, or the exception that failed that prompt; it can stream one answer, and it
+says its name. `answer_safely` is the one error policy every caller uses: a failed batch never ends a run, an
+out-of-memory batch is retried once in halves, any other failed batch is retried one prompt at a time, and every
+failure carries a typed `Cause`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from facellm.errors import FaceLLMError, InputError
+from facellm.model.generate import Conversation, GenerationSettings
+
+
+@dataclass
+class Prompt:
+    """One request: the conversation, plus what is known about it as data (never re-read from the text).
+
+    `options`: a multiple-choice question's options in order (letters A, B, ...), as the benchmark file lists them.
+    `facts`: what a data run knows about the image (`aspect`, `known` labels, `measured` facts)."""
+
+    turns: Conversation
+    options: tuple[str, ...] | None = None
+    facts: dict = field(default_factory=dict)
+
+    @property
+    def images(self) -> list:
+        return [image for turn in self.turns for image in turn.images]
+
+    @property
+    def letters(self) -> list[str]:
+        return [chr(ord("A") + i) for i in range(len(self.options or ()))]
+
+
+@dataclass
+class Reply:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    image_bytes: int = 0
+
+
+class Cause(StrEnum):
+    """Why a request failed, as reports count it."""
+
+    RATE_LIMITED = "rate limited (429)"
+    SERVER_ERROR = "server error (5xx)"
+    CLIENT_ERROR = "client error (4xx)"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    GARBAGE = "garbage reply"
+    EMPTY = "empty answer"
+    OUT_OF_MEMORY = "out of memory"
+    BAD_INPUT = "bad input"
+    OTHER = "other"
+
+
+class BackendError(FaceLLMError):
+    """A request a backend could not answer; `cause` says why."""
+
+    def __init__(self, message: str, hint: str | None = None, cause: Cause = Cause.OTHER) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
+
+
+def cause_of(error: BaseException) -> Cause:
+    """The typed cause of a failure (set where it was raised; out-of-memory and bad input known by type)."""
+    if isinstance(getattr(error, "cause", None), Cause):
+        return error.cause
+    if _out_of_memory(error):
+        return Cause.OUT_OF_MEMORY
+    if isinstance(error, InputError):
+        return Cause.BAD_INPUT
+    return Cause.OTHER
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    # torch.OutOfMemoryError (CUDA, MPS) and Python's MemoryError, without importing torch here.
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+
+
+class Backend:
+    """What every backend provides. Subclasses implement `answer`; the rest has sensible defaults."""
+
+    name = "backend"
+    chunk_size = 16  # how many prompts callers hand over at once (a batch, or requests kept in flight)
+
+    @classmethod
+    def from_spec(cls, spec) -> Backend:
+        """Built by name from a `BackendSpec` (override when the backend needs some of its flags)."""
+        return cls()
+
+    def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
+        """One reply per prompt, in order; a slot may hold the exception that failed that prompt alone."""
+        raise NotImplementedError
+
+    def stream(
+        self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Pieces of one answer (default: the whole answer at once)."""
+        (reply,) = self.answer([prompt], settings)
+        if isinstance(reply, Exception):
+            raise reply
+        yield reply.text
+
+    def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
+        """The prompt's length in tokens; `InputError` naming the problem when it cannot be answered."""
+        return self.prompt_tokens(prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def prompt_tokens(self, prompt: Prompt) -> int:
+        return sum(len(turn.text.split()) for turn in prompt.turns)
+
+
+def answer_safely(backend: Backend, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
+    """`backend.answer` under the one error policy (see the module docstring); never raises for a failed item."""
+    if not prompts:
+        return []
+    try:
+        return list(backend.answer(prompts, settings))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # also a Rust panic from a tokenizer (derives from BaseException)
+        error = exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+    if len(prompts) == 1:
+        return [error]
+    if _out_of_memory(error):  # smaller once; what fails again is recorded, not split further
+        middle = len(prompts) // 2
+        return [*_answer_once(backend, prompts[:middle], settings), *_answer_once(backend, prompts[middle:], settings)]
+    return [item for prompt in prompts for item in _answer_once(backend, [prompt], settings)]
+
+
+def _answer_once(backend: Backend, prompts: Sequence[Prompt], settings: GenerationSettings) -> list:
+    try:
+        return list(backend.answer(prompts, settings))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        error = exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+        return [error] * len(prompts)

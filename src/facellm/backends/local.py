@@ -1,0 +1,79 @@
+"""`LocalBackend`: a Hugging Face image-text-to-text model loaded in this process (the model layer's `generate`,
+`stream` and `choose_option`). Prompts longer than the model's context, or than `max_prompt_tokens`, are refused
+before generating."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from facellm.backends.base import Backend, Prompt, Reply
+from facellm.errors import InputError
+from facellm.model.generate import GenerationSettings
+from facellm.model.loading import describe_model
+
+SCORINGS = ("generate", "likelihood")
+
+
+class LocalBackend(Backend):
+    # No tokenizer gives more than this many characters per token on real text: longer texts are refused uncounted.
+    MAX_CHARS_PER_TOKEN = 32
+
+    def __init__(self, lm, name: str | None = None, batch_size: int = 8, scoring: str = "generate",
+                 max_prompt_tokens: int | None = None) -> None:  # fmt: skip
+        if batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {batch_size}", "use 1 or more")
+        if scoring not in SCORINGS:
+            raise InputError(f"unknown scoring {scoring!r}", f"use one of {', '.join(SCORINGS)}")
+        self.lm = lm
+        self.name = name or "hf:" + describe_model(lm.name, lm.adapter)
+        self.batch_size = batch_size
+        self.chunk_size = batch_size * 4
+        self.scoring = scoring  # likelihood: the option letter the model finds most probable, no generation
+        self.context = context_length(lm)
+        self.max_prompt_tokens = min(max_prompt_tokens or self.context, self.context)
+
+    def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
+        from facellm.model import choose_option, generate
+
+        conversations = [p.turns for p in prompts]
+        if self.scoring == "likelihood":
+            if any(not p.options for p in prompts):
+                raise InputError("likelihood scoring needs multiple-choice questions", "use --scoring generate")
+            texts = choose_option(self.lm, conversations, [p.letters for p in prompts], self.batch_size)
+        else:
+            texts = generate(self.lm, conversations, settings, batch_size=self.batch_size)
+        return [Reply(text) for text in texts]
+
+    def stream(self, prompt: Prompt, settings: GenerationSettings, cancel=None) -> Iterator[str]:
+        from facellm.model import stream
+
+        return stream(self.lm, prompt.turns, settings, cancel)
+
+    def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
+        from facellm.model.generate import check_conversation
+
+        check_conversation(self.lm, prompt.turns)
+        limit = min(self.max_prompt_tokens, self.context - settings.max_new_tokens)
+        hint = f"shorten the prompt or lower max_tokens (model context {self.context} tokens)"
+        if sum(len(turn.text) for turn in prompt.turns) > self.MAX_CHARS_PER_TOKEN * max(limit, 1):
+            raise InputError(f"the prompt is far longer than the {max(limit, 0)} tokens this server accepts", hint)
+        tokens = self.prompt_tokens(prompt)
+        if tokens > limit:
+            raise InputError(f"the prompt is {tokens} tokens; with max_tokens {settings.max_new_tokens} this server "
+                             f"accepts at most {max(limit, 0)}", hint)  # fmt: skip
+        return tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_tokens(self, prompt: Prompt) -> int:
+        from facellm.model.generate import _estimated_length
+
+        return _estimated_length(self.lm, prompt.turns)
+
+
+def context_length(lm) -> int:
+    """The text model's context in tokens (`max_position_embeddings`), 4096 when the config does not say."""
+    config = lm.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(text, "max_position_embeddings", None) or 4096)

@@ -1,0 +1,40 @@
+"""`OpenAIBackend`: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp, another
+facellm) through the shared client: concurrency, rate limits, retries, token usage. A prompt that fails for good
+holds its `ApiError` (with a typed cause); the others go on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from facellm.backends.base import Backend, Prompt, Reply
+from facellm.model.generate import GenerationSettings
+
+
+class OpenAIBackend(Backend):
+    def __init__(self, client, name: str | None = None) -> None:
+        self.client = client  # facellm.openai_client.ChatClient
+        self.name = name or f"openai:{client.config.model}"
+        self.chunk_size = client.config.concurrency * 4
+
+    def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
+        from facellm.openai_client import to_openai_messages
+
+        messages = [to_openai_messages(p.turns) for p in prompts]
+        temperature = settings.temperature if settings.do_sample else 0.0
+        replies = self.client.complete_many(messages, max_tokens=settings.max_new_tokens, temperature=temperature)
+        return [
+            reply if isinstance(reply, Exception) else
+            Reply(reply.text, reply.prompt_tokens, reply.completion_tokens, _image_bytes(sent))
+            for reply, sent in zip(replies, messages)
+        ]  # fmt: skip
+
+
+def _image_bytes(messages: list[dict]) -> int:
+    """Characters of the image data URLs a request carried (what images cost in upload)."""
+    return sum(
+        len(part["image_url"]["url"])
+        for message in messages
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part.get("type") == "image_url"
+    )

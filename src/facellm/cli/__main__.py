@@ -1,0 +1,3 @@
+from facellm.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""`facellm dev`: the offline tiny checkpoint, released-shape checkpoints, the sample faces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facellm.cli.root import cli
+from facellm.errors import FaceLLMError
+
+
+@cli.group()
+def dev() -> None:
+    """Developer tools: offline tiny checkpoint, released-shape checkpoints, sample faces."""
+
+
+@dev.command("make-shape-model")
+@click.option("--shape", type=click.Choice(["internvl3-1b", "internvl3-8b", "internvl3-38b"]), required=True)
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def dev_make_shape_model(shape, out_dir, seed):
+    """A random-initialised checkpoint of a released InternVL3-hf shape (config + processor only for 8B/38B)."""
+    from facellm.testing.shape_model import make_shape_checkpoint
+
+    out, weights = make_shape_checkpoint(shape, out_dir, seed)
+    if weights:
+        click.echo(f"{shape} with random bf16 weights written to {out} (loads with facellm.model.load_model)")
+    else:
+        click.echo(f"{shape}: config and processor written to {out}; no weights (too big to build here; enough for "
+                   f"`facellm plan` and for building the model on a GPU machine)")  # fmt: skip
+
+
+@dev.command("make-tiny-model")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_tiny_model(out_dir: Path, seed: int) -> None:
+    """Build a tiny random InternVL checkpoint offline in OUT_DIR (for smoke tests; its answers are gibberish)."""
+    from facellm.testing import make_tiny_checkpoint
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
+    make_tiny_checkpoint(out_dir, seed=seed)
+    click.echo(f"tiny checkpoint written to {out_dir}")
+
+
+@dev.command("samples")
+def samples() -> None:
+    """List the shipped sample faces (FairFace, CC BY 4.0) with their labels."""
+    from facellm.samples import sample_faces
+
+    for face in sample_faces():
+        click.echo(f"{face.path}\t{face.age}\t{face.gender}\t{face.race}")

@@ -1,0 +1,161 @@
+"""`facellm eval`: FaceXBench and FairFace runs of any backend, reports, and the contamination check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facellm.cli.common import backend_options, check_limit
+from facellm.cli.root import cli
+from facellm.errors import FaceLLMError
+from facellm.eval.facexbench import SETTINGS
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
+
+
+def _backend(model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency, rpm,
+             max_retries, ground, new_identity):  # fmt: skip
+    """The backend the eval flags describe, with the run-identity fields they add."""
+    from facellm.backends import BackendSpec, build_backend
+
+    if bool(model) == bool(api_base):
+        raise FaceLLMError("give either --model (local, or `specialist`) or --api-base with --api-model (API)",
+                           "pick one")  # fmt: skip
+    if api_base and not api_model:
+        raise FaceLLMError("--api-base needs --api-model", "pass the model name the endpoint serves")
+    spec = BackendSpec(model, adapter, device, dtype, batch_size, scoring, api_base=api_base, api_model=api_model,
+                       concurrency=concurrency, rpm=rpm, max_retries=max_retries, ground=ground)  # fmt: skip
+    return build_backend(spec), {"grounded": ground}, new_identity
+
+
+def _run_with_progress(questions, backend, out, setting, tokens, identity, new_identity, label):
+    from tqdm import tqdm
+
+    from facellm.eval.run import run_questions
+
+    with tqdm(total=len(questions), desc=label, unit="q") as bar:
+        return run_questions(questions, backend, out, setting, tokens, identity, new_identity, progress=bar.update)
+
+
+def _say_answered(summary: dict, out: Path) -> None:
+    click.echo(
+        f"answered {summary['answered_total']}/{summary['questions']} questions "
+        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
+    )
+
+
+@eval_group.command("facexbench")
+@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--setting", type=click.Choice(SETTINGS), default="zero-shot", show_default=True)
+@click.option("--only", help="Comma-separated sub-categories, e.g. age,gender,race.")
+@click.option("--limit", type=int, help="First N questions of each file (quick runs).")
+@click.option("--max-new-tokens", type=int, help="Answer length (default 16; 512 with --setting cot).")
+@backend_options
+def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **backend):
+    """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
+    from facellm.eval.facexbench import load_benchmark
+    from facellm.eval.report import markdown, write_report
+    from facellm.runs import folder_hash
+
+    check_limit(limit)
+    wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
+    questions = load_benchmark(bench_dir, only=wanted, limit=limit)
+    tokens = max_new_tokens or (512 if setting == "cot" else 16)
+    answerer, identity, new_identity = _backend(**backend)
+    identity["benchmark"] = folder_hash(bench_dir)
+    summary = _run_with_progress(questions, answerer, out, setting, tokens, identity, new_identity, "facexbench")
+    reports = write_report(out / "results", out, answerer.name)
+    click.echo(markdown(reports, answerer.name).split("\n## ")[0])
+    _say_answered(summary, out)
+
+
+@eval_group.command("fairface")
+@click.option("--labels", required=True, type=click.Path(path_type=Path), help="FairFace label CSV.")
+@click.option("--images", required=True, type=click.Path(path_type=Path), help="Folder the CSV's paths start from.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
+@click.option("--tasks", default="age,gender,race", show_default=True, help="Comma-separated subset.")
+@click.option("--limit", type=int, help="First N images of the CSV.")
+@click.option("--max-new-tokens", type=int, default=16, show_default=True)
+@backend_options
+def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
+    """Age, gender and race accuracy on FairFace, per race group, with the largest gap and confusion matrices."""
+    from facellm.eval.fairface import fairface_report, load_fairface
+    from facellm.eval.run import load_done
+    from facellm.runs import file_hash
+
+    check_limit(limit)
+    wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    questions, truth = load_fairface(labels, images, wanted, limit)
+    answerer, identity, new_identity = _backend(**backend)
+    identity["labels"] = file_hash(labels)
+    summary = _run_with_progress(questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity,
+                                 "fairface")  # fmt: skip
+    report = fairface_report(questions, load_done(out), truth, out)
+    for task, r in report["tasks"].items():
+        worst = min(r["per_race"], key=r["per_race"].get)
+        click.echo(f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
+                   f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})")  # fmt: skip
+    _say_answered(summary, out)
+
+
+@eval_group.command("overlap")
+@click.option("--train", required=True, type=click.Path(path_type=Path), help="Image folder or dataset JSON/JSONL.")
+@click.option("--bench-dir", required=True, type=click.Path(path_type=Path), help="FaceXBench's benchmark folder.")
+@click.option("--image-root", type=click.Path(path_type=Path), help="Folder the dataset's image paths start from.")
+@click.option("--max-distance", type=int, default=32, show_default=True, help="Bits (of 256) copies may differ by.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the matches to this JSON file.")
+def eval_overlap(train, bench_dir, image_root, max_distance, out):
+    """Find benchmark images that also occur in a training set (perceptual hash)."""
+    import json
+    from collections import Counter
+
+    from facellm.eval.facexbench import load_benchmark
+    from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
+
+    if not 0 <= max_distance <= 256:
+        raise FaceLLMError(f"--max-distance must be between 0 and 256, got {max_distance}", "use e.g. 32")
+    train_paths, train_hashes, train_skipped = hash_images(training_images(train, image_root))
+    bench_paths, bench_hashes, bench_skipped = hash_images(benchmark_images(bench_dir))
+    matches = find_overlap(bench_paths, bench_hashes, train_paths, train_hashes, max_distance)
+    files_of: dict[str, set[str]] = {}
+    for q in load_benchmark(bench_dir):
+        for path in q.image_paths:
+            files_of.setdefault(str(path), set()).add(q.file)
+    per_file = Counter(f for m in matches for f in files_of.get(m.bench_image, ()))
+    click.echo(f"{len(matches)} of {len(bench_paths)} benchmark images occur in the training set "
+               f"({len(train_paths)} images, max distance {max_distance} bits)")  # fmt: skip
+    for name, count in per_file.most_common():
+        click.echo(f"  {name}: {count}")
+    for reason in train_skipped + bench_skipped:
+        click.echo(f"skipped: {reason}", err=True)
+    if out:
+        payload = {"matches": [vars(m) for m in matches], "per_file": dict(per_file),
+                   "skipped": train_skipped + bench_skipped}  # fmt: skip
+        out.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        click.echo(f"matches written to {out}")
+
+
+@eval_group.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--extractor", type=click.Choice(["both", "compat", "strict"]), default="both", show_default=True)
+@click.option("--model-name", help="Name printed in the report (default: the run's model).")
+def eval_report(run: Path, extractor: str, model_name: str | None) -> None:
+    """Score a run folder, or any folder of FaceXBench result JSONs (e.g. from VLMEvalKit), with both extractors."""
+    import json
+
+    from facellm.eval.report import official_text, write_report
+
+    identity = run / "run.json"
+    name = model_name or (json.loads(identity.read_text())["answerer"] if identity.exists() else run.name)
+    results = run / "results" if (run / "results").is_dir() else run
+    reports = write_report(results, run, name)
+    for report in reports:
+        if extractor in ("both", report.extractor):
+            click.echo(f"== extractor: {report.extractor} (unparsed answers: {report.overall.unparsed})")
+            click.echo(official_text(report, name))
+    click.echo(f"report written to {run}/report.md, report.json, report.png, results.txt")

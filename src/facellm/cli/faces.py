@@ -1,0 +1,267 @@
+"""`facellm analyze`, `facellm verify` and `facellm faces` (train the face models, cluster by identity)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from facellm.cli.common import expand_images, landmarks_option
+from facellm.cli.root import cli
+from facellm.errors import FaceLLMError
+from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
+
+
+def _analyze_one(job: tuple[str, str, bool]) -> dict:
+    from facellm.faces import analyze_image
+    from facellm.images import read_image
+
+    path, detector, with_attributes = job
+    try:
+        image = read_image(path)
+        return {"image": path, **analyze_image(image, detector, with_attributes).as_dict()}
+    except FaceLLMError as exc:
+        return {"image": path, "error": str(exc)}
+
+
+@cli.command("analyze")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
+@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
+@click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
+@click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
+@landmarks_option
+@click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
+def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, licenses):
+    """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
+    import json
+
+    from facellm.parallel import map_over_cores
+
+    if licenses:
+        from facellm.faces.models import BUNDLED_MODELS
+
+        for name, licence, data in BUNDLED_MODELS:
+            click.echo(f"{name}\n  licence: {licence}\n  trained on: {data}")
+        return
+    if not images:
+        raise FaceLLMError("no images given", "pass image files or folders (or --licenses)")
+    _use_landmarks(landmark_points)
+    paths = expand_images(images)
+    if not paths:
+        raise FaceLLMError("no images found in the given paths", "pass image files or folders holding them")
+    if len(paths) == 1:
+        missing = paths[0]
+        if not missing.exists():
+            raise FaceLLMError(f"image not found: {missing}", "check the path")
+    results = map_over_cores(_analyze_one, [(str(p), detector, with_attributes) for p in paths], workers)
+    if len(results) == 1 and "error" in results[0]:
+        raise FaceLLMError(results[0]["error"])
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=1))
+    else:
+        for result in results:
+            _print_analysis(result)
+    failed = [r for r in results if "error" in r]
+    if failed and len(results) > 1:
+        click.echo(f"{len(failed)} of {len(results)} images could not be read (listed above)", err=True)
+
+
+def _pose_text(pose: dict | None) -> str:
+    if pose is None:
+        return "n/a (needs the 68-point model)"
+    return f"{pose['label']} (yaw {pose['yaw']:.0f}, pitch {pose['pitch']:.0f}, roll {pose['roll']:.0f})"
+
+
+def _ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _use_landmarks(points: str | None) -> None:
+    """Choose the landmark model for this process and the workers it starts (FACELLM_LANDMARKS)."""
+    import os
+
+    from facellm.faces.models import landmark_points
+
+    if points:
+        os.environ["FACELLM_LANDMARKS"] = points
+    landmark_points()  # a bad FACELLM_LANDMARKS fails here, once, not on every image
+
+
+def _print_analysis(result: dict) -> None:
+    if "error" in result:
+        click.echo(f"{result['image']}: skipped: {result['error']}")
+        return
+    click.echo(f"{result['image']}: {result['face_count']} face(s), {result['width']}x{result['height']} px")
+    for i, face in enumerate(result["faces"]):
+        box, pose, q = face["box"], face["pose"], face["quality"]
+        click.echo(
+            f"  face {i + 1}: box ({box['left']},{box['top']})-({box['right']},{box['bottom']}) [{box['detector']}] "
+            f"pose {_pose_text(pose)} "
+            f"eyes {_ratio(face['eye_openness'])} mouth {_ratio(face['mouth_openness'])} size {q['face_width']}px "
+            f"brightness {q['brightness']:.0f} contrast {q['contrast']:.0f} sharpness {q['sharpness']:.0f}"
+        )
+        if face.get("attributes"):
+            best = {name: max(probs.items(), key=lambda kv: kv[1]) for name, probs in face["attributes"].items()}
+            click.echo("    attributes: " + ", ".join(f"{name} {label} ({p:.0%})" for name, (label, p) in best.items()))
+
+
+@cli.command("verify")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), help="LFW-format pairs file.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
+@click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
+@click.option("--jitters", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Average each descriptor over this many perturbed copies (about N times slower).")  # fmt: skip
+@click.option("--workers", type=int, default=0, help="Processes for --pairs (default: one per CPU core).")
+@click.option("--json", "as_json", is_flag=True)
+@landmarks_option
+def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points):
+    """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
+    import json
+
+    import numpy as np
+
+    _use_landmarks(landmark_points)
+    from facellm.faces.embed import descriptors_of, evaluate_pairs, read_pairs
+
+    if pairs_file:
+        if images or not images_dir:
+            raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
+        pairs = read_pairs(pairs_file, images_dir)
+        paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
+        with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
+            found, skipped = descriptors_of(paths, jitters, workers, on_result=lambda: bar.update(1))
+        for path, why in skipped.items():
+            click.echo(f"skipped {path}: {why}", err=True)
+        usable = [p for p in pairs if p[1] in found and p[2] in found]
+        if len({f for f, *_ in usable}) < 2:
+            raise FaceLLMError(
+                f"only {len(usable)} of {len(pairs)} pairs have both images readable, in fewer than two folds",
+                "check that --images is the folder that holds the pairs' images",
+            )
+        scored = evaluate_pairs(usable, found)
+        result = {"pairs": len(usable), "pairs_skipped": len(pairs) - len(usable),
+                  "accuracy": round(100 * scored.accuracy, 2),
+                  "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],
+                  "thresholds": [round(t, 4) for t in scored.thresholds], "shrinks": scored.shrinks,
+                  "jitters": jitters}  # fmt: skip
+        click.echo(json.dumps(result, indent=1) if as_json else
+                   f"accuracy {result['accuracy']}% over {len(usable)} pairs ({result['pairs_skipped']} skipped); "
+                   f"per fold {result['fold_accuracies']}; learnt on the other folds: thresholds "
+                   f"{result['thresholds']}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)")  # fmt: skip
+        return
+    if len(images) != 2:
+        raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
+    from facellm.faces.embed import descriptor_of_file
+
+    a, b = (descriptor_of_file(p, jitters) for p in images)
+    gap = float(np.linalg.norm(a - b))
+    result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
+    click.echo(json.dumps(result) if as_json else
+               f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
+               f"(threshold {threshold})")  # fmt: skip
+
+
+@cli.group("faces")
+def faces_group() -> None:
+    """Face collections and predictors: cluster by identity, train the attribute predictors."""
+
+
+@faces_group.command("train-attributes")
+@click.option("--fairface", required=True, type=click.Path(path_type=Path), help="FairFace folder (CSV + images).")
+@click.option("--train-limit", type=int, default=16000, show_default=True, help="FairFace train images to use.")
+@click.option("--val-limit", type=int, default=2500, show_default=True, help="FairFace val images to score.")
+@click.option("--epochs", type=int, default=16, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
+def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers):
+    """Train the age/gender/race network on FairFace train; report accuracy on FairFace val (overall, per race)."""
+    from facellm.faces import attributes
+
+    report, target = attributes.train_on_fairface(fairface, train_limit, val_limit, epochs, out, workers, click.echo)
+    for name, r in report.items():
+        click.echo(f"{name:6s} {r['accuracy']:6.2f}% on {r['n']} val images; per race {r['per_race']}")
+    click.echo(f"weights written to {target} (model card beside it)")
+
+
+@faces_group.command("train-expression")
+@click.option("--fer", type=click.Path(path_type=Path), help="FER2013 folder with labels.csv: train the grey model.")
+@click.option("--rafdb", type=click.Path(path_type=Path),
+              help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one.")  # fmt: skip
+@click.option("--epochs", type=int, help="Epochs (default: 10 for --fer, 8 for --rafdb).")
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+def faces_train_expression(fer, rafdb, epochs, out):
+    """Train the expression CNN on FER2013 Training (accuracy on PublicTest), or fine-tune it on RAF-DB's training
+    split (accuracy on its held-out split)."""
+    from facellm.faces import expression
+
+    if (fer is None) == (rafdb is None):
+        raise FaceLLMError("give one of --fer or --rafdb", "--fer trains the FER2013 model, --rafdb fine-tunes it")
+    folder = fer or rafdb
+    if not (folder / "labels.csv").is_file():
+        raise FaceLLMError(f"{folder / 'labels.csv'} not found", "pass the folder that holds labels.csv and images/")
+    say = lambda line: click.echo(line, err=True)  # noqa: E731
+    if fer:
+        state, report = expression.train_expression(folder / "labels.csv", epochs or 10, say=say)
+        target, figure = out or expression.WEIGHTS, f"PublicTest accuracy {report['public_test_accuracy']}%"
+    else:
+        state, report = expression.train_rafdb(folder, epochs or 8, say=say)
+        target, figure = out or expression.RAFDB_WEIGHTS, f"held-out accuracy {report['held_out_accuracy']}%"
+    expression.save(state, report, target)
+    click.echo(f"{figure}; weights written to {target}")
+
+
+@faces_group.command("train-pose")
+@click.option("--aflw", required=True, type=click.Path(path_type=Path), help="AFLW2000-3D folder with labels.csv.")
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for landmark extraction (default: one per core).")
+def faces_train_pose(aflw, out, workers):
+    """Train the head-pose networks on AFLW2000-3D landmarks; report 5-fold mean absolute error per axis."""
+    from facellm.faces import pose
+
+    if not (aflw / "labels.csv").is_file():
+        raise FaceLLMError(f"{aflw / 'labels.csv'} not found", "pass --aflw with AFLW2000's labels.csv and images/")
+    report = pose.train(aflw, out or pose.WEIGHTS, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(f"5-fold MAE (degrees) {report['mae_5fold_degrees']}, mean {report['mae_5fold_mean']}; "
+               f"weights written to {out or pose.WEIGHTS}")  # fmt: skip
+
+
+@faces_group.command("train-classifier")
+@click.argument("task", type=click.Choice(sorted(CLASSIFIER_TASKS)))
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="The task's folder with labels.csv.")
+@click.option("--epochs", type=int, default=15, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for face cropping (default: one per core).")
+def faces_train_classifier(task, data, epochs, out, workers):
+    """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces) on its training split; report
+    accuracy on the held-out split (faces/splits.py)."""
+    from facellm.faces import classifier
+
+    report = classifier.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(f"held-out accuracy {report['held_out_accuracy']}% on {report['held_out_images']} images "
+               f"{report['held_out_per_class']}; weights written to {report['weights']}")  # fmt: skip
+
+
+@faces_group.command("cluster")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Distance that links two faces.")
+@click.option("--json", "as_json", is_flag=True)
+def faces_cluster(folder, threshold, as_json):
+    """Group the images of a folder by identity (Chinese whispers over face descriptors)."""
+    import json
+
+    from facellm.faces.embed import cluster_images
+
+    paths = expand_images([folder])
+    if not paths:
+        raise FaceLLMError(f"no images in {folder}", "pass a folder of face images")
+    ordered, skipped = cluster_images(paths, threshold)
+    if as_json:
+        click.echo(json.dumps({"clusters": ordered, "skipped": skipped}, indent=1))
+    else:
+        for i, members in enumerate(ordered, 1):
+            click.echo(f"identity {i} ({len(members)} images): " + ", ".join(Path(m).name for m in members))
+        for reason in skipped:
+            click.echo(f"skipped: {reason}", err=True)

@@ -1,0 +1,68 @@
+"""`facellm demo` (the whole method offline) and `facellm reproduce` (the paper at real scale)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facellm.cli.root import cli
+from facellm.errors import FaceLLMError
+
+
+@cli.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--images", type=int, default=8, show_default=True, help="Training faces (the rest evaluate).")
+@click.option("--eval-images", type=int, default=4, show_default=True, help="Evaluation faces, kept apart.")
+@click.option("--fairface", type=click.Path(path_type=Path), help="A FairFace folder to draw faces from instead.")
+@click.option("--base-url", help="OpenAI-compatible teacher endpoint (default: the offline template teacher).")
+@click.option("--model", "-m", help="Teacher model name at --base-url.")
+@click.option("--train-steps", type=int, default=100, show_default=True)
+def demo_command(out, images, eval_images, fairface, base_url, model, train_steps):
+    """The whole FaceLLM method offline on CPU: faces -> dataset -> LoRA -> merged model -> evaluation -> report."""
+    from facellm.demo import DemoSettings, run_demo
+
+    if bool(base_url) != bool(model):
+        raise FaceLLMError("a teacher needs both --base-url and --model", "give both, or neither for the offline one")
+    settings = DemoSettings(out, images, eval_images, fairface, base_url, model, train_steps)
+    report = run_demo(settings, say=lambda line: click.echo(line, err=True))
+    click.echo(f"demo finished; report: {report}")
+
+
+@cli.command("reproduce")
+@click.option("--size", type=click.Choice(["1b", "8b", "38b"]), required=True)
+@click.option("--fairface", type=click.Path(path_type=Path), default=Path("data/fairface"), show_default=True)
+@click.option("--bench-dir", type=click.Path(path_type=Path), default=Path("data/facexbench/benchmark"),
+              show_default=True)  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True)
+@click.option("--base-url", default="https://api.openai.com/v1", show_default=True, help="Teacher endpoint.")
+@click.option("--teacher-model", default="gpt-4o-2024-11-20", show_default=True)
+@click.option("--price-in", type=float, help="US$ per 1M prompt tokens (default: known price of the model).")
+@click.option("--price-out", type=float)
+@click.option("--dry-run", is_flag=True, help="Print the plan, request count and cost estimate; run nothing.")
+def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, price_in, price_out, dry_run):
+    """The paper's pipeline at real scale with the real models (GPUs and network needed)."""
+    import shlex
+
+    from facellm.data.build import prices_for
+    from facellm.reproduce import PROMPT_TOKENS, execute, plan
+
+    prices = prices_for(teacher_model, price_in, price_out)
+    steps = plan(size, fairface, bench_dir, out, base_url, teacher_model, prices.input, prices.output)
+    click.echo(f"teacher requests: {steps.requests:,} (images x aspects); estimated teacher cost US$ "
+               f"{steps.cost:,.2f} at {prices.input}/{prices.output} $ per 1M tokens, assuming ~{PROMPT_TOKENS} "
+               f"prompt tokens per request")  # fmt: skip
+    click.echo("plan:")
+    for command in steps.commands:
+        click.echo("  " + shlex.join(command))
+    from facellm.plan import describe, memory_plan
+
+    click.echo("memory plan (per GPU, 8 GPUs of 80 GiB; `facellm plan` for other machines):")
+    click.echo(describe(memory_plan(size, gpus=8, gpu_memory_gib=80.0)))
+    for problem in steps.problems:
+        click.echo(f"missing: {problem}", err=True)
+    if dry_run:
+        return
+    if steps.problems:
+        raise FaceLLMError(f"{len(steps.problems)} prerequisite(s) missing (listed above)", "fix them or use --dry-run")
+    execute(steps.commands, say=click.echo)
