@@ -103,3 +103,13 @@ def test_missing_prediction_counts_as_wrong(tmp_path):
     (tmp_path / "f.json").write_text(json.dumps(data))
     report, _ = score(load_predictions(tmp_path), "strict")
     assert (report.overall.correct, report.overall.total, report.overall.unparsed) == (1, 2, 1)
+
+
+def test_plots_leave_the_process_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from facellm.train.recipe import plot_loss
+
+    matplotlib.use("svg")
+    plot_loss([(1, 2.0), (2, 1.5)], tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 1000 and matplotlib.get_backend() == "svg"

@@ -15,6 +15,7 @@ from facellm.faces import analyze_image, detect_faces, image_descriptor
 from facellm.faces.embed import _best_threshold, evaluate_pairs, read_pairs, within_person_whitening
 from facellm.faces.geometry import head_pose, landmarks
 from facellm.faces.quality import face_quality
+from facellm.images import read_image
 from tests.conftest import SHARED
 
 FAIRFACE_VAL = SHARED / "data" / "fairface" / "fairface_img_margin025" / "val"
@@ -240,11 +241,15 @@ def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, m
 
 
 def test_licenses_and_landmark_option(faces, monkeypatch):
-    monkeypatch.setenv("FACELLM_LANDMARKS", "68")  # restored after the test: --landmarks 5 sets it in this process
+    import os
+
+    monkeypatch.setenv("FACELLM_LANDMARKS", "68")
     licences = CliRunner().invoke(cli, ["analyze", "--licenses"])
     assert licences.exit_code == 0 and "iBUG 300-W" in licences.output and "excludes commercial use" in licences.output
     five = CliRunner().invoke(cli, ["analyze", str(faces[0].path), "--landmarks", "5", "--json"])
     assert five.exit_code == 0, five.output
     assert len(json.loads(five.stdout)["faces"][0]["landmarks"]) == 5
+    assert os.environ["FACELLM_LANDMARKS"] == "68"  # a parameter, not a change to the process's environment
+    assert len(analyze_image(read_image(faces[0].path), points=5).faces[0].landmarks) == 5
     bad = CliRunner(env={"FACELLM_LANDMARKS": "7"}).invoke(cli, ["analyze", str(faces[0].path)])
     assert bad.exit_code == 2 and "FACELLM_LANDMARKS must be 5 or 68" in bad.output

@@ -44,7 +44,7 @@ def _messages(image, text):
                                          {"type": "text", "text": text}]}]  # fmt: skip
 
 
-def test_answers_plain_and_streamed(client, face_images):
+def test_answers_plain_and_streamed(client, face_images, tiny_lm):
     messages = _messages(face_images[0], "Describe this face.")
     plain = client.chat.completions.create(model="facellm", messages=messages, max_tokens=12)
     assert plain.choices[0].message.content and plain.usage.prompt_tokens > 16
@@ -53,7 +53,7 @@ def test_answers_plain_and_streamed(client, face_images):
     streamed = "".join(p.choices[0].delta.content or "" for p in pieces)
     assert len(pieces) > 3 and streamed.strip() == plain.choices[0].message.content
     assert pieces[-1].choices[0].finish_reason in ("stop", "length")
-    assert client.models.list().data[0].id.endswith("tiny-model") or client.models.list().data
+    assert client.models.list().data[0].id == f"hf:{tiny_lm.name}" and "tiny-model" in tiny_lm.name
 
 
 def test_32_concurrent_requests_batch_and_match_one_at_a_time(server, client, face_images):

@@ -17,7 +17,7 @@ from facellm.model import GenerationSettings, generate, load_model, question
 from facellm.samples import SAMPLE_DIR
 from facellm.train.collator import IGNORE, AssistantOnlyCollator
 from facellm.train.config import load_config
-from facellm.train.dataset import build_dataset, to_sample
+from facellm.train.dataset import to_sample, training_dataset
 from facellm.train.recipe import resolve_precision, train, training_arguments
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -85,7 +85,7 @@ def test_dataset_skips_bad_rows_and_drops_long_samples(tiny_checkpoint, tmp_path
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
-    dataset, report = build_dataset(path, processor, tmp_path, cutoff_len=512)
+    dataset, report = training_dataset(path, processor, tmp_path, cutoff_len=512)
     assert len(dataset) == report.kept == 1
     assert report.skipped == {"missing image": 1, "unreadable image": 1, "malformed row": 1,
                               "longer than cutoff_len=512": 1}  # fmt: skip

@@ -184,7 +184,7 @@ def _train(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _merge(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.train.export import merge_adapter
+    from facellm.train.merge import merge_adapter
 
     trained = json.loads((settings.out / "train" / ".done").read_text())
     target = merge_adapter(trained["base"], trained["adapter"], folder / "model")

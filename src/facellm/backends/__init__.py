@@ -51,7 +51,7 @@ class BackendSpec:
 def build_backend(spec: BackendSpec) -> Backend:
     """The backend the flags describe; a one-line `InputError` when they do not describe exactly one."""
     backend = _plain(spec)
-    if spec.ground:
+    if spec.ground and not backend.measures_faces:
         from facellm.backends.grounded import Grounded
 
         return Grounded(backend)

@@ -90,6 +90,7 @@ class Backend:
 
     name = "backend"
     chunk_size = 16  # how many prompts callers hand over at once (a batch, or requests kept in flight)
+    measures_faces = False  # True: answers from the face models itself, so grounding would add nothing
 
     @classmethod
     def from_spec(cls, spec) -> Backend:

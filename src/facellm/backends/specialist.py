@@ -10,6 +10,7 @@ from facellm.model.generate import GenerationSettings
 
 class SpecialistBackend(Backend):
     chunk_size = 16
+    measures_faces = True
 
     def __init__(self) -> None:
         from facellm.specialist import NAME

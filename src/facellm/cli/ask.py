@@ -14,7 +14,7 @@ from facellm.errors import FaceLLMError
 def _backend(model, adapter, device, dtype, ground: bool = False):
     from facellm.backends import BackendSpec, build_backend
 
-    return build_backend(BackendSpec(model, adapter, device, dtype, ground=ground and model != "specialist"))
+    return build_backend(BackendSpec(model, adapter, device, dtype, ground=ground))
 
 
 @cli.command()

@@ -13,14 +13,14 @@ from facellm.errors import FaceLLMError
 from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
 
 
-def _analyze_one(job: tuple[str, str, bool]) -> dict:
+def _analyze_one(job: tuple[str, str, bool, int]) -> dict:
     from facellm.faces import analyze_image
     from facellm.images import read_image
 
-    path, detector, with_attributes = job
+    path, detector, with_attributes, points = job
     try:
         image = read_image(path)
-        return {"image": path, **analyze_image(image, detector, with_attributes).as_dict()}
+        return {"image": path, **analyze_image(image, detector, with_attributes, points).as_dict()}
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
 
@@ -47,7 +47,7 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
         return
     if not images:
         raise FaceLLMError("no images given", "pass image files or folders (or --licenses)")
-    _use_landmarks(landmark_points)
+    points = _landmark_points(landmark_points)
     paths = expand_images(images)
     if not paths:
         raise FaceLLMError("no images found in the given paths", "pass image files or folders holding them")
@@ -55,7 +55,7 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
         missing = paths[0]
         if not missing.exists():
             raise FaceLLMError(f"image not found: {missing}", "check the path")
-    results = map_over_cores(_analyze_one, [(str(p), detector, with_attributes) for p in paths], workers)
+    results = map_over_cores(_analyze_one, [(str(p), detector, with_attributes, points) for p in paths], workers)
     if len(results) == 1 and "error" in results[0]:
         raise FaceLLMError(results[0]["error"])
     if as_json:
@@ -78,15 +78,11 @@ def _ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-def _use_landmarks(points: str | None) -> None:
-    """Choose the landmark model for this process and the workers it starts (FACELLM_LANDMARKS)."""
-    import os
-
+def _landmark_points(choice: str | None) -> int:
+    """--landmarks, else FACELLM_LANDMARKS (a bad value fails here, once, not on every image), else 68."""
     from facellm.faces.models import landmark_points
 
-    if points:
-        os.environ["FACELLM_LANDMARKS"] = points
-    landmark_points()  # a bad FACELLM_LANDMARKS fails here, once, not on every image
+    return int(choice) if choice else landmark_points()
 
 
 def _print_analysis(result: dict) -> None:
@@ -123,8 +119,9 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
 
     import numpy as np
 
-    _use_landmarks(landmark_points)
-    from facellm.faces.embed import descriptors_of, evaluate_pairs, read_pairs
+    from facellm.faces.embed import descriptor_of_file, descriptors_of, evaluate_pairs, read_pairs
+
+    points = _landmark_points(landmark_points)
 
     if pairs_file:
         if images or not images_dir:
@@ -132,7 +129,7 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         pairs = read_pairs(pairs_file, images_dir)
         paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
         with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
-            found, skipped = descriptors_of(paths, jitters, workers, on_result=lambda: bar.update(1))
+            found, skipped = descriptors_of(paths, jitters, workers, lambda: bar.update(1), points)
         for path, why in skipped.items():
             click.echo(f"skipped {path}: {why}", err=True)
         usable = [p for p in pairs if p[1] in found and p[2] in found]
@@ -154,9 +151,7 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         return
     if len(images) != 2:
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
-    from facellm.faces.embed import descriptor_of_file
-
-    a, b = (descriptor_of_file(p, jitters) for p in images)
+    a, b = (descriptor_of_file(p, jitters, points) for p in images)
     gap = float(np.linalg.norm(a - b))
     result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
     click.echo(json.dumps(result) if as_json else

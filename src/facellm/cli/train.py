@@ -44,7 +44,7 @@ def train_command(config_path, overrides, resume):
 @click.option("--push-to-hub", help="Also upload to this Hugging Face repo (needs network and a token).")
 def export_command(base, adapter, out, dtype, push_to_hub):
     """Merge a LoRA adapter into its base model: a standalone checkpoint for `facellm ask` and transformers."""
-    from facellm.train.export import merge_adapter
+    from facellm.train.merge import merge_adapter
 
     target = merge_adapter(base, adapter, out, dtype, push_to_hub)
     click.echo(f"merged model written to {target}")

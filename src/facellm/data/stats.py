@@ -97,25 +97,22 @@ def markdown(stats: dict) -> str:
 
 
 def _plots(stats: dict, lengths: list[int], out: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # a figure of its own: the process's matplotlib backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     ax.hist(lengths or [0], bins=30, color="#4878a8")
     ax.set_xlabel("answer length (characters)")
     ax.set_ylabel("pairs")
     fig.tight_layout()
     fig.savefig(out / "answer_lengths.png", dpi=90)
-    plt.close(fig)
 
     groups = stats["per_group"]
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4.5 * max(1, len(groups)), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.5 * max(1, len(groups)), 3.8))
+    axes = fig.subplots(1, max(1, len(groups)), squeeze=False)
     for ax, (attribute, counts) in zip(axes[0], groups.items()):
         ax.bar(list(counts), list(counts.values()), color="#6a9f58")
         ax.set_title(f"kept pairs by {attribute}")
         ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     fig.savefig(out / "group_balance.png", dpi=90)
-    plt.close(fig)

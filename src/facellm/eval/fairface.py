@@ -112,13 +112,11 @@ def _markdown(report: dict) -> str:
 
 
 def _confusion_png(task: str, classes: tuple[str, ...], confusion: list[list[int]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: the process's matplotlib backend is left alone
 
     columns = [*classes, "unreadable"]
-    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2, 0.9 * len(classes) + 2))
+    fig = Figure(figsize=(1.1 * len(columns) + 2, 0.9 * len(classes) + 2))
+    ax = fig.subplots()
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -131,4 +129,3 @@ def _confusion_png(task: str, classes: tuple[str, ...], confusion: list[list[int
     ax.set_title(f"FairFace {task}")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)

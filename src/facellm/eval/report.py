@@ -222,14 +222,12 @@ def markdown(reports: list[Report], model_name: str) -> str:
 
 def bar_chart(reports: list[Report], path: Path, model_name: str) -> None:
     """Per-category accuracy bars for each extractor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a figure of its own: the process's matplotlib backend is left alone
 
     categories = list(reports[0].category)
     width = 0.8 / len(reports)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig = Figure(figsize=(9, 4.5))
+    ax = fig.subplots()
     for i, report in enumerate(reports):
         values = [report.category[c].accuracy for c in categories]
         ax.bar([x + i * width for x in range(len(categories))], values, width, label=report.extractor)
@@ -241,7 +239,6 @@ def bar_chart(reports: list[Report], path: Path, model_name: str) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_report(results_dir: str | Path, out_dir: str | Path, model_name: str) -> list[Report]:

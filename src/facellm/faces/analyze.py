@@ -34,28 +34,32 @@ class ImageAnalysis:
         return asdict(self)
 
 
-def analyze_image(image: Image.Image, detector: str = "auto", with_attributes: bool = False) -> ImageAnalysis:
+def analyze_image(
+    image: Image.Image, detector: str = "auto", with_attributes: bool = False, points: int | None = None
+) -> ImageAnalysis:
     """Detect every face and measure it (and predict its attributes if asked). An image without a face gives an
-    empty list, not an error."""
+    empty list, not an error. `points`: 68 or 5 landmarks (None: FACELLM_LANDMARKS, default 68)."""
     rgb = np.asarray(image.convert("RGB"))
     faces = []
     for box in detect_faces(image, detector):
-        points = landmarks(rgb, box)
+        found = landmarks(rgb, box, points)
         faces.append(
             FaceAnalysis(
                 box=box,
-                landmarks=np.round(points, 1).tolist(),
-                pose=head_pose(points, image.size) if len(points) == 68 else None,
-                eye_openness=eye_openness(points),
-                mouth_openness=mouth_openness(points),
+                landmarks=np.round(found, 1).tolist(),
+                pose=head_pose(found, image.size) if len(found) == 68 else None,
+                eye_openness=eye_openness(found),
+                mouth_openness=mouth_openness(found),
                 quality=face_quality(image, box),
-                attributes=face_attributes(image, box) if with_attributes else None,
+                attributes=face_attributes(image, box, points) if with_attributes else None,
             )
         )
     return ImageAnalysis(image.width, image.height, len(faces), faces)
 
 
-def face_attributes(image: Image.Image, box: Box | None = None) -> dict[str, dict[str, float]]:
+def face_attributes(
+    image: Image.Image, box: Box | None = None, points: int | None = None
+) -> dict[str, dict[str, float]]:
     """Probabilities of FairFace's age groups, genders and races and of the 7 basic expressions for the face in
     `box` (the largest face when None); no expression when research-only weights are off (FACELLM_RESEARCH_MODELS=0)."""
     from facellm.faces import attributes
@@ -63,7 +67,7 @@ def face_attributes(image: Image.Image, box: Box | None = None) -> dict[str, dic
     from facellm.faces.expression import predict_expression
 
     box = box or detect_faces(image, fallback=True)[0]
-    found = vars(attributes.predict(attributes.features(image, box)))
+    found = vars(attributes.predict(attributes.features(image, box, points)))
     return {**found, "expression": predict_expression(image, box)} if research_models_allowed() else found
 
 

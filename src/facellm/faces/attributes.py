@@ -36,7 +36,7 @@ class FaceInputs:
     chip: np.ndarray  # CHIP x CHIP x 3 uint8: the aligned face with FairFace's 0.25 margin
 
 
-def features(image: Image.Image, box=None) -> FaceInputs:
+def features(image: Image.Image, box=None, points: int | None = None) -> FaceInputs:
     """Inputs of the largest face (or of `box`; a whole-image box when no face is found).
 
     The face is aligned on its landmarks into dlib's 150 px chip with a 0.25 margin, which is how FairFace's own
@@ -44,7 +44,7 @@ def features(image: Image.Image, box=None) -> FaceInputs:
     from facellm.faces.detect import detect_faces
     from facellm.faces.embed import aligned_chip, chip_descriptors
 
-    aligned = aligned_chip(image, box or detect_faces(image, fallback=True)[0])
+    aligned = aligned_chip(image, box or detect_faces(image, fallback=True)[0], points=points)
     descriptor, mirrored = chip_descriptors(aligned)
     return FaceInputs(
         descriptor=descriptor.astype(np.float32),

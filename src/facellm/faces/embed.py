@@ -17,12 +17,12 @@ from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import face_encoder, landmark_predictor
 
 
-def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25) -> np.ndarray:
-    """dlib's 150 px face chip: the face in `box` aligned on its landmarks, with `padding` around it."""
+def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None) -> np.ndarray:
+    """dlib's 150 px face chip: the face in `box` aligned on its 68 or 5 landmarks, with `padding` around it."""
     import dlib
 
     rgb = np.asarray(image.convert("RGB"))
-    return dlib.get_face_chip(rgb, landmark_predictor()(rgb, box.as_dlib()), size=150, padding=padding)
+    return dlib.get_face_chip(rgb, landmark_predictor(points)(rgb, box.as_dlib()), size=150, padding=padding)
 
 
 def chip_descriptors(chip: np.ndarray, jitters: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -32,15 +32,20 @@ def chip_descriptors(chip: np.ndarray, jitters: int = 0) -> tuple[np.ndarray, np
     return plain, np.array(encoder.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1]), jitters))
 
 
-def face_descriptor(image: Image.Image, box: Box, jitters: int = 0) -> np.ndarray:
+def face_descriptor(image: Image.Image, box: Box, jitters: int = 0, points: int | None = None) -> np.ndarray:
     """128-D descriptor of the face in `box`: the mean of the aligned face's and its mirror image's descriptors
     (on LFW's tight crops the mean scores 95.30% vs 94.97% for one pass); `jitters` > 0 averages perturbed copies."""
-    plain, mirrored = chip_descriptors(aligned_chip(image, box), jitters)
+    plain, mirrored = chip_descriptors(aligned_chip(image, box, points=points), jitters)
     return (plain + mirrored) / 2
 
 
 def image_descriptor(
-    image: Image.Image, upscale_to: int = 200, pad: float = 0.2, jitters: int = 0, whole_image_fallback: bool = False
+    image: Image.Image,
+    upscale_to: int = 200,
+    pad: float = 0.2,
+    jitters: int = 0,
+    whole_image_fallback: bool = False,
+    points: int | None = None,
 ):
     """Descriptor of the largest face, and its box in the prepared image; `NoFaceError` when no face is found.
 
@@ -60,7 +65,7 @@ def image_descriptor(
         from facellm.errors import NoFaceError
 
         raise NoFaceError("no face found in the image", "pass an image that shows a face")
-    return face_descriptor(image, boxes[0], jitters), boxes[0]
+    return face_descriptor(image, boxes[0], jitters, points), boxes[0]
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,22 +102,24 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> list[tuple[int
     return pairs
 
 
-def _descriptor_of_path(job: tuple[str, int]) -> np.ndarray | str:
+def _descriptor_of_path(job: tuple[str, int, int | None]) -> np.ndarray | str:
     from facellm.errors import FaceLLMError
     from facellm.images import read_image
 
-    path, jitters = job
+    path, jitters, points = job
     try:
-        return image_descriptor(read_image(path), jitters=jitters, whole_image_fallback=True)[0]
+        return image_descriptor(read_image(path), jitters=jitters, whole_image_fallback=True, points=points)[0]
     except FaceLLMError as exc:
         return str(exc)
 
 
-def descriptors_of(paths: list[Path], jitters: int = 0, workers: int = 0, on_result=None) -> tuple[dict, dict]:
+def descriptors_of(
+    paths: list[Path], jitters: int = 0, workers: int = 0, on_result=None, points: int | None = None
+) -> tuple[dict, dict]:
     """Descriptors of many image files over the CPU cores: ({path: descriptor}, {path: why it was skipped})."""
     from facellm.parallel import map_over_cores
 
-    jobs = [(str(p), jitters) for p in paths]
+    jobs = [(str(p), jitters, points) for p in paths]
     found, skipped = {}, {}
     for path, result in zip(paths, map_over_cores(_descriptor_of_path, jobs, workers, on_result=on_result)):
         (skipped if isinstance(result, str) else found)[path] = result
@@ -193,13 +200,13 @@ def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict,
     return PairResult(accuracies, thresholds, shrinks)
 
 
-def descriptor_of_file(path: Path, jitters: int = 0) -> np.ndarray:
+def descriptor_of_file(path: Path, jitters: int = 0, points: int | None = None) -> np.ndarray:
     """The descriptor of the largest face in an image file; a one-line error naming the file when it has none."""
     from facellm.errors import NoFaceError
     from facellm.images import read_image
 
     try:
-        return image_descriptor(read_image(path), jitters=jitters)[0]
+        return image_descriptor(read_image(path), jitters=jitters, points=points)[0]
     except NoFaceError as exc:
         raise NoFaceError(f"no face in {path}", exc.hint) from None
 

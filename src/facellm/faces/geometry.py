@@ -40,9 +40,9 @@ class Pose:
     method: str = "learned"  # "learned" (faces/pose.py) or "pnp" (solvePnP; about 10 degrees worse, see pose.py)
 
 
-def landmarks(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """(x, y) points: 68 in dlib's iBUG layout, or 5 (eye corners, nose base) with FACELLM_LANDMARKS=5."""
-    shape = landmark_predictor()(rgb, box.as_dlib())
+def landmarks(rgb: np.ndarray, box: Box, points: int | None = None) -> np.ndarray:
+    """(x, y) points: 68 in dlib's iBUG layout, or 5 (eye corners, nose base); `points` None: FACELLM_LANDMARKS."""
+    shape = landmark_predictor(points)(rgb, box.as_dlib())
     return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.float64)
 
 

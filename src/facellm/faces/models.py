@@ -51,8 +51,12 @@ def landmark_points() -> int:
     return int(value)
 
 
-def landmark_predictor():
-    return _shape_predictor(landmark_points())
+def landmark_predictor(points: int | None = None):
+    """dlib's 68- or 5-point landmark model; `points` None: FACELLM_LANDMARKS (default 68)."""
+    points = points or landmark_points()
+    if points not in (5, 68):
+        raise InputError(f"landmark points must be 5 or 68, not {points!r}", "use 5 or 68")
+    return _shape_predictor(points)
 
 
 @cache

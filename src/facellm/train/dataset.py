@@ -94,7 +94,7 @@ def to_sample(record: dict, image_root: Path) -> tuple[list[Path], list[dict]]:
     return paths, messages
 
 
-def build_dataset(path: str | Path, processor, image_root: str | Path | None, cutoff_len: int,
+def training_dataset(path: str | Path, processor, image_root: str | Path | None, cutoff_len: int,
                   max_samples: int | None = None):  # fmt: skip
     """The kept samples as a `datasets.Dataset`, and a report of what was skipped and why."""
     from datasets import Dataset

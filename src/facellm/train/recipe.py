@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 from facellm.errors import InputError, ModelLoadError
 from facellm.train.collator import AssistantOnlyCollator, TokenCounter
 from facellm.train.config import TrainConfig
-from facellm.train.dataset import build_dataset, split_by_image
+from facellm.train.dataset import split_by_image, training_dataset
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
@@ -48,9 +48,11 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load processor of {config.model!r}: {str(exc).splitlines()[0]}",
                              "set model= to a local checkpoint folder or a reachable hub id") from None  # fmt: skip
-    dataset, report = build_dataset(config.dataset, processor, config.image_root, config.cutoff_len, config.max_samples)
+    dataset, report = training_dataset(
+        config.dataset, processor, config.image_root, config.cutoff_len, config.max_samples
+    )
     if config.eval_dataset:
-        train_set, eval_set = dataset, build_dataset(config.eval_dataset, processor, config.image_root,
+        train_set, eval_set = dataset, training_dataset(config.eval_dataset, processor, config.image_root,
                                                      config.cutoff_len)[0]  # fmt: skip
     else:
         train_set, eval_set = split_by_image(dataset, config.eval_fraction, config.seed)
@@ -270,18 +272,15 @@ def logged_losses(log_path: Path) -> list[tuple[int, float]]:
 def plot_loss(points: list[tuple[int, float]], png: Path) -> None:
     if not points:
         return
-    import matplotlib
+    from matplotlib.figure import Figure  # a figure of its own: the process's matplotlib backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     ax.plot(*zip(*points), marker="o", markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
-    plt.close(fig)
 
 
 def peak_memory_mb() -> float:

@@ -1,0 +1,150 @@
+"""The one backend interface: error policy, typed failure causes, options as data, building from flags."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from facellm.backends import NAMED, Backend, BackendSpec, Cause, Prompt, Reply, answer_safely, build_backend, cause_of
+from facellm.backends.scripted import ScriptedBackend
+from facellm.errors import InputError
+from facellm.model import GenerationSettings, question
+from facellm.openai_client import ApiError, ChatClient, EndpointConfig
+from facellm.testing.mock_openai import MockOpenAIServer
+
+SETTINGS = GenerationSettings(max_new_tokens=4)
+
+
+def _prompts(n: int) -> list[Prompt]:
+    return [Prompt(question([], f"question {i}")) for i in range(n)]
+
+
+def test_out_of_memory_batch_is_retried_in_halves_once_then_recorded():
+    backend = ScriptedBackend(lambda p: "ok", fail_batches_over=2)  # batches of 3 or more run out of memory
+    replies = answer_safely(backend, _prompts(8), SETTINGS)
+    # 8 fails -> two halves of 4, each tried once and failing again: no further splitting, all 8 recorded failed.
+    assert [len(b) for b in backend.batches] == [8, 4, 4]
+    assert all(isinstance(r, MemoryError) and cause_of(r) is Cause.OUT_OF_MEMORY for r in replies)
+
+    backend = ScriptedBackend(lambda p: "ok", fail_batches_over=3)
+    replies = answer_safely(backend, _prompts(6), SETTINGS)
+    assert [len(b) for b in backend.batches] == [6, 3, 3] and all(r.text == "ok" for r in replies)
+
+
+def test_a_failing_batch_is_answered_one_by_one_so_one_bad_item_fails_alone():
+    class OneBad(ScriptedBackend):
+        def answer(self, prompts, settings):
+            if any("question 2" in p.turns[-1].text for p in prompts) and len(prompts) > 1:
+                raise RuntimeError("a model error somewhere in the batch")
+            return super().answer(prompts, settings)
+
+    def reply(prompt):
+        return RuntimeError("this one is broken") if "question 2" in prompt.turns[-1].text else "fine"
+
+    replies = answer_safely(OneBad(reply), _prompts(4), SETTINGS)
+    assert [type(r).__name__ for r in replies] == ["Reply", "Reply", "RuntimeError", "Reply"]
+    assert cause_of(replies[2]) is Cause.OTHER and str(replies[2]) == "this one is broken"
+
+
+def test_keyboard_interrupt_is_not_swallowed():
+    def stop(prompt):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        answer_safely(ScriptedBackend(stop), _prompts(2), SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [(429, Cause.RATE_LIMITED), (500, Cause.SERVER_ERROR), ("garbage", Cause.GARBAGE), ("empty", Cause.EMPTY),
+     (401, Cause.CLIENT_ERROR), ("timeout", Cause.TIMEOUT)],
+)  # fmt: skip
+def test_api_failures_carry_a_typed_cause(fault, cause):
+    with MockOpenAIServer(faults=[fault] * 3, retry_after=0, timeout_s=1.0) as server:
+        config = EndpointConfig(server.base_url, "m", max_retries=0, timeout_s=0.3)
+        (reply,) = ChatClient(config).complete_many([[{"role": "user", "content": "hi"}]])
+    assert isinstance(reply, ApiError) and cause_of(reply) is cause
+
+
+def test_connection_refused_is_a_connection_failure():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    config = EndpointConfig(f"http://127.0.0.1:{port}/v1", "m", max_retries=0)
+    (reply,) = ChatClient(config).complete_many([[{"role": "user", "content": "hi"}]])
+    assert cause_of(reply) is Cause.CONNECTION
+
+
+def test_causes_are_not_read_from_message_text():
+    # A message that mentions "HTTP 500" and "timeout" is still just an unexplained failure.
+    assert cause_of(RuntimeError("HTTP 500 timeout empty answer")) is Cause.OTHER
+    assert cause_of(InputError("bad")) is Cause.BAD_INPUT
+
+
+def test_likelihood_scoring_takes_the_options_as_data(tiny_lm, face_images):
+    from facellm.backends.local import LocalBackend
+
+    backend = LocalBackend(tiny_lm, scoring="likelihood")
+    # No "(A) ..." lines anywhere in the text: the letters come from the options themselves.
+    prompts = [Prompt(question(face_images[:1], "How old is this person?"), options=tuple(f"{i}0s" for i in range(6)))]
+    (reply,) = backend.answer(prompts, SETTINGS)
+    assert reply.text in "ABCDEF" and len(reply.text) == 1
+    with pytest.raises(InputError, match="multiple-choice"):
+        backend.answer([Prompt(question(face_images[:1], "How old?"))], SETTINGS)
+
+
+def test_specialist_takes_the_options_as_data(face_images):
+    backend = build_backend(BackendSpec("specialist"))
+    prompt = Prompt(question(face_images[:3], "How many faces are there?"), options=("1", "2", "3", "5"))
+    (reply,) = backend.answer([prompt], SETTINGS)
+    assert reply.text.startswith("C")
+
+
+def test_every_named_backend_builds_and_unknown_flags_are_refused():
+    for name in NAMED:
+        backend = build_backend(BackendSpec(name))
+        assert isinstance(backend, Backend) and backend.name
+    with pytest.raises(InputError, match="either a model"):
+        build_backend(BackendSpec())
+    with pytest.raises(InputError, match="either a model"):
+        build_backend(BackendSpec("specialist", api_base="http://127.0.0.1:1/v1"))
+    with pytest.raises(InputError, match="likelihood needs a local"):
+        build_backend(BackendSpec("specialist", scoring="likelihood"))
+    grounded = build_backend(BackendSpec("offline", ground=True))
+    assert grounded.name.endswith("+grounded")
+
+
+def test_template_backend_answers_from_facts_not_text():
+    from facellm.data.prompts import load_prompts
+
+    spec = load_prompts()
+    backend = build_backend(BackendSpec("template", prompts=spec))
+    facts = {"aspect": "pose", "known": {"gender": "Female", "age": "30-39", "race": "White"}, "measured": {}}
+    (reply,) = backend.answer([Prompt(question([], "ignored text"), facts=facts)], SETTINGS)
+    assert isinstance(reply, Reply) and "woman" in reply.text
+
+
+class EchoBackend(Backend):
+    """A backend added the documented way (this class plus one line in NAMED): answers with the option count."""
+
+    name = "echo"
+
+    def answer(self, prompts, settings):
+        return [Reply(f"A ({len(p.options or ())} options, {len(p.images)} images)") for p in prompts]
+
+
+def test_a_new_backend_is_one_class_and_one_line(monkeypatch, standin_bench, faces, tmp_path):
+    from click.testing import CliRunner
+
+    from facellm.cli import cli
+
+    monkeypatch.setitem(NAMED, "echo", f"{__name__}:EchoBackend")
+    runner = CliRunner()
+    run = runner.invoke(cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "echo",
+                              "--out", str(tmp_path / "run"), "--only", "age"])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    predictions = (tmp_path / "run" / "predictions.jsonl").read_text()
+    assert "options, 1 images" in predictions and '"prediction": "A (4 options' in predictions
+    asked = runner.invoke(cli, ["ask", str(faces[0].path), "-q", "Hello?", "-m", "echo"])
+    assert asked.exit_code == 0 and asked.output.strip() == "A (0 options, 1 images)"
