@@ -98,7 +98,7 @@ def test_prompts_are_attribute_aware_but_questions_are_label_free():
     assert spec.aspects["skin_texture"].stored_question == (
         "Describe the skin texture of the image based on the visual information."
     )
-    assert "FairFace" in spec.system or "seven" in spec.system
+    assert "seven FairFace groups" in spec.system
     assert spec.user_prompt("pose", {}).startswith("Using this")  # no labels: no known-facts sentence
     per_image = spec.per_image_prompt(known, {"pose_label": "frontal", "yaw": 3.0})
     assert '"demographics"' in per_image and "head pose frontal (yaw 3°)" in per_image

@@ -8,7 +8,8 @@ import click
 
 from facellm.cli.common import check_limit
 from facellm.cli.root import cli
-from facellm.data.build import TEACHERS
+from facellm.data.build import MODES, TEACHERS
+from facellm.data.export import FORMATS
 from facellm.errors import FaceLLMError
 
 
@@ -49,7 +50,7 @@ def _records_and_spec(source, images, labels, limit, aspects, prompts):
 @click.option("--teacher", type=click.Choice(TEACHERS), default="template", show_default=True)
 @click.option("--base-url", envvar="FACELLM_API_BASE", help="OpenAI-compatible endpoint (openai teacher).")
 @click.option("--model", "-m", help="Teacher model: API model name, or hub id/folder for hf.")
-@click.option("--mode", type=click.Choice(["per-aspect", "per-image"]), default="per-aspect", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="per-aspect", show_default=True)
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight (openai).")
 @click.option("--rpm", type=float, help="Requests-per-minute limit.")
 @click.option("--tpm", type=float, help="Tokens-per-minute limit.")
@@ -166,7 +167,7 @@ def data_filter(run, min_chars, max_chars):
 
 @data_group.command("export")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["sharegpt", "llava", "hf"]), default="sharegpt", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="sharegpt", show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--val", "val_fraction", type=float, default=0.05, show_default=True, help="Share of images for val.")
 @click.option("--test", "test_fraction", type=float, default=0.0, show_default=True, help="Share of images for test.")

@@ -8,6 +8,7 @@ import click
 
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.testing.shape_model import SHAPES
 
 
 @cli.group()
@@ -16,7 +17,7 @@ def dev() -> None:
 
 
 @dev.command("make-shape-model")
-@click.option("--shape", type=click.Choice(["internvl3-1b", "internvl3-8b", "internvl3-38b"]), required=True)
+@click.option("--shape", type=click.Choice(SHAPES), required=True)
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
 def dev_make_shape_model(shape, out_dir, seed):

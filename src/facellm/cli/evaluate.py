@@ -10,6 +10,7 @@ from facellm.cli.common import backend_options, check_limit
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import SETTINGS
+from facellm.eval.report import EXTRACTORS
 
 
 @cli.group("eval")
@@ -142,7 +143,7 @@ def eval_overlap(train, bench_dir, image_root, max_distance, out):
 
 @eval_group.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--extractor", type=click.Choice(["both", "compat", "strict"]), default="both", show_default=True)
+@click.option("--extractor", type=click.Choice(["both", *EXTRACTORS]), default="both", show_default=True)
 @click.option("--model-name", help="Name printed in the report (default: the run's model).")
 def eval_report(run: Path, extractor: str, model_name: str | None) -> None:
     """Score a run folder, or any folder of FaceXBench result JSONs (e.g. from VLMEvalKit), with both extractors."""

@@ -11,6 +11,7 @@ from facellm.cli.common import expand_images, landmarks_option
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
+from facellm.faces.detect import DETECTORS
 
 
 def _analyze_one(job: tuple[str, str, bool, int]) -> dict:
@@ -28,7 +29,7 @@ def _analyze_one(job: tuple[str, str, bool, int]) -> dict:
 @cli.command("analyze")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
-@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), default="auto", show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True)
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 @landmarks_option

@@ -8,6 +8,7 @@ import click
 
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.plan import SIZES
 
 
 @cli.command("demo")
@@ -30,7 +31,7 @@ def demo_command(out, images, eval_images, fairface, base_url, model, train_step
 
 
 @cli.command("reproduce")
-@click.option("--size", type=click.Choice(["1b", "8b", "38b"]), required=True)
+@click.option("--size", type=click.Choice(SIZES), required=True)
 @click.option("--fairface", type=click.Path(path_type=Path), default=Path("data/fairface"), show_default=True)
 @click.option("--bench-dir", type=click.Path(path_type=Path), default=Path("data/facexbench/benchmark"),
               show_default=True)  # fmt: skip

@@ -8,6 +8,7 @@ import click
 
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.plan import SIZES
 
 
 @cli.command("train")
@@ -51,7 +52,7 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 
 
 @cli.command("plan")
-@click.option("--size", type=click.Choice(["1b", "8b", "38b"]), required=True, help="Released InternVL3-hf shape.")
+@click.option("--size", type=click.Choice(SIZES), required=True, help="Released InternVL3-hf shape.")
 @click.option("--gpus", type=int, default=1, show_default=True, help="GPUs for DDP, FSDP, ZeRO-3 and tensor parallel.")
 @click.option("--gpu-memory", type=float, default=80.0, show_default=True, help="GiB per GPU.")
 @click.option("--micro-batch", type=int, help="Per-GPU batch (default: the paper's, 10 for 1B/8B, 2 for 38B).")

@@ -43,9 +43,16 @@ class Box:
         return dlib.rectangle(self.left, self.top, self.right, self.bottom)
 
 
+DETECTORS = ("auto", "quick", "hog", "cnn")
+
+
 def detect_faces(image: Image.Image, detector: str = "auto", fallback: bool = False) -> list[Box]:
     """Face boxes in image coordinates, largest first. `detector`: auto (HOG, then CNN on a miss), quick (HOG, then
     CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several), hog or cnn."""
+    if detector not in DETECTORS:
+        from facellm.errors import InputError
+
+        raise InputError(f"unknown face detector {detector!r}", f"use one of {', '.join(DETECTORS)}")
     rgb = np.asarray(image.convert("RGB"))
     height, width = rgb.shape[:2]
     scale = 1.0
