@@ -14,6 +14,7 @@ import base64
 import io
 import os
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -131,52 +132,62 @@ class _RateLimiter:
 class ChatClient:
     """Send chat-completions requests concurrently with retries; see the module docstring.
 
-    Either call `complete_many` (blocking, a whole list), or open a session inside a running event loop
-    (`async with client:`) and await `complete` for each request as work arrives. The rate limits hold across
-    calls and sessions."""
+    `complete_many` blocks until a whole list is answered. It may be called from several threads at once: every
+    call runs on the client's own event loop (a daemon thread started on first use), so all of them share one
+    connection pool, one limit of `concurrency` requests in flight and the rate limits."""
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
         self._http = None
         self._limiter = _RateLimiter(config.requests_per_minute, config.tokens_per_minute)
         self._gate: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting = threading.Lock()
 
-    async def __aenter__(self) -> ChatClient:
+    def _session_loop(self) -> asyncio.AbstractEventLoop:
+        with self._starting:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="facellm-openai-client", daemon=True).start()
+                asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+                self._loop = loop
+        return self._loop
+
+    async def _open(self) -> None:
         import httpx
 
         self._http = httpx.AsyncClient(timeout=self.config.timeout_s)
         self._limiter.lock = asyncio.Lock()
         self._gate = asyncio.Semaphore(self.config.concurrency)
-        return self
 
-    async def __aexit__(self, *exc) -> None:
-        await self._http.aclose()
-        self._http = None
+    def close(self) -> None:
+        """Close the connections and stop the client's event loop (a later call starts them again)."""
+        with self._starting:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            asyncio.run_coroutine_threadsafe(self._http.aclose(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
 
     def complete_many(
         self, conversations: Sequence[list[dict]], max_tokens: int = 512, temperature: float = 0.0
     ) -> list[ChatReply | ApiError]:
-        """Blocking helper: answer every message list; each slot holds a reply or the `ApiError` that ended it."""
+        """Answer every message list (blocking); each slot holds a reply or the `ApiError` that ended it."""
+
+        async def one(messages: list[dict]) -> ChatReply | ApiError:
+            try:
+                return await self.complete(messages, max_tokens, temperature)
+            except ApiError as exc:
+                return exc
 
         async def run() -> list[ChatReply | ApiError]:
-            async with self:
+            return list(await asyncio.gather(*(one(m) for m in conversations)))
 
-                async def one(messages: list[dict]) -> ChatReply | ApiError:
-                    try:
-                        return await self.complete(messages, max_tokens, temperature)
-                    except ApiError as exc:
-                        return exc
-
-                return list(await asyncio.gather(*(one(m) for m in conversations)))
-
-        return asyncio.run(run())
+        return asyncio.run_coroutine_threadsafe(run(), self._session_loop()).result()
 
     async def complete(self, messages: list[dict], max_tokens: int = 512, temperature: float = 0.0) -> ChatReply:
-        """One request, retried as configured; raises `ApiError` when it fails for good. Needs an open session."""
+        """One request, retried as configured; raises `ApiError` when it fails for good. Runs on the client's loop."""
         import httpx
 
-        if self._http is None:
-            raise RuntimeError("use `async with client:` before calling complete()")
         url = self.config.base_url.rstrip("/") + "/chat/completions"
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         body = {"model": self.config.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}

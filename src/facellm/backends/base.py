@@ -4,13 +4,16 @@ Data teachers, evaluation, `ask`, `chat` and the server all talk to a `Backend`.
 `Prompt`s with one `Reply` per prompt, or the exception that failed that prompt; it can stream one answer, and it
 says its name. `answer_safely` is the one error policy every caller uses: a failed batch never ends a run, an
 out-of-memory batch is retried once in halves, any other failed batch is retried one prompt at a time, and every
-failure carries a typed `Cause`.
+failure carries a typed `Cause`. `answer_stream` is the one way batch work (eval, data) feeds a backend: chunks of
+`chunk_size` prompts, up to `parallel_chunks` of them in flight, replies handed back as each chunk finishes.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -90,6 +93,7 @@ class Backend:
 
     name = "backend"
     chunk_size = 16  # how many prompts callers hand over at once (a batch, or requests kept in flight)
+    parallel_chunks = 1  # chunks `answer_stream` keeps in flight (more than 1 only where calls share one limit)
     measures_faces = False  # True: answers from the face models itself, so grounding would add nothing
 
     @classmethod
@@ -137,6 +141,33 @@ def answer_safely(backend: Backend, prompts: Sequence[Prompt], settings: Generat
         middle = len(prompts) // 2
         return [*_answer_once(backend, prompts[:middle], settings), *_answer_once(backend, prompts[middle:], settings)]
     return [item for prompt in prompts for item in _answer_once(backend, [prompt], settings)]
+
+
+def answer_stream(backend: Backend, items: Iterable[tuple], settings: GenerationSettings) -> Iterator[tuple]:
+    """Answer a stream of (tag, prompt) pairs, yielding (tag, reply or exception) per prompt. Prompts are drawn
+    from `items` only as chunk slots free up, so a long run holds a few chunks in memory. With `parallel_chunks`
+    > 1, chunks are handed back as they finish (not in order), so a slow request (a retry after a timeout) holds
+    back only its own chunk while the others keep the backend busy."""
+    iterator = iter(items)
+    size, depth = max(1, backend.chunk_size), max(1, backend.parallel_chunks)
+
+    def next_chunk() -> list:
+        return list(itertools.islice(iterator, size))
+
+    if depth == 1:
+        while chunk := next_chunk():
+            yield from zip((tag for tag, _ in chunk), answer_safely(backend, [p for _, p in chunk], settings))
+        return
+    with ThreadPoolExecutor(depth, thread_name_prefix="facellm-chunks") as pool:
+        pending: dict = {}  # future -> its chunk
+        while True:
+            while len(pending) < depth and (chunk := next_chunk()):
+                pending[pool.submit(answer_safely, backend, [p for _, p in chunk], settings)] = chunk
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield from zip((tag for tag, _ in pending.pop(future)), future.result())
 
 
 def _answer_once(backend: Backend, prompts: Sequence[Prompt], settings: GenerationSettings) -> list:

@@ -35,6 +35,13 @@ class LocalBackend(Backend):
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         from facellm.model import choose_option, generate
 
+        with_images = [bool(p.images) for p in prompts]
+        if 0 < sum(with_images) < len(prompts):  # the processor cannot batch prompts with and without images
+            replies = {}
+            for kind in (True, False):
+                group = [i for i, has in enumerate(with_images) if has == kind]
+                replies.update(zip(group, self.answer([prompts[i] for i in group], settings)))
+            return [replies[i] for i in range(len(prompts))]
         conversations = [p.turns for p in prompts]
         if self.scoring == "likelihood":
             if any(not p.options for p in prompts):

@@ -1,6 +1,7 @@
 """`OpenAIBackend`: any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp, another
 facellm) through the shared client: concurrency, rate limits, retries, token usage. A prompt that fails for good
-holds its `ApiError` (with a typed cause); the others go on."""
+holds its `ApiError` (with a typed cause); the others go on. Calls from several threads share the client's
+`concurrency` limit, so batch work keeps several chunks in flight and one slow request never stalls a run."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ class OpenAIBackend(Backend):
     def __init__(self, client, name: str | None = None) -> None:
         self.client = client  # facellm.openai_client.ChatClient
         self.name = name or f"openai:{client.config.model}"
-        self.chunk_size = client.config.concurrency * 4
+        # Small chunks, twice the concurrency queued: a slow request holds back a few replies, never the run.
+        self.chunk_size = max(1, client.config.concurrency // 8)
+        self.parallel_chunks = 16
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         from facellm.openai_client import to_openai_messages

@@ -3,8 +3,9 @@
 The teacher is any backend (`facellm.backends`): the offline template teacher, an OpenAI-compatible endpoint or a
 local model. Two request modes: `per-aspect` (the paper: one request per image and aspect) and `per-image` (one
 request returns all aspects as a JSON object, validated; an image whose JSON fails falls back to per-aspect
-requests, and the unusable reply is kept with its cost). Work goes to the backend a chunk at a time (as many
-requests as it keeps in flight or batches); each chunk's answers are committed as soon as it finishes.
+requests, and the unusable reply is kept with its cost). Work goes to the backend through `answer_stream` (chunks
+of what it batches or keeps in flight, several chunks at once where it allows); each answer is committed as soon
+as its chunk returns.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply, answer_safely, cause_of
+from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply, answer_stream, cause_of
 from facellm.data.prompts import PromptSpec
 from facellm.data.sources import FaceRecord
 from facellm.data.store import QARecord, QAStore, image_hash, record_key
@@ -96,10 +97,7 @@ def build_dataset(
     jobs = _pending_jobs(records, spec, teacher, store, wanted, retry_failed, summary)
     summary.pending = sum(len(j.aspects) for j in jobs)
     store.set_meta("build", {"prompt_version": spec.version, "teacher": teacher.name, "mode": mode})
-    builder = _Builder(spec, teacher, store, mode, prices or Prices(), measured, summary, progress, max_new_tokens)
-    per_chunk = max(1, teacher.chunk_size // (1 if mode == "per-image" else len(wanted)))
-    for start in range(0, len(jobs), per_chunk):
-        builder.run(jobs[start : start + per_chunk])
+    _Builder(spec, teacher, store, mode, prices or Prices(), measured, summary, progress, max_new_tokens).run(jobs)
     return summary
 
 
@@ -170,9 +168,20 @@ class _Builder:
     progress: Callable[[BuildSummary], None] | None
     max_new_tokens: int
 
+    measured_of: dict[str, dict] = field(default_factory=dict)  # image hash -> facts (measured once per image)
+
     def run(self, jobs: list[_Job]) -> None:
-        """One chunk: per-image requests first (in that mode), then per-aspect requests for what is left."""
-        ready = []
+        """Per-image requests first (in that mode), then per-aspect requests for what is left; every answer is
+        stored the moment its chunk returns."""
+        if self.mode == "per-image":
+            jobs = self._per_image(jobs)
+        asks = (((job, measured, aspect), self._prompt(job, image, measured, aspect))
+                for job, image, measured in self._ready(jobs) for aspect in job.aspects)  # fmt: skip
+        for (job, measured, aspect), reply in self._answer(asks, self.max_new_tokens):
+            self._save(job, aspect, "per-aspect", measured, reply)
+
+    def _ready(self, jobs: list[_Job]):
+        """(job, image, measured facts) for each job whose image can be read; the others are recorded as skipped."""
         for job in jobs:
             try:
                 image = read_image(job.record.path)
@@ -182,20 +191,17 @@ class _Builder:
                 self._tick()
                 continue
             self.store.unskip(job.record.image)
-            ready.append((job, image, self.measured(job.record) if self.measured else {}))
-        if self.mode == "per-image":
-            ready = self._per_image(ready)
-        asks = [(job, image, measured, aspect) for job, image, measured in ready for aspect in job.aspects]
-        prompts = [self._prompt(job, image, measured, aspect) for job, image, measured, aspect in asks]
-        for (job, _, measured, aspect), reply in zip(asks, self._answer(prompts, self.max_new_tokens)):
-            self._save(job, aspect, "per-aspect", measured, reply)
+            if job.image_hash not in self.measured_of:
+                self.measured_of[job.image_hash] = self.measured(job.record) if self.measured else {}
+            yield job, image, self.measured_of[job.image_hash]
 
-    def _per_image(self, ready: list) -> list:
+    def _per_image(self, jobs: list[_Job]) -> list[_Job]:
         """Ask once per image for all aspects; store the valid answers and return what is still to ask per aspect."""
-        many = [item for item in ready if len(item[0].aspects) > 1]
-        prompts = [self._prompt(job, image, measured, None) for job, image, measured in many]
-        leftover = [item for item in ready if len(item[0].aspects) <= 1]
-        for (job, image, measured), reply in zip(many, self._answer(prompts, self.max_new_tokens * PER_IMAGE_TOKENS)):
+        leftover = [job for job in jobs if len(job.aspects) <= 1]
+        many = [job for job in jobs if len(job.aspects) > 1]
+        ready = self._ready(many)
+        asks = (((job, measured), self._prompt(job, image, measured, None)) for job, image, measured in ready)
+        for (job, measured), reply in self._answer(asks, self.max_new_tokens * PER_IMAGE_TOKENS):
             answers = {} if isinstance(reply, Exception) else parse_per_image(reply.text, job.aspects)
             if not answers and isinstance(reply, Reply):  # paid for but unusable: kept, with its cost
                 record = self._record(job, job.aspects[0], "per-image", measured)
@@ -209,7 +215,7 @@ class _Builder:
             rest = [a for a in job.aspects if a not in answers]
             if rest:
                 self.summary.fallbacks += 1
-                leftover.append((_Job(job.record, job.image_hash, rest), image, measured))
+                leftover.append(_Job(job.record, job.image_hash, rest))
         return leftover
 
     def _prompt(self, job: _Job, image, measured: dict, aspect: str | None) -> Prompt:
@@ -219,13 +225,8 @@ class _Builder:
         turns = [Turn("system", self.spec.system), Turn("user", user, [image])]
         return Prompt(turns, facts={"aspect": aspect, "known": known, "measured": measured})
 
-    def _answer(self, prompts: list[Prompt], max_new_tokens: int) -> list[Reply | Exception]:
-        settings = GenerationSettings(max_new_tokens=max_new_tokens)
-        size = max(1, self.teacher.chunk_size)
-        replies: list[Reply | Exception] = []
-        for start in range(0, len(prompts), size):
-            replies += answer_safely(self.teacher, prompts[start : start + size], settings)
-        return replies
+    def _answer(self, asks, max_new_tokens: int):
+        return answer_stream(self.teacher, asks, GenerationSettings(max_new_tokens=max_new_tokens))
 
     def _record(self, job: _Job, aspect: str, mode: str, measured: dict) -> QARecord:
         return QARecord(

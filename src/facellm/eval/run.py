@@ -3,7 +3,8 @@
 A run folder holds `run.json` (what was run; no secrets), `predictions.jsonl` (one line per answered or failed
 question, appended as work finishes, so a crash loses at most one chunk), `results/*.json` (the benchmark files
 with a `prediction` per question, readable by the official aggregation script) and the report files.
-A rerun with the same folder skips every question that already has a prediction and retries failed ones.
+A rerun with the same folder skips every question that already has a prediction and retries failed ones; one with
+other settings is refused (`facellm.runs`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facellm.backends.base import Backend, Prompt, answer_safely, cause_of
+from facellm.backends.base import Backend, Prompt, answer_stream, cause_of
 from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import PROMPT_VERSION, Question, build_prompt
 from facellm.images import read_image
@@ -49,15 +50,17 @@ def run_questions(
     pending.sort(key=lambda q: (len(q.images), q.file, _int(q.qid)))
     started, failed = time.monotonic(), 0
     with open(out / "predictions.jsonl", "a", encoding="utf-8") as log:
-        for start in range(0, len(pending), backend.chunk_size):
-            chunk = pending[start : start + backend.chunk_size]
-            records = _answer_chunk(chunk, backend, setting, settings)
-            for record in records:
-                log.write(json.dumps(record, ensure_ascii=False) + "\n")
-                failed += "error" in record
+
+        def save(record: dict) -> None:  # each answer is on disk before the next is asked for
+            nonlocal failed
+            log.write(json.dumps(record, ensure_ascii=False) + "\n")
             log.flush()
+            failed += "error" in record
             if progress:
-                progress(len(chunk))
+                progress(1)
+
+        for q, reply in answer_stream(backend, _prompts(pending, setting, save), settings):
+            save(_record(q, error=reply) if isinstance(reply, Exception) else _record(q, reply.text))
     elapsed = time.monotonic() - started
     done = load_done(out)
     write_results(questions, done, out / "results")
@@ -70,24 +73,15 @@ def run_questions(
     }
 
 
-def _answer_chunk(chunk: Sequence[Question], backend: Backend, setting: str, settings) -> list[dict]:
-    """Read images (a bad one fails only its question), answer the rest, return one record per question."""
-    records: dict[str, dict] = {}
-    ready: list[tuple[Question, Prompt]] = []
-    for q in chunk:
+def _prompts(pending: Sequence[Question], setting: str, save: Callable[[dict], None]):
+    """(question, prompt) for each question whose images can be read; the others are saved as failed at once."""
+    for q in pending:
         try:
             images = [read_image(p) for p in q.image_paths]
         except FaceLLMError as exc:
-            records[q.key] = _record(q, error=exc)
+            save(_record(q, error=exc))
             continue
-        ready.append((q, Prompt(question(images, build_prompt(q, setting)), options=tuple(q.options))))
-    # A batch may not mix questions with and without images.
-    for with_images in (True, False):
-        group = [(q, prompt) for q, prompt in ready if bool(prompt.images) == with_images]
-        replies = answer_safely(backend, [prompt for _, prompt in group], settings)
-        for (q, _), reply in zip(group, replies):
-            records[q.key] = _record(q, error=reply) if isinstance(reply, Exception) else _record(q, reply.text)
-    return [records[q.key] for q in chunk]
+        yield q, Prompt(question(images, build_prompt(q, setting)), options=tuple(q.options))
 
 
 def _record(q: Question, prediction: str | None = None, error: Exception | None = None) -> dict:
