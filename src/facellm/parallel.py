@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
 
 
 def map_over_cores(
@@ -25,3 +27,18 @@ def _noted(result, on_result: Callable | None):
     if on_result:
         on_result()
     return result
+
+
+@cache
+def worker_pool(workers: int = 0) -> ProcessPoolExecutor:
+    """A process pool that lives as long as this process (spawned once: the workers keep their loaded models),
+    one process per core by default; each worker runs torch on one thread so the workers do not compete."""
+    from multiprocessing import get_context
+
+    return ProcessPoolExecutor(workers or os.cpu_count() or 1, get_context("spawn"), initializer=_one_thread)
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,7 +1,11 @@
-"""`SpecialistBackend`: face questions answered by the face-analysis models (`facellm.specialist`), no LLM."""
+"""`SpecialistBackend`: face questions answered by the face-analysis models (`facellm.specialist`), no LLM.
+
+The face models are CPU-bound and dlib's run on one core, so a batch of questions is spread over a pool of worker
+processes (one per core, started once); a single question is answered here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
@@ -9,15 +13,27 @@ from facellm.model.generate import GenerationSettings
 
 
 class SpecialistBackend(Backend):
-    chunk_size = 16
     measures_faces = True
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 0) -> None:
         from facellm.specialist import NAME
 
         self.name = NAME
+        self.workers = workers or os.cpu_count() or 1
+        self.chunk_size = 8 * self.workers
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
-        from facellm.specialist import answer
+        jobs = [(p.images, p.turns[-1].text, p.options) for p in prompts]
+        if self.workers < 2 or len(jobs) < 2:
+            return [_answer(job) for job in jobs]
+        from facellm.parallel import worker_pool
 
-        return [Reply(answer(p.images, p.turns[-1].text, p.options)) for p in prompts]
+        futures = [worker_pool(self.workers).submit(_answer, job) for job in jobs]
+        return [future.exception() or future.result() for future in futures]
+
+
+def _answer(job: tuple) -> Reply:
+    from facellm.specialist import answer
+
+    images, text, options = job
+    return Reply(answer(images, text, options))
