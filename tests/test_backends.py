@@ -92,6 +92,9 @@ def test_likelihood_scoring_takes_the_options_as_data(tiny_lm, face_images):
     assert reply.text in "ABCDEF" and len(reply.text) == 1
     with pytest.raises(InputError, match="multiple-choice"):
         backend.answer([Prompt(question(face_images[:1], "How old?"))], SETTINGS)
+    from facellm.backends.grounded import Grounded
+
+    assert Grounded(backend).scoring == "likelihood"  # what a grounded run records in its identity
 
 
 def test_specialist_takes_the_options_as_data(face_images):

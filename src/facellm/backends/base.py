@@ -95,6 +95,7 @@ class Backend:
     chunk_size = 16  # how many prompts callers hand over at once (a batch, or requests kept in flight)
     parallel_chunks = 1  # chunks `answer_stream` keeps in flight (more than 1 only where calls share one limit)
     measures_faces = False  # True: answers from the face models itself, so grounding would add nothing
+    scoring = "generate"  # or "likelihood": the option letter the model finds most probable (part of a run's identity)
 
     @classmethod
     def from_spec(cls, spec) -> Backend:

@@ -14,6 +14,8 @@ class Grounded(Backend):
         self.inner = inner
         self.name = f"{inner.name}+grounded"
         self.chunk_size = inner.chunk_size
+        self.parallel_chunks = inner.parallel_chunks
+        self.scoring = inner.scoring
 
     def grounded(self, prompt: Prompt) -> Prompt:
         from facellm.specialist import ground

@@ -40,7 +40,7 @@ def run_questions(
     prompt version and answer length it must match the folder's earlier run (see `facellm.runs`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    identity = {"answerer": backend.name, "setting": setting, "scoring": getattr(backend, "scoring", "generate"),
+    identity = {"answerer": backend.name, "setting": setting, "scoring": backend.scoring,
                 "max_new_tokens": max_new_tokens, "prompt_version": PROMPT_VERSION, **(identity or {})}  # fmt: skip
     _settle_identity(out, identity, new_identity)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
