@@ -85,11 +85,15 @@ def _gpu_problems(size: str) -> list[str]:
 
 def check_commands(commands: list[list[str]]) -> None:
     """Parse every planned command with the real CLI (unknown or renamed flags fail here, nothing runs)."""
+    import contextlib
+    import io
+
     from facellm.cli import cli
 
     for command in commands:
-        try:
-            cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
+        try:  # --help stops after parsing; the help text itself is not wanted
+            with contextlib.redirect_stdout(io.StringIO()):
+                cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
         except Exception as exc:  # click's usage errors
             raise InputError(f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
                              "report this: the plan and the CLI disagree") from None  # fmt: skip

@@ -51,8 +51,11 @@ def check_identity(previous: dict | None, identity: dict, folder: Path) -> None:
                      f"{folder}/previous/ and start this one")  # fmt: skip
 
 
-def archive(folder: Path, names: Iterable[str], previous: dict) -> Path | None:
-    """Move the named files of an earlier run into `folder/previous/<hash>/`; returns where (None: nothing moved)."""
+def start_new_identity(folder: Path, names: Iterable[str], previous: dict | None, identity: dict) -> Path | None:
+    """`--new-identity`: when `folder` holds a run with another identity, move its named files into
+    `folder/previous/<its hash>/` so this run starts fresh; returns where (None: nothing to move)."""
+    if not previous or previous == identity:
+        return None
     target = folder / "previous" / identity_hash(previous)
     moved = False
     for name in names:

@@ -38,7 +38,12 @@ class Prompt:
 
     @property
     def letters(self) -> list[str]:
-        return [chr(ord("A") + i) for i in range(len(self.options or ()))]
+        return option_letters(len(self.options or ()))
+
+
+def option_letters(count: int) -> list[str]:
+    """A, B, C, ... for `count` options."""
+    return [chr(ord("A") + i) for i in range(count)]
 
 
 @dataclass
@@ -130,18 +135,18 @@ def answer_safely(backend: Backend, prompts: Sequence[Prompt], settings: Generat
     """`backend.answer` under the one error policy (see the module docstring); never raises for a failed item."""
     if not prompts:
         return []
-    try:
-        return list(backend.answer(prompts, settings))
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # also a Rust panic from a tokenizer (derives from BaseException)
-        error = exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
+    first = _attempt(backend, prompts, settings)
+    if not isinstance(first, Exception):
+        return first
     if len(prompts) == 1:
-        return [error]
-    if _out_of_memory(error):  # smaller once; what fails again is recorded, not split further
-        middle = len(prompts) // 2
-        return [*_answer_once(backend, prompts[:middle], settings), *_answer_once(backend, prompts[middle:], settings)]
-    return [item for prompt in prompts for item in _answer_once(backend, [prompt], settings)]
+        return [first]
+    middle = len(prompts) // 2  # out of memory: smaller once; what fails again is recorded, not split further
+    parts = [prompts[:middle], prompts[middle:]] if _out_of_memory(first) else [[p] for p in prompts]
+    replies = []
+    for part in parts:
+        result = _attempt(backend, part, settings)
+        replies += [result] * len(part) if isinstance(result, Exception) else result
+    return replies
 
 
 def answer_stream(backend: Backend, items: Iterable[tuple], settings: GenerationSettings) -> Iterator[tuple]:
@@ -171,11 +176,16 @@ def answer_stream(backend: Backend, items: Iterable[tuple], settings: Generation
                 yield from zip((tag for tag, _ in pending.pop(future)), future.result())
 
 
-def _answer_once(backend: Backend, prompts: Sequence[Prompt], settings: GenerationSettings) -> list:
+def _attempt(backend: Backend, prompts: Sequence[Prompt], settings: GenerationSettings) -> list | Exception:
+    """The backend's replies, or the exception that failed the whole call."""
     try:
         return list(backend.answer(prompts, settings))
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:
-        error = exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
-        return [error] * len(prompts)
+    except BaseException as exc:  # also a Rust panic from a tokenizer (derives from BaseException)
+        return as_exception(exc)
+
+
+def as_exception(exc: BaseException) -> Exception:
+    """`exc` as an ordinary exception (a pyo3 PanicException derives from BaseException and would pass handlers)."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")

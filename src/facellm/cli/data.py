@@ -72,7 +72,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
 
     from tqdm import tqdm
 
-    from facellm.data.build import build_dataset, build_identity, measure_record, prices_for, start_new_identity
+    from facellm.data.build import build_dataset, build_identity, measure_record, prices_for, start_new_run
     from facellm.data.filters import flag_records
     from facellm.data.stats import write_stats
     from facellm.data.store import QAStore
@@ -83,7 +83,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     prices = prices_for(model, price_in, price_out)
     extra = {"source": source, "labels": file_hash(labels) if labels else None}
     if new_identity:
-        moved = start_new_identity(Path(out), build_identity(teacher_obj, spec, mode, max_new_tokens, measure, extra))
+        moved = start_new_run(Path(out), build_identity(teacher_obj, spec, mode, max_new_tokens, measure, extra))
         if moved:
             click.echo(f"the earlier run (other settings) is kept in {moved}", err=True)
     settings = {"source": source, "images": str(images), "labels": str(labels) if labels else None, "limit": limit,

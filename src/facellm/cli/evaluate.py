@@ -19,8 +19,8 @@ def eval_group() -> None:
 
 
 def _backend(model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency, rpm,
-             max_retries, ground, new_identity):  # fmt: skip
-    """The backend the eval flags describe, with the run-identity fields they add."""
+             max_retries, ground):  # fmt: skip
+    """The backend the eval flags describe."""
     from facellm.backends import BackendSpec, build_backend
 
     if bool(model) == bool(api_base):
@@ -30,7 +30,7 @@ def _backend(model, adapter, device, dtype, batch_size, scoring, api_base, api_m
         raise FaceLLMError("--api-base needs --api-model", "pass the model name the endpoint serves")
     spec = BackendSpec(model, adapter, device, dtype, batch_size, scoring, api_base=api_base, api_model=api_model,
                        concurrency=concurrency, rpm=rpm, max_retries=max_retries, ground=ground)  # fmt: skip
-    return build_backend(spec), {"grounded": ground}, new_identity
+    return build_backend(spec)
 
 
 def _run_with_progress(questions, backend, out, setting, tokens, identity, new_identity, label):
@@ -67,8 +67,9 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
     questions = load_benchmark(bench_dir, only=wanted, limit=limit)
     tokens = max_new_tokens or (512 if setting == "cot" else 16)
-    answerer, identity, new_identity = _backend(**backend)
-    identity["benchmark"] = folder_hash(bench_dir)
+    new_identity = backend.pop("new_identity")
+    answerer = _backend(**backend)
+    identity = {"grounded": backend["ground"], "benchmark": folder_hash(bench_dir)}
     summary = _run_with_progress(questions, answerer, out, setting, tokens, identity, new_identity, "facexbench")
     reports = write_report(out / "results", out, answerer.name)
     click.echo(markdown(reports, answerer.name).split("\n## ")[0])
@@ -92,8 +93,9 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
     check_limit(limit)
     wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
     questions, truth = load_fairface(labels, images, wanted, limit)
-    answerer, identity, new_identity = _backend(**backend)
-    identity["labels"] = file_hash(labels)
+    new_identity = backend.pop("new_identity")
+    answerer = _backend(**backend)
+    identity = {"grounded": backend["ground"], "labels": file_hash(labels)}
     summary = _run_with_progress(questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity,
                                  "fairface")  # fmt: skip
     report = fairface_report(questions, load_done(out), truth, out)

@@ -22,7 +22,7 @@ from facellm.data.store import QARecord, QAStore, image_hash, record_key
 from facellm.errors import FaceLLMError, InputError
 from facellm.images import read_image
 from facellm.model.generate import GenerationSettings, Turn
-from facellm.runs import archive, check_identity
+from facellm.runs import check_identity, start_new_identity
 
 MODES = ("per-aspect", "per-image")
 TEACHERS = ("template", "openai", "hf")
@@ -108,15 +108,13 @@ def build_identity(teacher: Backend, spec: PromptSpec, mode: str, max_new_tokens
             "measured": measured, **(extra or {})}  # fmt: skip
 
 
-def start_new_identity(run_dir: Path, identity: dict) -> Path | None:
-    """Move an earlier run with another identity out of `run_dir` (into `previous/<hash>/`); returns where."""
+def start_new_run(run_dir: Path, identity: dict) -> Path | None:
+    """`--new-identity`: move an earlier data run with another identity out of `run_dir`; returns where."""
     if not (run_dir / "qa.sqlite").is_file():
         return None
-    with QAStore(run_dir) as store:
+    with QAStore(run_dir) as store:  # closed before its files move
         previous = store.meta("identity")
-    if not previous or previous == identity:
-        return None
-    return archive(run_dir, RUN_FILES, previous)
+    return start_new_identity(run_dir, RUN_FILES, previous, identity)
 
 
 def prices_for(model: str | None, price_in: float | None = None, price_out: float | None = None) -> Prices:

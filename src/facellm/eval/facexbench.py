@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from facellm.backends.base import option_letters
 from facellm.errors import InputError
 
 SETTINGS = ("zero-shot", "in-context", "cot")
@@ -63,7 +64,7 @@ class Question:
 
     @property
     def letters(self) -> list[str]:
-        return [chr(ord("A") + i) for i in range(len(self.options))]
+        return option_letters(len(self.options))
 
 
 def load_benchmark(bench_dir: str | Path, only: set[str] | None = None, limit: int | None = None) -> list[Question]:

@@ -19,7 +19,7 @@ from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import PROMPT_VERSION, Question, build_prompt
 from facellm.images import read_image
 from facellm.model.generate import GenerationSettings, question
-from facellm.runs import archive, check_identity
+from facellm.runs import check_identity, start_new_identity
 
 RUN_FILES = ("run.json", "predictions.jsonl", "results")
 
@@ -145,8 +145,7 @@ def write_results(questions: Sequence[Question], done: dict[str, str], results_d
 def _settle_identity(out: Path, identity: dict, new_identity: bool) -> None:
     path = out / "run.json"
     previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-    if previous and new_identity and previous != identity:
-        archive(out, RUN_FILES, previous)
+    if new_identity and start_new_identity(out, RUN_FILES, previous, identity):
         previous = None
     check_identity(previous, identity, out)
     path.write_text(json.dumps(identity, indent=1), encoding="utf-8")

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from facellm.backends.base import Backend, Prompt, answer_safely
+from facellm.backends.base import Backend, Prompt, answer_safely, as_exception
 from facellm.model.generate import Conversation, GenerationSettings
 
 
@@ -85,7 +85,7 @@ class Engine:
                         break
                     deliver(piece)
             except BaseException as exc:  # delivered to the consumer below
-                deliver(_as_exception(exc))
+                deliver(as_exception(exc))
             finally:
                 getattr(answer, "close", lambda: None)()  # ends the model's generation when we broke off early
                 deliver(done)
@@ -131,11 +131,6 @@ class Engine:
                 _settle(pending.future, exception=reply)
             else:
                 _settle(pending.future, reply.text)
-
-
-def _as_exception(exc: BaseException) -> Exception:
-    """`exc` as an ordinary exception (a pyo3 PanicException derives from BaseException and would pass handlers)."""
-    return exc if isinstance(exc, Exception) else RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _settle(future: asyncio.Future, result: str | None = None, exception: BaseException | None = None) -> None:

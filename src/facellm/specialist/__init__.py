@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
 from facellm.specialist.routes import OPTION_LINE, ROUTES, SAME_PERSON, options_of, question_text
 
@@ -24,7 +25,7 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     """The specialist's answer to one question about `images`; a multiple-choice question's options are read from
     its "(A) ..." lines unless given as data."""
     question = question_text(prompt)
-    lettered = [(chr(ord("A") + i), text) for i, text in enumerate(options)] if options else options_of(prompt)
+    lettered = list(zip(option_letters(len(options)), options)) if options else options_of(prompt)
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
     # The question decides; then a task description before it; then the options ("Which statement best describes
     # the images?" is an anti-spoofing question only by its options).
