@@ -96,7 +96,6 @@ def build_dataset(
     summary = BuildSummary(images=len(records))
     jobs = _pending_jobs(records, spec, teacher, store, wanted, retry_failed, summary)
     summary.pending = sum(len(j.aspects) for j in jobs)
-    store.set_meta("build", {"prompt_version": spec.version, "teacher": teacher.name, "mode": mode})
     _Builder(spec, teacher, store, mode, prices or Prices(), measured, summary, progress, max_new_tokens).run(jobs)
     return summary
 
