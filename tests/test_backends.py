@@ -61,8 +61,10 @@ def test_keyboard_interrupt_is_not_swallowed():
      (401, Cause.CLIENT_ERROR), ("timeout", Cause.TIMEOUT)],
 )  # fmt: skip
 def test_api_failures_carry_a_typed_cause(fault, cause):
-    with MockOpenAIServer(faults=[fault] * 3, retry_after=0, timeout_s=1.0) as server:
-        config = EndpointConfig(server.base_url, "m", max_retries=0, timeout_s=0.3)
+    # Only the timeout case needs a short client timeout; elsewhere a slow, loaded machine must not read as one.
+    client_timeout = 0.5 if fault == "timeout" else 30.0
+    with MockOpenAIServer(faults=[fault] * 3, retry_after=0, timeout_s=3.0) as server:
+        config = EndpointConfig(server.base_url, "m", max_retries=0, timeout_s=client_timeout)
         (reply,) = ChatClient(config).complete_many([[{"role": "user", "content": "hi"}]])
     assert isinstance(reply, ApiError) and cause_of(reply) is cause
 

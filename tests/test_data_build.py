@@ -76,9 +76,9 @@ def test_every_image_aspect_exactly_once_and_rerun_sends_nothing(records, spec, 
 
 def test_faults_are_retried_and_failures_recorded(records, spec, tmp_path):
     faults = [429, 500, "garbage", "empty", "timeout", 503]
-    with MockOpenAIServer(responder=describing_responder, faults=faults, retry_after=0, timeout_s=1.5) as server:
+    with MockOpenAIServer(responder=describing_responder, faults=faults, retry_after=0, timeout_s=4.0) as server:
         with QAStore(tmp_path) as store:
-            summary = build_dataset(records[:2], spec, _teacher(server, timeout_s=0.5), store)
+            summary = build_dataset(records[:2], spec, _teacher(server, timeout_s=1.5), store)
     assert summary.done == 16 and summary.failed == 0  # every fault was retried into an answer
     assert len(server.requests) == 16 + len(faults)
 
