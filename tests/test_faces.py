@@ -11,9 +11,20 @@ from click.testing import CliRunner
 from PIL import Image, ImageFilter, ImageOps
 
 from facellm.cli import cli
+from facellm.errors import ModelLoadError
 from facellm.faces import analyze_image, detect_faces, image_descriptor
-from facellm.faces.embed import _best_threshold, descriptors_of, evaluate_pairs, read_pairs, within_person_whitening
+from facellm.faces.descriptor_net import describe_chips, read_weights
+from facellm.faces.embed import (
+    _best_threshold,
+    aligned_chip,
+    chip_descriptors,
+    descriptors_of,
+    evaluate_pairs,
+    read_pairs,
+    within_person_whitening,
+)
 from facellm.faces.geometry import head_pose, landmarks
+from facellm.faces.models import face_encoder, models_dir
 from facellm.faces.quality import face_quality
 from facellm.images import read_image
 from tests.conftest import SHARED
@@ -106,6 +117,25 @@ def test_same_person_is_closer_than_different_people(face_images):
     same = image_descriptor(ImageOps.mirror(face_images[0]).rotate(5))[0]
     other = image_descriptor(face_images[1])[0]
     assert np.linalg.norm(a - same) < 0.6 < np.linalg.norm(a - other)
+
+
+def test_torch_descriptor_network_equals_dlibs(face_images):
+    # The weights read from dlib's file, run in torch, give dlib's own descriptors on real faces.
+    chips = [aligned_chip(image, detect_faces(image, fallback=True)[0]) for image in face_images[:4]]
+    ours = describe_chips(chips)
+    reference = np.array([face_encoder().compute_face_descriptor(chip, 0) for chip in chips])
+    assert ours.shape == (4, 128) and np.abs(ours - reference).max() < 1e-4
+    plain, _ = chip_descriptors(chips[0])
+    jittered, _ = chip_descriptors(chips[0], jitters=4)  # dlib's random jitters: near the plain one, not equal
+    assert 0 < np.linalg.norm(plain - jittered) < 0.2
+
+
+def test_a_damaged_descriptor_file_is_a_clear_error(tmp_path):
+    damaged = tmp_path / "resnet.dat"
+    data = (models_dir() / "dlib_face_recognition_resnet_model_v1.dat").read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="could not read dlib's face descriptor network"):
+        read_weights(damaged)
 
 
 @pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")

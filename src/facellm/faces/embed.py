@@ -1,4 +1,5 @@
-"""Identity: dlib's ResNet 128-D face descriptors, distances, verification and the LFW pair protocol.
+"""Identity: dlib's ResNet 128-D face descriptors (its weights run in torch, see `descriptor_net`), distances,
+verification and the LFW pair protocol.
 
 dlib's model card gives 0.6 as its same-person threshold (99.38% on full-size LFW). On small, tight crops the
 distances shift, so `facellm verify --pairs` learns its rule on the other folds (10-fold style) instead: a
@@ -13,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facellm.faces.descriptor_net import describe_chips
 from facellm.faces.detect import Box, detect_faces
-from facellm.faces.models import face_encoder, landmark_predictor
+from facellm.faces.models import landmark_predictor
 
 
 def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None) -> np.ndarray:
@@ -26,10 +28,17 @@ def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: in
 
 
 def chip_descriptors(chip: np.ndarray, jitters: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """128-D descriptors of an aligned chip and of its mirror image."""
-    encoder = face_encoder()
-    plain = np.array(encoder.compute_face_descriptor(chip, jitters))
-    return plain, np.array(encoder.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1]), jitters))
+    """128-D descriptors of an aligned chip and of its mirror image (dlib's network, run in torch). With `jitters`
+    > 1 each is the mean over that many of dlib's random jitters of the chip, as dlib's compute_face_descriptor does."""
+    import dlib
+
+    mirror = np.ascontiguousarray(chip[:, ::-1])
+    if jitters <= 1:
+        plain, mirrored = describe_chips([chip, mirror])
+        return plain, mirrored
+    copies = [np.asarray(c) for c in (*dlib.jitter_image(chip, jitters), *dlib.jitter_image(mirror, jitters))]
+    descriptors = describe_chips(copies)
+    return descriptors[:jitters].mean(axis=0), descriptors[jitters:].mean(axis=0)
 
 
 def face_descriptor(image: Image.Image, box: Box, jitters: int = 0, points: int | None = None) -> np.ndarray:
