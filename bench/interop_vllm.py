@@ -6,7 +6,9 @@ its own environment (`bench/vllm_env.sh`). Checked and timed, each in this run:
 2. `facellm eval facexbench --api-base` against vLLM vs the local runner (`--model DIR`) on the same questions;
 3. `facellm data build --teacher openai` against vLLM;
 4. `facellm serve --upstream` in front of vLLM: one image question through it;
-5. the LoRA adapter itself through vLLM's `--enable-lora` (reported as it goes: served or refused, and why).
+5. the LoRA adapter itself through vLLM's `--enable-lora` (reported as it goes: served or refused, and why);
+6. where greedy answers differ, whether the two sides compute the same thing: vLLM's answer tokens and their
+   log-probabilities, scored again by the transformers path on the very same tokens (teacher forcing).
 
 A benchmark, not a test (it builds a multi-GB environment); CI tests the same protocol with the loopback mock.
 Run: python bench/interop_vllm.py [--env DIR]
@@ -30,6 +32,7 @@ import httpx  # noqa: E402
 
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
+from facellm.model.generate import prepare_inputs  # noqa: E402
 from facellm.openai_client import image_data_url  # noqa: E402
 from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
 from facellm.testing import make_tiny_checkpoint  # noqa: E402
@@ -126,6 +129,49 @@ def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
                 break
 
 
+def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str) -> dict:
+    """vLLM's greedy answer with its log-probabilities, and the transformers path's log-probabilities of the very
+    same tokens after the same prompt: the largest difference, and at the first token where our own top choice is
+    not vLLM's, our margin between the two (a near tie flips on rounding; a large margin means different maths)."""
+    import torch
+
+    body = {"model": str(folder), "max_tokens": TOKENS, "temperature": 0.0, "messages": image_question(image, text),
+            "logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True}  # fmt: skip
+    reply = httpx.post(vllm.url + "/chat/completions", json=body, timeout=300)
+    reply.raise_for_status()
+    content = reply.json()["choices"][0]["logprobs"]["content"]
+    ids = [int(token["token"].split(":")[-1]) for token in content]
+    theirs = torch.tensor([token["logprob"] for token in content], dtype=torch.float64)
+    inputs = prepare_inputs(lm, [question([image] if image else [], text)])
+    prompt = inputs["input_ids"].shape[1]
+    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    full = torch.cat([inputs["input_ids"], torch.tensor([ids])], dim=1)
+    with torch.inference_mode():
+        logits = lm.model(input_ids=full, attention_mask=torch.ones_like(full), **extra).logits[0, prompt - 1 : -1]
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    ours = logp[torch.arange(len(ids)), torch.tensor(ids)]
+    top = logp.topk(2, dim=-1)
+    flips = [i for i in range(len(ids)) if top.indices[i, 0].item() != ids[i]]
+    at = flips[0] if flips else None
+    margin = (top.values[at, 0] - ours[at]).item() if flips else None
+    return {"max_gap": (ours - theirs).abs().max().item(), "first_gap": abs(ours[0] - theirs[0]).item(),
+            "flip_at": at, "margin": margin}  # fmt: skip
+
+
+def compare_maths(vllm: VLLMServer, folder: Path, images) -> None:
+    """Teacher-forced comparison on the same 8 image and 8 text-only questions as the greedy check."""
+    lm = load_model(folder, device="cpu")
+    sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
+    for kind in ("image", "text-only"):
+        rows = [teacher_forced(vllm, folder, lm, sent[i % len(sent)] if kind == "image" else None,
+                               f"Question {i}: describe the face.") for i in range(8)]  # fmt: skip
+        gaps = [r["max_gap"] for r in rows]
+        margins = [r["margin"] for r in rows if r["margin"] is not None]
+        print(f"  {kind}, teacher-forced on vLLM's tokens: largest log-probability difference {max(gaps):.2e} "
+              f"(first token {max(r['first_gap'] for r in rows):.2e}); our top choice differs from vLLM's in "
+              f"{len(margins)}/8 answers, by a margin of {', '.join(f'{m:.2e}' for m in margins) or '-'}")  # fmt: skip
+
+
 def _visible(text: str) -> str:
     return "".join(text.replace("\ufffd", "").split())
 
@@ -189,6 +235,7 @@ def main() -> None:
                 with VLLMServer(env, folder) as vllm:
                     print(f"  vLLM started in {vllm.startup_s:.0f} s")
                     same_greedy_answers(vllm, folder, images)
+                    compare_maths(vllm, folder, images)
                     eval_both_ways(vllm, folder, bench, work / label.split()[0])
                     if label == "tiny checkpoint":
                         data = facellm("data", "build", "--images", str(SAMPLE_DIR), "--labels",
