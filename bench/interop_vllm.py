@@ -129,47 +129,73 @@ def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
                 break
 
 
-def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str) -> dict:
+def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str, send_embeds: bool = False) -> dict:
     """vLLM's greedy answer with its log-probabilities, and the transformers path's log-probabilities of the very
     same tokens after the same prompt: the largest difference, and at the first token where our own top choice is
-    not vLLM's, our margin between the two (a near tie flips on rounding; a large margin means different maths)."""
+    not vLLM's, our margin between the two (a near tie flips on rounding; a large margin means different maths).
+    With `send_embeds`, vLLM gets the image features our vision tower and projector computed instead of the image
+    (vLLM started with --enable-mm-embeds), which leaves only its language model to compare."""
+    import io
+
     import torch
 
-    body = {"model": str(folder), "max_tokens": TOKENS, "temperature": 0.0, "messages": image_question(image, text),
-            "logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True}  # fmt: skip
+    inputs = prepare_inputs(lm, [question([image] if image else [], text)])
+    messages = image_question(image, text)
+    if send_embeds and image is not None:
+        with torch.inference_mode():
+            features = lm.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
+        buffer = io.BytesIO()
+        torch.save(features.reshape(-1, features.shape[-1]).contiguous(), buffer)
+        payload = base64.b64encode(buffer.getvalue()).decode()
+        messages[0]["content"][0] = {"type": "image_embeds", "image_embeds": payload}
+    body = {"model": str(folder), "max_tokens": TOKENS, "temperature": 0.0, "messages": messages,
+            "logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True, "prompt_logprobs": 0}  # fmt: skip
     reply = httpx.post(vllm.url + "/chat/completions", json=body, timeout=300)
     reply.raise_for_status()
-    content = reply.json()["choices"][0]["logprobs"]["content"]
+    answer = reply.json()
+    content = answer["choices"][0]["logprobs"]["content"]
+    # vLLM's prompt as token ids (the first position has no log-probability; each entry's keys are its token ids).
+    listed = answer.get("prompt_logprobs") or []
+    their_prompt = [int(next(iter(entry))) for entry in listed[1:] if entry]
     ids = [int(token["token"].split(":")[-1]) for token in content]
     theirs = torch.tensor([token["logprob"] for token in content], dtype=torch.float64)
-    inputs = prepare_inputs(lm, [question([image] if image else [], text)])
     prompt = inputs["input_ids"].shape[1]
-    extra = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-    full = torch.cat([inputs["input_ids"], torch.tensor([ids])], dim=1)
+    # The prompt first (with its image), then vLLM's tokens on the cache, as generation feeds them: a random model
+    # may emit the image placeholder token itself, which must not be read as a place for image features.
     with torch.inference_mode():
-        logits = lm.model(input_ids=full, attention_mask=torch.ones_like(full), **extra).logits[0, prompt - 1 : -1]
+        first = lm.model(**inputs, use_cache=True)
+        rest = lm.model(input_ids=torch.tensor([ids[:-1]]), cache=first.cache,
+                        attention_mask=torch.ones(1, prompt + len(ids) - 1, dtype=torch.long))  # fmt: skip
+        logits = torch.cat([first.logits[0, -1:], rest.logits[0]])
     logp = torch.log_softmax(logits.double(), dim=-1)
     ours = logp[torch.arange(len(ids)), torch.tensor(ids)]
     top = logp.topk(2, dim=-1)
     flips = [i for i in range(len(ids)) if top.indices[i, 0].item() != ids[i]]
     at = flips[0] if flips else None
     margin = (top.values[at, 0] - ours[at]).item() if flips else None
+    our_prompt = inputs["input_ids"][0].tolist()
     return {"max_gap": (ours - theirs).abs().max().item(), "first_gap": abs(ours[0] - theirs[0]).item(),
-            "flip_at": at, "margin": margin}  # fmt: skip
+            "flip_at": at, "margin": margin, "prompt_tokens": (prompt, answer["usage"]["prompt_tokens"]),
+            "same_prompt": their_prompt == our_prompt[1:] if their_prompt else None}  # fmt: skip
 
 
-def compare_maths(vllm: VLLMServer, folder: Path, images) -> None:
+def compare_maths(vllm: VLLMServer, folder: Path, images, kinds=("image", "text-only")) -> None:
     """Teacher-forced comparison on the same 8 image and 8 text-only questions as the greedy check."""
     lm = load_model(folder, device="cpu")
     sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
-    for kind in ("image", "text-only"):
-        rows = [teacher_forced(vllm, folder, lm, sent[i % len(sent)] if kind == "image" else None,
-                               f"Question {i}: describe the face.") for i in range(8)]  # fmt: skip
+    for kind in kinds:
+        rows = [teacher_forced(vllm, folder, lm, sent[i % len(sent)] if kind != "text-only" else None,
+                               f"Question {i}: describe the face.", send_embeds=kind == "our image features")
+                for i in range(8)]  # fmt: skip
         gaps = [r["max_gap"] for r in rows]
         margins = [r["margin"] for r in rows if r["margin"] is not None]
         print(f"  {kind}, teacher-forced on vLLM's tokens: largest log-probability difference {max(gaps):.2e} "
               f"(first token {max(r['first_gap'] for r in rows):.2e}); our top choice differs from vLLM's in "
               f"{len(margins)}/8 answers, by a margin of {', '.join(f'{m:.2e}' for m in margins) or '-'}")  # fmt: skip
+        ours, theirs = rows[0]["prompt_tokens"]
+        same = [r["same_prompt"] for r in rows]
+        print(f"    prompt tokens ours / vLLM: {ours} / {theirs}; identical token ids: "
+              f"{'not returned' if None in same else f'{sum(same)}/8'}")  # fmt: skip
 
 
 def _visible(text: str) -> str:
@@ -246,6 +272,12 @@ def main() -> None:
                         through_upstream(vllm, images[0])
             except RuntimeError as exc:
                 print(f"  failed: {exc}")
+        print("tiny checkpoint, vLLM given our image features (--enable-mm-embeds):")
+        try:
+            with VLLMServer(env, tiny, "--enable-mm-embeds") as vllm:
+                compare_maths(vllm, tiny, images, kinds=("image", "our image features"))
+        except (RuntimeError, httpx.HTTPError) as exc:
+            print(f"  failed: {str(exc)[-1200:]}")
         print("LoRA adapter through vLLM --enable-lora:")
         try:
             adapter = work / "run" / "adapter"
