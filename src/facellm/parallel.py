@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import cache
@@ -13,13 +14,13 @@ def map_over_cores(
 ) -> list:
     """`[function(job) for job in jobs]` in `workers` spawned processes (0: one per core); in this process when
     there is one worker or one job. `function` must be defined at a module's top level so the workers can import it.
-    `on_result()` is called as each result arrives (for a progress bar)."""
+    `on_result()` is called as each result arrives (for a progress bar). Each worker runs torch on one thread."""
     processes = min(workers or os.cpu_count() or 1, len(jobs))
     if processes <= 1:
         return [_noted(function(job), on_result) for job in jobs]
     from multiprocessing import get_context
 
-    with get_context("spawn").Pool(processes) as pool:
+    with get_context("spawn").Pool(processes, initializer=_one_thread) as pool:
         return [_noted(result, on_result) for result in pool.imap(function, jobs, chunksize=chunksize)]
 
 
@@ -39,6 +40,9 @@ def worker_pool(workers: int = 0) -> ProcessPoolExecutor:
 
 
 def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    """Worker start: torch (and the OpenMP/MKL under it) on one thread, without importing torch where the work
+    never needs it (it is read from the environment when torch loads)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)

@@ -66,6 +66,8 @@ def _shape_predictor(points: int):
 
 @cache
 def face_encoder():
+    """dlib's own runner of the descriptor network: the reference that tests and benchmarks compare against
+    (descriptors are computed by the same weights in torch, `facellm.faces.descriptor_net`)."""
     return _dlib().face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
 
 
@@ -80,7 +82,8 @@ BUNDLED_MODELS = [
      "dlib's 5-point landmark dataset, public images annotated by Davis King"),
     ("shape_predictor_68_face_landmarks.dat", "the model file is public domain, but its training data (iBUG 300-W) "
      "excludes commercial use; use --landmarks 5 (or FACELLM_LANDMARKS=5) to avoid it", "iBUG 300-W"),
-    ("dlib_face_recognition_resnet_model_v1.dat (128-D descriptor)", "public domain (Davis King); package MIT",
+    ("dlib_face_recognition_resnet_model_v1.dat (128-D descriptor; facellm runs its weights in torch)",
+     "public domain (Davis King); package MIT",
      "about 3 million faces (FaceScrub, VGG Face and other public sets); 99.38% on LFW per its author"),
     ("facellm faces/weights/fairface-attributes-v2.pt (age, gender, race)",
      "trained here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV 2021); research use, see MODEL_CARD.md",
