@@ -1,6 +1,6 @@
 """dlib's ResNet face descriptor network, read from its .dat file and run in torch.
 
-dlib's PyPI build runs this network on one core without BLAS (about 113 ms per 150 px chip here); the same weights
+dlib's PyPI build runs this network on one core without BLAS (110-145 ms per 150 px chip here); the same weights
 in torch run batched through oneDNN. The file is dlib's serialization of `anet_type` from dlib's
 dnn_face_recognition_ex.cpp (29 convolutions, each followed by an affine layer, in ResNet blocks of 32 to 256
 filters, average pooling, a 128-D fully connected layer without bias). Layers are stored from the input up, so the
@@ -9,7 +9,6 @@ weights are read in order and placed into the same architecture built here; anyt
 
 from __future__ import annotations
 
-import struct
 from functools import cache
 from pathlib import Path
 
@@ -22,7 +21,8 @@ LEVELS = [(32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1
 
 
 class _Reader:
-    """dlib's serialization primitives: variable-length integers, strings, portable floats, raw float32 tensors."""
+    """dlib's serialization primitives: variable-length integers, portable floats, raw float32 tensors; strings
+    (layer names) are only searched for."""
 
     def __init__(self, data: bytes) -> None:
         self.data, self.at = data, 0
@@ -33,12 +33,6 @@ class _Reader:
         value = int.from_bytes(self.data[self.at + 1 : self.at + 1 + size], "little")
         self.at += 1 + size
         return -value if head & 0x80 else value
-
-    def string(self) -> str:
-        size = self.integer()
-        text = self.data[self.at : self.at + size].decode("latin-1")
-        self.at += size
-        return text
 
     def real(self) -> float:
         mantissa = self.integer()
@@ -97,7 +91,7 @@ def read_weights(path: Path) -> dict:
         reader.find("fc_2")
         outputs, inputs = reader.integer(), reader.integer()
         fc = reader.tensor().reshape(inputs, outputs)
-    except (ValueError, IndexError, struct.error) as error:
+    except (ValueError, IndexError) as error:
         raise ModelLoadError(f"could not read dlib's face descriptor network from {path}: {error}",
                              'reinstall face-recognition-models (pip install -e ".")') from None  # fmt: skip
     return {"means": means, "convs": convs, "affines": affines, "fc": fc}
