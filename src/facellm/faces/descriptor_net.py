@@ -110,33 +110,25 @@ def _network(weights: dict):
         def __init__(self) -> None:
             super().__init__()
             self.convs = nn.ModuleList()
-            for weight, bias, stride, padding in weights["convs"]:
+            # An affine layer after a convolution is the same convolution with scaled weights and shifted bias.
+            layers = zip(weights["convs"], weights["affines"], strict=True)
+            for (weight, bias, stride, padding), (gamma, beta) in layers:
                 conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2:], stride, padding)
-                conv.weight.data, conv.bias.data = torch.from_numpy(weight.copy()), torch.from_numpy(bias.copy())
+                conv.weight.data = torch.from_numpy(weight * gamma[:, None, None, None])
+                conv.bias.data = torch.from_numpy(bias * gamma + beta)
                 self.convs.append(conv)
-            gammas, betas = zip(*weights["affines"], strict=True)
-            for name, values in (("gammas", gammas), ("betas", betas)):
-                self.register_buffer(name, torch.from_numpy(np.concatenate(values)))
             self.register_buffer("means", torch.tensor(weights["means"]).view(1, 3, 1, 1))
             self.register_buffer("fc", torch.from_numpy(weights["fc"].copy()))
-            self.offsets = np.cumsum([0] + [c.out_channels for c in self.convs])
-
-        def _affine(self, x, index: int):
-            start, end = self.offsets[index], self.offsets[index + 1]
-            return x * self.gammas[start:end].view(1, -1, 1, 1) + self.betas[start:end].view(1, -1, 1, 1)
-
-        def _conv(self, x, index: int):
-            return self._affine(self.convs[index](x), index)
 
         def forward(self, pixels):
             """pixels: (N, 150, 150, 3) uint8 RGB chips -> (N, 128) descriptors."""
             x = (pixels.permute(0, 3, 1, 2).float() - self.means) / 256.0
-            x = functional.max_pool2d(functional.relu(self._conv(x, 0)), 3, 2)
+            x = functional.max_pool2d(functional.relu(self.convs[0](x)), 3, 2)
             index = 1
             for _filters, blocks, halves in LEVELS:
                 for block in range(blocks):
                     down = halves and block == 0
-                    y = self._conv(functional.relu(self._conv(x, index)), index + 1)
+                    y = self.convs[index + 1](functional.relu(self.convs[index](x)))
                     index += 2
                     shortcut = functional.avg_pool2d(x, 2, 2) if down else x
                     x = functional.relu(_add_padded(y, shortcut))
