@@ -105,12 +105,14 @@ def ask_vllm(url: str, model: str, image, text: str) -> str:
     return reply.json()["choices"][0]["message"]["content"]
 
 
-def same_greedy_answers(vllm: VLLMServer, folder: Path, images) -> None:
+def as_sent(images) -> list:
+    """The images as vLLM sees them: the JPEG of their data URL, decoded (facellm reads that very JPEG too)."""
+    return [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
+
+
+def same_greedy_answers(vllm: VLLMServer, folder: Path, lm, sent) -> None:
     """Greedy answers of facellm's transformers path and of vLLM to the same 8 image questions and 8 text-only ones
     (16 new tokens each)."""
-    lm = load_model(folder, device="cpu")
-    # Both sides get the same pixels: vLLM decodes the JPEG data URL it is sent, so facellm reads that JPEG too.
-    sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
     for kind in ("image", "text-only"):
         prompts = [(sent[i % len(sent)] if kind == "image" else None, f"Question {i}: describe the face.")
                    for i in range(8)]  # fmt: skip
@@ -179,10 +181,8 @@ def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str, send_em
             "same_prompt": their_prompt == our_prompt[1:] if their_prompt else None}  # fmt: skip
 
 
-def compare_maths(vllm: VLLMServer, folder: Path, images, kinds=("image", "text-only")) -> None:
+def compare_maths(vllm: VLLMServer, folder: Path, lm, sent, kinds=("image", "text-only")) -> None:
     """Teacher-forced comparison on the same 8 image and 8 text-only questions as the greedy check."""
-    lm = load_model(folder, device="cpu")
-    sent = [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
     for kind in kinds:
         rows = [teacher_forced(vllm, folder, lm, sent[i % len(sent)] if kind != "text-only" else None,
                                f"Question {i}: describe the face.", send_embeds=kind == "our image features")
@@ -250,6 +250,7 @@ def main() -> None:
                              capture_output=True, text=True).stdout.strip()  # fmt: skip
     print(f"vLLM {version} from {env}")
     images = [read_image(f.path) for f in sample_faces()]
+    sent = as_sent(images)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         tiny = make_tiny_checkpoint(work / "tiny")
@@ -260,8 +261,9 @@ def main() -> None:
             try:
                 with VLLMServer(env, folder) as vllm:
                     print(f"  vLLM started in {vllm.startup_s:.0f} s")
-                    same_greedy_answers(vllm, folder, images)
-                    compare_maths(vllm, folder, images)
+                    lm = load_model(folder, device="cpu")
+                    same_greedy_answers(vllm, folder, lm, sent)
+                    compare_maths(vllm, folder, lm, sent)
                     eval_both_ways(vllm, folder, bench, work / label.split()[0])
                     if label == "tiny checkpoint":
                         data = facellm("data", "build", "--images", str(SAMPLE_DIR), "--labels",
@@ -275,7 +277,7 @@ def main() -> None:
         print("tiny checkpoint, vLLM given our image features (--enable-mm-embeds):")
         try:
             with VLLMServer(env, tiny, "--enable-mm-embeds") as vllm:
-                compare_maths(vllm, tiny, images, kinds=("image", "our image features"))
+                compare_maths(vllm, tiny, load_model(tiny, device="cpu"), sent, kinds=("image", "our image features"))
         except (RuntimeError, httpx.HTTPError) as exc:
             print(f"  failed: {str(exc)[-1200:]}")
         print("LoRA adapter through vLLM --enable-lora:")

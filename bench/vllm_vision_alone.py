@@ -17,20 +17,18 @@ from pathlib import Path
 
 def reference(folder: Path) -> None:
     """Tiny checkpoint, one sample face's pixel values and the transformers vision tower's output, in `folder`."""
-    import base64
-
     import torch
+    from interop_vllm import as_sent
 
     from facellm.images import read_image
     from facellm.model import load_model, question
     from facellm.model.generate import prepare_inputs
-    from facellm.openai_client import image_data_url
     from facellm.samples import sample_faces
     from facellm.testing import make_tiny_checkpoint
 
     lm = load_model(make_tiny_checkpoint(folder / "tiny"), device="cpu")
     image = read_image(sample_faces()[0].path)
-    sent = read_image(base64.b64decode(image_data_url(image).split(",", 1)[1]))  # the JPEG vLLM would be sent
+    (sent,) = as_sent([image])
     pixels = prepare_inputs(lm, [question([sent], "Describe the face.")])["pixel_values"]
     with torch.inference_mode():
         vision = lm.model.model.vision_tower(pixel_values=pixels).last_hidden_state
