@@ -56,6 +56,26 @@ def test_train_attributes_command_writes_weights_and_card(tmp_path):
     assert missing.exit_code == 2 and "fairface_label_train.csv not found" in missing.output
 
 
+def test_network_starts_as_dlibs_descriptor_split_at_the_frozen_levels(face_images):
+    # Before fine-tuning, the frozen trunk followed by the network's own copy of the later levels is dlib's network:
+    # pooled and mapped by dlib's final matrix, it gives the face descriptor. The shipped file holds only those later
+    # levels and the heads.
+    import torch
+
+    from facellm.faces.descriptor_net import LEVELS, describe_chips, descriptor_network, residual_levels
+
+    face = attributes.features(face_images[0])
+    net = attributes.build_network()
+    with torch.inference_mode():
+        maps = attributes.trunk(face).float()
+        pooled = residual_levels(net.levels, maps, LEVELS[attributes.FROZEN :]).mean(dim=(2, 3))
+        rebuilt = (pooled @ descriptor_network().fc).double().numpy()[0]
+    assert np.abs(rebuilt - describe_chips([face.chip])[0]).max() < 2e-3
+    shipped = torch.load(attributes.WEIGHTS, weights_only=True)
+    assert {k.split(".")[0] for k in shipped} == {"levels", "heads"}
+    assert len({k.split(".")[1] for k in shipped if k.startswith("levels")}) == len(net.levels)
+
+
 def test_model_card_is_shipped():
     card = json.loads(attributes.WEIGHTS.with_suffix(".json").read_text())
     assert card["accuracy"]["gender"]["accuracy"] > 80 and "per_race" in card["accuracy"]["race"]

@@ -87,3 +87,29 @@ def test_bad_benchmark_folders(tmp_path):
         load_benchmark(tmp_path)
     with pytest.raises(InputError, match="unknown setting"):
         build_prompt(load_benchmark(ASSETS / "facexbench")[0], "few-shot")
+
+
+def _positions_report(benchmark, *extra):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "facexbench_answer_position.py"
+    done = subprocess.run([sys.executable, str(script), "--benchmark", str(benchmark), *extra],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return done
+
+
+@needs_shared_facexbench
+def test_answer_position_check_finds_the_crowd_range_shortcut(tmp_path):
+    # In FaceXBench's crowd range files the right range is always the second lowest of the four.
+    rows = _positions_report(SHARED_FACEXBENCH / "benchmark", "--min", "90").stdout.splitlines()
+    crowd = next(line for line in rows if line.startswith("| shanghaitech_single_mcq_range |"))
+    assert "0/50/0/0" in crowd and crowd.endswith("| 100% |")
+    # Questions whose right value moves over every rank are not listed.
+    ranges = ["10 to 14", "15 to 19", "20 to 24", "25 to 29"]
+    even = {str(k): {"options": ranges, "correct_answer_option": "ABCD"[k % 4]} for k in range(8)}
+    (tmp_path / "even_mcq.json").write_text(json.dumps({"questions": even}))
+    assert "even_mcq" not in _positions_report(tmp_path, "--min", "30").stdout
+    empty = _positions_report(tmp_path / "none")
+    assert empty.returncode == 1 and "pass --benchmark DIR" in empty.stderr

@@ -169,7 +169,7 @@ def faces_group() -> None:
 @click.option("--fairface", required=True, type=click.Path(path_type=Path), help="FairFace folder (CSV + images).")
 @click.option("--train-limit", type=int, default=16000, show_default=True, help="FairFace train images to use.")
 @click.option("--val-limit", type=int, default=2500, show_default=True, help="FairFace val images to score.")
-@click.option("--epochs", type=int, default=16, show_default=True)
+@click.option("--epochs", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
 def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers):

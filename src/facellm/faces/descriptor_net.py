@@ -103,49 +103,63 @@ def _network(weights: dict):
     from torch.nn import functional
 
     class Descriptor(nn.Module):
-        """dlib's anet_type: conv 7x7/2, max pool 3/2, residual levels, global average pool, 128-D linear map.
-        A halving block adds its 2x2-average-pooled input; where the two differ in size or channels, the smaller
-        is zero-padded at the end (dlib's add_prev)."""
+        """dlib's anet_type: conv 7x7/2, max pool 3/2, residual levels, global average pool, 128-D linear map."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.convs = nn.ModuleList()
+            convs = []
             # An affine layer after a convolution is the same convolution with scaled weights and shifted bias.
             layers = zip(weights["convs"], weights["affines"], strict=True)
             for (weight, bias, stride, padding), (gamma, beta) in layers:
                 conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2:], stride, padding)
                 conv.weight.data = torch.from_numpy(weight * gamma[:, None, None, None])
                 conv.bias.data = torch.from_numpy(bias * gamma + beta)
-                self.convs.append(conv)
+                convs.append(conv)
+            self.first = convs[0]
+            self.convs = nn.ModuleList(convs[1:])  # two per residual block, from the input up
             self.register_buffer("means", torch.tensor(weights["means"]).view(1, 3, 1, 1))
             self.register_buffer("fc", torch.from_numpy(weights["fc"].copy()))
 
+        def trunk(self, pixels, levels: int = len(LEVELS)):
+            """pixels: (N, 150, 150, 3) uint8 RGB chips -> the feature maps after the first `levels` levels."""
+            x = (pixels.permute(0, 3, 1, 2).float() - self.means) / 256.0
+            x = functional.max_pool2d(functional.relu(self.first(x)), 3, 2)
+            return residual_levels(self.convs, x, LEVELS[:levels])
+
         def forward(self, pixels):
             """pixels: (N, 150, 150, 3) uint8 RGB chips -> (N, 128) descriptors."""
-            x = (pixels.permute(0, 3, 1, 2).float() - self.means) / 256.0
-            x = functional.max_pool2d(functional.relu(self.convs[0](x)), 3, 2)
-            index = 1
-            for _filters, blocks, halves in LEVELS:
-                for block in range(blocks):
-                    down = halves and block == 0
-                    y = self.convs[index + 1](functional.relu(self.convs[index](x)))
-                    index += 2
-                    shortcut = functional.avg_pool2d(x, 2, 2) if down else x
-                    x = functional.relu(_add_padded(y, shortcut))
-            return x.mean(dim=(2, 3)) @ self.fc
-
-    def _add_padded(a, b):
-        shape = [max(p, q) for p, q in zip(a.shape, b.shape, strict=True)]
-
-        def grown(t):
-            pad = []
-            for dim in (3, 2, 1):
-                pad += [0, shape[dim] - t.shape[dim]]
-            return functional.pad(t, pad)
-
-        return grown(a) + grown(b)
+            return self.trunk(pixels).mean(dim=(2, 3)) @ self.fc
 
     return Descriptor().eval()
+
+
+def residual_levels(convs, x, levels: list[tuple[int, int, bool]]):
+    """Run residual `levels` (in LEVELS' format) over feature maps `x`; `convs` holds two convolutions per block.
+    A halving block adds its 2x2-average-pooled input; where the two differ in size or channels, the smaller is
+    zero-padded at the end (dlib's add_prev)."""
+    from torch.nn import functional
+
+    index = 0
+    for _filters, blocks, halves in levels:
+        for block in range(blocks):
+            y = convs[index + 1](functional.relu(convs[index](x)))
+            index += 2
+            shortcut = functional.avg_pool2d(x, 2, 2) if halves and block == 0 else x
+            shape = [max(p, q) for p, q in zip(y.shape, shortcut.shape, strict=True)]
+            x = functional.relu(_padded(y, shape) + _padded(shortcut, shape))
+    return x
+
+
+def _padded(t, shape: list[int]):
+    """`t` zero-padded at the end of its channel, row and column axes to `shape`."""
+    from torch.nn import functional
+
+    return functional.pad(t, [0, shape[3] - t.shape[3], 0, shape[2] - t.shape[2], 0, shape[1] - t.shape[1]])
+
+
+def first_conv_of_level(level: int) -> int:
+    """Index in `Descriptor.convs` of the first convolution of LEVELS[level]."""
+    return 2 * sum(blocks for _filters, blocks, _halves in LEVELS[:level])
 
 
 @cache

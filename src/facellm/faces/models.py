@@ -85,9 +85,10 @@ BUNDLED_MODELS = [
     ("dlib_face_recognition_resnet_model_v1.dat (128-D descriptor; facellm runs its weights in torch)",
      "public domain (Davis King); package MIT",
      "about 3 million faces (FaceScrub, VGG Face and other public sets); 99.38% on LFW per its author"),
-    ("facellm faces/weights/fairface-attributes-v2.pt (age, gender, race)",
-     "trained here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV 2021); research use, see MODEL_CARD.md",
-     "FairFace train 1-16000"),
+    ("facellm faces/weights/fairface-attributes-v3.pt (age, gender, race)",
+     "dlib's descriptor network (public domain) fine-tuned here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV "
+     "2021); research use, see MODEL_CARD.md",
+     "about 3 million faces (dlib's descriptor), then FairFace train 1-16000"),
     ("facellm faces/weights/fer2013-expression-v1.pt (7 expressions, grey faces)",
      f"trained here on FER2013 (Goodfellow et al. 2013); {RESEARCH_ONLY}", "FER2013 Training split"),
     ("facellm faces/weights/rafdb-expression-v1.pt (7 expressions, colour faces)",
