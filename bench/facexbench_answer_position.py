@@ -33,11 +33,10 @@ def positions(questions: dict) -> tuple[Counter, Counter | None]:
         letters[q["correct_answer_option"]] += 1
         options = [o for o in q["options"] if str(o).strip().lower() != "none of the above"]
         values = [value(o) for o in options]
+        numeric = numeric and None not in values
         right = q["options"][ord(q["correct_answer_option"]) - ord("A")]
-        if None in values or right not in options:
-            numeric = numeric and None not in values
-            continue
-        ranks[sorted(values).index(value(right))] += 1
+        if numeric and right in options:  # a right "None of the above" has no rank
+            ranks[sorted(values).index(value(right))] += 1
     return letters, (ranks if numeric and ranks else None)
 
 

@@ -62,14 +62,12 @@ def test_network_starts_as_dlibs_descriptor_split_at_the_frozen_levels(face_imag
     # levels and the heads.
     import torch
 
-    from facellm.faces.descriptor_net import LEVELS, describe_chips, descriptor_network, residual_levels
+    from facellm.faces.descriptor_net import describe_chips, descriptor_network
 
     face = attributes.features(face_images[0])
     net = attributes.build_network()
     with torch.inference_mode():
-        maps = attributes.trunk(face).float()
-        pooled = residual_levels(net.levels, maps, LEVELS[attributes.FROZEN :]).mean(dim=(2, 3))
-        rebuilt = (pooled @ descriptor_network().fc).double().numpy()[0]
+        rebuilt = (net.pooled(attributes.trunk(face)) @ descriptor_network().fc).double().numpy()[0]
     assert np.abs(rebuilt - describe_chips([face.chip])[0]).max() < 2e-3
     shipped = torch.load(attributes.WEIGHTS, weights_only=True)
     assert {k.split(".")[0] for k in shipped} == {"levels", "heads"}

@@ -80,14 +80,16 @@ def build_network():
             super().__init__()
             dlib_convs = descriptor_network().convs[first_conv_of_level(FROZEN) :]
             self.levels = nn.ModuleList(copy.deepcopy(conv) for conv in dlib_convs)
-            self.levels.requires_grad_(True)
             self.dropout = nn.Dropout(0.3)
             width = LEVELS[-1][0]
             self.heads = nn.ModuleDict({a: nn.Linear(width, len(FAIRFACE_VOCAB[a])) for a in ATTRIBUTES})
 
+        def pooled(self, maps):
+            """The trunk's feature maps through the fine-tuned levels, averaged over the image."""
+            return residual_levels(self.levels, maps.float(), LEVELS[FROZEN:]).mean(dim=(2, 3))
+
         def forward(self, maps):
-            pooled = residual_levels(self.levels, maps.float(), LEVELS[FROZEN:]).mean(dim=(2, 3))
-            joined = self.dropout(pooled)
+            joined = self.dropout(self.pooled(maps))
             return {a: head(joined) for a, head in self.heads.items()}
 
     return AttributeNet()

@@ -11,14 +11,12 @@ def one_cycle(net, count: int, epochs: int, batch: int, lr: float | dict, genera
               say=print, monitor: Callable[[], str] | None = None) -> None:  # fmt: skip
     """AdamW (weight decay 5e-4) with a one-cycle schedule peaking at `lr`, over `epochs` shuffled passes of `count`
     examples; `batch_loss(index)` is the loss of the examples in `index`. `lr` may map submodule names of `net` to
-    their own peak rates (fine-tuned layers slower than new ones); parameters that do not require gradients are left
-    out. After each epoch `say()` gets the mean loss and `monitor()`'s text (printed only: the last epoch is what is
-    kept)."""
+    their own peak rates (fine-tuned layers slower than new ones). After each epoch `say()` gets the mean loss and
+    `monitor()`'s text (printed only: the last epoch is what is kept)."""
     import torch
 
     rates = lr if isinstance(lr, dict) else {"": lr}
-    groups = [{"params": [p for p in (net.get_submodule(name) if name else net).parameters() if p.requires_grad],
-               "lr": rate} for name, rate in rates.items()]  # fmt: skip
+    groups = [{"params": net.get_submodule(name).parameters(), "lr": rate} for name, rate in rates.items()]
     optimiser = torch.optim.AdamW(groups, weight_decay=5e-4)
     steps = epochs * ((count + batch - 1) // batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=list(rates.values()), total_steps=steps)
