@@ -23,8 +23,9 @@ from facellm.faces.embed import (
     read_pairs,
     within_person_whitening,
 )
-from facellm.faces.geometry import head_pose, landmarks
+from facellm.faces.geometry import landmarks
 from facellm.faces.models import face_encoder, models_dir
+from facellm.faces.pose import head_pose
 from facellm.faces.quality import face_quality
 from facellm.images import read_image
 from tests.conftest import SHARED

@@ -117,8 +117,9 @@ def test_failed_rows_store_their_typed_cause(tmp_path):
 
 
 def test_the_real_scale_plan_parses_with_the_real_cli(tmp_path):
+    from facellm.cli.pipeline import check_commands
     from facellm.errors import InputError
-    from facellm.reproduce import check_commands, plan
+    from facellm.reproduce import plan
 
     steps = plan("1b", tmp_path, tmp_path, tmp_path / "out", "https://api.openai.com/v1", "gpt-4o", 2.5, 10.0)
     check_commands(steps.commands)  # fails the day a flag the plan relies on is renamed

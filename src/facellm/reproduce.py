@@ -1,10 +1,9 @@
-"""`facellm reproduce`: the paper's pipeline at real scale (FairFace val, a real teacher, InternVL3-hf, FaceXBench),
-as the list of facellm commands it runs, with a dry run that checks prerequisites and estimates the teacher cost."""
+"""The paper's pipeline at real scale (FairFace val, a real teacher, InternVL3-hf, FaceXBench) as a plan: the facellm
+commands to run, what is missing, and the teacher cost. `facellm reproduce` (cli/pipeline.py) prints and runs it."""
 
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,32 +80,3 @@ def _gpu_problems(size: str) -> list[str]:
     if memory < GPU_MEMORY_GB[size] * 0.9:
         return [f"GPU 0 has {memory:.0f} GB; InternVL3-{size.upper()} wants about {GPU_MEMORY_GB[size]} GB per GPU"]
     return []
-
-
-def check_commands(commands: list[list[str]]) -> None:
-    """Parse every planned command with the real CLI (unknown or renamed flags fail here, nothing runs)."""
-    import contextlib
-    import io
-
-    from facellm.cli import cli
-
-    for command in commands:
-        try:  # --help stops after parsing; the help text itself is not wanted
-            with contextlib.redirect_stdout(io.StringIO()):
-                cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
-        except Exception as exc:  # click's usage errors
-            raise InputError(f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
-                             "report this: the plan and the CLI disagree") from None  # fmt: skip
-
-
-def execute(commands: list[list[str]], say) -> None:
-    """Run the planned commands in this process, in order; stop at the first that fails."""
-    from facellm.cli import cli
-
-    check_commands(commands)
-    for command in commands:
-        say("$ " + shlex.join(command))
-        code = cli.main(command[1:], prog_name="facellm", standalone_mode=False)
-        if code:
-            raise InputError(f"`{shlex.join(command)}` failed (exit code {code})",
-                             "fix the problem it printed, then rerun: finished steps resume")  # fmt: skip

@@ -41,7 +41,7 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
     from facellm.parallel import map_over_cores
 
     if licenses:
-        from facellm.faces.models import BUNDLED_MODELS
+        from facellm.faces.licenses import BUNDLED_MODELS
 
         for name, licence, data in BUNDLED_MODELS:
             click.echo(f"{name}\n  licence: {licence}\n  trained on: {data}")

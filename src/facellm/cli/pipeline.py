@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import shlex
 from pathlib import Path
 
 import click
 
 from facellm.cli.root import cli
-from facellm.errors import FaceLLMError
+from facellm.errors import FaceLLMError, InputError
 from facellm.plan import SIZES
 
 
@@ -43,10 +46,8 @@ def demo_command(out, images, eval_images, fairface, base_url, model, train_step
 @click.option("--dry-run", is_flag=True, help="Print the plan, request count and cost estimate; run nothing.")
 def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, price_in, price_out, dry_run):
     """The paper's pipeline at real scale with the real models (GPUs and network needed)."""
-    import shlex
-
     from facellm.data.build import prices_for
-    from facellm.reproduce import PROMPT_TOKENS, execute, plan
+    from facellm.reproduce import PROMPT_TOKENS, plan
 
     prices = prices_for(teacher_model, price_in, price_out)
     steps = plan(size, fairface, bench_dir, out, base_url, teacher_model, prices.input, prices.output)
@@ -67,3 +68,25 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
     if steps.problems:
         raise FaceLLMError(f"{len(steps.problems)} prerequisite(s) missing (listed above)", "fix them or use --dry-run")
     execute(steps.commands, say=click.echo)
+
+
+def check_commands(commands: list[list[str]]) -> None:
+    """Parse every planned command with the real CLI (unknown or renamed flags fail here, nothing runs)."""
+    for command in commands:
+        try:  # --help stops after parsing; the help text itself is not wanted
+            with contextlib.redirect_stdout(io.StringIO()):
+                cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
+        except Exception as exc:  # click's usage errors
+            raise InputError(f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
+                             "report this: the plan and the CLI disagree") from None  # fmt: skip
+
+
+def execute(commands: list[list[str]], say) -> None:
+    """Run the planned commands in this process, in order; stop at the first that fails."""
+    check_commands(commands)
+    for command in commands:
+        say("$ " + shlex.join(command))
+        code = cli.main(command[1:], prog_name="facellm", standalone_mode=False)
+        if code:
+            raise InputError(f"`{shlex.join(command)}` failed (exit code {code})",
+                             "fix the problem it printed, then rerun: finished steps resume")  # fmt: skip

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces.detect import Box, detect_faces
-from facellm.faces.geometry import Pose, eye_openness, head_pose, landmarks, mouth_openness
+from facellm.faces.geometry import Pose, eye_openness, landmarks, mouth_openness
+from facellm.faces.pose import head_pose
 from facellm.faces.quality import Quality, face_quality
 
 
@@ -63,8 +64,8 @@ def face_attributes(
     """Probabilities of FairFace's age groups, genders and races and of the 7 basic expressions for the face in
     `box` (the largest face when None); no expression when research-only weights are off (FACELLM_RESEARCH_MODELS=0)."""
     from facellm.faces import attributes
-    from facellm.faces.classifier import research_models_allowed
     from facellm.faces.expression import predict_expression
+    from facellm.faces.models import research_models_allowed
 
     box = box or detect_faces(image, fallback=True)[0]
     found = vars(attributes.predict(attributes.features(image, box, points)))

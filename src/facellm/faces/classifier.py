@@ -10,7 +10,6 @@ FACELLM_RESEARCH_MODELS=0.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -19,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.errors import InputError, ModelLoadError, ResearchModelsOff
+from facellm.errors import ModelLoadError
+from facellm.faces.models import require_research_models
 from facellm.faces.training import one_cycle, small_cnn
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -45,20 +45,6 @@ TASKS = {
                       "every 5th image of each class held out",
                       "research use only (source terms not stated; treated as research only)"),
 }  # fmt: skip
-
-
-def research_models_allowed() -> bool:
-    """False when FACELLM_RESEARCH_MODELS=0: weights trained on research-only data are then never loaded."""
-    value = os.environ.get("FACELLM_RESEARCH_MODELS", "1")
-    if value not in ("0", "1"):
-        raise InputError(f"FACELLM_RESEARCH_MODELS must be 0 or 1, not {value!r}", "set it to 0 or 1, or unset it")
-    return value == "1"
-
-
-def require_research_models(what: str) -> None:
-    if not research_models_allowed():
-        raise ResearchModelsOff(f"{what} uses weights trained on research-only data and FACELLM_RESEARCH_MODELS=0",
-                             "unset FACELLM_RESEARCH_MODELS to use it")  # fmt: skip
 
 
 def face_crop(image: Image.Image, task: Task, box=None) -> np.ndarray:

@@ -171,7 +171,7 @@ def predict_expression(image: Image.Image, box=None) -> dict[str, float]:
     colour pictures, the FER2013 one for grey pictures. Both are research-only weights."""
     import torch
 
-    from facellm.faces.classifier import require_research_models
+    from facellm.faces.models import require_research_models
 
     require_research_models("the expression model")
     net = _shipped_network(WEIGHTS if is_grey(image) else RAFDB_WEIGHTS)

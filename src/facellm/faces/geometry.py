@@ -1,8 +1,6 @@
-"""Landmarks and what follows from them: head pose, eye and mouth openness.
-
-Head pose is given in AFLW2000-3D's convention (the one FaceXBench's head-pose questions use): the learned model of
-faces/pose.py when the 68 points are available and research-only weights are allowed, otherwise solvePnP against a
-generic 3-D face, its yaw turned to the same convention."""
+"""Landmarks and what follows from them geometrically: a solvePnP head pose against a generic 3-D face (turned to
+AFLW2000-3D's convention, the one FaceXBench's head-pose questions use), eye and mouth openness. The learned head pose
+that is used when it may be (faces/pose.py) builds on these."""
 
 from __future__ import annotations
 
@@ -44,18 +42,6 @@ def landmarks(rgb: np.ndarray, box: Box, points: int | None = None) -> np.ndarra
     """(x, y) points: 68 in dlib's iBUG layout, or 5 (eye corners, nose base); `points` None: FACELLM_LANDMARKS."""
     shape = landmark_predictor(points)(rgb, box.as_dlib())
     return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.float64)
-
-
-def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
-    """The face's pose from its 68 landmarks: the learned model, or solvePnP when research-only weights are off."""
-    from facellm.faces.classifier import research_models_allowed
-
-    if len(points) == 68 and research_models_allowed():
-        from facellm.faces.pose import angles
-
-        yaw, pitch, roll = angles(points)
-        return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
-    return pnp_pose(points, image_size)
 
 
 def pnp_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:

@@ -12,8 +12,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from facellm.errors import InputError, ModelLoadError
-from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
+from facellm.errors import InputError, ModelLoadError, ResearchModelsOff
 
 
 def models_dir() -> Path:
@@ -29,6 +28,20 @@ def _dlib():
     except ImportError:
         raise ModelLoadError("dlib is not installed", 'run pip install -e "." (it brings dlib-bin)') from None
     return dlib
+
+
+def research_models_allowed() -> bool:
+    """False when FACELLM_RESEARCH_MODELS=0: weights trained on research-only data are then never loaded."""
+    value = os.environ.get("FACELLM_RESEARCH_MODELS", "1")
+    if value not in ("0", "1"):
+        raise InputError(f"FACELLM_RESEARCH_MODELS must be 0 or 1, not {value!r}", "set it to 0 or 1, or unset it")
+    return value == "1"
+
+
+def require_research_models(what: str) -> None:
+    if not research_models_allowed():
+        raise ResearchModelsOff(f"{what} uses weights trained on research-only data and FACELLM_RESEARCH_MODELS=0",
+                             "unset FACELLM_RESEARCH_MODELS to use it")  # fmt: skip
 
 
 @cache
@@ -69,36 +82,3 @@ def face_encoder():
     """dlib's own runner of the descriptor network: the reference that tests and benchmarks compare against
     (descriptors are computed by the same weights in torch, `facellm.faces.descriptor_net`)."""
     return _dlib().face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
-
-
-RESEARCH_ONLY = "RESEARCH-ONLY weights: FACELLM_RESEARCH_MODELS=0 runs without them"
-# (model, licence, training data) for `facellm analyze --licenses`; from the dlib-models README and package metadata.
-BUNDLED_MODELS = [
-    ("dlib HOG frontal face detector (in dlib-bin)", "Boost Software License (dlib)",
-     "not stated in the wheel; see dlib.net"),
-    ("mmod_human_face_detector.dat (CNN face detector, face-recognition-models)",
-     "released into the public domain by its author, Davis King; package MIT", "public images annotated by Davis King"),
-    ("shape_predictor_5_face_landmarks.dat", "public domain (Davis King); package MIT",
-     "dlib's 5-point landmark dataset, public images annotated by Davis King"),
-    ("shape_predictor_68_face_landmarks.dat", "the model file is public domain, but its training data (iBUG 300-W) "
-     "excludes commercial use; use --landmarks 5 (or FACELLM_LANDMARKS=5) to avoid it", "iBUG 300-W"),
-    ("dlib_face_recognition_resnet_model_v1.dat (128-D descriptor; facellm runs its weights in torch)",
-     "public domain (Davis King); package MIT",
-     "about 3 million faces (FaceScrub, VGG Face and other public sets); 99.38% on LFW per its author"),
-    ("facellm faces/weights/fairface-attributes-v3.pt (age, gender, race)",
-     "dlib's descriptor network (public domain) fine-tuned here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV "
-     "2021); research use, see MODEL_CARD.md",
-     "about 3 million faces (dlib's descriptor), then FairFace train 1-16000"),
-    ("facellm faces/weights/fer2013-expression-v1.pt (7 expressions, grey faces)",
-     f"trained here on FER2013 (Goodfellow et al. 2013); {RESEARCH_ONLY}", "FER2013 Training split"),
-    ("facellm faces/weights/rafdb-expression-v1.pt (7 expressions, colour faces)",
-     f"the FER2013 model fine-tuned here on RAF-DB (academic licence; Li et al., CVPR 2017); {RESEARCH_ONLY}",
-     "FER2013 Training split, then 4/5 of the RAF-DB train images in ../shared/data/rafdb (faces/splits.py)"),
-    ("facellm faces/weights/aflw2000-headpose-v1.pt (yaw, pitch, roll from the 68 landmarks)",
-     f"trained here on AFLW2000-3D (Zhu et al., CVPR 2016); {RESEARCH_ONLY}",
-     "the 500 AFLW2000-3D faces in ../shared/data/aflw2000 and their mirror images"),
-    *((f"facellm faces/weights/{task.weights} ({name}: {' / '.join(task.classes)})",
-       f"trained here; {task.licence}; {RESEARCH_ONLY}", task.data) for name, task in CLASSIFIER_TASKS.items()),
-    ("OpenCV (opencv-python-headless, solvePnP: head pose when research-only weights are off)", "Apache 2.0",
-     "no learned weights used"),
-]  # fmt: skip

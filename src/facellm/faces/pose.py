@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facellm.faces.geometry import Pose, landmarks, pnp_pose, pose_label
+from facellm.faces.models import require_research_models, research_models_allowed
+
 WEIGHTS = Path(__file__).parent / "weights" / "aflw2000-headpose-v1.pt"
 AXES = ("yaw", "pitch", "roll")
 SCALE = 30.0  # degrees per unit of network output
@@ -105,16 +108,21 @@ def shipped_networks() -> list:
 
 def angles(points: np.ndarray) -> tuple[float, float, float]:
     """Yaw, pitch, roll of one face's 68 landmarks."""
-    from facellm.faces.classifier import require_research_models
-
     require_research_models("the head-pose model")
     yaw, pitch, roll = predict_angles(shipped_networks(), points[None])[0]
     return float(yaw), float(pitch), float(roll)
 
 
+def head_pose(points: np.ndarray, image_size: tuple[int, int]) -> Pose:
+    """The face's pose from its 68 landmarks: the learned model, or solvePnP when research-only weights are off."""
+    if len(points) == 68 and research_models_allowed():
+        yaw, pitch, roll = angles(points)
+        return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
+    return pnp_pose(points, image_size)
+
+
 def _landmarks_of(path: str) -> np.ndarray | None:
     from facellm.faces.detect import detect_faces
-    from facellm.faces.geometry import landmarks
     from facellm.images import read_image
 
     image = read_image(path)
