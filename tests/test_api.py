@@ -10,7 +10,14 @@ from PIL import Image
 
 from facellm.errors import InputError
 from facellm.model import question
-from facellm.openai_client import ApiError, ChatClient, EndpointConfig, image_data_url, to_openai_messages
+from facellm.openai_client import (
+    ApiError,
+    ChatClient,
+    EndpointConfig,
+    check_reachable,
+    image_data_url,
+    to_openai_messages,  # fmt: skip
+)
 from facellm.testing.mock_openai import MockOpenAIServer
 
 
@@ -33,12 +40,24 @@ def test_images_travel_as_data_urls(face_images):
 
 
 def test_concurrency_is_bounded():
-    with MockOpenAIServer(latency_s=0.05) as server:
-        replies = ChatClient(_config(server, concurrency=3)).complete_many(
+    """The server holds every request until three are in flight (or all twelve have arrived): a client that kept
+    fewer in flight would stall until its timeout, one that sent more would show more. No clock decides."""
+    import threading
+
+    arrived = threading.Condition()
+
+    def hold_until_three(messages):
+        with arrived:
+            arrived.notify_all()
+            arrived.wait_for(lambda: server.in_flight >= 3 or len(server.requests) == 12, timeout=30)
+        return "The answer is (A)."
+
+    with MockOpenAIServer(responder=hold_until_three) as server:
+        replies = ChatClient(_config(server, concurrency=3, timeout_s=120)).complete_many(
             [[{"role": "user", "content": f"q{i}"}] for i in range(12)]
         )
     assert all(not isinstance(r, ApiError) for r in replies)
-    assert 2 <= server.max_in_flight <= 3
+    assert server.max_in_flight == 3
 
 
 def test_retries_transient_faults_and_honours_retry_after():
@@ -101,3 +120,16 @@ def test_retry_after_header_sets_the_wait():
         waited = time.monotonic() - started
     assert reply.attempts == 2
     assert waited >= 0.5  # the server's Retry-After, not the 1 ms backoff, decided the pause
+
+
+def test_reachability_is_checked_once_before_a_run():
+    from facellm.testing.server import free_port
+
+    dead = free_port()  # nothing listens there
+    with MockOpenAIServer(api_key="right") as server:
+        check_reachable(_config(server, api_key="right"))
+        with pytest.raises(InputError, match="refused the API key .HTTP 401.*FACELLM_API_KEY"):
+            check_reachable(_config(server, api_key="wrong"))
+        assert server.requests == []  # probing asks no question
+    with pytest.raises(InputError, match=f"cannot reach http://127.0.0.1:{dead}/v1 .ConnectError"):
+        check_reachable(EndpointConfig(f"http://127.0.0.1:{dead}/v1", "m"))

@@ -6,7 +6,18 @@ import socket
 
 import pytest
 
-from facellm.backends import NAMED, Backend, BackendSpec, Cause, Prompt, Reply, answer_safely, build_backend, cause_of
+from facellm.backends import (
+    NAMED,
+    Backend,
+    BackendSpec,
+    Cause,
+    Prompt,
+    Reply,
+    answer_safely,
+    backend_name,
+    build_backend,  # fmt: skip
+    cause_of,
+)
 from facellm.backends.scripted import ScriptedBackend
 from facellm.errors import InputError
 from facellm.model import GenerationSettings, question
@@ -63,7 +74,7 @@ def test_keyboard_interrupt_is_not_swallowed():
 def test_api_failures_carry_a_typed_cause(fault, cause):
     # Only the timeout case needs a short client timeout; elsewhere a slow, loaded machine must not read as one.
     client_timeout = 0.5 if fault == "timeout" else 30.0
-    with MockOpenAIServer(faults=[fault] * 3, retry_after=0, timeout_s=3.0) as server:
+    with MockOpenAIServer(faults=[fault] * 3, retry_after=0, timeout_s=30.0) as server:
         config = EndpointConfig(server.base_url, "m", max_retries=0, timeout_s=client_timeout)
         (reply,) = ChatClient(config).complete_many([[{"role": "user", "content": "hi"}]])
     assert isinstance(reply, ApiError) and cause_of(reply) is cause
@@ -118,6 +129,33 @@ def test_every_named_backend_builds_and_unknown_flags_are_refused():
         build_backend(BackendSpec("specialist", scoring="likelihood"))
     grounded = build_backend(BackendSpec("offline", ground=True))
     assert grounded.name.endswith("+grounded")
+
+
+def test_the_name_known_before_building_is_the_built_backends_name(tiny_checkpoint, tmp_path):
+    """Run folders are checked against `backend_name(spec)` before anything loads: it must be the name the built
+    backend reports, for every kind of backend, grounded or not."""
+    import json
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+
+    from facellm.model import load_model
+    from facellm.model.loading import MERGE_RECORD
+
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    get_peft_model(load_model(tiny_checkpoint, device="cpu").model, lora).save_pretrained(tmp_path / "adapter")
+    merged = shutil.copytree(tiny_checkpoint, tmp_path / "merged")
+    (merged / MERGE_RECORD).write_text(json.dumps({"base": "some/base", "adapter": "some/adapter"}))
+    specs = [BackendSpec(name) for name in NAMED]
+    specs += [BackendSpec(api_base="http://127.0.0.1:9/v1", api_model="m"), BackendSpec(str(tiny_checkpoint)),
+              BackendSpec(str(tiny_checkpoint), adapter=tmp_path / "adapter"), BackendSpec(str(merged))]  # fmt: skip
+    for spec in specs:
+        for ground in (False, True):
+            spec.ground = ground
+            assert backend_name(spec) == build_backend(spec).name, spec
+    assert "merged from some/base" in backend_name(BackendSpec(str(merged)))
+    with pytest.raises(InputError, match="batch-size"):
+        backend_name(BackendSpec(str(tiny_checkpoint), batch_size=0))
 
 
 def test_template_backend_answers_from_facts_not_text():

@@ -187,3 +187,54 @@ def test_ask_refuses_placeholder_text_and_out_of_range_seeds(tiny_checkpoint, fa
     seed = _one_line_error(runner.invoke(cli, [*base, "-q", "Hi?", "--sample", "--seed", str(2**64)]))
     assert "seed must be an integer from" in seed
     assert runner.invoke(cli, [*base, "-q", "Hi?", "--sample", "--seed", str(2**64 - 1)]).exit_code == 0
+
+
+def test_an_error_during_a_progress_bar_stands_on_its_own_line():
+    import click
+    from tqdm import tqdm
+
+    from facellm.cli.root import _Group
+    from facellm.errors import FaceLLMError
+
+    @click.group(cls=_Group)
+    def group():
+        pass
+
+    @group.command()
+    def work():
+        bar = tqdm(total=10, desc="working")
+        bar.update(3)
+        raise FaceLLMError("broke at item 4", "fix item 4")
+
+    result = CliRunner().invoke(group, ["work"])
+    assert result.exit_code == 2 and "working:  30%" in result.stderr
+    assert result.stderr.rstrip("\n").split("\n")[-1] == "error: broke at item 4; fix item 4"
+
+
+def test_refusals_come_before_any_work_each_on_one_line(tmp_path, standin_bench, tiny_checkpoint):
+    """Through the real entry point: each refusal is the only thing on stderr (no progress bar, no loading output)."""
+    from facellm.samples import SAMPLE_DIR
+    from facellm.testing.server import free_port
+
+    labels = str(SAMPLE_DIR / "labels.csv")
+    build = ["data", "build", "--images", str(SAMPLE_DIR), "--labels", labels, "--out", str(tmp_path / "data")]
+    evaluate = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "specialist", "--only", "age",
+                "--limit", "1", "--out", str(tmp_path / "eval")]  # fmt: skip
+    assert CliRunner().invoke(cli, evaluate).exit_code == 0
+    dataset = tmp_path / "train.json"
+    dataset.write_text("[]")
+    cases = {
+        "unknown aspect": ([*build, "--aspects", "pose,smell"], "unknown aspect(s): smell"),
+        "unreachable teacher": ([*build, "--teacher", "openai", "--model", "m", "--base-url",
+                                 f"http://127.0.0.1:{free_port()}/v1"], "cannot reach"),
+        "refused eval rerun": ([*evaluate, "--setting", "cot"], "holds a run with other settings"),
+        "resume without checkpoint": (["train", "--set", f"model={tiny_checkpoint}", "--set", f"dataset={dataset}",
+                                       "--set", f"output_dir={tmp_path / 'train'}", "--resume"], "no checkpoint"),
+        "adapter that is not one": (["export", "--base", str(tiny_checkpoint), "--adapter", str(tmp_path),
+                                     "--out", str(tmp_path / "merged")], "not a PEFT adapter folder"),
+    }  # fmt: skip
+    for name, (args, expected) in cases.items():
+        result = run_facellm(*args)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, (name, result.stderr)
+        assert lines[0].startswith("error: ") and expected in lines[0], (name, lines[0])

@@ -126,3 +126,38 @@ def test_the_real_scale_plan_parses_with_the_real_cli(tmp_path):
     renamed = [[*steps.commands[0][:-2], "--in-flight", "32"]]  # as if --concurrency had been renamed
     with pytest.raises(InputError, match="does not parse"):
         check_commands(renamed)
+
+
+def _spoil(checkpoint: Path) -> None:
+    """Replace the checkpoint's weights with bytes no loader reads: from now on any load of it fails."""
+    for weights in checkpoint.glob("*.safetensors"):
+        weights.write_bytes(b"not weights")
+
+
+def test_a_refused_eval_rerun_never_loads_the_model(tiny_checkpoint, standin_bench, tmp_path):
+    import shutil
+
+    model, out = shutil.copytree(tiny_checkpoint, tmp_path / "model"), tmp_path / "run"
+    args = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", str(model), "--out", str(out),
+            "--only", "age"]  # fmt: skip
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    _spoil(model)
+    refused = CliRunner().invoke(cli, [*args, "--setting", "cot"])
+    assert refused.exit_code == 2
+    assert "other settings" in refused.output and "cannot load" not in refused.output, refused.output
+    # The same settings pass the check and only then meet the spoiled weights.
+    loaded = CliRunner().invoke(cli, args)
+    assert loaded.exit_code == 2 and "cannot load model" in loaded.output, loaded.output
+
+
+def test_a_refused_data_rerun_never_loads_the_teacher(tiny_checkpoint, tmp_path):
+    import shutil
+
+    model, out = shutil.copytree(tiny_checkpoint, tmp_path / "model"), tmp_path / "data"
+    teacher = ["--teacher", "hf", "--model", str(model), "--aspects", "pose"]
+    first = _build(out, *teacher, "--max-new-tokens", "4")
+    assert first.exit_code == 0, first.output
+    _spoil(model)
+    refused = _build(out, *teacher, "--max-new-tokens", "8")
+    assert refused.exit_code == 2
+    assert "max_new_tokens: 4 -> 8" in refused.output and "cannot load" not in refused.output, refused.output

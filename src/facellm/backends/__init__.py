@@ -22,7 +22,18 @@ NAMED = {
     "offline": "facellm.backends.offline:OfflineBackend",
 }
 
-__all__ = ["NAMED", "Backend", "BackendSpec", "Cause", "Prompt", "Reply", "answer_safely", "build_backend", "cause_of"]
+__all__ = [
+    "NAMED",
+    "Backend",
+    "BackendSpec",
+    "Cause",
+    "Prompt",
+    "Reply",
+    "answer_safely",
+    "backend_name",
+    "build_backend",
+    "cause_of",
+]
 
 
 @dataclass
@@ -58,15 +69,42 @@ def build_backend(spec: BackendSpec) -> Backend:
     return backend
 
 
-def _plain(spec: BackendSpec) -> Backend:
+def backend_name(spec: BackendSpec) -> str:
+    """The name of the backend `build_backend(spec)` builds, known before anything loads: run folders are checked
+    against it first, so a refused rerun never loads weights. (Not for `proxy` upstreams, named by the upstream.)"""
+    check_spec(spec)
+    if spec.model in NAMED:
+        named = _named(spec.model)
+        name, measures_faces = named.name, named.measures_faces
+    elif spec.api_base:
+        name, measures_faces = f"openai:{spec.api_model or ''}", False
+    else:
+        from facellm.model.loading import describe_model
+
+        name, measures_faces = "hf:" + describe_model(spec.model, spec.adapter), False
+    return f"{name}+grounded" if spec.ground and not measures_faces else name
+
+
+def check_spec(spec: BackendSpec) -> None:
+    """The flag combinations no backend can take, refused before anything is built."""
     if bool(spec.model) == bool(spec.api_base):
         raise InputError("give either a model (hub id, folder or one of " + ", ".join(NAMED) + ") or an "
                          "OpenAI-compatible endpoint", "pick one")  # fmt: skip
     if spec.scoring == "likelihood" and (spec.api_base or spec.model in NAMED):
         raise InputError("--scoring likelihood needs a local --model", "use --scoring generate")
+    if spec.model and spec.model not in NAMED and spec.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {spec.batch_size}", "use 1 or more")
+
+
+def _named(model: str) -> type[Backend]:
+    module, _, cls = NAMED[model].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _plain(spec: BackendSpec) -> Backend:
+    check_spec(spec)
     if spec.model in NAMED:
-        module, _, cls = NAMED[spec.model].partition(":")
-        return getattr(importlib.import_module(module), cls).from_spec(spec)
+        return _named(spec.model).from_spec(spec)
     if spec.api_base and spec.proxy:
         from facellm.backends.upstream import UpstreamBackend
 
@@ -82,7 +120,5 @@ def _plain(spec: BackendSpec) -> Backend:
     from facellm.backends.local import LocalBackend
     from facellm.model import load_model
 
-    if spec.batch_size < 1:  # before the slow load
-        raise InputError(f"--batch-size must be at least 1, got {spec.batch_size}", "use 1 or more")
     lm = load_model(spec.model, adapter=spec.adapter, device=spec.device, dtype=spec.dtype)
     return LocalBackend(lm, batch_size=spec.batch_size, scoring=spec.scoring, max_prompt_tokens=spec.max_prompt_tokens)

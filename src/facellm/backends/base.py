@@ -111,6 +111,10 @@ class Backend:
         """One reply per prompt, in order; a slot may hold the exception that failed that prompt alone."""
         raise NotImplementedError
 
+    def check_ready(self) -> None:
+        """Raise `InputError` when this backend cannot answer at all (e.g. an endpoint that cannot be reached), so
+        that a run is refused before it starts; default: nothing to check."""
+
     def stream(
         self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
     ) -> Iterator[str]:
@@ -119,6 +123,11 @@ class Backend:
         if isinstance(reply, Exception):
             raise reply
         yield reply.text
+
+    def prepare(self, prompt: Prompt) -> Prompt:
+        """The prompt as this backend will answer it, with any work done once per request already done (a grounded
+        backend's face analysis); answering a prepared prompt does not repeat that work. Default: the prompt."""
+        return prompt
 
     def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
         """The prompt's length in tokens; `InputError` naming the problem when it cannot be answered."""

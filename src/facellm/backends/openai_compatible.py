@@ -19,6 +19,11 @@ class OpenAIBackend(Backend):
         self.chunk_size = max(1, client.config.concurrency // 8)
         self.parallel_chunks = 16
 
+    def check_ready(self) -> None:
+        from facellm.openai_client import check_reachable
+
+        check_reachable(self.client.config)
+
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         from facellm.openai_client import to_openai_messages
 

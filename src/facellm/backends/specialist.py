@@ -13,12 +13,10 @@ from facellm.model.generate import GenerationSettings
 
 
 class SpecialistBackend(Backend):
+    name = "specialist (face-analysis models, not an LLM)"
     measures_faces = True
 
     def __init__(self, workers: int = 0) -> None:
-        from facellm.specialist import NAME
-
-        self.name = NAME
         self.workers = workers or os.cpu_count() or 1
         self.chunk_size = 8 * self.workers
 

@@ -35,12 +35,14 @@ def _source_options(function):
 
 
 def _records_and_spec(source, images, labels, limit, aspects, prompts):
+    from facellm.data.build import checked_aspects
     from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
 
     check_limit(limit)
     spec = load_prompts(prompts)
     wanted = [a.strip() for a in aspects.split(",") if a.strip()] if aspects else None
+    checked_aspects(spec, wanted)
     return load_source(source, images, labels, limit), spec, wanted
 
 
@@ -72,20 +74,33 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
 
     from tqdm import tqdm
 
-    from facellm.data.build import build_dataset, build_identity, measure_record, prices_for, start_new_run
+    from facellm.backends import backend_name, build_backend
+    from facellm.data.build import (
+        build_dataset,
+        build_identity,
+        check_run_folder,
+        measure_record,
+        prices_for,
+        start_new_run,
+    )
     from facellm.data.filters import flag_records
     from facellm.data.stats import write_stats
     from facellm.data.store import QAStore
     from facellm.runs import file_hash
 
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
-    teacher_obj = _teacher(teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size)
+    asked = (teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size)
+    teacher_spec = _teacher_spec(*asked)
     prices = prices_for(model, price_in, price_out)
     extra = {"source": source, "labels": file_hash(labels) if labels else None}
+    identity = build_identity(backend_name(teacher_spec), spec, mode, max_new_tokens, measure, extra)
     if new_identity:
-        moved = start_new_run(Path(out), build_identity(teacher_obj, spec, mode, max_new_tokens, measure, extra))
+        moved = start_new_run(Path(out), identity)
         if moved:
             click.echo(f"the earlier run (other settings) is kept in {moved}", err=True)
+    check_run_folder(Path(out), identity)  # before a teacher model loads
+    teacher_obj = build_backend(teacher_spec)
+    teacher_obj.check_ready()
     settings = {"source": source, "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
                 "aspects": wanted, "prompt_version": spec.version, "teacher": teacher_obj.name, "mode": mode,
                 "base_url": base_url, "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
@@ -128,20 +143,27 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     click.echo(f"statistics in {out}/stats.md")
 
 
-def _teacher(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size):
+def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size):
     """The backend a `--teacher` kind and its flags describe."""
-    from facellm.backends import BackendSpec, build_backend
+    from facellm.backends import BackendSpec
 
     if kind == "template":
-        return build_backend(BackendSpec("template", prompts=spec))
+        return BackendSpec("template", prompts=spec)
     if not model:
         raise FaceLLMError(f"the {kind} teacher needs --model", "e.g. --model gpt-4o-2024-11-20")
     if kind == "openai":
         if not base_url:
             raise FaceLLMError("the openai teacher needs --base-url", "e.g. --base-url https://api.openai.com/v1")
-        return build_backend(BackendSpec(api_base=base_url, api_model=model, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                                         max_retries=max_retries, timeout_s=timeout))  # fmt: skip
-    return build_backend(BackendSpec(model, batch_size=batch_size))
+        return BackendSpec(
+            api_base=base_url,
+            api_model=model,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            max_retries=max_retries,
+            timeout_s=timeout,
+        )
+    return BackendSpec(model, batch_size=batch_size)
 
 
 @data_group.command("filter")

@@ -18,10 +18,12 @@ def eval_group() -> None:
     """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
 
 
-def _backend(model, adapter, device, dtype, batch_size, scoring, api_base, api_model, concurrency, rpm,
-             max_retries, ground):  # fmt: skip
-    """The backend the eval flags describe."""
-    from facellm.backends import BackendSpec, build_backend
+def _checked_backend(out, setting, tokens, extra, new_identity, model, adapter, device, dtype, batch_size, scoring,
+                     api_base, api_model, concurrency, rpm, max_retries, ground):  # fmt: skip
+    """The backend the eval flags describe, built only after the flags and the run folder pass their checks (a
+    refused rerun never loads a model)."""
+    from facellm.backends import BackendSpec, backend_name, build_backend
+    from facellm.eval.run import check_run_folder, run_identity
 
     if bool(model) == bool(api_base):
         raise FaceLLMError("give either --model (local, or `specialist`) or --api-base with --api-model (API)",
@@ -30,7 +32,10 @@ def _backend(model, adapter, device, dtype, batch_size, scoring, api_base, api_m
         raise FaceLLMError("--api-base needs --api-model", "pass the model name the endpoint serves")
     spec = BackendSpec(model, adapter, device, dtype, batch_size, scoring, api_base=api_base, api_model=api_model,
                        concurrency=concurrency, rpm=rpm, max_retries=max_retries, ground=ground)  # fmt: skip
-    return build_backend(spec)
+    check_run_folder(out, run_identity(backend_name(spec), scoring, setting, tokens, extra), new_identity)
+    backend = build_backend(spec)
+    backend.check_ready()
+    return backend
 
 
 def _run_with_progress(questions, backend, out, setting, tokens, identity, new_identity, label):
@@ -68,8 +73,8 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     questions = load_benchmark(bench_dir, only=wanted, limit=limit)
     tokens = max_new_tokens or (512 if setting == "cot" else 16)
     new_identity = backend.pop("new_identity")
-    answerer = _backend(**backend)
     identity = {"grounded": backend["ground"], "benchmark": folder_hash(bench_dir)}
+    answerer = _checked_backend(out, setting, tokens, identity, new_identity, **backend)
     summary = _run_with_progress(questions, answerer, out, setting, tokens, identity, new_identity, "facexbench")
     reports = write_report(out / "results", out, answerer.name)
     click.echo(markdown(reports, answerer.name).split("\n## ")[0])
@@ -94,8 +99,8 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
     wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
     questions, truth = load_fairface(labels, images, wanted, limit)
     new_identity = backend.pop("new_identity")
-    answerer = _backend(**backend)
     identity = {"grounded": backend["ground"], "labels": file_hash(labels)}
+    answerer = _checked_backend(out, "zero-shot", max_new_tokens, identity, new_identity, **backend)
     summary = _run_with_progress(questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity,
                                  "fairface")  # fmt: skip
     report = fairface_report(questions, load_done(out), truth, out)

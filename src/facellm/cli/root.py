@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from facellm.errors import FaceLLMError
@@ -18,8 +20,17 @@ class _Group(click.Group):
         except FaceLLMError as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
+            close_progress_bars()
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+
+
+def close_progress_bars() -> None:
+    """Close every progress bar still drawn (ours, or a library's such as the Trainer's), so that what follows
+    starts on a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -86,11 +86,8 @@ def build_dataset(
     label file's hash) must match the store's earlier one (`facellm.runs`)."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
-    wanted = aspects or list(spec.aspects)
-    unknown = set(wanted) - set(spec.aspects)
-    if unknown:
-        raise InputError(f"unknown aspect(s): {', '.join(sorted(unknown))}", f"use {', '.join(spec.aspects)}")
-    run_identity = build_identity(teacher, spec, mode, max_new_tokens, measured is not None, identity)
+    wanted = checked_aspects(spec, aspects)
+    run_identity = build_identity(teacher.name, spec, mode, max_new_tokens, measured is not None, identity)
     check_identity(store.meta("identity"), run_identity, store.run_dir)
     store.set_meta("identity", run_identity)
     summary = BuildSummary(images=len(records))
@@ -100,20 +97,36 @@ def build_dataset(
     return summary
 
 
-def build_identity(teacher: Backend, spec: PromptSpec, mode: str, max_new_tokens: int, measured: bool,
+def checked_aspects(spec: PromptSpec, aspects: list[str] | None) -> list[str]:
+    """The aspects asked for (all of the prompt file's when None); InputError naming any the file lacks."""
+    unknown = sorted(set(aspects or ()) - set(spec.aspects))
+    if unknown:
+        raise InputError(f"unknown aspect(s): {', '.join(unknown)}", f"use {', '.join(spec.aspects)}")
+    return aspects or list(spec.aspects)
+
+
+def build_identity(teacher: str, spec: PromptSpec, mode: str, max_new_tokens: int, measured: bool,
                    extra: dict | None = None) -> dict:  # fmt: skip
-    """The settings that change a data run's answers (see `facellm.runs`)."""
-    return {"teacher": teacher.name, "prompt_version": spec.version, "mode": mode, "max_new_tokens": max_new_tokens,
+    """The settings that change a data run's answers (see `facellm.runs`); `teacher` is the teacher backend's name."""
+    return {"teacher": teacher, "prompt_version": spec.version, "mode": mode, "max_new_tokens": max_new_tokens,
             "measured": measured, **(extra or {})}  # fmt: skip
 
 
 def start_new_run(run_dir: Path, identity: dict) -> Path | None:
     """`--new-identity`: move an earlier data run with another identity out of `run_dir`; returns where."""
+    return start_new_identity(run_dir, RUN_FILES, _previous_identity(run_dir), identity)
+
+
+def check_run_folder(run_dir: Path, identity: dict) -> None:
+    """Refuse at once (before a teacher is built or loaded) a rerun into `run_dir` with other settings."""
+    check_identity(_previous_identity(run_dir), identity, run_dir)
+
+
+def _previous_identity(run_dir: Path) -> dict | None:
     if not (run_dir / "qa.sqlite").is_file():
         return None
-    with QAStore(run_dir) as store:  # closed before its files move
-        previous = store.meta("identity")
-    return start_new_identity(run_dir, RUN_FILES, previous, identity)
+    with QAStore(run_dir) as store:  # closed before any of its files move
+        return store.meta("identity")
 
 
 def prices_for(model: str | None, price_in: float | None = None, price_out: float | None = None) -> Prices:

@@ -40,8 +40,7 @@ def run_questions(
     prompt version and answer length it must match the folder's earlier run (see `facellm.runs`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    identity = {"answerer": backend.name, "setting": setting, "scoring": backend.scoring,
-                "max_new_tokens": max_new_tokens, "prompt_version": PROMPT_VERSION, **(identity or {})}  # fmt: skip
+    identity = run_identity(backend.name, backend.scoring, setting, max_new_tokens, identity)
     _settle_identity(out, identity, new_identity)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     done = load_done(out)
@@ -142,9 +141,27 @@ def write_results(questions: Sequence[Question], done: dict[str, str], results_d
         (results_dir / name).write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
+def run_identity(answerer: str, scoring: str, setting: str, max_new_tokens: int, extra: dict | None = None) -> dict:
+    """Everything that changes a run's answers: the answerer's name, its scoring, the prompt setting and version, the
+    answer length, and `extra` (benchmark files, grounding)."""
+    return {"answerer": answerer, "setting": setting, "scoring": scoring, "max_new_tokens": max_new_tokens,
+            "prompt_version": PROMPT_VERSION, **(extra or {})}  # fmt: skip
+
+
+def check_run_folder(out: Path, identity: dict, new_identity: bool = False) -> None:
+    """Refuse at once (before any model loads) a rerun into `out` with other settings; writes nothing."""
+    if not new_identity:
+        check_identity(_previous_identity(Path(out)), identity, Path(out))
+
+
+def _previous_identity(out: Path) -> dict | None:
+    path = out / "run.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def _settle_identity(out: Path, identity: dict, new_identity: bool) -> None:
     path = out / "run.json"
-    previous = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    previous = _previous_identity(out)
     if new_identity and start_new_identity(out, RUN_FILES, previous, identity):
         previous = None
     check_identity(previous, identity, out)

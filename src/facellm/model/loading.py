@@ -84,6 +84,7 @@ def load_model(
     dtype: str | None = None,
 ) -> LoadedModel:
     """Load model + processor (+ PEFT adapter) in eval mode on the chosen device; raise `ModelLoadError` on failure."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     name = str(model)
@@ -95,10 +96,12 @@ def load_model(
     )
     if _looks_like_path(name) and not Path(name).is_dir():
         raise ModelLoadError(f"model folder not found: {name}", hint)
+    if adapter is not None:
+        _check_adapter_folder(Path(adapter))  # before the base model's slow load
     try:
         processor = AutoProcessor.from_pretrained(name)
         net = AutoModelForImageTextToText.from_pretrained(name, dtype=torch_dtype)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:  # SafetensorError: a cut or corrupt weights file
         raise ModelLoadError(f"cannot load model {name!r}: {_first_line(exc)}", hint) from exc
     tokenizer = getattr(processor, "tokenizer", processor)
     if tokenizer.pad_token is None:
@@ -111,18 +114,22 @@ def load_model(
 
 def _attach_adapter(net, adapter: Path):
     from peft import PeftModel
+    from safetensors import SafetensorError
 
+    try:
+        return PeftModel.from_pretrained(net, str(adapter))
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        raise ModelLoadError(
+            f"cannot apply adapter {adapter}: {_first_line(exc)}", "check that it was trained on this --model"
+        ) from exc
+
+
+def _check_adapter_folder(adapter: Path) -> None:
     if not (adapter / "adapter_config.json").is_file():
         raise ModelLoadError(
             f"not a PEFT adapter folder: {adapter} (no adapter_config.json)",
             "pass the folder that `facellm train` or PEFT's save_pretrained wrote",
         )
-    try:
-        return PeftModel.from_pretrained(net, str(adapter))
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelLoadError(
-            f"cannot apply adapter {adapter}: {_first_line(exc)}", "check that it was trained on this --model"
-        ) from exc
 
 
 def _looks_like_path(name: str) -> bool:

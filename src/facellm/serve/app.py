@@ -100,7 +100,8 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
     def checked_request(raw: bytes) -> ChatRequest:
         parsed = parse_chat_request(parse_json(raw), limits)
-        parsed.prompt_tokens = engine.backend.check(Prompt(parsed.conversation), parsed.settings)
+        parsed.prompt = engine.backend.prepare(Prompt(parsed.conversation))  # e.g. faces measured, once per request
+        parsed.prompt_tokens = engine.backend.check(parsed.prompt, parsed.settings)
         return parsed
 
     def face_image(raw: bytes):
@@ -140,7 +141,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             events = _sse(engine, parsed, completion_id, created, model, lambda: budget.release(parsed.pixels))
             return StreamingResponse(events, media_type="text/event-stream")
         try:
-            text, stopped = cut_at_stop(await engine.submit(parsed.conversation, parsed.settings), parsed.stop)
+            text, stopped = cut_at_stop(await engine.submit(parsed.prompt, parsed.settings), parsed.stop)
         except QueueFull:
             return error(RequestError(429, "too many requests are waiting; retry shortly", kind="rate_limit_error"))
         except Exception as exc:  # this request alone failed; the server and the other requests carry on
@@ -216,7 +217,7 @@ async def _sse(engine: Engine, parsed, completion_id: str, created: int, model: 
         held, emitted, stopped = "", "", False
         longest_stop = max((len(s) for s in parsed.stop), default=0)
         try:
-            async for piece in engine.stream(parsed.conversation, parsed.settings):
+            async for piece in engine.stream(parsed.prompt, parsed.settings):
                 held += piece
                 text, stopped = cut_at_stop(held, parsed.stop)
                 if stopped:

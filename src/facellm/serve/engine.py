@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from facellm.backends.base import Backend, Prompt, answer_safely, as_exception
-from facellm.model.generate import Conversation, GenerationSettings
+from facellm.model.generate import GenerationSettings
 
 
 class QueueFull(Exception):
@@ -54,15 +54,15 @@ class Engine:
         if self._worker:
             self._worker.cancel()
 
-    def submit(self, conversation: Conversation, settings: GenerationSettings) -> asyncio.Future:
+    def submit(self, prompt: Prompt, settings: GenerationSettings) -> asyncio.Future:
         """Queue one request; the future resolves to its answer (QueueFull when too many are waiting)."""
         if self._queue.qsize() >= self.max_queue:
             raise QueueFull
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(Prompt(conversation), settings, future))
+        self._queue.put_nowait(_Pending(prompt, settings, future))
         return future
 
-    async def stream(self, conversation: Conversation, settings: GenerationSettings) -> AsyncIterator[str]:
+    async def stream(self, prompt: Prompt, settings: GenerationSettings) -> AsyncIterator[str]:
         """Pieces of one answer as they are generated (the model is held for this request alone). When the reader
         stops early (a client that went away), the generation is told to stop after its current token."""
         if self._queue.qsize() >= self.max_queue:
@@ -79,7 +79,7 @@ class Engine:
         def produce() -> None:
             answer = None
             try:
-                answer = self.backend.stream(Prompt(conversation), settings, cancel)
+                answer = self.backend.stream(prompt, settings, cancel)
                 for piece in answer:
                     if cancel.is_set():
                         break

@@ -18,6 +18,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from facellm.backends.base import Prompt
 from facellm.errors import ImageError, InputError
 from facellm.images import read_image
 from facellm.model.generate import GenerationSettings, Turn
@@ -54,6 +55,7 @@ class ChatRequest:
     settings: GenerationSettings
     stream: bool
     stop: list[str]
+    prompt: Prompt | None = None  # the conversation as the backend's `prepare` made it
     prompt_tokens: int = 0  # counted by the backend's check
 
     @property

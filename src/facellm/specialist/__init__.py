@@ -18,8 +18,6 @@ from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
 from facellm.specialist.routes import OPTION_LINE, ROUTES, SAME_PERSON, options_of, question_text
 
-NAME = "specialist (face-analysis models, not an LLM)"
-
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
     """The specialist's answer to one question about `images`; a multiple-choice question's options are read from

@@ -110,7 +110,9 @@ class MockOpenAIServer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if mock.api_key and self.headers.get("authorization") != f"Bearer {mock.api_key}":
+                    self._send(401, {"error": {"message": "invalid API key"}})
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": "mock-vlm", "object": "model"}]})
                 else:
                     self._send(404, {"error": {"message": "not found"}})

@@ -32,6 +32,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     from transformers import AutoProcessor, Trainer, set_seed
 
     out = Path(config.output_dir)
+    checkpoint = check_before_loading(config, resume)
     out.mkdir(parents=True, exist_ok=True)
     main = is_main_process()
     if main:
@@ -69,9 +70,6 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         data_collator=collator,
         callbacks=[log, *(callbacks or [])],
     )
-    checkpoint = _last_checkpoint(out) if resume else None
-    if resume and checkpoint is None:
-        raise InputError(f"no checkpoint to resume from in {out}", "drop --resume to start a new run")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.time()
@@ -104,6 +102,24 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
         plot_loss(losses, out / "loss.png")
         (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def check_before_loading(config: TrainConfig, resume: bool) -> Path | None:
+    """What can be refused before any model loads: missing dataset files or image folder, and a `--resume` with no
+    checkpoint to resume from (returned when there is one)."""
+    for key in ("dataset", "eval_dataset"):
+        path = getattr(config, key)
+        if path and not Path(path).is_file():
+            raise InputError(f"{key} not found: {path}", f"set {key}= to a ShareGPT/LLaVA JSON or JSONL file")
+    if config.image_root and not Path(config.image_root).is_dir():
+        raise InputError(f"image_root not found: {config.image_root}", "set image_root= to the folder the images "
+                         "are under (or leave it out: paths then start from the dataset's folder)")  # fmt: skip
+    if not resume:
+        return None
+    checkpoint = _last_checkpoint(Path(config.output_dir))
+    if checkpoint is None:
+        raise InputError(f"no checkpoint to resume from in {config.output_dir}", "drop --resume to start a new run")
+    return checkpoint
 
 
 def is_main_process() -> bool:
