@@ -20,6 +20,7 @@ import httpx
 
 import facellm.faces
 from facellm.backends import BackendSpec, build_backend
+from facellm.images import read_image
 from facellm.openai_client import image_data_url
 from facellm.samples import sample_faces
 from facellm.serve.app import create_app
@@ -44,7 +45,7 @@ def serve_and_time(checkpoint: Path, ground: bool, requests: int) -> tuple[float
     """(seconds per request, face analyses per request)."""
     global analyses
     backend = build_backend(BackendSpec(str(checkpoint), device="cpu", ground=ground))
-    faces = [image_data_url(face.image) for face in sample_faces()]
+    faces = [image_data_url(read_image(face.path)) for face in sample_faces()]
     bodies = [{"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": faces[i % len(faces)]}},
         {"type": "text", "text": "Describe the face."}]}], "max_tokens": 8} for i in range(requests + 1)]  # fmt: skip

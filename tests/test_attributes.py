@@ -89,6 +89,33 @@ def test_analyze_with_attributes(faces):
     assert "attributes: age" in table.stdout
 
 
+def test_analysis_with_attributes_predicts_landmarks_once_and_runs_the_trunk_once_per_face(face_images, monkeypatch):
+    """The landmarks measured for pose also align the attribute chip, and a face and its mirror image go through
+    dlib's trunk in one pass; the probabilities equal those of the stand-alone predictor on the same box."""
+    import facellm.faces.embed
+    import facellm.faces.geometry
+    from facellm.faces import analyze_image, face_attributes
+
+    group = face_images[0]
+    alone = [face_attributes(group, face.box) for face in analyze_image(group).faces]
+    predicted, trunks = [], []
+    predictor, trunk = facellm.faces.geometry.landmark_predictor, attributes.trunk
+
+    def counted_predictor(points=None):
+        predicted.append(points)
+        return predictor(points)
+
+    monkeypatch.setattr(facellm.faces.geometry, "landmark_predictor", counted_predictor)
+    monkeypatch.setattr(facellm.faces.embed, "landmark_predictor", counted_predictor)
+    monkeypatch.setattr(attributes, "trunk", lambda *a, **k: trunks.append(a) or trunk(*a, **k))
+    analysis = analyze_image(group, with_attributes=True)
+    assert analysis.face_count >= 1
+    assert len(predicted) == analysis.face_count and len(trunks) == analysis.face_count
+    for face, expected in zip(analysis.faces, alone):
+        for name in ("age", "gender", "race"):
+            assert face.attributes[name] == pytest.approx(expected[name], abs=2e-4)
+
+
 FER = SHARED / "data" / "fer2013"
 
 

@@ -52,24 +52,25 @@ def analyze_image(
                 eye_openness=eye_openness(found),
                 mouth_openness=mouth_openness(found),
                 quality=face_quality(image, box),
-                attributes=face_attributes(image, box, points) if with_attributes else None,
+                attributes=face_attributes(image, box, points, found) if with_attributes else None,
             )
         )
     return ImageAnalysis(image.width, image.height, len(faces), faces)
 
 
 def face_attributes(
-    image: Image.Image, box: Box | None = None, points: int | None = None
+    image: Image.Image, box: Box | None = None, points: int | None = None, found: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
     """Probabilities of FairFace's age groups, genders and races and of the 7 basic expressions for the face in
-    `box` (the largest face when None); no expression when research-only weights are off (FACELLM_RESEARCH_MODELS=0)."""
+    `box` (the largest face when None; `found`: its landmarks when already known); no expression when research-only
+    weights are off (FACELLM_RESEARCH_MODELS=0)."""
     from facellm.faces import attributes
     from facellm.faces.expression import predict_expression
     from facellm.faces.models import research_models_allowed
 
     box = box or detect_faces(image, fallback=True)[0]
-    found = vars(attributes.predict(attributes.features(image, box, points)))
-    return {**found, "expression": predict_expression(image, box)} if research_models_allowed() else found
+    predicted = vars(attributes.predict(attributes.features(image, box, points, found)))
+    return {**predicted, "expression": predict_expression(image, box)} if research_models_allowed() else predicted
 
 
 def measured_facts(analysis: ImageAnalysis) -> dict:

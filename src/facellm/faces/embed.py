@@ -19,12 +19,18 @@ from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import landmark_predictor
 
 
-def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None) -> np.ndarray:
-    """dlib's 150 px face chip: the face in `box` aligned on its 68 or 5 landmarks, with `padding` around it."""
+def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None,
+                 found: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """dlib's 150 px face chip: the face in `box` aligned on its 68 or 5 landmarks, with `padding` around it.
+    `found`: the face's landmarks when already known (`geometry.landmarks`), so that they are not predicted again."""
     import dlib
 
     rgb = np.asarray(image.convert("RGB"))
-    return dlib.get_face_chip(rgb, landmark_predictor(points)(rgb, box.as_dlib()), size=150, padding=padding)
+    if found is None:
+        shape = landmark_predictor(points)(rgb, box.as_dlib())
+    else:
+        shape = dlib.full_object_detection(box.as_dlib(), [dlib.point(round(x), round(y)) for x, y in found])
+    return dlib.get_face_chip(rgb, shape, size=150, padding=padding)
 
 
 def chip_descriptors(chip: np.ndarray, jitters: int = 0) -> tuple[np.ndarray, np.ndarray]:
