@@ -208,7 +208,11 @@ def test_config_errors(tmp_path):
         load_config(None, ["oops"])
     result = CliRunner().invoke(cli, ["train", "--config", str(CONFIGS / "facellm-1b.yaml"), "--set", "colour=red"])
     assert result.exit_code == 2 and "unknown config key(s): colour" in result.output
-    missing_model = CliRunner().invoke(cli, ["train", "--set", f"model={tmp_path / 'nope'}", "--set", "dataset=x"])
+    missing_data = CliRunner().invoke(cli, ["train", "--set", f"model={tmp_path / 'nope'}", "--set", "dataset=x"])
+    assert missing_data.exit_code == 2 and "dataset not found: x" in missing_data.output  # checked before any load
+    (tmp_path / "data.json").write_text("[]")
+    missing_model = CliRunner().invoke(cli, ["train", "--set", f"model={tmp_path / 'nope'}",
+                                             "--set", f"dataset={tmp_path / 'data.json'}"])  # fmt: skip
     assert missing_model.exit_code == 2 and "cannot load processor" in missing_model.output
 
 
