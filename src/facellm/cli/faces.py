@@ -14,16 +14,32 @@ from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
 from facellm.faces.detect import DETECTORS
 
 
-def _analyze_one(job: tuple[str, str, bool, int]) -> dict:
+def _analyze_one(job: tuple[str, str, bool, int, bool, str | None]) -> dict:
     from facellm.faces import analyze_image
     from facellm.images import read_image
 
-    path, detector, with_attributes, points = job
+    path, detector, with_attributes, points, count, maps = job
     try:
         image = read_image(path)
-        return {"image": path, **analyze_image(image, detector, with_attributes, points).as_dict()}
+        result = {"image": path, **analyze_image(image, detector, with_attributes, points).as_dict()}
+        if count:
+            result["people"] = _people(image, Path(path), maps)
+        return result
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
+
+
+def _people(image, path: Path, maps: str | None) -> dict:
+    """The crowd model's count for one image; its density map saved into `maps` as NAME-density.png if given."""
+    from facellm.faces.crowd import count_people, density_picture
+
+    counted = count_people(image)
+    found = {"count": round(counted.count, 1)}
+    if maps:
+        target = Path(maps) / f"{path.stem}-density.png"
+        density_picture(image, counted).save(target)
+        found["density_map"] = str(target)
+    return found
 
 
 @cli.command("analyze")
@@ -33,8 +49,20 @@ def _analyze_one(job: tuple[str, str, bool, int]) -> dict:
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 @landmarks_option
+@click.option(
+    "--count",
+    "count_people",
+    is_flag=True,
+    help="Add the crowd model's estimate of the people in each image (for scenes beyond face detection).",
+)
+@click.option(
+    "--density-maps",
+    type=click.Path(path_type=Path),
+    help="With --count: save each image's density map over it as NAME-density.png in this folder.",
+)
 @click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
-def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, licenses):
+def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, count_people, density_maps,
+                    licenses):  # fmt: skip
     """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
     import json
 
@@ -56,7 +84,20 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
         missing = paths[0]
         if not missing.exists():
             raise FaceLLMError(f"image not found: {missing}", "check the path")
-    results = map_over_cores(_analyze_one, [(str(p), detector, with_attributes, points) for p in paths], workers)
+    if density_maps and not count_people:
+        raise FaceLLMError("--density-maps needs --count", "add --count")
+    if count_people:
+        from facellm.faces.crowd import WEIGHTS
+        from facellm.faces.models import require_research_models
+
+        require_research_models("--count (the crowd-counting model)")
+        if not WEIGHTS.is_file():
+            raise FaceLLMError(f"crowd-counting weights missing: {WEIGHTS}", "run facellm faces train-crowd")
+        if density_maps:
+            density_maps.mkdir(parents=True, exist_ok=True)
+    maps = str(density_maps) if density_maps else None
+    jobs = [(str(p), detector, with_attributes, points, count_people, maps) for p in paths]
+    results = map_over_cores(_analyze_one, jobs, workers)
     if len(results) == 1 and "error" in results[0]:
         raise FaceLLMError(results[0]["error"])
     if as_json:
@@ -102,6 +143,9 @@ def _print_analysis(result: dict) -> None:
         if face.get("attributes"):
             best = {name: max(probs.items(), key=lambda kv: kv[1]) for name, probs in face["attributes"].items()}
             click.echo("    attributes: " + ", ".join(f"{name} {label} ({p:.0%})" for name, (label, p) in best.items()))
+    if "people" in result:
+        where = f" (density map: {result['people']['density_map']})" if "density_map" in result["people"] else ""
+        click.echo(f"  people (crowd model estimate): {result['people']['count']:.0f}{where}")
 
 
 @cli.command("verify")
@@ -222,6 +266,30 @@ def faces_train_pose(aflw, out, workers):
     report = pose.train(aflw, out or pose.WEIGHTS, workers, say=lambda line: click.echo(line, err=True))
     click.echo(f"5-fold MAE (degrees) {report['mae_5fold_degrees']}, mean {report['mae_5fold_mean']}; "
                f"weights written to {out or pose.WEIGHTS}")  # fmt: skip
+
+
+@faces_group.command("train-crowd")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="ShanghaiTech part B folder with labels.csv, points.csv and images/.")  # fmt: skip
+@click.option("--epochs", type=int, default=150, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option("--workers", type=int, default=0, help="Processes for dlib's trunk (default: one per core).")
+def faces_train_crowd(data, epochs, out, workers):
+    """Train the crowd-counting density head on ShanghaiTech B's training split; report MAE and RMSE of the count
+    on its held-out split (faces/splits.py)."""
+    from facellm.faces import crowd
+
+    for name in ("labels.csv", "points.csv"):
+        if not (data / name).is_file():
+            raise FaceLLMError(f"{data / name} not found", "pass --data with ShanghaiTech B's labels.csv, points.csv "
+                               "and images/")  # fmt: skip
+    if epochs < 1:
+        raise FaceLLMError(f"--epochs must be at least 1, got {epochs}", "use e.g. 40")
+    target = out or crowd.WEIGHTS
+    report = crowd.train(data, epochs, target, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(f"held-out MAE {report['held_out_mae']} RMSE {report['held_out_rmse']} on "
+               f"{report['held_out_images']} images (mean count {report['held_out_mean_count']}); weights written to "
+               f"{target}")  # fmt: skip
 
 
 @faces_group.command("train-classifier")

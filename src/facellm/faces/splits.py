@@ -5,7 +5,7 @@ One place decides which images a shipped model saw, so the trainer, the benchmar
   synthetic   real vs StyleGAN2 faces: every 5th image of each class (sorted by path) held out
   expression  RAF-DB (half its train split): every 5th image held out
   headpose    AFLW2000-3D (500 faces): 5 folds by seeded shuffle (faces/pose.py); fold 1 held out
-  crowd       ShanghaiTech part B train (120 images): every 4th image held out
+  crowd       ShanghaiTech part B train (400 images with head positions): every 4th image by path held out
 """
 
 from __future__ import annotations

@@ -81,28 +81,61 @@ CROWD = 10  # people; past this many, in scenes, face detection misses most head
 
 
 def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    """Detected faces; options counting a crowd far beyond them get "cannot measure" (no density model here)."""
+    """People counted, options read by meaning (exact counts, "22 to 26", "more than N", "fewer than N"): the crowd
+    model's density count when an option claims a crowd (or, for an open question, when it finds one), else the
+    detected faces."""
     from facellm.faces import detect_faces
 
-    numbers = {text: [int(n) for n in re.findall(r"\d+", text)] for _, text in options}
-    counts = [n for found in numbers.values() for n in found]
-    crowd = bool(counts) and min(counts) > CROWD
-    # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
-    count = sum(len(detect_faces(image, detector="hog" if crowd else "quick")) for image in images)
+    bounds = {text: found for _, text in options if (found := count_bounds(text))}
+    claimed = max((low for low, _ in bounds.values()), default=0.0)
+    crowd = claimed > CROWD
+    people = _crowd_count(images) if crowd or not options else None
+    if people is not None and (crowd or people > CROWD):
+        count, what = people, "people count (crowd density model)"
+    else:
+        # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
+        count = sum(len(detect_faces(image, detector="hog" if crowd else "quick")) for image in images)
+        what = "face count"
+        if crowd and claimed > 2 * count + 5:
+            return (f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
+                    "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds")  # fmt: skip
     if not options:
-        return f"{count} face(s) detected (specialist measurement)."
-    if crowd and min(counts) > 2 * count + 5:
-        return (
-            f"cannot measure: {count} face(s) detected, but the options count a crowd of {min(counts)} or more; "
-            "the specialist has no crowd-density model and face detection misses most heads in dense crowds"
-        )
-    scores = {}
-    for text, found in numbers.items():
-        if len(found) == 1:
-            scores[text] = 1.0 / (1 + abs(found[0] - count))
-        elif len(found) == 2:
-            scores[text] = 1.0 if found[0] <= count <= found[1] else 0.5 / (1 + min(abs(count - n) for n in found))
-    return _pick(options, scores, "face count")
+        found = "people estimated" if what != "face count" else "face(s) detected"
+        return f"{count:.0f} {found} (specialist measurement)."
+    scores = {text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
+              for text, (low, high) in bounds.items()}  # fmt: skip
+    return _pick(options, scores, what)
+
+
+def count_bounds(text: str) -> tuple[float, float] | None:
+    """The counts an option allows: "22 to 26" -> (22, 26), "more than 50" -> (51, inf), "fewer than 5" -> (0, 4),
+    "12" -> (12, 12); None when it names no number."""
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    if not numbers:
+        return None
+    lowered = text.lower()
+    if len(numbers) >= 2:
+        return float(min(numbers[:2])), float(max(numbers[:2]))
+    n = numbers[0]
+    if re.search(r"more than|over|above|greater than", lowered):
+        return float(n + 1), float("inf")
+    if re.search(r"at least|or more", lowered):
+        return float(n), float("inf")
+    if re.search(r"fewer than|less than|under|below", lowered):
+        return 0.0, float(n - 1)
+    if re.search(r"at most|or fewer|or less", lowered):
+        return 0.0, float(n)
+    return float(n), float(n)
+
+
+def _crowd_count(images: list[Image.Image]) -> float | None:
+    """The crowd model's count over the images; None when its research-only weights may not be used or are absent."""
+    from facellm.faces import crowd
+    from facellm.faces.models import research_models_allowed
+
+    if not research_models_allowed() or not crowd.WEIGHTS.is_file():
+        return None
+    return sum(crowd.count_people(image).count for image in images)
 
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)

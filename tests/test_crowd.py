@@ -1,0 +1,113 @@
+"""Crowd counting: density targets, options read by meaning, the shipped model on held-out ShanghaiTech B images it
+never saw, the `analyze --count` and `faces train-crowd` commands."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facellm.cli import cli
+from facellm.faces import crowd, splits
+from facellm.images import read_image
+from facellm.specialist import answer
+from facellm.specialist.routes import count_bounds
+from tests.conftest import SHARED
+
+SHANGHAITECH = SHARED / "data" / "shanghaitech_b"
+needs_shanghaitech = pytest.mark.skipif(not (SHANGHAITECH / "points.csv").is_file(),
+                                        reason="../shared/data/shanghaitech_b is not present")  # fmt: skip
+
+
+def test_density_targets_keep_every_head_and_sit_under_it():
+    points = [(7.0, 7.0), (100.0, 50.0), (633.0, 473.0), (300.5, 200.5)]
+    density = crowd.density_target(points, (59, 79))
+    assert density.sum() == pytest.approx(4.0, abs=1e-4)  # heads at the border keep their unit mass
+    row, column = np.unravel_index(np.argmax(crowd.density_target([(303.0, 199.0)], (59, 79))), (59, 79))
+    assert (column * crowd.STRIDE + crowd.OFFSET, row * crowd.STRIDE + crowd.OFFSET) == (303, 199)
+    assert crowd.density_target([], (59, 79)).sum() == 0
+
+
+def test_count_options_are_read_by_meaning():
+    assert count_bounds("22 to 26") == (22, 26)
+    assert count_bounds("more than 50") == (51, math.inf) and count_bounds("at least 7") == (7, math.inf)
+    assert count_bounds("fewer than 5") == (0, 4) and count_bounds("12") == (12, 12)
+    assert count_bounds("None of the above") is None
+
+
+def _held_out(count: int) -> list[tuple[Path, int]]:
+    return [(path, int(label)) for path, label in splits.crowd(SHANGHAITECH).held_out[:count]]
+
+
+@needs_shanghaitech
+def test_shipped_model_counts_held_out_crowds():
+    """ShanghaiTech B images the model never saw (every 4th by path): the count follows the annotated one."""
+    held = _held_out(12)
+    counted = np.array([crowd.count_people(read_image(path)).count for path, _ in held])
+    truth = np.array([n for _, n in held], dtype=float)
+    error = np.abs(counted - truth)
+    card = json.loads(crowd.WEIGHTS.with_suffix(".json").read_text())
+    assert error.mean() < 2 * card["held_out_mae"], (counted, truth)
+    assert np.corrcoef(counted, truth)[0, 1] > 0.8, (counted, truth)
+
+
+@needs_shanghaitech
+def test_crowd_questions_are_answered_from_the_count_not_refused():
+    path, truth = _held_out(4)[1]
+    image = read_image(path)
+    estimate = crowd.count_people(image).count
+    # Options far apart, so the pick shows the count was used: the option holding the estimate must win.
+    ranges = [(max(11, int(estimate) - 400), max(12, int(estimate) - 200)), (int(estimate) - 30, int(estimate) + 30),
+              (int(estimate) + 200, int(estimate) + 400), (int(estimate) + 500, int(estimate) + 700)]  # fmt: skip
+    options = "".join(f"({letter}) {low} to {high}\n" for letter, (low, high) in zip("ABCD", ranges))
+    reply = answer([image], "Estimate the count of people present in this image.\n" + options)
+    assert reply.startswith("B") and "crowd density model" in reply, reply
+    more = answer([image], f"How many people are there?\n(A) fewer than 5\n(B) more than {int(estimate) - 50}\n")
+    assert more.startswith("B"), more
+    assert "people estimated" in answer([image], "How many people are in this picture?")
+
+
+@needs_shanghaitech
+def test_analyze_count_prints_the_count_and_saves_the_density_map(tmp_path):
+    path, _ = _held_out(1)[0]
+    result = CliRunner().invoke(cli, ["analyze", str(path), "--count", "--density-maps", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    people = json.loads(result.stdout)["people"]
+    assert people["count"] > 10 and Path(people["density_map"]).is_file()
+    assert read_image(people["density_map"]).size == (640, 480)
+    refused = CliRunner().invoke(cli, ["analyze", str(path), "--density-maps", str(tmp_path)])
+    assert refused.exit_code == 2 and "--density-maps needs --count" in refused.output
+
+
+def test_count_is_refused_when_research_weights_are_off(faces, monkeypatch):
+    monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "0")
+    result = CliRunner().invoke(cli, ["analyze", str(faces[0].path), "--count"])
+    assert result.exit_code == 2 and "FACELLM_RESEARCH_MODELS=0" in result.output
+
+
+@needs_shanghaitech
+def test_train_crowd_command_writes_weights_and_card(tmp_path):
+    data = tmp_path / "shanghaitech"
+    with open(SHANGHAITECH / "labels.csv", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["path"])[:8]
+    kept = {r["path"] for r in rows}
+    for row in rows:
+        (data / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHANGHAITECH / row["path"], data / row["path"])
+    (data / "labels.csv").write_text("path,count\n" + "".join(f"{r['path']},{r['count']}\n" for r in rows))
+    with open(SHANGHAITECH / "points.csv", newline="") as f:
+        points = [r for r in csv.DictReader(f) if r["path"] in kept]
+    (data / "points.csv").write_text("path,x,y\n" + "".join(f"{r['path']},{r['x']},{r['y']}\n" for r in points))
+    out = tmp_path / "crowd.pt"
+    result = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(data), "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training_images"] == 6 and card["held_out_images"] == 2 and "research use" in card["licence"]
+    missing = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(tmp_path)])
+    assert missing.exit_code == 2 and "labels.csv not found" in missing.output
