@@ -22,18 +22,8 @@ NAMED = {
     "offline": "facellm.backends.offline:OfflineBackend",
 }
 
-__all__ = [
-    "NAMED",
-    "Backend",
-    "BackendSpec",
-    "Cause",
-    "Prompt",
-    "Reply",
-    "answer_safely",
-    "backend_name",
-    "build_backend",
-    "cause_of",
-]
+__all__ = ["NAMED", "Backend", "BackendSpec", "Cause", "Prompt", "Reply", "answer_safely", "backend_name",
+           "build_backend", "cause_of"]  # fmt: skip
 
 
 @dataclass

@@ -81,7 +81,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         check_run_folder,
         measure_record,
         prices_for,
-        start_new_run,
+        start_new_run,  # fmt: skip
     )
     from facellm.data.filters import flag_records
     from facellm.data.stats import write_stats
@@ -89,8 +89,8 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     from facellm.runs import file_hash
 
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
-    asked = (teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size)
-    teacher_spec = _teacher_spec(*asked)
+    teacher_spec = _teacher_spec(teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout,
+                                 batch_size)  # fmt: skip
     prices = prices_for(model, price_in, price_out)
     extra = {"source": source, "labels": file_hash(labels) if labels else None}
     identity = build_identity(backend_name(teacher_spec), spec, mode, max_new_tokens, measure, extra)
@@ -154,15 +154,8 @@ def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retrie
     if kind == "openai":
         if not base_url:
             raise FaceLLMError("the openai teacher needs --base-url", "e.g. --base-url https://api.openai.com/v1")
-        return BackendSpec(
-            api_base=base_url,
-            api_model=model,
-            concurrency=concurrency,
-            rpm=rpm,
-            tpm=tpm,
-            max_retries=max_retries,
-            timeout_s=timeout,
-        )
+        return BackendSpec(api_base=base_url, api_model=model, concurrency=concurrency, rpm=rpm, tpm=tpm,
+                           max_retries=max_retries, timeout_s=timeout)  # fmt: skip
     return BackendSpec(model, batch_size=batch_size)
 
 
