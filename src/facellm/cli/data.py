@@ -81,7 +81,7 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         check_run_folder,
         measure_record,
         prices_for,
-        start_new_run,  # fmt: skip
+        start_new_run,
     )
     from facellm.data.filters import flag_records
     from facellm.data.stats import write_stats

@@ -49,17 +49,10 @@ def _people(image, path: Path, maps: str | None) -> dict:
 @click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 @landmarks_option
-@click.option(
-    "--count",
-    "count_people",
-    is_flag=True,
-    help="Add the crowd model's estimate of the people in each image (for scenes beyond face detection).",
-)
-@click.option(
-    "--density-maps",
-    type=click.Path(path_type=Path),
-    help="With --count: save each image's density map over it as NAME-density.png in this folder.",
-)
+@click.option("--count", "count_people", is_flag=True,
+              help="Add the crowd model's count of the people in each image (beyond face detection).")  # fmt: skip
+@click.option("--density-maps", type=click.Path(path_type=Path),
+              help="With --count: save each image's density map over it as NAME-density.png here.")  # fmt: skip
 @click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
 def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, count_people, density_maps,
                     licenses):  # fmt: skip
@@ -87,12 +80,9 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
     if density_maps and not count_people:
         raise FaceLLMError("--density-maps needs --count", "add --count")
     if count_people:
-        from facellm.faces.crowd import WEIGHTS
-        from facellm.faces.models import require_research_models
+        from facellm.faces.crowd import usable_head
 
-        require_research_models("--count (the crowd-counting model)")
-        if not WEIGHTS.is_file():
-            raise FaceLLMError(f"crowd-counting weights missing: {WEIGHTS}", "run facellm faces train-crowd")
+        usable_head()  # refused here, before any image is read, when the weights may not be used or are missing
         if density_maps:
             density_maps.mkdir(parents=True, exist_ok=True)
     maps = str(density_maps) if density_maps else None
@@ -284,7 +274,7 @@ def faces_train_crowd(data, epochs, out, workers):
             raise FaceLLMError(f"{data / name} not found", "pass --data with ShanghaiTech B's labels.csv, points.csv "
                                "and images/")  # fmt: skip
     if epochs < 1:
-        raise FaceLLMError(f"--epochs must be at least 1, got {epochs}", "use e.g. 40")
+        raise FaceLLMError(f"--epochs must be at least 1, got {epochs}", "use e.g. 150")
     target = out or crowd.WEIGHTS
     report = crowd.train(data, epochs, target, workers, say=lambda line: click.echo(line, err=True))
     click.echo(f"held-out MAE {report['held_out_mae']} RMSE {report['held_out_rmse']} on "

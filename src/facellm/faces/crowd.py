@@ -161,11 +161,15 @@ def density_of(features, head) -> np.ndarray:
         return (head(features.float())[0, 0] / SCALE).numpy()
 
 
+def usable_head():
+    """The shipped head, once it is known that its research-only weights may be used and are there."""
+    require_research_models("the crowd-counting model")
+    return shipped_head()
+
+
 def count_people(image: Image.Image, head=None) -> CrowdCount:
-    """The estimated number of people in `image` and its density map."""
-    if head is None:
-        require_research_models("the crowd-counting model")
-        head = shipped_head()
+    """The estimated number of people in `image` and its density map (`head`: the shipped one when None)."""
+    head = head or usable_head()
     image = scaled(image)
     density = density_of(trunk_features(np.asarray(image)), head)
     return CrowdCount(float(max(density.sum(), 0.0)), density, image.size)

@@ -11,10 +11,15 @@ So "Image 1 is attack and Image 2 is bonafide", "Both are fake" or "2" are read 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass
 
 NUMBER_WORDS = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+
+
+COUNTED = r"(?:people|persons|faces|individuals)"  # what an open-ended count option may name after its number
+_ABOVE = ("more than", "over", "above", "greater than")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,12 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
     if m := re.fullmatch(r"(?:between )?(-?\d+(?:\.\d+)?) (?:to|and) (-?\d+(?:\.\d+)?)", text):
         low, high = sorted((float(m.group(1)), float(m.group(2))))
         return Claim("range", (low, high))
+    if m := re.fullmatch(rf"(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
+                         rf"(\d+)(?: or more| or fewer| or less)?(?: {COUNTED})?", text):  # fmt: skip
+        bound, n = m.group(1), int(m.group(2))
+        if bound in ("at least", "at most"):
+            return Claim("range", (float(n), math.inf) if bound == "at least" else (0.0, float(n)))
+        return Claim("range", (float(n + 1), math.inf) if bound in _ABOVE else (0.0, float(n - 1)))
     if re.match(r"(yes|true|correct)\b", text):
         return Claim("yes")
     if re.match(r"(no|false|incorrect)\b", text):

@@ -108,34 +108,24 @@ def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str,
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:
-    """The counts an option allows: "22 to 26" -> (22, 26), "more than 50" -> (51, inf), "fewer than 5" -> (0, 4),
-    "12" -> (12, 12); None when it names no number."""
-    numbers = [int(n) for n in re.findall(r"\d+", text)]
-    if not numbers:
-        return None
-    lowered = text.lower()
-    if len(numbers) >= 2:
-        return float(min(numbers[:2])), float(max(numbers[:2]))
-    n = numbers[0]
-    if re.search(r"more than|over|above|greater than", lowered):
-        return float(n + 1), float("inf")
-    if re.search(r"at least|or more", lowered):
-        return float(n), float("inf")
-    if re.search(r"fewer than|less than|under|below", lowered):
-        return 0.0, float(n - 1)
-    if re.search(r"at most|or fewer|or less", lowered):
-        return 0.0, float(n)
-    return float(n), float(n)
+    """The counts an option allows, as `meaning.parse` reads it: "12" -> (12, 12), "22 to 26" -> (22, 26),
+    "more than 50" -> (51, inf), "fewer than 5" -> (0, 4); None when it claims no count."""
+    claim = meaning.parse(text, 1)
+    if claim.kind == "count":
+        return float(claim.value), float(claim.value)
+    return claim.value if claim.kind == "range" else None
 
 
 def _crowd_count(images: list[Image.Image]) -> float | None:
     """The crowd model's count over the images; None when its research-only weights may not be used or are absent."""
+    from facellm.errors import ModelLoadError
     from facellm.faces import crowd
-    from facellm.faces.models import research_models_allowed
 
-    if not research_models_allowed() or not crowd.WEIGHTS.is_file():
+    try:
+        head = crowd.usable_head()
+    except ModelLoadError:  # ResearchModelsOff is one
         return None
-    return sum(crowd.count_people(image).count for image in images)
+    return sum(crowd.count_people(image, head).count for image in images)
 
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)
