@@ -38,8 +38,10 @@ from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
 from facellm.testing import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.facexbench import make_standin_benchmark  # noqa: E402
 from facellm.testing.server import ServerProcess, free_port  # noqa: E402
+from facellm.testing.shape_model import make_shape_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACELLM_SHARED", ROOT.parent / "shared"))
 TOKENS = 16
 
 
@@ -56,7 +58,7 @@ class VLLMServer:
     def __init__(self, env: Path, model: Path, *extra: str) -> None:
         self.port = free_port()
         self.command = [str(env / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                        "--dtype", "float32", "--max-model-len", "2048", "--limit-mm-per-prompt", '{"image": 4}',
+                        "--dtype", "float32", "--max-model-len", "4096", "--limit-mm-per-prompt", '{"image": 6}',
                         "--host", "127.0.0.1", "--port", str(self.port), *extra]  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
@@ -90,11 +92,15 @@ class VLLMServer:
         self.log.close()
 
 
+LOSSLESS = True  # --lossy: send JPEG data URLs, as facellm's client did before 2026-12-02
+
+
 def image_question(image, text: str) -> list[dict]:
-    """One user message: the image (when given) as a JPEG data URL, then the text."""
+    """One user message: the image (when given) as a data URL, then the text."""
     if image is None:
         return [{"role": "user", "content": text}]
-    parts = [{"type": "image_url", "image_url": {"url": image_data_url(image)}}, {"type": "text", "text": text}]
+    url = image_data_url(image, lossless=LOSSLESS)
+    parts = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]
     return [{"role": "user", "content": parts}]
 
 
@@ -106,8 +112,10 @@ def ask_vllm(url: str, model: str, image, text: str) -> str:
 
 
 def as_sent(images) -> list:
-    """The images as vLLM sees them: the JPEG of their data URL, decoded (facellm reads that very JPEG too)."""
-    return [read_image(base64.b64decode(image_data_url(im).split(",", 1)[1])) for im in images]
+    """The images as vLLM decodes them: each one's data URL payload, decoded. With PNG these are the images' own
+    pixels. With --lossy, facellm's side gets the decoded JPEG while `image_question` encodes that again for vLLM: a
+    second JPEG generation, a few levels off (the cause of the differences this bench used to report)."""
+    return [read_image(base64.b64decode(image_data_url(im, lossless=LOSSLESS).split(",", 1)[1])) for im in images]
 
 
 def same_greedy_answers(vllm: VLLMServer, folder: Path, lm, sent) -> None:
@@ -203,14 +211,32 @@ def _visible(text: str) -> str:
 
 
 def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> None:
+    """`facellm eval facexbench` through vLLM and with the local runner on the same questions: timing, and how many
+    predictions agree (the answer text, undecodable bytes dropped, and the option letter the scorer extracts)."""
+    from facellm.eval.extract import extract_strict
+    from facellm.eval.facexbench import load_benchmark
+
+    options = {q.key: q.options for q in load_benchmark(bench)}
+    runs = {}
     for name, backend in (("vLLM --api-base", ["--api-base", vllm.url, "--api-model", str(folder)]),
                           ("local --model", ["--model", str(folder), "--device", "cpu"])):  # fmt: skip
         out = work / f"eval-{name.split()[0]}"
         started = time.perf_counter()
         facellm("eval", "facexbench", "--bench-dir", str(bench), "--out", str(out), *backend)
         seconds = time.perf_counter() - started
-        answered = sum(1 for _ in open(out / "predictions.jsonl"))
-        print(f"  eval facexbench through {name}: {answered} questions in {seconds:.1f} s (whole command)")
+        runs[name] = {r["key"]: r for r in map(json.loads, open(out / "predictions.jsonl"))}
+        print(f"  eval facexbench through {name}: {len(runs[name])} questions in {seconds:.1f} s (whole command)")
+    theirs, ours = runs.values()
+    keys = sorted(set(theirs) & set(ours))
+    text = sum(_visible(theirs[k].get("prediction") or "") == _visible(ours[k].get("prediction") or "") for k in keys)
+    letters = sum(extract_strict(theirs[k].get("prediction"), options[k]) == extract_strict(ours[k].get("prediction"),
+                  options[k]) for k in keys)  # fmt: skip
+    print(f"  predictions equal on {text}/{len(keys)} questions as text, option letters equal on {letters}/{len(keys)}")
+    for k in keys:
+        if _visible(theirs[k].get("prediction") or "") != _visible(ours[k].get("prediction") or ""):
+            vllm_said, local_said = theirs[k].get("prediction", theirs[k].get("error")), ours[k].get("prediction")
+            print(f"    first difference ({k}): vLLM {vllm_said!r} / local {local_said!r}")
+            break
 
 
 def train_and_merge(tiny: Path, work: Path) -> None:
@@ -243,7 +269,11 @@ def through_upstream(vllm: VLLMServer, image) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", type=Path, help="vLLM environment (default: built by bench/vllm_env.sh).")
+    parser.add_argument("--lossy", action="store_true", help="Send images as JPEG (the client's old behaviour).")
+    parser.add_argument("--shape", action="store_true", help="Also the random InternVL3-1B shape (greedy check).")
     args = parser.parse_args()
+    global LOSSLESS
+    LOSSLESS = not args.lossy
     env = args.env or Path(subprocess.run(["bash", str(ROOT / "bench" / "vllm_env.sh")], capture_output=True,
                                           text=True, check=True).stdout.strip().splitlines()[-1])  # fmt: skip
     version = subprocess.run([str(env / "bin" / "python"), "-c", "import vllm; print(vllm.__version__)"],
@@ -255,7 +285,8 @@ def main() -> None:
         work = Path(tmp)
         tiny = make_tiny_checkpoint(work / "tiny")
         train_and_merge(tiny, work)
-        bench = make_standin_benchmark(ROOT / "tests" / "assets" / "facexbench", work / "facexbench")
+        # FaceXBench's real question files (3 questions of each of the 48, 1-6 images each) on stand-in images.
+        bench = make_standin_benchmark(SHARED / "facexbench" / "benchmark", work / "facexbench", limit=3)
         for label, folder in (("tiny checkpoint", tiny), ("merged export", work / "merged")):
             print(f"{label} ({folder.name}):")
             try:
@@ -272,6 +303,18 @@ def main() -> None:
                                        "--model", str(folder), "--max-new-tokens", "32")  # fmt: skip
                         print("  data build --teacher openai:", data.stdout.strip().splitlines()[0])
                         through_upstream(vllm, images[0])
+            except RuntimeError as exc:
+                print(f"  failed: {exc}")
+        if args.shape:
+            shape, _ = make_shape_checkpoint("internvl3-1b", work / "shape")
+            print("random InternVL3-1B shape (dev make-shape-model):")
+            try:
+                with VLLMServer(env, shape) as vllm:
+                    print(f"  vLLM started in {vllm.startup_s:.0f} s")
+                    lm = load_model(shape, device="cpu")
+                    same_greedy_answers(vllm, shape, lm, sent)
+                    compare_maths(vllm, shape, lm, sent, kinds=("image",))
+                    del lm
             except RuntimeError as exc:
                 print(f"  failed: {exc}")
         print("tiny checkpoint, vLLM given our image features (--enable-mm-embeds):")

@@ -34,9 +34,9 @@ def test_images_travel_as_data_urls(face_images):
     parts = server.requests[0]["messages"][0]["content"]
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
     url = parts[0]["image_url"]["url"]
-    assert url.startswith("data:image/jpeg;base64,")
+    assert url.startswith("data:image/png;base64,")
     decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-    assert decoded.size == face_images[0].size
+    assert decoded.tobytes() == face_images[0].convert("RGB").tobytes()  # the very pixels a local model reads
 
 
 def test_concurrency_is_bounded():
@@ -105,8 +105,12 @@ def test_bad_endpoint_settings():
         EndpointConfig("http://x/v1", "")
 
 
-def test_data_url_is_jpeg(face_images):
-    assert image_data_url(face_images[0]).startswith("data:image/jpeg;base64,/9j/")
+def test_lossy_data_url_is_a_smaller_jpeg_of_other_pixels(face_images):
+    """`lossless=False` (Batch API files, capped at 200 MB) trades exact pixels for size."""
+    image = face_images[0].convert("RGB")
+    jpeg, png = image_data_url(image, lossless=False), image_data_url(image)
+    assert jpeg.startswith("data:image/jpeg;base64,/9j/") and len(jpeg) < len(png) / 3
+    assert Image.open(io.BytesIO(base64.b64decode(jpeg.split(",", 1)[1]))).tobytes() != image.tobytes()
 
 
 def test_retry_after_header_sets_the_wait():

@@ -171,3 +171,33 @@ def test_batches_group_by_length_under_a_token_budget(tiny_lm, face_images):
     assert _length_batches(tiny_lm, conversations, batch_size=8) == [[0, 2, 3, 1]]
     assert _length_batches(tiny_lm, conversations, batch_size=8, max_batch_tokens=long_length) == [[0, 2, 3], [1]]
     assert _length_batches(tiny_lm, conversations, batch_size=2) == [[0, 2], [3, 1]]
+
+
+def test_saved_processor_config_says_how_images_are_tiled(tiny_checkpoint, tmp_path):
+    """InternVL's processor tiles whatever `crop_to_patches` says; vLLM sizes its image budget from that flag, so a
+    saved config must state what the processor does (published InternVL3-hf configs say false)."""
+    import json
+
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    from facellm.model.loading import save_processor
+
+    def tiles(processor) -> int:
+        wide = Image.new("RGB", (256, 64))  # four 64 px tiles, plus the thumbnail when tiling
+        return processor(text=processor.image_token, images=[wide], return_tensors="pt")["pixel_values"].shape[0]
+
+    def saved_flag(folder) -> bool:
+        return json.loads((folder / "processor_config.json").read_text())["image_processor"]["crop_to_patches"]
+
+    assert saved_flag(tiny_checkpoint) is True
+    published = AutoProcessor.from_pretrained(tiny_checkpoint)
+    published.image_processor.crop_to_patches = False  # as published; the processor still tiles
+    assert tiles(published) == 5
+    save_processor(published, tmp_path / "saved")
+    assert saved_flag(tmp_path / "saved") is True
+    single = AutoProcessor.from_pretrained(tiny_checkpoint)
+    single.image_processor.max_patches = 1  # no tiling at all: the flag says so
+    assert tiles(single) == 1
+    save_processor(single, tmp_path / "single")
+    assert saved_flag(tmp_path / "single") is False

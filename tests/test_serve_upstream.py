@@ -3,14 +3,17 @@ engine, here the shipped mock engine on a loopback port; and what users see when
 
 from __future__ import annotations
 
+import base64
 import json
 
 import httpx
+import numpy as np
 import pytest
 from openai import OpenAI
 
 from facellm.backends.grounded import Grounded
 from facellm.backends.upstream import UpstreamBackend
+from facellm.images import read_image
 from facellm.openai_client import image_data_url
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine
@@ -42,7 +45,10 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
     assert answer and answer == describing_responder(sent[0]["messages"])
     assert "".join(p.choices[0].delta.content or "" for p in pieces) == answer and len(pieces) > 3
     assert sent[0]["model"] == "mock-vlm" and sent[0]["max_tokens"] == 40 and sent[1]["stream"] is True
-    assert sent[0]["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    forwarded = sent[0]["messages"][0]["content"][0]["image_url"]["url"]  # the very pixels the client sent
+    assert np.array_equal(
+        np.asarray(read_image(base64.b64decode(forwarded.split(",", 1)[1]))), np.asarray(face_images[0])
+    )
     assert faces["face_count"] == 1  # measured here, not by the upstream
     assert unauthorised.status_code == 401 and len(sent) == 2  # the key is checked before anything goes upstream
 

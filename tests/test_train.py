@@ -154,6 +154,9 @@ def test_merged_export_matches_base_plus_adapter(
     adapted = load_model(tiny_checkpoint, adapter=tmp_path / "run" / "adapter", device="cpu")
     merged = load_model(tmp_path / "merged", device="cpu")
     assert type(merged.model).__name__ == "InternVLForConditionalGeneration"
+    # The export's processor config says it tiles (what vLLM reads to size its image budget), as the adapter's does.
+    for folder in (tmp_path / "merged", tmp_path / "run" / "adapter"):
+        assert json.loads((folder / "processor_config.json").read_text())["image_processor"]["crop_to_patches"] is True
     from facellm.model.generate import prepare_inputs
 
     inputs = prepare_inputs(adapted, [question([face_images[0]], "Describe this image.")])

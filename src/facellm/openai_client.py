@@ -1,6 +1,7 @@
 """The one client for OpenAI-compatible chat-completions endpoints (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
 
-Used by API-model evaluation and by the data teachers. It sends images as base64 data URLs, keeps at most
+Used by API-model evaluation and by the data teachers. It sends images as lossless PNG data URLs (the server decodes
+exactly the pixels a local model would see, so its answers can match the local run's), keeps at most
 `concurrency` requests in flight, spaces requests to honour requests- and tokens-per-minute limits, and retries
 429, 5xx, timeouts and connection errors with exponential backoff and jitter (honouring `Retry-After`). A request
 that still fails is returned as an `ApiError` for that item; the batch goes on. The API key comes from the
@@ -74,10 +75,14 @@ class ChatReply:
     latency_s: float
 
 
-def image_data_url(image: Image.Image, quality: int = 90) -> str:
-    """A JPEG data URL for an RGB image."""
+def image_data_url(image: Image.Image, lossless: bool = True) -> str:
+    """A data URL for an RGB image: PNG, which decodes to these very pixels, or with `lossless=False` a JPEG
+    (quality 90), about 7x smaller, whose decoded pixels differ by a few levels (enough to change a model's answer)."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    if lossless:
+        image.convert("RGB").save(buffer, format="PNG", compress_level=1)
+        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.convert("RGB").save(buffer, format="JPEG", quality=90)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

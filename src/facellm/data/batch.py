@@ -40,7 +40,7 @@ def prepare_batch(
             except (FaceLLMError, OSError) as exc:
                 store.skip(record.image, str(exc))
                 continue
-            url = image_data_url(image)
+            url = image_data_url(image, lossless=False)  # the Batch API caps an input file at 200 MB
             for aspect in aspects or list(spec.aspects):
                 key = record_key(digest, aspect, spec.version, teacher)
                 if statuses.get(key) in ("done", "batched"):

@@ -61,6 +61,23 @@ def resolve_dtype(dtype: str | None, device) -> Any:
     return torch.float32
 
 
+def save_processor(processor: Any, folder: str | Path) -> None:
+    """Save a processor whose config says how it tiles images. InternVL's processor cuts images into tiles whatever
+    its image processor's `crop_to_patches` says, and published InternVL3-hf configs say false; vLLM reads that flag
+    to size its image budget (false: one tile per image, 16 tokens for the tiny checkpoint where up to 80 arrive,
+    256 for InternVL3-1B where up to 3,328 do). The flag is set from a measured call before saving."""
+    image_processor = getattr(processor, "image_processor", None)
+    token = getattr(processor, "image_token", None)
+    size = getattr(image_processor, "size", None)
+    if token is not None and hasattr(image_processor, "crop_to_patches") and getattr(size, "height", None):
+        from PIL import Image
+
+        wide = Image.new("RGB", (2 * size.width, size.height))
+        tiles = processor(text=token, images=[wide], return_tensors="pt")["pixel_values"].shape[0]
+        image_processor.crop_to_patches = tiles > 1
+    processor.save_pretrained(folder)
+
+
 MERGE_RECORD = "facellm_merge.json"  # `facellm export` writes it into a merged folder: what it was merged from
 
 

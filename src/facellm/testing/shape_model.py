@@ -3,12 +3,12 @@
 The model is the published architecture (`facellm/model/shapes/`) with random weights, saved in bf16 with
 `save_pretrained`, so it loads through `facellm.model.load_model` like a real checkpoint and runs the real code
 paths at real size. Its processor is configured like the released one: 448 px tiles, tiling between 1 and 12
-patches (`crop_to_patches` off by default, as published; pass `crop_to_patches=True` to the processor for dynamic
-tiling), ImageNet mean and std, 256 image tokens per tile, the released special tokens and a chat template of the
-released form. The tokenizer is the tiny checkpoint's small trained one (the real 151k vocabulary cannot be built
-offline): text is tokenised differently from the real model, image token counts are the same, and the embedding
-keeps the released 151,674 rows, so memory and compute are those of the real shape. 8B and 38B are too big to
-materialise on a laptop: for them only the config and the processor are written.
+patches plus a thumbnail (the processor always tiles; its saved config says so, see `save_processor`), ImageNet
+mean and std, 256 image tokens per tile, the released special tokens and a chat template of the released form.
+The tokenizer is the tiny checkpoint's small trained one (the real 151k vocabulary cannot be built offline): text is
+tokenised differently from the real model, image token counts are the same, and the embedding keeps the released
+151,674 rows, so memory and compute are those of the real shape. 8B and 38B are too big to materialise on a laptop:
+for them only the config and the processor are written.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facellm.errors import InputError
+from facellm.model.loading import save_processor
 
 SHAPES = ("internvl3-1b", "internvl3-8b", "internvl3-38b")
 MATERIALISED = ("internvl3-1b",)
@@ -53,7 +54,7 @@ def make_shape_checkpoint(shape: str, out_dir: str | Path, seed: int = 0) -> tup
     config.text_config.bos_token_id = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(out)
+    save_processor(processor, out)
     generation = GenerationConfig(eos_token_id=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id,
                                   do_sample=False)  # fmt: skip
     if shape not in MATERIALISED:

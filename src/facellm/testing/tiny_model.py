@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from facellm.model.loading import save_processor
+
 IMAGE_SIZE = 64
 PATCH_SIZE = 8
 DOWNSAMPLE_RATIO = 0.5
@@ -188,5 +190,5 @@ def make_tiny_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     processor = build_tiny_processor()
     model = build_tiny_model(processor.tokenizer, seed=seed)
     model.save_pretrained(out)
-    processor.save_pretrained(out)
+    save_processor(processor, out)
     return out

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from facellm.errors import InputError, ModelLoadError
-from facellm.model.loading import MERGE_RECORD
+from facellm.model.loading import MERGE_RECORD, save_processor
 
 
 def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto",
@@ -26,7 +26,7 @@ def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = 
     # The adapter folder holds the processor the run trained with; fall back to the base model's.
     source = adapter_dir if (adapter_dir / "processor_config.json").exists() else base
     try:
-        AutoProcessor.from_pretrained(source).save_pretrained(target)
+        save_processor(AutoProcessor.from_pretrained(source), target)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot copy the processor from {source}: {exc}", "check --base") from None
     record = {"base": str(base), "adapter": str(adapter_dir.resolve())}

@@ -21,6 +21,7 @@ import yaml
 from transformers import TrainerCallback
 
 from facellm.errors import InputError, ModelLoadError
+from facellm.model.loading import save_processor
 from facellm.train.collator import AssistantOnlyCollator, TokenCounter
 from facellm.train.config import TrainConfig
 from facellm.train.dataset import split_by_image, training_dataset
@@ -79,7 +80,7 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     tokens, positions = world_total(counter.tokens), world_total(counter.positions)
     if main:
         trainer.model.save_pretrained(final)
-        processor.save_pretrained(final)
+        save_processor(processor, final)
     trainer.accelerator.wait_for_everyone()  # no process returns before the adapter is on disk
     losses = logged_losses(out / "log.jsonl")
     summary = {
