@@ -227,15 +227,21 @@ def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> N
         runs[name] = {r["key"]: r for r in map(json.loads, open(out / "predictions.jsonl"))}
         print(f"  eval facexbench through {name}: {len(runs[name])} questions in {seconds:.1f} s (whole command)")
     theirs, ours = runs.values()
-    keys = sorted(set(theirs) & set(ours))
-    text = sum(_visible(theirs[k].get("prediction") or "") == _visible(ours[k].get("prediction") or "") for k in keys)
-    letters = sum(extract_strict(theirs[k].get("prediction"), options[k]) == extract_strict(ours[k].get("prediction"),
-                  options[k]) for k in keys)  # fmt: skip
-    print(f"  predictions equal on {text}/{len(keys)} questions as text, option letters equal on {letters}/{len(keys)}")
-    for k in keys:
-        if _visible(theirs[k].get("prediction") or "") != _visible(ours[k].get("prediction") or ""):
-            vllm_said, local_said = theirs[k].get("prediction", theirs[k].get("error")), ours[k].get("prediction")
-            print(f"    first difference ({k}): vLLM {vllm_said!r} / local {local_said!r}")
+    both = sorted(k for k in set(theirs) & set(ours) if "prediction" in theirs[k] and "prediction" in ours[k])
+    text = sum(_visible(theirs[k]["prediction"]) == _visible(ours[k]["prediction"]) for k in both)
+    letters = [(extract_strict(theirs[k]["prediction"], options[k]), extract_strict(ours[k]["prediction"], options[k]))
+               for k in both]  # fmt: skip
+    committed = sum(a is not None or b is not None for a, b in letters)
+    same_letter = sum(a == b for a, b in letters if a is not None or b is not None)
+    print(f"  predictions equal on {text}/{len(both)} questions both answered (as text, undecodable bytes dropped); "
+          f"option letters equal on {same_letter}/{committed} where either side gave one")  # fmt: skip
+    for k in sorted(set(theirs) | set(ours)):
+        if k not in both:
+            said = (theirs.get(k) or {}).get("error") or (ours.get(k) or {}).get("error") or "missing"
+            print(f"    not answered by both ({k}): {said[:160]}")
+    for k in both:
+        if _visible(theirs[k]["prediction"]) != _visible(ours[k]["prediction"]):
+            print(f"    first difference ({k}): vLLM {theirs[k]['prediction']!r} / local {ours[k]['prediction']!r}")
             break
 
 
@@ -312,8 +318,10 @@ def main() -> None:
                 with VLLMServer(env, shape) as vllm:
                     print(f"  vLLM started in {vllm.startup_s:.0f} s")
                     lm = load_model(shape, device="cpu")
-                    same_greedy_answers(vllm, shape, lm, sent)
-                    compare_maths(vllm, shape, lm, sent, kinds=("image",))
+                    # 672 px faces: 2 x 2 tiles of 448 px and a thumbnail, 1,280 image tokens each.
+                    large = [image.resize((672, 672)) for image in sent]
+                    same_greedy_answers(vllm, shape, lm, large)
+                    compare_maths(vllm, shape, lm, large, kinds=("image",))
                     del lm
             except RuntimeError as exc:
                 print(f"  failed: {exc}")

@@ -68,8 +68,8 @@ def test_keyboard_interrupt_is_not_swallowed():
 
 @pytest.mark.parametrize(
     ("fault", "cause"),
-    [(429, Cause.RATE_LIMITED), (500, Cause.SERVER_ERROR), ("garbage", Cause.GARBAGE), ("empty", Cause.EMPTY),
-     (401, Cause.CLIENT_ERROR), ("timeout", Cause.TIMEOUT)],
+    [(429, Cause.RATE_LIMITED), (500, Cause.SERVER_ERROR), ("garbage", Cause.GARBAGE), (401, Cause.CLIENT_ERROR),
+     ("timeout", Cause.TIMEOUT)],
 )  # fmt: skip
 def test_api_failures_carry_a_typed_cause(fault, cause):
     # Only the timeout case needs a short client timeout; elsewhere a slow, loaded machine must not read as one.
@@ -78,6 +78,14 @@ def test_api_failures_carry_a_typed_cause(fault, cause):
         config = EndpointConfig(server.base_url, "m", max_retries=0, timeout_s=client_timeout)
         (reply,) = ChatClient(config).complete_many([[{"role": "user", "content": "hi"}]])
     assert isinstance(reply, ApiError) and cause_of(reply) is cause
+
+
+def test_an_empty_answer_is_the_models_answer():
+    """A greedy model that stops at once answers "" locally; through an API it must too, not be retried into a
+    failure (the data builder refuses empty teacher answers itself)."""
+    with MockOpenAIServer(faults=["empty"], retry_after=0) as server:
+        (reply,) = ChatClient(EndpointConfig(server.base_url, "m")).complete_many([[{"role": "user", "content": "hi"}]])
+    assert reply.text == "" and reply.attempts == 1 and len(server.requests) == 1
 
 
 def test_connection_refused_is_a_connection_failure():

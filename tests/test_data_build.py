@@ -77,7 +77,7 @@ def test_every_image_aspect_exactly_once_and_rerun_sends_nothing(records, spec, 
 
 
 def test_faults_are_retried_and_failures_recorded(records, spec, tmp_path):
-    faults = [429, 500, "garbage", "empty", "timeout", 503]
+    faults = [429, 500, "garbage", "timeout", 503]
     # The timeout fault answers after 60 s, the client gives up after 3: far apart, so that on a loaded machine a slow
     # normal answer is not read as a timeout (which would retry it and change the request count).
     with MockOpenAIServer(responder=describing_responder, faults=faults, retry_after=0, timeout_s=60.0) as server:
@@ -93,6 +93,11 @@ def test_faults_are_retried_and_failures_recorded(records, spec, tmp_path):
         assert build_dataset(records[:1], spec, _teacher(server), store).pending == 0  # failures wait for a flag
         retried = build_dataset(records[:1], spec, _teacher(server), store, retry_failed=True)
         assert retried.done == 8 and {r.status for r in store.records()} == {"done"}
+
+    # An empty answer is the teacher's answer (asking again at temperature 0 gives it again): recorded as failed.
+    with MockOpenAIServer(responder=describing_responder, faults=["empty"]) as server, QAStore(tmp_path / "c") as store:
+        empty = build_dataset(records[:1], spec, _teacher(server, concurrency=1), store)
+        assert empty.failures == {"empty answer": 1} and empty.done == 7 and len(server.requests) == 8
 
 
 def test_missing_and_corrupt_images_are_skipped_with_reasons(records, spec, tmp_path):

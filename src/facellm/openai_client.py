@@ -234,8 +234,6 @@ class ChatClient:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             hint = "is this a chat-completions endpoint?"
             raise ApiError(f"unexpected reply from {response.url}: {exc!r}", hint, Cause.GARBAGE) from None
-        if not text.strip():
-            raise ApiError(f"empty answer from {response.url}", "the model returned no text", Cause.EMPTY)
         usage = payload.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         self._limiter.spent(prompt + completion)
