@@ -58,7 +58,7 @@ class VLLMServer:
     def __init__(self, env: Path, model: Path, *extra: str) -> None:
         self.port = free_port()
         self.command = [str(env / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                        "--dtype", "float32", "--max-model-len", "4096", "--limit-mm-per-prompt", '{"image": 6}',
+                        "--dtype", "float32", "--max-model-len", "8192", "--limit-mm-per-prompt", '{"image": 6}',
                         "--host", "127.0.0.1", "--port", str(self.port), *extra]  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}/v1"
 

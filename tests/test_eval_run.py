@@ -139,3 +139,20 @@ def test_cli_eval_bad_input(standin_bench, tmp_path):
         cli, ["eval", "facexbench", "--bench-dir", str(tmp_path / "nope"), "--out", str(tmp_path), "-m", "x"]
     )
     assert missing.exit_code == 2 and "benchmark folder not found" in missing.output
+
+
+def test_the_same_model_behind_an_api_gives_the_local_predictions(tiny_lm, standin_bench, tmp_path):
+    """`eval --api-base` must score the model `eval --model` scores: our own server runs the same tiny model, so every
+    prediction must match, image questions included (a JPEG re-encoding on the way changed them)."""
+    from facellm.serve.app import create_app
+    from facellm.serve.engine import Engine
+    from facellm.testing.server import BackgroundServer
+
+    questions = load_benchmark(standin_bench)
+    run_questions(questions, LocalBackend(tiny_lm), tmp_path / "local")
+    with BackgroundServer(create_app(Engine(LocalBackend(tiny_lm), max_batch=1))) as server:
+        config = EndpointConfig(server.url + "/v1", "tiny", concurrency=1, max_retries=0)
+        run_questions(questions, OpenAIBackend(ChatClient(config)), tmp_path / "api")
+    local, api = load_done(tmp_path / "local"), load_done(tmp_path / "api")
+    assert len(local) == len(questions) and sum(len(q.images) > 0 for q in questions) >= 10
+    assert api == local
