@@ -78,12 +78,10 @@ class ChatReply:
 def image_data_url(image: Image.Image, lossless: bool = True) -> str:
     """A data URL for an RGB image: PNG, which decodes to these very pixels, or with `lossless=False` a JPEG
     (quality 90), about 7x smaller, whose decoded pixels differ by a few levels (enough to change a model's answer)."""
+    kind, options = ("png", {"compress_level": 1}) if lossless else ("jpeg", {"quality": 90})
     buffer = io.BytesIO()
-    if lossless:
-        image.convert("RGB").save(buffer, format="PNG", compress_level=1)
-        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    image.convert("RGB").save(buffer, format="JPEG", quality=90)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    image.convert("RGB").save(buffer, format=kind.upper(), **options)
+    return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def to_openai_messages(conversation: Conversation) -> list[dict]:
