@@ -36,7 +36,7 @@ LFW = SHARED / "data" / "lfw"
 
 def _pose(image: Image.Image):
     box = detect_faces(image, fallback=True)[0]
-    return head_pose(landmarks(np.asarray(image), box), image.size)
+    return head_pose(image, box, landmarks(np.asarray(image), box))
 
 
 @pytest.mark.skipif(not FAIRFACE_VAL.is_dir(), reason="../shared/data/fairface is not present")

@@ -48,7 +48,7 @@ def analyze_image(
             FaceAnalysis(
                 box=box,
                 landmarks=np.round(found, 1).tolist(),
-                pose=head_pose(found, image.size) if len(found) == 68 else None,
+                pose=head_pose(image, box, found) if len(found) == 68 else None,
                 eye_openness=eye_openness(found),
                 mouth_openness=mouth_openness(found),
                 quality=face_quality(image, box),

@@ -27,7 +27,7 @@ BUNDLED_MODELS = [
     ("facellm faces/weights/rafdb-expression-v1.pt (7 expressions, colour faces)",
      f"the FER2013 model fine-tuned here on RAF-DB (academic licence; Li et al., CVPR 2017); {RESEARCH_ONLY}",
      "FER2013 Training split, then 4/5 of the RAF-DB train images in ../shared/data/rafdb (faces/splits.py)"),
-    ("facellm faces/weights/aflw2000-headpose-v1.pt (yaw, pitch, roll from the 68 landmarks)",
+    ("facellm faces/weights/aflw2000-headpose-v2.pt (yaw, pitch, roll from the face crop and its 68 landmarks)",
      f"trained here on AFLW2000-3D (Zhu et al., CVPR 2016); {RESEARCH_ONLY}",
      "the 500 AFLW2000-3D faces in ../shared/data/aflw2000 and their mirror images"),
     ("facellm faces/weights/shanghaitech-crowd-v1.pt (crowd counting: a density head over dlib's descriptor levels)",
