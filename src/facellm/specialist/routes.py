@@ -102,9 +102,13 @@ def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str,
     if not options:
         found = "people estimated" if what != "face count" else "face(s) detected"
         return f"{count:.0f} {found} (specialist measurement)."
-    scores = {text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
-              for text, (low, high) in bounds.items()}  # fmt: skip
-    return _pick(options, scores, what)
+    return _pick(options, count_scores(count, bounds), what)
+
+
+def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Each count option's score for a measured count: 1 when it allows the count, less the further it is."""
+    return {text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
+            for text, (low, high) in bounds.items()}  # fmt: skip
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:
