@@ -10,9 +10,8 @@ ridge regression maps them and the normalised landmarks to yaw and pitch. Roll i
 the image about the box's centre until the eyes' landmarks lie level: the turn plus a second regression's remainder,
 so it follows any turn of the image (a regression on the image as it is followed a 15-degree turn with 5-10 degrees
 of roll). Both regressions are trained on the faces and their mirror images (yaw and roll negate) and predict the
-average of the face and its mirror. The ridge strength of each
-axis is chosen inside the training folds. `facellm faces train-pose` reproduces it; the shipped model never saw fold 1
-(listed in the card, used by the benchmarks).
+average of the face and its mirror; each axis's ridge strength is chosen inside the training folds. `facellm faces
+train-pose` reproduces it; the shipped model never saw fold 1 (listed in the card, used by the benchmarks).
 """
 
 from __future__ import annotations
