@@ -285,16 +285,6 @@ def _chosen(options, question: str, probabilities: list[float], prop, what: str,
     return f"{letter}. {text} (specialist: measured {what} {measured}; {probability:.0%})"
 
 
-def _single_face(images: list[Image.Image], what: str):
-    """The largest analysed face of a one-image question, or the "cannot measure" answer explaining why not."""
-    from facellm.faces import analyze_image
-
-    if len(images) != 1:
-        return f"cannot measure: this {what} question needs exactly one image"
-    analysis = analyze_image(images[0])
-    return analysis.faces[0] if analysis.faces else "cannot measure: no face was found in the image"
-
-
 AXES = ("yaw", "pitch", "roll")
 RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)")
 
@@ -417,10 +407,17 @@ def _binary(task: str, positive: str, prop: meaning.Property, what: str, types: 
 
 
 def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    face = _single_face(images, "image-quality")
-    if isinstance(face, str):
-        return face
-    q = face.quality
+    """Brightness, sharpness and width of the first detected face (as `analyze` reports it first); no landmarks or
+    pose are needed for that."""
+    from facellm.faces import detect_faces
+    from facellm.faces.quality import face_quality
+
+    if len(images) != 1:
+        return "cannot measure: this image-quality question needs exactly one image"
+    boxes = detect_faces(images[0])
+    if not boxes:
+        return "cannot measure: no face was found in the image"
+    q = face_quality(images[0], boxes[0])
     light = "dark" if q.brightness < 70 else "bright" if q.brightness > 190 else "evenly lit"
     focus = "sharp" if q.sharpness > 100 else "soft or blurred"
     return (f"The face region is {light} (mean brightness {q.brightness:.0f}/255), {focus} (Laplacian variance "
