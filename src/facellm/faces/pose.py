@@ -105,22 +105,41 @@ def pixel_features(chips: np.ndarray) -> np.ndarray:
     from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
 
     net = descriptor_network()
-    n = len(chips)
-    with torch.inference_mode():
-        x = net.trunk(torch.from_numpy(np.ascontiguousarray(chips.reshape(-1, CHIP, CHIP, 3))), GRIDS[0][0] + 1)
+
+    def features(part: np.ndarray):
+        x = net.trunk(torch.from_numpy(np.ascontiguousarray(part.reshape(-1, CHIP, CHIP, 3))), GRIDS[0][0] + 1)
         maps = {GRIDS[0][0]: x}
         for level in range(GRIDS[0][0] + 1, GRIDS[-1][0] + 1):
             x = residual_levels(net.convs[first_conv_of_level(level) :], x, LEVELS[level : level + 1])
             maps[level] = x
-        pooled = [functional.adaptive_avg_pool2d(maps[level], g).reshape(n, len(CROPS), -1) for level, g in GRIDS]
-        return torch.cat(pooled, 2).reshape(n, -1).numpy().astype(np.float64)
+        pooled = [functional.adaptive_avg_pool2d(maps[level], g).reshape(len(part), len(CROPS), -1)
+                  for level, g in GRIDS]  # fmt: skip
+        return torch.cat(pooled, 2).reshape(len(part), -1)
+
+    with torch.inference_mode():  # 32 faces a pass: one face's eight crops go in one pass, a training set in many
+        return torch.cat([features(chips[s : s + 32]) for s in range(0, len(chips), 32)]).numpy().astype(np.float64)
 
 
-def regression_inputs(chips: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A regression's inputs for faces (crops, landmarks) and for their mirror images."""
-    plain = np.hstack([pixel_features(chips), normalised(points)])
-    flipped = np.hstack([pixel_features(chips[..., ::-1, :]), normalised(mirrored(points))])
-    return plain, flipped
+@dataclass
+class Inputs:
+    """Both regressions' inputs, each for the faces and for their mirror images, and the turn to upright."""
+
+    as_is: tuple[np.ndarray, np.ndarray]
+    upright: tuple[np.ndarray, np.ndarray]
+    turn: np.ndarray
+
+    def take(self, index) -> Inputs:
+        return Inputs(*((plain[index], flipped[index]) for plain, flipped in (self.as_is, self.upright)),
+                      self.turn[index])  # fmt: skip
+
+
+def model_inputs(faces: Views) -> Inputs:
+    """The crops' pooled maps (all views of all faces in one run of the network) beside the normalised landmarks."""
+    chips = [faces.as_is, faces.as_is[..., ::-1, :], faces.upright, faces.upright[..., ::-1, :]]
+    points = [faces.points, mirrored(faces.points), faces.turned, mirrored(faces.turned)]
+    pixels = np.split(pixel_features(np.concatenate(chips)), len(chips))
+    rows = [np.hstack([p, normalised(q)]) for p, q in zip(pixels, points, strict=True)]
+    return Inputs((rows[0], rows[1]), (rows[2], rows[3]), faces.turn)
 
 
 @dataclass
@@ -178,20 +197,16 @@ class PoseModel:
     as_is: Ridge
     upright: Ridge
 
-    def __call__(self, faces: Views, inputs: tuple | None = None) -> np.ndarray:
-        """(n, 3) yaw, pitch, roll in degrees; `inputs`: `model_inputs(faces)` when already computed."""
-        as_is, upright = inputs or model_inputs(faces)
-        return np.column_stack([self.as_is.both_ways(as_is)[:, :2], self.upright.both_ways(upright)[:, 2] + faces.turn])
+    def __call__(self, inputs: Inputs) -> np.ndarray:
+        """(n, 3) yaw, pitch, roll in degrees."""
+        roll = self.upright.both_ways(inputs.upright)[:, 2] + inputs.turn
+        return np.column_stack([self.as_is.both_ways(inputs.as_is)[:, :2], roll])
 
 
-def model_inputs(faces: Views) -> tuple:
-    return regression_inputs(faces.as_is, faces.points), regression_inputs(faces.upright, faces.turned)
-
-
-def fit_model(faces: Views, angles_: np.ndarray, index, inputs: tuple | None = None) -> PoseModel:
+def fit_model(inputs: Inputs, angles_: np.ndarray, index) -> PoseModel:
     """Both regressions trained on the faces in `index` (the upright one on the roll left after the turn)."""
-    as_is, upright = inputs or model_inputs(faces)
-    return PoseModel(fit(as_is, angles_, index), fit(upright, angles_ - np.outer(faces.turn, [0, 0, 1]), index))
+    remainder = angles_ - np.outer(inputs.turn, [0, 0, 1])
+    return PoseModel(fit(inputs.as_is, angles_, index), fit(inputs.upright, remainder, index))
 
 
 @cache
@@ -211,7 +226,7 @@ def shipped_model() -> PoseModel:
 def angles(image: Image.Image, box: Box, points: np.ndarray) -> tuple[float, float, float]:
     """Yaw, pitch, roll of the face in `box` with its 68 landmarks."""
     require_research_models("the head-pose model")
-    yaw, pitch, roll = shipped_model()(views(image, box, points))[0]
+    yaw, pitch, roll = shipped_model()(model_inputs(views(image, box, points)))[0]
     return float(yaw), float(pitch), float(roll)
 
 
@@ -260,21 +275,12 @@ def folds(count: int, k: int = 5) -> list[np.ndarray]:
     return np.array_split(order, k)
 
 
-def cross_validated(faces: Views, angles_: np.ndarray, inputs: tuple, k: int = 5) -> np.ndarray:
+def cross_validated(inputs: Inputs, angles_: np.ndarray, k: int = 5) -> np.ndarray:
     """Each face's angles predicted by models trained on the other folds (strengths chosen within them)."""
     predicted = np.zeros_like(angles_)
     for held in folds(len(angles_), k):
-        model = fit_model(faces, angles_, np.setdiff1d(np.arange(len(angles_)), held), inputs)
-        predicted[held] = model(_subset(faces, held), _subset_inputs(inputs, held))
+        predicted[held] = fit_model(inputs, angles_, np.setdiff1d(np.arange(len(angles_)), held))(inputs.take(held))
     return predicted
-
-
-def _subset(faces: Views, index) -> Views:
-    return Views(*(getattr(faces, k)[index] for k in Views.__dataclass_fields__))
-
-
-def _subset_inputs(inputs: tuple, index) -> tuple:
-    return tuple((plain[index], flipped[index]) for plain, flipped in inputs)
 
 
 def _errors_by_yaw(predicted: np.ndarray, angles_: np.ndarray) -> dict:
@@ -298,7 +304,7 @@ def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say=print) -> dic
     files, faces, angles_ = load_aflw(folder, workers)
     say(f"{len(files)} faces with landmarks and angles within 99 degrees")
     inputs = model_inputs(faces)
-    predicted = cross_validated(faces, angles_, inputs)
+    predicted = cross_validated(inputs, angles_)
     error = np.abs(predicted - angles_)
     report = {
         "faces": len(files),
@@ -309,8 +315,8 @@ def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say=print) -> dic
                                zip(AXES, (np.floor(predicted / 10) == np.floor(angles_ / 10)).mean(axis=0))},
     }  # fmt: skip
     held = folds(len(angles_))[0]
-    model = fit_model(faces, angles_, np.setdiff1d(np.arange(len(angles_)), held), inputs)
-    held_error = np.abs(model(_subset(faces, held), _subset_inputs(inputs, held)) - angles_[held])
+    model = fit_model(inputs, angles_, np.setdiff1d(np.arange(len(angles_)), held))
+    held_error = np.abs(model(inputs.take(held)) - angles_[held])
     report["held_out_faces"] = [files[i] for i in sorted(held)]
     report["mae_held_out_degrees"] = {a: round(float(e), 2) for a, e in zip(AXES, held_error.mean(axis=0))}
     report["mae_held_out_mean"] = round(float(held_error.mean()), 2)
