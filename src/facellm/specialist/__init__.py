@@ -1,10 +1,11 @@
 """The `specialist` backend: face questions answered by the face-analysis models, no language model involved.
 
-A question goes to the first row of `ROUTES` whose pattern matches it; the row names the measurement that answers
-it. Multiple-choice questions (options as "(A) ..." lines, as FaceXBench writes them) get the option that best
-matches the measurement, written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
-B; open questions get one factual sentence. A question no row covers gets an explicit "cannot measure" answer
-instead of a guess.
+A question is first read (specialist/reading.py: which measurement, which form, what each option claims), then
+answered by the model that measures it (specialist/routes.py). Multiple-choice questions (options as "(A) ..." lines,
+as FaceXBench writes them) get the option most likely true given the measurements of all the images
+(specialist/joint.py), written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
+B; open questions get one factual sentence. A question about nothing the models measure gets an explicit
+"cannot measure" answer instead of a guess.
 
 Also here: `grounding_facts`, the measured facts block that `--ground` puts before a question for a real MLLM.
 """
@@ -16,7 +17,8 @@ from PIL import Image
 
 from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
-from facellm.specialist.routes import OPTION_LINE, ROUTES, SAME_PERSON, options_of, question_text
+from facellm.specialist.reading import read, topic
+from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, options_of, question_text
 
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
@@ -27,16 +29,15 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
     # The question decides; then a task description before it; then the options ("Which statement best describes
     # the images?" is an anti-spoofing question only by its options).
-    for text in (question, whole, prompt):
-        for route in ROUTES:
-            if route.pattern.search(text):
-                try:
-                    return route.answer(images, prompt, lettered)
-                except ResearchModelsOff as error:
-                    return f"cannot measure: {error.message}"
-    return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
-            "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from face-analysis "
-            "models; this question is outside what it measures.")  # fmt: skip
+    task = next((found for text in (question, whole, prompt) if (found := topic(text))), None)
+    if task is None:
+        return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
+                "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from "
+                "face-analysis models; this question is outside what it measures.")  # fmt: skip
+    try:
+        return ANSWERS[task](images, prompt, read(question, lettered, len(images), task))
+    except ResearchModelsOff as error:
+        return f"cannot measure: {error.message}"
 
 
 def ground(images: list[Image.Image], prompt: str) -> str:

@@ -1,31 +1,30 @@
-"""The specialist's routes: which questions each face-analysis model answers, and how its measurement picks an
-option. Options are read for what they claim (specialist/meaning.py), not matched word by word."""
+"""The specialist's answers: for each task a reading names (specialist/reading.py), the face-analysis model that
+measures it and how the measurement picks an option (specialist/joint.py weighs every option over the images)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
 from PIL import Image
 
-from facellm.labels import FAIRFACE_AGES, normalise
-from facellm.specialist import meaning
+from facellm.specialist import joint, meaning, reading
+from facellm.specialist.reading import AXES, FACE_ATTACK, SYNTHETIC_FACE, Reading
+
+__all__ = ["ANSWERS", "FACE_ATTACK", "SYNTHETIC_FACE", "count_bounds", "count_scores", "question_text"]
 
 OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
 
 
-@dataclass(frozen=True)
-class Route:
-    name: str
-    pattern: re.Pattern
-    answer: Callable[[list[Image.Image], str, list[tuple[str, str]]], str]
-
-
 def options_of(prompt: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2).strip()) for line in prompt.splitlines() if (m := OPTION_LINE.match(line.strip()))]
+
+
+def _lettered(read: Reading) -> list[tuple[str, str]]:
+    return [(letter, text) for letter, text, _ in read.options]
 
 
 def _pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) -> str:
@@ -41,51 +40,65 @@ def _pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) -
     return f"{best[1]}. {best[2]} (specialist: measured {what}, {best[0]:.0%})"
 
 
-def _attribute(name: str):
-    def answer(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-        from facellm.faces import attributes
-
-        if len(images) != 1:
-            return "cannot measure: this attribute question needs exactly one image"
-        probs = vars(attributes.predict(attributes.features(images[0])))[name]
-        if not options:
-            top = max(probs, key=probs.get)
-            return f"The face's {name} is most likely {top} ({probs[top]:.0%}; specialist estimate)."
-        scores = {text: _option_probability(name, text, probs) for _, text in options}
-        return _pick(options, scores, name)
-
-    return answer
+def _decide(read: Reading, worlds, measured: str) -> str:
+    """The option most likely true over `worlds` (specialist/joint.py), written "B. text (specialist: ...)"."""
+    scores = joint.chances(read, worlds)
+    if scores is None:
+        return f"cannot measure: the options could not be judged from the measurements; measured {measured}"
+    letter = max(scores, key=scores.get)  # ties go to the first option listed
+    text = next(text for option, text, _ in read.options if option == letter)
+    return f"{letter}. {text} (specialist: measured {measured}; {scores[letter]:.0%})"
 
 
-def _option_probability(name: str, text: str, probs: dict[str, float]) -> float:
-    """Probability mass of a written option: a FairFace class, or an age range such as "50-60" or "20 to 29"."""
-    try:
-        return probs[normalise(name, text)]
-    except Exception:  # noqa: BLE001 - not a FairFace class name; try an age range below
-        pass
-    if name == "age":
-        numbers = [int(n) for n in re.findall(r"\d+", text)]
-        if len(numbers) == 2:
-            low, high = numbers
-            total = 0.0
-            for group in FAIRFACE_AGES:
-                bounds = [int(n) for n in re.findall(r"\d+", group)] or [70]
-                g_low, g_high = bounds[0], bounds[-1] if len(bounds) > 1 else 100
-                overlap = max(0, min(high, g_high) - max(low, g_low) + 1) / (g_high - g_low + 1)
-                total += probs[group] * overlap
-            return total
-    return 0.0
+def _yes_no(read: Reading, worlds) -> float:
+    """P(yes) of an open yes/no question."""
+    asked = replace(read, options=(("Y", "yes", meaning.Claim("yes")),))
+    return (joint.chances(asked, worlds) or {"Y": 0.0})["Y"]
+
+
+def _label_distributions(task: str, images: list[Image.Image]) -> list[dict[str, float]]:
+    """Per image, the probability of every label of `task` (FairFace age/gender/race, 7 expressions)."""
+    if task == "expression":
+        return [expression_probabilities(image) for image in images]
+    from facellm.faces import attributes
+
+    return [vars(attributes.predict(attributes.features(image)))[task] for image in images]
+
+
+def _labelled(images: list[Image.Image], prompt: str, read: Reading) -> str:
+    """Age, gender, race and expression questions on one or several images: every option weighed over the joint
+    labels of the images (one measurement per image)."""
+    task = read.task
+    if not images:
+        return f"cannot measure: a {task} question needs an image"
+    if task == "expression" and read.target and "contempt" in read.target:
+        return "cannot measure: the expression models know 7 basic expressions; 'contempt' is not one of them"
+    dists = _label_distributions(task, images)
+    top = [max(d, key=d.get) for d in dists]
+    measured = ", ".join(f"image {i} {label} ({d[label]:.0%})" for i, (label, d) in enumerate(zip(top, dists), 1))
+    if len(images) == 1:
+        measured = f"{task} {top[0]}, {dists[0][top[0]]:.0%}"
+    if read.form == "describe":
+        if len(images) == 1:
+            return f"The face's {task} is most likely {top[0]} ({dists[0][top[0]]:.0%}; specialist estimate)."
+        return f"Most likely {task} per image: {measured} (specialist estimate)."
+    worlds = joint.independent(dists, keep=0.99 if len(images) > 3 else 0.999)
+    if not read.options:  # an open yes/no question
+        p = _yes_no(read, worlds)
+        return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%} by the measured {task}: {measured}; specialist estimate)."
+    return _decide(read, worlds, measured)
 
 
 CROWD = 10  # people; past this many, in scenes, face detection misses most heads (small, turned away, occluded)
 
 
-def _face_count(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+def _face_count(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """People counted, options read by meaning (exact counts, "22 to 26", "more than N", "fewer than N"): the crowd
     model's density count when an option claims a crowd (or, for an open question, when it finds one), else the
     detected faces."""
     from facellm.faces import detect_faces
 
+    options = _lettered(read)
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
     crowd = claimed > CROWD
@@ -133,103 +146,57 @@ def _crowd_count(images: list[Image.Image]) -> float | None:
 
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)
+SAME_PERSON_SPREAD = 0.05  # how fast P(same person) falls from 1 to 0 around SAME_PERSON (a logistic in distance)
 
 
-def _same_person(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    """Identity questions over 2-6 images, in FaceXBench's forms: same person yes/no, which two images match, which
-    images show the first image's person (or how many do), which differ from the one matching pair, how many
-    same-person pairs, how many distinct identities. Matching = descriptor distance below SAME_PERSON."""
+def _descriptors(images: list[Image.Image]) -> np.ndarray | str:
+    """Each image's largest-face descriptor, or the "cannot measure" answer naming the image without a face."""
     from facellm.errors import NoFaceError
     from facellm.faces import image_descriptor
 
-    if len(images) < 2:
-        return "cannot measure: identity questions need at least two images"
     found = []
     for number, image in enumerate(images, 1):
         try:
             found.append(image_descriptor(image)[0])
         except NoFaceError:
             return f"cannot measure: no face was found in image {number}"
-    vectors = np.stack(found)
+    return np.stack(found)
+
+
+def _same_chances(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise descriptor distances and P(same person) from them."""
     distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
+    return distances, 1 / (1 + np.exp((distances - SAME_PERSON) / SAME_PERSON_SPREAD))
+
+
+def _same_person(images: list[Image.Image], prompt: str, read: Reading) -> str:
+    """Identity questions over 2-6 images in any of their forms (same person yes/no, which two match, which show the
+    first image's person, which differ from the one matching pair, how many pairs, how many people): every grouping
+    of the images into people weighed by the pairwise same-person probabilities."""
+    if len(images) < 2:
+        return "cannot measure: identity questions need at least two images"
+    vectors = _descriptors(images)
+    if isinstance(vectors, str):
+        return vectors
+    distances, same = _same_chances(vectors)
     n = len(images)
-    same = distances < SAME_PERSON
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    closest = min(pairs, key=lambda ij: distances[ij])
-    claim = _identity_claim(prompt, same, pairs, closest)
-    what = f"identity (distances {', '.join(f'{i + 1}-{j + 1} {distances[i, j]:.2f}' for i, j in pairs)})"
-    if options and claim is not None:
-        scores = {text: 1.0 if _option_claim(text, claim, n) else 0.0 for _, text in options}
-        return _pick(options, scores, what)
-    if n == 2 and options:
-        scores = {text: 1.0 if _says_same(text) == bool(same[0, 1]) else 0.0 for _, text in options}
-        return _pick(options, scores, what)
-    matching = sum(bool(same[i, j]) for i, j in pairs)
-    verdict = ("Same person" if same[0, 1] else "Different people") if n == 2 else f"{matching} matching pair(s)"
-    return f"{verdict} ({what})."
+    what = f"identity distances {', '.join(f'{i + 1}-{j + 1} {distances[i, j]:.2f}' for i, j in pairs)}"
+    worlds = joint.partitions(same.tolist())
+    if read.options:
+        return _decide(read, worlds, what)
+    if read.form == "yesno":
+        a, b = read.target
+        verdict = "Same person" if same[a - 1, b - 1] >= 0.5 else "Different people"
+        return f"{verdict} (images {a} and {b}; {what})."
+    matching = sum(bool(same[i, j] >= 0.5) for i, j in pairs)
+    return f"{matching} matching pair(s) ({what})."
 
 
 def _says_same(text: str) -> bool | None:
     """Whether a two-image option says "same person" (True), "different people" (False) or neither (None)."""
-    claim = meaning.parse(text, 2)
-    if claim.kind in ("yes", "no"):
-        return claim.kind == "yes"
-    lowered = text.lower()
-    if claim.kind != "other":
-        return None
-    if re.search(r"\b(different|two (distinct |separate )?(people|persons|individuals)|not the same)\b", lowered):
-        return False
-    return True if re.search(r"\bsame\b", lowered) else None
-
-
-def _identity_claim(prompt: str, same: np.ndarray, pairs: list, closest: tuple[int, int]):
-    """What the measurement says, in the form the question asks for: a count (int) or a set of image numbers."""
-    text = question_text(prompt).lower()
-    others = {j + 1 for j in range(1, len(same)) if same[0, j]}
-    if re.search(r"\bnot\b|n't\b", text) and "first image" in text:  # "Which of the other images are not person A?"
-        others = set(range(2, len(same) + 1)) - others
-    if "how many pairs" in text:
-        return sum(bool(same[i, j]) for i, j in pairs)
-    if re.search(r"how many (unique|different|distinct) (identities|people|persons|individuals)", text):
-        return _components(same)
-    if "first image" in text and "how many" in text:
-        return len(others)
-    if "first image" in text:
-        return frozenset(others)
-    if "which two images" in text:
-        return frozenset(k + 1 for k in closest)
-    if "different from that person" in text:
-        return frozenset(range(1, len(same) + 1)) - {k + 1 for k in closest}
-    return None
-
-
-def _components(same: np.ndarray) -> int:
-    """Number of identities: connected groups of images linked by same-person matches."""
-    group = list(range(len(same)))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
-    for i in range(len(same)):
-        for j in range(i + 1, len(same)):
-            if same[i, j]:
-                group[root(j)] = root(i)
-    return len({root(i) for i in range(len(same))})
-
-
-def _option_claim(text: str, claim, n: int) -> bool:
-    """Whether an option states `claim`: a count (int) or a set of image numbers."""
-    parsed = meaning.parse(text, n)
-    return parsed.kind == ("count" if isinstance(claim, int) else "images") and parsed.value == claim
-
-
-EXPRESSION_WORDS = {
-    "angry": ("anger", "angry"), "disgust": ("disgust",), "fear": ("fear", "afraid", "scared"),
-    "happy": ("happy", "happiness", "joy"), "neutral": ("neutral", "calm"), "sad": ("sad", "sadness"),
-    "surprise": ("surprise", "surprised"),
-}  # fmt: skip
+    claim = reading.same_claim(text)
+    return {"yes": True, "no": False}.get(claim.kind)
 
 
 def expression_probabilities(image: Image.Image) -> dict[str, float]:
@@ -242,51 +209,12 @@ def expression_probabilities(image: Image.Image) -> dict[str, float]:
     return predict_expression(image, boxes[0] if boxes else None)
 
 
-def _expression(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-    if not images:
-        return "cannot measure: an expression question needs an image"
-    probs = [expression_probabilities(image) for image in images]
-    if len(images) > 1 or re.search(r"\bexpression '", prompt):
-        quoted = {name: re.compile(rf"'({'|'.join(words)})'", re.I) for name, words in EXPRESSION_WORDS.items()}
-        named = next((name for name, pattern in quoted.items() if pattern.search(prompt)), None)
-        if named is None or not options:
-            return "cannot measure: this expression question does not name one expression to look for"
-        question = question_text(prompt)
-        prop = meaning.Property(EXPRESSION_WORDS[named], ())
-        mention = quoted[named].search(question)
-        asked = not (mention and meaning.negated(question.lower(), mention.start()))
-        return _chosen(options, question, [p[named] for p in probs], prop, f"'{named}' expression", asked)
-    probs = probs[0]
-    if not options:
-        top = max(probs, key=probs.get)
-        return f"The expression looks most like {top} ({probs[top]:.0%}; specialist estimate)."
-    scores = {
-        text: sum(p for name, p in probs.items() if any(w in text.lower() for w in EXPRESSION_WORDS[name]))
-        for _, text in options
-    }
-    return _pick(options, scores, "expression")
-
-
 def question_text(prompt: str) -> str:
     """The question itself: the last line that is neither an option, nor the answer-format instruction, nor empty
     (in FaceXBench's in-context setting the task description comes on a line before it)."""
     lines = [line.strip() for line in prompt.splitlines() if line.strip() and not OPTION_LINE.match(line.strip())]
     asked = [line for line in lines if not re.search(r"option letter|^answer\b|step by step", line, re.I)]
     return (asked or lines or [""])[-1]
-
-
-def _chosen(options, question: str, probabilities: list[float], prop, what: str, asked: bool | None = None) -> str:
-    """The option the per-image probabilities make likeliest, written as `_pick` writes it."""
-    found = meaning.choose(options, question, probabilities, prop, asked)
-    measured = ", ".join(f"image {i} {p:.0%}" for i, p in enumerate(probabilities, 1))
-    if found is None:
-        return f"cannot measure: the options do not say which images are {what}; measured {what}: {measured}"
-    letter, text, probability = found
-    return f"{letter}. {text} (specialist: measured {what} {measured}; {probability:.0%})"
-
-
-AXES = ("yaw", "pitch", "roll")
-RANGE = re.compile(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)")
 
 
 @cache
@@ -325,88 +253,75 @@ def _poses(images: list[Image.Image]):
     return poses
 
 
-def _head_pose(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+BINS = range(-100, 100, 10)  # FaceXBench's 10-degree bins over -100..100 degrees
+
+
+def _head_pose(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """Yaw, pitch or roll bins (AFLW2000-3D's convention, as FaceXBench): each option is weighed by the probability
     that the true angle lies in it, given the model's measured error. Several images: which or how many are in the
-    named bins (each image's probability from its own angles), or which pair shares a bin."""
+    named ranges (each image's probability from its own angles), or which pair shares a bin."""
     if not images:
         return "cannot measure: a head-pose question needs an image"
     poses = _poses(images)
     if isinstance(poses, str):
         return poses
-    question = question_text(prompt).lower()
-    axes = [a for a in AXES if re.search(rf"\b{a}\b", question)]
-    if not axes or not options:
+    if read.form == "describe":
         return "; ".join(f"image {i}: head {p.label} (yaw {p.yaw:.0f}, pitch {p.pitch:.0f}, roll {p.roll:.0f} degrees)"
                          for i, p in enumerate(poses, 1))  # fmt: skip
     spread = _pose_spread() if poses[0].method == "learned" else dict.fromkeys(AXES, 15.0)
-    if len(images) == 1 and len(axes) == 1 and "which" not in question and "how many" not in question:
-        angle = getattr(poses[0], axes[0])
-        scores = {}
-        for _, text in options:
-            claim = meaning.parse(text, 1)
-            if claim.kind == "range":
-                scores[text] = _in_range(angle, spread[axes[0]], *claim.value)
-        return _pick(options, scores, f"{axes[0]} angle {round(angle) + 0} in")
-    measured = f"{'/'.join(axes)} angles " + ", ".join(
-        f"image {i} {'/'.join(str(round(getattr(p, a)) + 0) for a in axes)}" for i, p in enumerate(poses, 1)
+    if read.form == "classify":
+        (axis,) = read.target
+        angle = getattr(poses[0], axis)
+        scores = {text: _in_range(angle, spread[axis], *claim.value) for _, text, claim in read.options
+                  if claim.kind == "range"}  # fmt: skip
+        return _pick(_lettered(read), scores, f"{axis} angle {round(angle) + 0} in")
+    named = [a for a in AXES if a in (read.target if read.form == "same" else [a for a, _ in read.target])]
+    measured = f"{'/'.join(named)} angles " + ", ".join(
+        f"image {i} {'/'.join(str(round(getattr(p, a)) + 0) for a in named)}" for i, p in enumerate(poses, 1)
     )
-    if "same" in question and "bin" in question:
-        return _same_bin(options, poses, axes[0], spread[axes[0]], measured)
-    ranges = [tuple(sorted(float(v) for v in m.groups())) for m in RANGE.finditer(question.split("headpose", 1)[-1])]
-    if len(ranges) != len(axes):
-        return f"cannot measure: the question's angle ranges could not be read; measured {measured}"
-    probabilities = [float(np.prod([_in_range(getattr(p, a), spread[a], *r) for a, r in zip(axes, ranges)]))
-                     for p in poses]  # fmt: skip
-    return _chosen(options, question, probabilities, meaning.Property((), ()), "in the named range", asked=True)
+    if read.form == "same":
+        (axis,) = read.target
+        dists = [{b: _in_range(getattr(p, axis), spread[axis], b, b + 10) for b in BINS} for p in poses]
+        return _decide(read, joint.independent(dists, keep=0.99), measured)
+    chances = [float(np.prod([_in_range(getattr(p, a), spread[a], *r) for a, r in read.target])) for p in poses]
+    return _decide(read, joint.independent([{True: c, False: 1 - c} for c in chances]), measured)
 
 
-def _same_bin(options, poses, axis: str, spread: float, measured: str) -> str:
-    """Which pair of images shares a 10-degree bin of `axis`: each pair weighed by P(same bin)."""
-    bins = range(-100, 100, 10)
-    chances = [np.array([_in_range(getattr(p, axis), spread, b, b + 10) for b in bins]) for p in poses]
-    scores = {}
-    for _, text in options:
-        claim = meaning.parse(text, len(poses))
-        if claim.kind == "images" and len(claim.value) == 2 and max(claim.value) <= len(poses):
-            i, j = sorted(claim.value)
-            scores[text] = float(chances[i - 1] @ chances[j - 1])
-    return _pick(options, scores, measured)
-
-
-FACE_ATTACK = meaning.Property(("attack", "spoof", "not bonafide", "not bona fide"),
-                               ("bonafide", "bona fide", "real", "genuine", "live"))  # fmt: skip
-SYNTHETIC_FACE = meaning.Property(("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
-                                  ("real", "genuine", "authentic", "pristine", "not deepfake"))  # fmt: skip
 ATTACK_TYPES = 8  # FaceXBench's WMCA questions name 8 attack types; the liveness model does not tell them apart
+BINARY_MODELS = {"attack": ("liveness", "attack"), "fake": ("synthetic", "fake")}  # task -> (model, positive class)
 
 
-def _binary(task: str, positive: str, prop: meaning.Property, what: str, types: int | None = None):
-    """A route whose model gives each image a probability of `positive` (attack, fake). `types`: how many kinds of
-    `positive` the questions may name (attack types) when the model does not tell them apart."""
+def _binary(images: list[Image.Image], prompt: str, read: Reading) -> str:
+    """Attack or fake: the model gives each image a probability; options are judged over the images' joint yes/no.
+    Questions about one named attack type take that type as one of ATTACK_TYPES equally likely kinds of attack."""
+    from facellm.faces.classifier import predict
 
-    def answer(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
-        from facellm.faces.classifier import predict
-
-        if not images:
-            return f"cannot measure: a {what} question needs at least one image"
-        probabilities = [predict(task, image)[positive] for image in images]
+    task, positive = BINARY_MODELS[read.task]
+    if not images:
+        return f"cannot measure: a {positive} question needs at least one image"
+    probabilities = [predict(task, image)[positive] for image in images]
+    measured = f"{positive} probability " + ", ".join(f"image {i} {p:.0%}" for i, p in enumerate(probabilities, 1))
+    if read.form == "types":
         question = question_text(prompt)
-        if types and re.search(r"\btypes?\b", question, re.I):
-            if not re.search(r"\b(of|attack) type \w", question, re.I):
-                return f"cannot measure: the {task} model does not tell {positive} types apart"
-            probabilities = [p / types for p in probabilities]
-        if not options:
-            return (
-                "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1))
-                + " (specialist measurement)"
-            )
-        return _chosen(options, question, probabilities, prop, f"{positive} probability")
+        if any(c.kind == "types" for _, _, c in read.options) or not re.search(r"\b(of|attack) type \w", question, re.I):
+            return f"cannot measure: the {task} model does not tell {positive} types apart; measured {measured}"
+        probabilities = [p / ATTACK_TYPES for p in probabilities]
+        read = replace(read, asked=meaning.asked_property(question, read.prop))
+    if not read.options:
+        return "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1)) + (
+            " (specialist measurement)"
+        )
+    worlds = joint.independent([{True: p, False: 1 - p} for p in probabilities])
+    if read.target == "identity":  # deepfakes of one person: fake per image x grouping into people
+        vectors = _descriptors(images)
+        if isinstance(vectors, str):
+            return vectors
+        people = joint.partitions(_same_chances(vectors)[1].tolist())
+        worlds = [(tuple(zip(f, g)), wf * wg) for f, wf in worlds for g, wg in people]
+    return _decide(read, worlds, measured)
 
-    return answer
 
-
-def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, str]]) -> str:
+def _quality(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """Brightness, sharpness and width of the first detected face (as `analyze` reports it first); no landmarks or
     pose are needed for that."""
     from facellm.faces import detect_faces
@@ -424,21 +339,8 @@ def _quality(images: list[Image.Image], prompt: str, options: list[tuple[str, st
             f"{q.sharpness:.0f}) and {q.face_width} px wide (specialist measurement).")  # fmt: skip
 
 
-ROUTES = [
-    Route("anti-spoofing", re.compile(r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|"
-                                      r"attacked|genuine|liveness)\b", re.I),
-          _binary("liveness", "attack", FACE_ATTACK, "attack", ATTACK_TYPES)),
-    Route("synthetic face", re.compile(r"\b(deepfakes?|fakes?|(is|are) real|manipulated|synthetic|generated)\b", re.I),
-          _binary("synthetic", "fake", SYNTHETIC_FACE, "synthetic-face")),
-    Route("expression", re.compile(r"\b(expression|emotion|feeling)\b", re.I), _expression),
-    Route("age", re.compile(r"\b(age|how old|years old)\b", re.I), _attribute("age")),
-    Route("gender", re.compile(r"\b(gender|male|female|man or (a )?woman)\b", re.I), _attribute("gender")),
-    Route("race", re.compile(r"\b(race|racial|ethnicity|ethnic)\b", re.I), _attribute("race")),
-    Route("head pose", re.compile(r"\b(yaw|pitch|roll|head ?pose|head orientation)\b", re.I), _head_pose),
-    Route("face count", re.compile(r"\b(how many (faces|people|persons|individuals)|number of (people|persons|"
-                                   r"individuals|faces)|count of (people|faces))\b", re.I), _face_count),
-    Route("image quality", re.compile(r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b", re.I),
-          _quality),
-    Route("identity", re.compile(r"\b(same person|same identity|different people|pairs of images|identities|"
-                                 r"person a)\b", re.I), _same_person),
-]  # fmt: skip
+# task (specialist/reading.py TOPICS) -> the measurement that answers its readings
+ANSWERS: dict[str, Callable[[list[Image.Image], str, Reading], str]] = {
+    "attack": _binary, "fake": _binary, "expression": _labelled, "identity": _same_person, "age": _labelled,
+    "gender": _labelled, "race": _labelled, "headpose": _head_pose, "crowd": _face_count, "quality": _quality,
+}  # fmt: skip

@@ -1,0 +1,198 @@
+"""Which option is most likely true: each option's claim (specialist/reading.py) judged in every world the
+measurements allow, weighted by the world's probability.
+
+A world gives every image one value: a label (age group, race, expression, pose bin), a yes/no (attack, fake, in
+the named angle range) or an identity group. Independent per-image measurements give worlds as the product of their
+distributions (`independent`); identity gives partitions of the images weighted by the pairwise same-person
+probabilities (`partitions`). "None of the above" is true in a world where no other option is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+from facellm.labels import FAIRFACE_AGES
+from facellm.specialist import meaning
+from facellm.specialist.meaning import Claim
+from facellm.specialist.reading import Reading
+
+World = tuple
+
+
+def independent(distributions: Sequence[dict], keep: float = 0.999) -> list[tuple[World, float]]:
+    """Worlds from independent per-image distributions {value: probability}; per image only the likeliest values
+    holding `keep` of its mass are enumerated (the rest is too unlikely to move an answer)."""
+    kept = []
+    for dist in distributions:
+        ranked = sorted(dist.items(), key=lambda kv: -kv[1])
+        total, chosen = 0.0, []
+        for value, p in ranked:
+            chosen.append((value, p))
+            total += p
+            if total >= keep * sum(dist.values()):
+                break
+        kept.append(chosen)
+    return [(tuple(v for v, _ in combo), math.prod(p for _, p in combo)) for combo in itertools.product(*kept)]
+
+
+def partitions(same: Sequence[Sequence[float]]) -> list[tuple[World, float]]:
+    """Every grouping of n images into people (as group numbers per image), weighted by the product over pairs of
+    P(same) for pairs in one group and 1 - P(same) for the others, normalised."""
+    n = len(same)
+    worlds = []
+    for groups in _set_partitions(n):
+        weight = 1.0
+        for i in range(n):
+            for j in range(i + 1, n):
+                p = min(max(same[i][j], 1e-6), 1 - 1e-6)
+                weight *= p if groups[i] == groups[j] else 1 - p
+        worlds.append((groups, weight))
+    total = sum(w for _, w in worlds) or 1.0
+    return [(g, w / total) for g, w in worlds]
+
+
+def _set_partitions(n: int) -> Iterable[tuple[int, ...]]:
+    """Restricted growth strings: each image's group number is at most one more than the largest before it."""
+
+    def grow(prefix: tuple[int, ...]):
+        if len(prefix) == n:
+            yield prefix
+            return
+        for g in range(max(prefix, default=-1) + 2):
+            yield from grow((*prefix, g))
+
+    return grow(())
+
+
+def chances(reading: Reading, worlds: Iterable[tuple[World, float]]) -> dict[str, float] | None:
+    """Probability that each option (by letter) is true; None when no option can be judged in any world."""
+    judged = [(letter, claim) for letter, _, claim in reading.options if claim.kind != "none_of_above"]
+    nones = [letter for letter, _, claim in reading.options if claim.kind == "none_of_above"]
+    scores = {letter: 0.0 for letter, _, _ in reading.options}
+    readable = False
+    for world, weight in worlds:
+        verdicts = [(letter, holds(reading, claim, world)) for letter, claim in judged]
+        readable |= any(v is not None for _, v in verdicts)
+        for letter, verdict in verdicts:
+            if verdict:
+                scores[letter] += weight
+        if not any(v for _, v in verdicts):
+            for letter in nones:
+                scores[letter] += weight
+    return scores if readable else None
+
+
+def _rank(value) -> int:
+    return FAIRFACE_AGES.index(value) if value in FAIRFACE_AGES else int(value)
+
+
+def holds(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """Whether `claim` is true when image i+1 has value world[i]; None when the claim says nothing in this form."""
+    n, form = len(world), reading.form
+    if claim.kind in ("undetermined", "no_face"):
+        return False
+    if claim.kind == "images" and any(not 1 <= k <= n for k in claim.value):
+        return False
+    if reading.prop is not None and reading.target != "identity":
+        return meaning.true_under(claim, tuple(world), reading.asked)
+    if reading.task == "fake":  # deepfakes of one identity: world values are (fake, identity group)
+        fakes = [i for i in range(n) if world[i][0]]
+        if form == "count":  # fakes that share their identity with another image
+            shared = sum(any(world[j][1] == world[i][1] for j in range(n) if j != i) for i in fakes)
+            return claim.kind == "count" and claim.value == shared
+        return _same_group(claim, [world[i][1] if world[i][0] else ("real", i) for i in range(n)])
+    if form == "classify":
+        return world[0] in claim.value if claim.kind == "class" else None
+    if form in ("select", "count", "first"):
+        chosen = _chosen(reading, world)
+        if chosen is None:
+            return False
+        if claim.kind == "images":
+            return claim.value == chosen
+        if claim.kind == "count":
+            return claim.value == len(chosen)
+        if claim.kind == "class" and n == 1:  # "Yes"-like label options on one image are read as classify
+            return world[0] in claim.value
+        return None
+    if form == "yesno":
+        if claim.kind not in ("yes", "no"):
+            return None
+        return _verdict(reading, world) == (claim.kind == "yes")
+    if form == "extreme":
+        ranks = [_rank(v) for v in world]
+        if claim.kind == "same":
+            return len(set(ranks)) == 1
+        if claim.kind == "images" and len(claim.value) == 1:
+            (k,) = claim.value
+            pick = max if reading.target == "older" else min
+            best = pick(ranks)
+            return ranks[k - 1] == best and ranks.count(best) == 1
+        return None
+    if form == "order":
+        if claim.kind != "order" or sorted(claim.value) != list(range(1, n + 1)):
+            return False if claim.kind == "order" else None
+        ranks = [_rank(world[k - 1]) for k in claim.value]
+        ordered = ranks if reading.target == "ascending" else ranks[::-1]
+        return all(a <= b for a, b in itertools.pairwise(ordered))
+    if form == "same":
+        if claim.kind in ("yes", "no"):
+            return (len(set(world)) == 1) == (claim.kind == "yes")
+        return _same_group(claim, list(world))
+    if form == "mixed":
+        if claim.kind != "images":
+            return None
+        members = [world[k - 1] for k in claim.value]
+        return len(members) >= 2 and len(set(members)) == len(members)
+    if form in ("others", "pairs", "people"):
+        if form == "pairs":
+            value = sum(world[i] == world[j] for i, j in itertools.combinations(range(n), 2))
+        elif form == "people":
+            value = len(set(world))
+        else:
+            shared = [g for g in set(world) if world.count(g) >= 2]
+            if len(shared) != 1:
+                return False
+            value = frozenset(k + 1 for k in range(n) if world[k] != shared[0])
+        return claim.value == value if claim.kind in ("count", "images") else None
+    return None
+
+
+def _same_group(claim: Claim, values: list) -> bool | None:
+    """An image set is "the ones that share a value": at least two, all equal, nobody outside has that value."""
+    if claim.kind != "images":
+        return None
+    members = sorted(claim.value)
+    if len(members) < 2 or len({values[k - 1] for k in members}) != 1:
+        return False
+    value = values[members[0] - 1]
+    return all(values[k] != value for k in range(len(values)) if k + 1 not in claim.value)
+
+
+def _chosen(reading: Reading, world: World) -> frozenset[int] | None:
+    """The images a select/count/first question asks for, in this world."""
+    n = len(world)
+    if reading.form == "first":
+        return frozenset(k + 1 for k in range(1, n) if (world[k] == world[0]) != reading.negated)
+    if reading.task == "headpose":
+        return frozenset(k + 1 for k in range(n) if world[k] != reading.negated)
+    if not reading.target:
+        return None
+    return frozenset(k + 1 for k in range(n) if (world[k] in reading.target) != reading.negated)
+
+
+def _verdict(reading: Reading, world: World) -> bool:
+    """A yes/no question's answer in this world."""
+    target = reading.target
+    if reading.task == "identity":
+        a, b = target
+        return world[a - 1] == world[b - 1]
+    if target == "same":
+        return len(set(world)) == 1
+    if isinstance(target, tuple) and target and target[0] in ("older", "younger"):
+        direction, subject = target
+        others = [_rank(v) for k, v in enumerate(world) if k != subject - 1]
+        mine = _rank(world[subject - 1])
+        return all(mine > o for o in others) if direction == "older" else all(mine < o for o in others)
+    return (world[0] in target) != reading.negated

@@ -1,0 +1,337 @@
+"""Question understanding: a question and its options read into a typed `Reading`, before anything is measured.
+
+A reading names the measurement (`task`: age, gender, race, expression, identity, headpose, crowd, attack, fake,
+quality), how the question asks about it (`form`), what it asks for (`target`: the labels or angle ranges it names)
+and what every option claims (`meaning.Claim`). `holds(reading, claim, world)` says whether a claim is true in a
+world (one label per image, an identity group per image, a yes/no per image), so that the answer is the option most
+likely true over the worlds the measurements allow (specialist/joint.py). Forms:
+
+  classify   one image, options name labels ("20-29", "Female", "happy", "-10 to 0", "47", "Bonafide")
+  select     which images have the target (`negated`: which do not); options are image sets, "None of the above"
+  count      how many images have the target
+  yesno      does this image (or do these two) have the target / show the same person / share a label
+  extreme    which image is oldest/youngest (`target`: "older" or "younger"); "Both/All are of the same age group"
+  order      arrange the images by age (`target`: "ascending" or "descending"); options are image sequences
+  same       which images share a label (race, expression, pose bin, identity pair)
+  mixed      which images show different labels (race "of mixed origins")
+  statement  per-image labels of a yes/no property ("Image 1 is attack and Image 2 is bonafide", "More attacks")
+  first      which (or how many) of the other images show the first image's person
+  others     which images differ from the one same-person pair
+  pairs      how many pairs of images show the same person
+  people     how many distinct people the images show
+  types      attack types (the liveness model does not tell them apart: read, then answered "cannot measure")
+  describe   no options: a sentence of measurements
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from facellm.labels import FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES
+from facellm.specialist import meaning
+from facellm.specialist.meaning import Claim, Property
+
+EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
+EXPRESSION_WORDS = {
+    "angry": ("anger", "angry"), "disgust": ("disgust",), "fear": ("fear", "afraid", "scared"),
+    "happy": ("happy", "happiness", "joy", "smil"), "neutral": ("neutral", "calm"), "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"), "contempt": ("contempt",),
+}  # fmt: skip
+FACE_ATTACK = Property(("attack", "spoof", "not bonafide", "not bona fide"),
+                       ("bonafide", "bona fide", "real", "genuine", "live"))  # fmt: skip
+SYNTHETIC_FACE = Property(("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
+                          ("real", "genuine", "authentic", "pristine", "not deepfake"))  # fmt: skip
+AXES = ("yaw", "pitch", "roll")
+VOCABULARY = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE_RACES, "expression": EXPRESSIONS}
+
+# Topics, first match wins: the words that make a question about one measurement.
+TOPICS = (
+    ("attack", r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|attacked|genuine|liveness)\b"),
+    ("fake", r"\b(deepfakes?|fakes?|(is|are) real|image is real|manipulated|synthetic|generated)\b"),
+    ("expression", r"\b(expressions?|emotions?|feeling)\b"),
+    ("identity", r"\b(same (person|individual|identity|people)|different (people|persons|individuals)|identities|"
+                 r"person a\b|who is who|pairs? of images show)"),
+    ("age", r"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|elder\w*|teen\w*|child\w*|kids?)\b"),
+    ("gender", r"\b(gender|sex|male|female|man|woman|men|women|boys?|girls?)\b"),
+    ("race", r"\b(race|races|racial|ethnic\w*|descent|origins?|asian|black|white|indian|latino\w*|hispanic|"
+             r"middle eastern)\b"),
+    ("headpose", r"\b(yaw|pitch|roll|head ?pose|head orientation|facing|turned)\b"),
+    ("crowd", r"\b(how many (faces|people|persons|individuals)|number of (people|persons|individuals|faces)|"
+              r"count of (people|faces)|people count|crowd)\b"),
+    ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
+)  # fmt: skip
+
+RACE_WORDS = (  # longest first: "southeast asian" before "asian"
+    ("southeast asian", {"Southeast Asian"}), ("south east asian", {"Southeast Asian"}),
+    ("east asian", {"East Asian"}), ("asian", {"East Asian", "Southeast Asian"}), ("black", {"Black"}),
+    ("white", {"White"}), ("indian", {"Indian"}), ("middle eastern", {"Middle Eastern"}),
+    ("latino", {"Latino/Hispanic"}), ("hispanic", {"Latino/Hispanic"}),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reading:
+    task: str
+    form: str
+    target: frozenset | tuple | str | None = None
+    negated: bool = False
+    images: int = 1
+    options: tuple[tuple[str, str, Claim], ...] = field(default=())
+    prop: Property | None = None  # attack / fake: the yes/no property the options are read against
+    asked: bool | None = None  # attack / fake: whether the question asks for the images where it holds
+
+    @property
+    def understood(self) -> bool:
+        """Every option's claim was read (None of the above counts), or there are no options."""
+        return all(claim.kind != "other" for _, _, claim in self.options)
+
+
+def topic(text: str) -> str | None:
+    lowered = text.lower()
+    return next((task for task, pattern in TOPICS if re.search(pattern, lowered)), None)
+
+
+def read(question: str, options: list[tuple[str, str]], n_images: int, task: str | None = None) -> Reading | None:
+    """The reading of `question` (one line) with its lettered options about `n_images` images; None when its
+    topic is none the specialist measures. `task` overrides the topic read from the question."""
+    task = task or topic(question) or topic(" ".join(str(text) for _, text in options))
+    if task is None:
+        return None
+    q = " ".join(question.lower().split())
+    reader = _BINARY if task in ("attack", "fake") else _READERS.get(task, _plain)
+    return reader(task, q, options, n_images)
+
+
+def _claims(options, n: int, prop: Property | None = None, parse=None) -> tuple:
+    parse = parse or (lambda text: meaning.parse(text, n, prop))
+    return tuple((letter, text, parse(str(text))) for letter, text in options)
+
+
+def _plain(task: str, q: str, options, n: int) -> Reading:
+    """Crowd counts, image quality, single-image classification: options are read on their own."""
+    form = "classify" if options else "describe"
+    return Reading(task, form, images=n, options=_claims(options, n, parse=lambda t: _label_claim(task, t, n)))
+
+
+def _label_claim(task: str, text: str, n: int) -> Claim:
+    """An option naming labels of `task` ("20-29", "Female", "happy", "East Asian") or what meaning.parse reads."""
+    if task in VOCABULARY:
+        labels = _labels_named(task, text.lower(), whole=True)
+        if labels:
+            return Claim("class", frozenset(labels))
+    claim = meaning.parse(text, n)
+    if claim.kind == "other" and re.search(r"^(both|all)\b.*\b(same|equal)\b", text.lower()):
+        return Claim("same")
+    return claim
+
+
+def _others(task: str, claims: tuple) -> tuple:
+    """An "Other(s)" option among label options names every label the other options do not."""
+    named = set().union(*(c.value for _, _, c in claims if c.kind == "class"))
+    rest = frozenset(VOCABULARY.get(task, ())) - named
+    return tuple((letter, text, Claim("class", rest) if re.fullmatch(r"\s*others?\s*", text.lower()) else claim)
+                 for letter, text, claim in claims)  # fmt: skip
+
+
+def _labels_named(task: str, q: str, whole: bool = False) -> set[str]:
+    """The labels of `task` that `q` names: age groups by range or word, genders, races, expressions. `whole`: the
+    text is an option (a bare range such as "20-29" or "50-60" names the groups it covers)."""
+    if task == "gender":
+        female = re.search(r"\b(female|woman|women|girls?|lady|ladies|feminine)\b", q)
+        male = re.search(r"\b(male|man|men|boys?|gentlemen|masculine)\b", q)
+        return {"Female"} if female and not male else {"Male"} if male and not female else set()
+    if task == "race":
+        found: set[str] = set()
+        for word, races in RACE_WORDS:
+            if re.search(rf"\b{word}", q) and not any(word in longer and longer in q for longer, _ in RACE_WORDS
+                                                       if longer != word and len(longer) > len(word)):  # fmt: skip
+                found |= races
+        return found
+    if task == "expression":
+        quoted = re.findall(r"'([^']+)'", q)
+        text = " ".join(quoted) if quoted else q
+        return {name for name, words in EXPRESSION_WORDS.items() if any(re.search(rf"\b{w}", text) for w in words)}
+    if task == "age":
+        return _age_groups(q, whole)
+    return set()
+
+
+def _group_bounds(group: str) -> tuple[int, int]:
+    numbers = [int(n) for n in re.findall(r"\d+", group)]
+    return (70, 120) if group.startswith("more") else (numbers[0], numbers[-1])
+
+
+def _age_groups(q: str, whole: bool) -> set[str]:
+    """Age groups named by "30-39 age group", "between 10 and 49", "under the age of 49", "more than 70",
+    "teenager", "children", "elderly" (a group counts when most of its years lie in the named span)."""
+    low = high = None
+    if m := re.search(r"(?:more than|over|above|older than|at least) (?:the age of )?(\d+)|(\d+) ?(?:\+|or older)", q):
+        low, high = int(m.group(1) or m.group(2)), 120
+    elif m := re.search(r"(?:under|below|younger than|less than) (?:the age of )?(\d+)", q):
+        low, high = 0, int(m.group(1))
+    elif m := re.search(r"(\d+) ?(?:-|to|and) ?(\d+)", q):
+        low, high = sorted((int(m.group(1)), int(m.group(2))))
+    if low is not None:
+        groups = set()
+        for group in FAIRFACE_AGES:
+            g_low, g_high = _group_bounds(group)
+            inside = max(0, min(high, g_high) - max(low, g_low) + 1)
+            if inside * 2 > g_high - g_low + 1:
+                groups.add(group)
+        return groups
+    words = {r"\b(teen\w*|adolescen\w*)": {"10-19"}, r"\b(bab(y|ies)|infants?|toddlers?)\b": {"0-2"},
+             r"\b(child\w*|kids?)\b": {"0-2", "3-9"}, r"\b(elderly|seniors?|old people)\b": {"60-69", "more than 70"}}  # fmt: skip
+    return next((groups for pattern, groups in words.items() if re.search(pattern, q)), set())
+
+
+def _negated(q: str, labels_at: int) -> bool:
+    return meaning.negated(q, labels_at) if labels_at >= 0 else False
+
+
+def _label_task(task: str, q: str, options, n: int) -> Reading:
+    """Age, gender, race and expression questions over one or several images."""
+    target = frozenset(_labels_named(task, q))
+    claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
+    base = dict(images=n, options=claims)
+    if not options:
+        return _free_label_question(task, q, n, target)
+    if task == "age" and re.search(r"\b(ascending|descending|arrange|order|sort|rank)\b", q):
+        direction = "descending" if re.search(r"descending|oldest to youngest|decreasing", q) else "ascending"
+        return Reading(task, "order", direction, images=n, options=_claims(options, n, parse=_sequence))
+    if task == "age" and (m := re.search(r"\b(older|oldest|elder|elderly|younger|youngest)\b", q)) and not target:
+        return Reading(task, "extreme", "younger" if "young" in m.group(1) else "older", **base)
+    if re.search(r"\bmixed\b|\bdifferent (race|origin|ethnicit|gender|age|expression)", q):
+        return Reading(task, "mixed", **base)
+    if re.search(r"\b(same|share|identical|matching)\b", q):
+        return Reading(task, "same", **base)
+    where = _first_mention(task, q)
+    negated = _negated(q, where)
+    if re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q):
+        return Reading(task, "count", target, negated, **base)
+    if n == 1 and all(c.kind == "class" for _, _, c in claims):
+        return Reading(task, "classify", **base)
+    if n == 1 and any(c.kind in ("yes", "no") for _, _, c in claims):
+        return Reading(task, "yesno", target, negated, **base)
+    if target:
+        return Reading(task, "select", target, negated, **base)
+    return Reading(task, "classify" if n == 1 else "select", target, negated, **base)
+
+
+def _free_label_question(task: str, q: str, n: int, target: frozenset) -> Reading:
+    """Open questions: "Is the person in the second photo older than the first?", "Is she a woman?"."""
+    if task == "age" and (m := re.search(r"\b(older|younger)\b", q)) and n >= 2:
+        first = _ordinal_images(q)
+        subject = first[0] if first else 1
+        return Reading(task, "yesno", (m.group(1), subject), images=n)
+    if re.search(r"\b(same|share)\b", q) and n >= 2:
+        return Reading(task, "yesno", "same", images=n)
+    if target and re.match(r"(is|are|does|do)\b", q):
+        return Reading(task, "yesno", target, _negated(q, _first_mention(task, q)), images=n)
+    return Reading(task, "describe", target, images=n)
+
+
+ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "left": 1, "right": 2}
+
+
+def _ordinal_images(q: str) -> list[int]:
+    """Images named in order of mention: "image 2", "the second photo", "the first"."""
+    found = []
+    for m in re.finditer(r"\b(?:image|photo|picture|person|face)s? (\d)\b|\b(first|second|third|fourth|fifth|sixth"
+                         r"|left|right)\b", q):  # fmt: skip
+        found.append(int(m.group(1)) if m.group(1) else ORDINALS[m.group(2)])
+    return found
+
+
+def _first_mention(task: str, q: str) -> int:
+    """Where the question first names a label of `task` (for the negation check), or -1."""
+    vocabulary = {"gender": r"female|male|wom[ae]n|m[ae]n|girl|boy|gender",
+                  "race": r"race|asian|black|white|indian|middle|latino|hispanic|descent|origin",
+                  "expression": r"expression|'", "age": r"age|\d|teen|child|elder"}  # fmt: skip
+    m = re.search(rf"\b({vocabulary.get(task, 'x^')})", q)
+    return m.start() if m else -1
+
+
+def _sequence(text: str) -> Claim:
+    numbers = [int(n) for n in re.findall(r"\d+", text)]
+    if len(numbers) >= 2 and len(set(numbers)) == len(numbers):
+        return Claim("order", tuple(numbers))
+    return meaning.parse(text, len(numbers) or 1)
+
+
+def _binary(task: str, q: str, options, n: int) -> Reading:
+    """Anti-spoofing and synthetic faces: a yes/no property per image."""
+    prop = FACE_ATTACK if task == "attack" else SYNTHETIC_FACE
+    claims = tuple((letter, text, Claim("types", text) if re.search(r"\btypes?\b", text.lower()) else claim)
+                   for letter, text, claim in _claims(options, n, prop))  # fmt: skip
+    if task == "attack" and re.search(r"\btypes?\b", q) or any(c.kind == "types" for _, _, c in claims):
+        return Reading(task, "types", q, images=n, options=claims, prop=prop)
+    if task == "fake" and re.search(r"\bsame (identity|person)\b", q):
+        form = "count" if re.search(r"\bhow many\b", q) else "same"
+        return Reading(task, form, "identity", images=n, options=_claims(options, n), prop=prop, asked=True)
+    form = "describe" if not options else "statement"
+    return Reading(task, form, images=n, options=claims, prop=prop, asked=meaning.asked_property(q, prop))
+
+
+_BINARY = _binary
+
+
+def _identity(task: str, q: str, options, n: int) -> Reading:
+    """Same-person questions in FaceXBench's forms and others (the forms are the `first`... rows in the module doc)."""
+    claims = _claims(options, n)
+    base = dict(images=n, options=claims)
+    if "how many pairs" in q or re.search(r"\bnumber of (matching )?pairs\b", q):
+        return Reading(task, "pairs", **base)
+    if re.search(r"how many (unique |different |distinct |separate )?(identities|people|persons|individuals)", q):
+        return Reading(task, "people", **base)
+    if re.search(r"\b(first|1st) (image|photo|picture)\b|\bperson a\b", q):
+        negated = bool(re.search(r"\bnot\b|n't\b", q.split("person a", 1)[-1] if "person a" in q else q))
+        if negated:  # "All images are person A" answers "which are not person A?" with none of them
+            claims = tuple((l, t, Claim("images", frozenset()) if re.search(r"\ball\b.*\bperson a\b", t.lower())
+                            else c) for l, t, c in claims)  # fmt: skip
+        form_count = bool(re.search(r"\bhow many\b", q))
+        return Reading(task, "first", "count" if form_count else "set", negated, images=n, options=claims)
+    if re.search(r"\bdifferent from (that|this|the) (person|individual)", q):
+        return Reading(task, "others", **base)
+    if re.search(r"\bwhich (two|pair|2)\b|\bwhich images? (show|are of|depict) the same\b", q):
+        return Reading(task, "same", **base)
+    named = _ordinal_images(q)
+    pair = tuple(sorted(set(named)))[:2] if len(set(named)) >= 2 else (1, 2)
+    if not options or any(c.kind in ("yes", "no") for _, _, c in claims) or n == 2:
+        return Reading(task, "yesno", pair, images=n, options=_claims(options, n, parse=same_claim))
+    return Reading(task, "same", **base)
+
+
+def same_claim(text: str) -> Claim:
+    """A two-image identity option: yes/no, "the same person" (yes), "two different people" (no)."""
+    claim = meaning.parse(text, 2)
+    if claim.kind != "other":
+        return claim
+    lowered = text.lower()
+    if re.search(r"\b(different|two (distinct |separate )?(people|persons|individuals)|not the same)\b", lowered):
+        return Claim("no")
+    return Claim("yes") if re.search(r"\bsame\b", lowered) else claim
+
+
+def _headpose(task: str, q: str, options, n: int) -> Reading:
+    """Angle bins of one image, images in named ranges (several axes at once), pairs sharing a bin."""
+    axes = tuple(a for a in AXES if re.search(rf"\b{a}\b", q))
+    claims = _claims(options, n)
+    base = dict(images=n, options=claims)
+    if not options or not axes:
+        return Reading(task, "describe", axes, images=n, options=claims)
+    if re.search(r"\bsame\b.*\bbin\b|\bshare\b", q):
+        return Reading(task, "same", axes[:1], **base)
+    ranges = [tuple(sorted(float(v) for v in m.groups())) for m in
+              re.finditer(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)", q)]  # fmt: skip
+    if n == 1 and not ranges:
+        return Reading(task, "classify", axes[:1], **base)
+    if len(ranges) != len(axes):
+        return Reading(task, "describe", axes, images=n)
+    target = tuple(zip(axes, ranges))
+    form = "count" if re.search(r"\bhow many\b", q) else "select"
+    return Reading(task, form, target, meaning.negated(q, q.find(axes[0])), **base)
+
+
+_READERS = {"age": _label_task, "gender": _label_task, "race": _label_task, "expression": _label_task,
+            "identity": _identity, "headpose": _headpose}  # fmt: skip
