@@ -15,9 +15,18 @@ from facellm.specialist.reading import VOCABULARY, read
 from tests.conftest import SHARED
 
 BENCHMARK = SHARED / "facexbench" / "benchmark"
-CLAIMED = {"age": "age", "gender": "gender", "race": "race", "expression": "expression", "hr_fr": "identity",
-           "lr_fr": "identity", "headpose": "headpose", "crowd_counting": "crowd", "fas": "attack",
-           "deepfakes": "fake"}  # fmt: skip
+CLAIMED = {
+    "age": "age",
+    "gender": "gender",
+    "race": "race",
+    "expression": "expression",
+    "hr_fr": "identity",
+    "lr_fr": "identity",
+    "headpose": "headpose",
+    "crowd_counting": "crowd",
+    "fas": "attack",
+    "deepfakes": "fake",
+}
 
 
 def _questions():
@@ -55,8 +64,11 @@ def _key_can_be_the_only_true_option(reading, key: str) -> bool:
     claims = {letter: claim for letter, _, claim in reading.options}
     keyed = {letter for letter, claim in claims.items() if claim == claims[key]}
     for world in _worlds(reading):
-        true = {letter for letter, claim in claims.items()
-                if claim.kind != "none_of_above" and joint.holds(reading, claim, world)}  # fmt: skip
+        true = {
+            letter
+            for letter, claim in claims.items()
+            if claim.kind != "none_of_above" and joint.holds(reading, claim, world)
+        }
         if true == keyed or (claims[key].kind == "none_of_above" and not true):
             return True
     return False

@@ -34,40 +34,77 @@ from facellm.specialist.meaning import Claim, Property
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
 EXPRESSION_WORDS = {
-    "angry": ("anger", "angry"), "disgust": ("disgust",), "fear": ("fear", "afraid", "scared"),
-    "happy": ("happy", "happiness", "joy", "smil"), "neutral": ("neutral", "calm"), "sad": ("sad", "sadness"),
-    "surprise": ("surprise", "surprised"), "contempt": ("contempt",),
-}  # fmt: skip
-FACE_ATTACK = Property(("attack", "spoof", "not bonafide", "not bona fide"),
-                       ("bonafide", "bona fide", "real", "genuine", "live"))  # fmt: skip
-SYNTHETIC_FACE = Property(("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
-                          ("real", "genuine", "authentic", "pristine", "not deepfake"))  # fmt: skip
+    "angry": ("anger", "angry"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "afraid", "scared"),
+    "happy": ("happy", "happiness", "joy", "smil"),
+    "neutral": ("neutral", "calm"),
+    "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"),
+    "contempt": ("contempt",),
+}
+FACE_ATTACK = Property(
+    ("attack", "spoof", "not bonafide", "not bona fide"), ("bonafide", "bona fide", "real", "genuine", "live")
+)
+SYNTHETIC_FACE = Property(
+    ("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
+    ("real", "genuine", "authentic", "pristine", "not deepfake"),
+)
 AXES = ("yaw", "pitch", "roll")
 VOCABULARY = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE_RACES, "expression": EXPRESSIONS}
 
 # Topics, first match wins: the words that make a question about one measurement.
+NOT_PEOPLE = r"(?! (?:people|persons|individuals|faces|heads))"
 TOPICS = (
-    ("attack", r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|attacked|genuine|liveness)\b"),
-    ("fake", r"\b(deepfakes?|fakes?|(is|are) real|image is real|manipulated|synthetic|generated)\b"),
-    ("expression", r"\b(expressions?|emotions?|feeling)\b"),
-    ("identity", r"\b(same (person|individual|identity|people)|different (people|persons|individuals)|identities|"
-                 r"person a\b|who is who|pairs? of images show)"),
-    ("age", r"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|elder\w*|teen\w*|child\w*|kids?)\b"),
-    ("gender", r"\b(gender|sex|male|female|man|woman|men|women|boys?|girls?)\b"),
-    ("race", r"\b(race|races|racial|ethnic\w*|descent|origins?|asian|black|white|indian|latino\w*|hispanic|"
-             r"middle eastern)\b"),
+    (
+        "attack",
+        r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|attacked|genuine|liveness|"
+        r"live (face|person|people)s?)\b",
+    ),
+    ("fake", r"\b(deepfakes?|fakes?|(is|are) real|image is real|manipulated|synthetic|generated|authentic)\b"),
+    (
+        "expression",
+        r"\b(expressions?|emotions?|feeling|surprised?|happy|happiness|sad|sadness|fear\w*|afraid|angry|"
+        r"anger|disgust\w*|neutral|smil\w*|joy|contempt)\b",
+    ),
+    (
+        "identity",
+        r"\b(same (person|individual|identity|people)|(unique|distinct|different|separate) (people|persons|"
+        r"individuals|identities)|identities|person a(?=[.?,;!]|\s+(is|are)\b|$)|who is who|pairs? of "
+        r"images show|different from (that|this|the) (person|individual))",
+    ),
+    (
+        "age",
+        rf"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|elder\w*|teen\w*|adolescen\w*|"
+        rf"child\w*|kids?|(under|over|below|above) (the age of )?\d+\+?{NOT_PEOPLE}|\d+ years|\d+\+)",
+    ),
+    ("gender", r"\b(gender|sex|males?|females?|man|woman|men|women|boys?|girls?)\b"),
+    (
+        "race",
+        r"\b(race|races|racial|ethnic\w*|descent|origins?|asian|black|white|indian|latino\w*|hispanic|"
+        r"middle eastern)\b",
+    ),
     ("headpose", r"\b(yaw|pitch|roll|head ?pose|head orientation|facing|turned)\b"),
-    ("crowd", r"\b(how many (faces|people|persons|individuals)|number of (people|persons|individuals|faces)|"
-              r"count of (people|faces)|people count|crowd)\b"),
+    (
+        "crowd",
+        r"\b(how many (faces|people|persons|individuals)|number of (people|persons|individuals|faces)|"
+        r"count of (people|faces)|people count|crowd)\b",
+    ),
     ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
-)  # fmt: skip
+)
 
 RACE_WORDS = (  # longest first: "southeast asian" before "asian"
-    ("southeast asian", {"Southeast Asian"}), ("south east asian", {"Southeast Asian"}),
-    ("east asian", {"East Asian"}), ("asian", {"East Asian", "Southeast Asian"}), ("black", {"Black"}),
-    ("white", {"White"}), ("indian", {"Indian"}), ("middle eastern", {"Middle Eastern"}),
-    ("latino", {"Latino/Hispanic"}), ("hispanic", {"Latino/Hispanic"}),
-)  # fmt: skip
+    ("southeast asian", {"Southeast Asian"}),
+    ("south east asian", {"Southeast Asian"}),
+    ("east asian", {"East Asian"}),
+    ("asian", {"East Asian", "Southeast Asian"}),
+    ("black", {"Black"}),
+    ("white", {"White"}),
+    ("indian", {"Indian"}),
+    ("middle eastern", {"Middle Eastern"}),
+    ("latino", {"Latino/Hispanic"}),
+    ("hispanic", {"Latino/Hispanic"}),
+)
 
 
 @dataclass(frozen=True)
@@ -130,22 +167,25 @@ def _others(task: str, claims: tuple) -> tuple:
     """An "Other(s)" option among label options names every label the other options do not."""
     named = set().union(*(c.value for _, _, c in claims if c.kind == "class"))
     rest = frozenset(VOCABULARY.get(task, ())) - named
-    return tuple((letter, text, Claim("class", rest) if re.fullmatch(r"\s*others?\s*", text.lower()) else claim)
-                 for letter, text, claim in claims)  # fmt: skip
+    return tuple(
+        (letter, text, Claim("class", rest) if re.fullmatch(r"\s*others?\s*", text.lower()) else claim)
+        for letter, text, claim in claims
+    )
 
 
 def _labels_named(task: str, q: str, whole: bool = False) -> set[str]:
     """The labels of `task` that `q` names: age groups by range or word, genders, races, expressions. `whole`: the
     text is an option (a bare range such as "20-29" or "50-60" names the groups it covers)."""
     if task == "gender":
-        female = re.search(r"\b(female|woman|women|girls?|lady|ladies|feminine)\b", q)
-        male = re.search(r"\b(male|man|men|boys?|gentlemen|masculine)\b", q)
+        female = re.search(r"\b(females?|woman|women|girls?|lady|ladies|feminine)\b", q)
+        male = re.search(r"\b(males?|man|men|boys?|gentlemen|masculine)\b", q)
         return {"Female"} if female and not male else {"Male"} if male and not female else set()
     if task == "race":
         found: set[str] = set()
         for word, races in RACE_WORDS:
-            if re.search(rf"\b{word}", q) and not any(word in longer and longer in q for longer, _ in RACE_WORDS
-                                                       if longer != word and len(longer) > len(word)):  # fmt: skip
+            if re.search(rf"\b{word}", q) and not any(
+                word in longer and longer in q for longer, _ in RACE_WORDS if longer != word and len(longer) > len(word)
+            ):
                 found |= races
         return found
     if task == "expression":
@@ -180,8 +220,12 @@ def _age_groups(q: str, whole: bool) -> set[str]:
             if inside * 2 > g_high - g_low + 1:
                 groups.add(group)
         return groups
-    words = {r"\b(teen\w*|adolescen\w*)": {"10-19"}, r"\b(bab(y|ies)|infants?|toddlers?)\b": {"0-2"},
-             r"\b(child\w*|kids?)\b": {"0-2", "3-9"}, r"\b(elderly|seniors?|old people)\b": {"60-69", "more than 70"}}  # fmt: skip
+    words = {
+        r"\b(teen\w*|adolescen\w*)": {"10-19"},
+        r"\b(bab(y|ies)|infants?|toddlers?)\b": {"0-2"},
+        r"\b(child\w*|kids?)\b": {"0-2", "3-9"},
+        r"\b(elderly|seniors?|old people)\b": {"60-69", "more than 70"},
+    }
     return next((groups for pattern, groups in words.items() if re.search(pattern, q)), set())
 
 
@@ -226,6 +270,11 @@ def _free_label_question(task: str, q: str, n: int, target: frozenset) -> Readin
         return Reading(task, "yesno", (m.group(1), subject), images=n)
     if re.search(r"\b(same|share)\b", q) and n >= 2:
         return Reading(task, "yesno", "same", images=n)
+    negated = _negated(q, _first_mention(task, q))
+    if target and re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q):
+        return Reading(task, "count", target, negated, images=n)
+    if target and re.search(r"\b(which|who|select|pick|identify)\b", q):
+        return Reading(task, "select", target, negated, images=n)
     if target and re.match(r"(is|are|does|do)\b", q):
         return Reading(task, "yesno", target, _negated(q, _first_mention(task, q)), images=n)
     return Reading(task, "describe", target, images=n)
@@ -237,17 +286,23 @@ ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth
 def _ordinal_images(q: str) -> list[int]:
     """Images named in order of mention: "image 2", "the second photo", "the first"."""
     found = []
-    for m in re.finditer(r"\b(?:image|photo|picture|person|face)s? (\d)\b|\b(first|second|third|fourth|fifth|sixth"
-                         r"|left|right)\b", q):  # fmt: skip
+    for m in re.finditer(
+        r"\b(?:image|photo|picture|person|face)s? (\d)\b|\b(first|second|third|fourth|fifth|sixth"
+        r"|left|right)\b",
+        q,
+    ):
         found.append(int(m.group(1)) if m.group(1) else ORDINALS[m.group(2)])
     return found
 
 
 def _first_mention(task: str, q: str) -> int:
     """Where the question first names a label of `task` (for the negation check), or -1."""
-    vocabulary = {"gender": r"female|male|wom[ae]n|m[ae]n|girl|boy|gender",
-                  "race": r"race|asian|black|white|indian|middle|latino|hispanic|descent|origin",
-                  "expression": r"expression|'", "age": r"age|\d|teen|child|elder"}  # fmt: skip
+    vocabulary = {
+        "gender": r"female|male|wom[ae]n|m[ae]n|girl|boy|gender",
+        "race": r"race|asian|black|white|indian|middle|latino|hispanic|descent|origin",
+        "expression": r"expression|emotion|(?<!\w)'|" + "|".join(w for ws in EXPRESSION_WORDS.values() for w in ws),
+        "age": r"age|\d|teen|child|elder",
+    }
     m = re.search(rf"\b({vocabulary.get(task, 'x^')})", q)
     return m.start() if m else -1
 
@@ -262,8 +317,10 @@ def _sequence(text: str) -> Claim:
 def _binary(task: str, q: str, options, n: int) -> Reading:
     """Anti-spoofing and synthetic faces: a yes/no property per image."""
     prop = FACE_ATTACK if task == "attack" else SYNTHETIC_FACE
-    claims = tuple((letter, text, Claim("types", text) if re.search(r"\btypes?\b", text.lower()) else claim)
-                   for letter, text, claim in _claims(options, n, prop))  # fmt: skip
+    claims = tuple(
+        (letter, text, Claim("types", text) if re.search(r"\btypes?\b", text.lower()) else claim)
+        for letter, text, claim in _claims(options, n, prop)
+    )
     if task == "attack" and re.search(r"\btypes?\b", q) or any(c.kind == "types" for _, _, c in claims):
         return Reading(task, "types", q, images=n, options=claims, prop=prop)
     if task == "fake" and re.search(r"\bsame (identity|person)\b", q):
@@ -280,16 +337,22 @@ def _identity(task: str, q: str, options, n: int) -> Reading:
     """Same-person questions in FaceXBench's forms and others (the forms are the `first`... rows in the module doc)."""
     claims = _claims(options, n)
     base = dict(images=n, options=claims)
-    if "how many pairs" in q or re.search(r"\bnumber of (matching )?pairs\b", q):
+    if re.search(r"\b(how many|count the|number of)( matching)? pairs\b", q):
         return Reading(task, "pairs", **base)
-    if re.search(r"how many (unique |different |distinct |separate )?(identities|people|persons|individuals)", q):
+    if re.search(
+        r"(how many|count the|number of) (unique |different |distinct |separate )?(identities|people|"
+        r"persons|individuals)",
+        q,
+    ):
         return Reading(task, "people", **base)
     if re.search(r"\b(first|1st) (image|photo|picture)\b|\bperson a\b", q):
         negated = bool(re.search(r"\bnot\b|n't\b", q.split("person a", 1)[-1] if "person a" in q else q))
         if negated:  # "All images are person A" answers "which are not person A?" with none of them
-            claims = tuple((l, t, Claim("images", frozenset()) if re.search(r"\ball\b.*\bperson a\b", t.lower())
-                            else c) for l, t, c in claims)  # fmt: skip
-        form_count = bool(re.search(r"\bhow many\b", q))
+            claims = tuple(
+                (letter, text, Claim("images", frozenset()) if re.search(r"\ball\b.*\bperson a\b", text.lower()) else c)
+                for letter, text, c in claims
+            )
+        form_count = bool(re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q))
         return Reading(task, "first", "count" if form_count else "set", negated, images=n, options=claims)
     if re.search(r"\bdifferent from (that|this|the) (person|individual)", q):
         return Reading(task, "others", **base)
@@ -322,16 +385,24 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
         return Reading(task, "describe", axes, images=n, options=claims)
     if re.search(r"\bsame\b.*\bbin\b|\bshare\b", q):
         return Reading(task, "same", axes[:1], **base)
-    ranges = [tuple(sorted(float(v) for v in m.groups())) for m in
-              re.finditer(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)", q)]  # fmt: skip
+    ranges = [
+        tuple(sorted(float(v) for v in m.groups()))
+        for m in re.finditer(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)", q)
+    ]
     if n == 1 and not ranges:
         return Reading(task, "classify", axes[:1], **base)
     if len(ranges) != len(axes):
         return Reading(task, "describe", axes, images=n)
     target = tuple(zip(axes, ranges))
-    form = "count" if re.search(r"\bhow many\b", q) else "select"
+    form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
     return Reading(task, form, target, meaning.negated(q, q.find(axes[0])), **base)
 
 
-_READERS = {"age": _label_task, "gender": _label_task, "race": _label_task, "expression": _label_task,
-            "identity": _identity, "headpose": _headpose}  # fmt: skip
+_READERS = {
+    "age": _label_task,
+    "gender": _label_task,
+    "race": _label_task,
+    "expression": _label_task,
+    "identity": _identity,
+    "headpose": _headpose,
+}

@@ -83,6 +83,12 @@ def _labelled(images: list[Image.Image], prompt: str, read: Reading) -> str:
             return f"The face's {task} is most likely {top[0]} ({dists[0][top[0]]:.0%}; specialist estimate)."
         return f"Most likely {task} per image: {measured} (specialist estimate)."
     worlds = joint.independent(dists, keep=0.99 if len(images) > 3 else 0.999)
+    if not read.options and read.form in ("count", "select"):  # open: "How many are women?", "Who is a teenager?"
+        inside = [sum(p for label, p in d.items() if (label in read.target) != read.negated) for d in dists]
+        chosen = [f"image {i}" for i, p in enumerate(inside, 1) if p >= 0.5]
+        found = f"{len(chosen)} of {len(images)}" if read.form == "count" else ", ".join(chosen) or "none"
+        named = ("not " if read.negated else "") + " or ".join(sorted(read.target))
+        return f"{found} ({named} by the measured {task}: {measured}; specialist estimate)."
     if not read.options:  # an open yes/no question
         p = _yes_no(read, worlds)
         return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%} by the measured {task}: {measured}; specialist estimate)."
@@ -149,6 +155,9 @@ SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight
 SAME_PERSON_SPREAD = 0.05  # how fast P(same person) falls from 1 to 0 around SAME_PERSON (a logistic in distance)
 
 
+FACE_CROP = 64  # px; a picture no larger is taken as a face crop (TinyFace's faces are 20-30 px) when none is found
+
+
 def _descriptors(images: list[Image.Image]) -> np.ndarray | str:
     """Each image's largest-face descriptor, or the "cannot measure" answer naming the image without a face."""
     from facellm.errors import NoFaceError
@@ -157,7 +166,7 @@ def _descriptors(images: list[Image.Image]) -> np.ndarray | str:
     found = []
     for number, image in enumerate(images, 1):
         try:
-            found.append(image_descriptor(image)[0])
+            found.append(image_descriptor(image, whole_image_fallback=max(image.size) <= FACE_CROP)[0])
         except NoFaceError:
             return f"cannot measure: no face was found in image {number}"
     return np.stack(found)
@@ -303,7 +312,9 @@ def _binary(images: list[Image.Image], prompt: str, read: Reading) -> str:
     measured = f"{positive} probability " + ", ".join(f"image {i} {p:.0%}" for i, p in enumerate(probabilities, 1))
     if read.form == "types":
         question = question_text(prompt)
-        if any(c.kind == "types" for _, _, c in read.options) or not re.search(r"\b(of|attack) type \w", question, re.I):
+        if any(c.kind == "types" for _, _, c in read.options) or not re.search(
+            r"\b(of|attack) type \w", question, re.I
+        ):
             return f"cannot measure: the {task} model does not tell {positive} types apart; measured {measured}"
         probabilities = [p / ATTACK_TYPES for p in probabilities]
         read = replace(read, asked=meaning.asked_property(question, read.prop))
