@@ -3,7 +3,7 @@ claim given per-image measurements is chosen."""
 
 import pytest
 
-from facellm.specialist import meaning
+from facellm.specialist import joint, meaning
 from facellm.specialist.routes import FACE_ATTACK, SYNTHETIC_FACE, _says_same, question_text
 
 
@@ -79,32 +79,32 @@ ATTACK_OPTIONS = [("A", "Both are genuine"), ("B", "Image 1 is an attack and ima
     ("attack", "letter"), [((0.1, 0.2), "A"), ((0.9, 0.1), "B"), ((0.2, 0.8), "C"), ((0.7, 0.95), "D")]
 )
 def test_per_image_statements_follow_the_measurement(attack, letter):
-    found = meaning.choose(ATTACK_OPTIONS, "What describes these two photos best?", list(attack), FACE_ATTACK)
+    found = joint.choose(ATTACK_OPTIONS, "What describes these two photos best?", list(attack), FACE_ATTACK)
     assert found[0] == letter
 
 
 def test_sets_counts_and_none_of_the_above():
     sets = [("A", "Image 1"), ("B", "Image 2"), ("C", "Both images"), ("D", "None of the above")]
-    assert meaning.choose(sets, "Which picture is genuine?", [0.05, 0.95], FACE_ATTACK)[0] == "A"
-    assert meaning.choose(sets, "Which picture is not genuine?", [0.05, 0.95], FACE_ATTACK)[0] == "B"
+    assert joint.choose(sets, "Which picture is genuine?", [0.05, 0.95], FACE_ATTACK)[0] == "A"
+    assert joint.choose(sets, "Which picture is not genuine?", [0.05, 0.95], FACE_ATTACK)[0] == "B"
     # both genuine is listed (C); neither being an attack is not: "None of the above" takes it
-    assert meaning.choose(sets, "Which picture is genuine?", [0.1, 0.1], FACE_ATTACK)[0] == "C"
-    assert meaning.choose(sets, "Which picture is an attack?", [0.1, 0.1], FACE_ATTACK)[0] == "D"
+    assert joint.choose(sets, "Which picture is genuine?", [0.1, 0.1], FACE_ATTACK)[0] == "C"
+    assert joint.choose(sets, "Which picture is an attack?", [0.1, 0.1], FACE_ATTACK)[0] == "D"
     counts = [("A", "0"), ("B", "1"), ("C", "2"), ("D", "3")]
-    assert meaning.choose(counts, "How many faces are generated?", [0.9, 0.8, 0.1], SYNTHETIC_FACE)[0] == "C"
-    assert meaning.choose(counts, "How many faces are authentic?", [0.9, 0.8, 0.1], SYNTHETIC_FACE)[0] == "B"
+    assert joint.choose(counts, "How many faces are generated?", [0.9, 0.8, 0.1], SYNTHETIC_FACE)[0] == "C"
+    assert joint.choose(counts, "How many faces are authentic?", [0.9, 0.8, 0.1], SYNTHETIC_FACE)[0] == "B"
 
 
 def test_single_image_yes_no_and_class_words():
     yes_no = [("A", "Yes"), ("B", "No")]
-    assert meaning.choose(yes_no, "Is this a spoof?", [0.9], FACE_ATTACK)[0] == "A"
-    assert meaning.choose(yes_no, "Is this person genuine?", [0.9], FACE_ATTACK)[0] == "B"
-    assert meaning.choose([("A", "Genuine"), ("B", "Spoof")], "Genuine or spoof?", [0.2], FACE_ATTACK)[0] == "A"
+    assert joint.choose(yes_no, "Is this a spoof?", [0.9], FACE_ATTACK)[0] == "A"
+    assert joint.choose(yes_no, "Is this person genuine?", [0.9], FACE_ATTACK)[0] == "B"
+    assert joint.choose([("A", "Genuine"), ("B", "Spoof")], "Genuine or spoof?", [0.2], FACE_ATTACK)[0] == "A"
 
 
 def test_unreadable_options_are_not_guessed():
     options = [("A", "The left one"), ("B", "The right one")]
-    assert meaning.choose(options, "Which picture is genuine?", [0.1, 0.9], FACE_ATTACK) is None
+    assert joint.choose(options, "Which picture is genuine?", [0.1, 0.9], FACE_ATTACK) is None
 
 
 @pytest.mark.parametrize(

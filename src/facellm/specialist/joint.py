@@ -84,6 +84,27 @@ def chances(reading: Reading, worlds: Iterable[tuple[World, float]]) -> dict[str
     return scores if readable else None
 
 
+def choose(
+    options: list[tuple[str, str]],
+    question: str,
+    probabilities: list[float],
+    prop: meaning.Property,
+    asked: bool | None = None,
+) -> tuple[str, str, float] | None:
+    """(letter, text, probability) of the likeliest option when image i has a yes/no property (attack, fake) with
+    probabilities[i]; None when the options cannot be read this way. `asked`: whether the question asks for the
+    images where the property holds (read from the question when not given)."""
+    n = len(probabilities)
+    asked = meaning.asked_property(question, prop) if asked is None else asked
+    claims = tuple((letter, text, meaning.parse(text, n, prop)) for letter, text in options)
+    reading = Reading("property", "statement", images=n, options=claims, prop=prop, asked=asked)
+    scores = chances(reading, independent([{True: p, False: 1 - p} for p in probabilities]))
+    if scores is None:
+        return None
+    letter = max(scores, key=scores.get)
+    return letter, dict(options)[letter], scores[letter]
+
+
 def _rank(value) -> int:
     return FAIRFACE_AGES.index(value) if value in FAIRFACE_AGES else int(value)
 

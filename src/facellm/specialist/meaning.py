@@ -2,15 +2,13 @@
 
 An option is turned into a `Claim` (yes, no, a count, a set of images, a label per image, a number range, a class,
 "none of the above", "cannot be determined", "no face"). For questions about a yes/no property of each image
-(is it an attack, is it fake, does it show the expression 'Happy'), `choose()` weighs every option by the
-probability that its claim is true, summing over all true/false assignments of the images (each image's
-probability measured independently); "None of the above" gets the probability that no other option is true.
-So "Image 1 is attack and Image 2 is bonafide", "Both are fake" or "2" are read for what they say, in any phrasing.
+(is it an attack, is it fake), `true_under()` says whether a claim holds for one true/false assignment of the
+images; specialist/joint.py weighs every option over all assignments. So "Image 1 is attack and Image 2 is
+bonafide", "Both are fake" or "2" are read for what they say, in any phrasing.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -174,35 +172,3 @@ def true_under(claim: Claim, holds: tuple[bool, ...], asked: bool | None) -> boo
     if claim.kind in ("undetermined", "no_face"):
         return False
     return None
-
-
-def choose(options: list[tuple[str, str]], question: str, probabilities: list[float], prop: Property,
-           asked: bool | None = None):  # fmt: skip
-    """(letter, text, probability) of the likeliest option, each image having the property with the given
-    probability; None when the question or its options cannot be read this way. `asked`: whether the question asks
-    for the images where the property holds (read from the question when not given)."""
-    n = len(probabilities)
-    asked = asked_property(question, prop) if asked is None else asked
-    claims = [(letter, text, parse(text, n, prop)) for letter, text in options]
-    judged = [c for c in claims if c[2].kind != "none_of_above"]
-    if not judged:
-        return None
-    scores = {letter: 0.0 for letter, _, _ in claims}
-    readable = False
-    for holds in itertools.product((True, False), repeat=n):
-        weight = 1.0
-        for h, p in zip(holds, probabilities):
-            weight *= p if h else 1 - p
-        verdicts = [(letter, true_under(claim, holds, asked)) for letter, _, claim in judged]
-        readable |= any(v is not None for _, v in verdicts)
-        for letter, verdict in verdicts:
-            if verdict:
-                scores[letter] += weight
-        if not any(v for _, v in verdicts):
-            for letter, _, claim in claims:
-                if claim.kind == "none_of_above":
-                    scores[letter] += weight
-    if not readable:
-        return None
-    letter, text, _ = max(claims, key=lambda c: scores[c[0]])
-    return letter, text, scores[letter]
