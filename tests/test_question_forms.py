@@ -115,3 +115,20 @@ def test_every_real_question_of_a_claimed_subtask_is_read_and_agrees_with_its_ke
     assert oddities == KEY_ODDITIES
     assert not misread, f"{len(misread)} questions not read, e.g. {misread[:5]}"
     assert not disagree, f"{len(disagree)} readings disagree with the key, e.g. {disagree[:5]}"
+
+
+@pytest.mark.skipif(not BENCHMARK.is_dir(), reason="needs ../shared/facexbench")
+def test_questions_of_unclaimed_subtasks_are_declined_not_guessed(face_images):
+    """CelebA attributes ("Smiling", "Male"), celebrities, segmentation regions and tool choices share words with the
+    claimed tasks; no shipped model measures them, so every one is declined before any image is measured."""
+    from facellm.specialist import answer
+
+    declined = total = 0
+    for subtask, _, q in _questions():
+        if subtask in CLAIMED:
+            continue
+        total += 1
+        prompt = q["question_text"] + "\n" + "".join(f"({k}) {o}\n" for k, o in zip("ABCDEFGH", q["options"]))
+        reply = answer(face_images[: len(q["image_paths"])], prompt)
+        declined += reply.startswith("cannot measure") and "not something" in reply or "outside" in reply
+    assert total == 1200 and declined == total

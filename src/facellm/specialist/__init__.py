@@ -12,12 +12,14 @@ Also here: `grounding_facts`, the measured facts block that `--ground` puts befo
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PIL import Image
 
 from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
-from facellm.specialist.reading import read, topic
+from facellm.specialist.reading import ELSEWHERE, read, topic
 from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, options_of, question_text
 
 
@@ -29,13 +31,21 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
     # The question decides; then a task description before it; then the options ("Which statement best describes
     # the images?" is an anti-spoofing question only by its options).
-    task = next((found for text in (question, whole, prompt) if (found := topic(text))), None)
+    texts = () if re.search(ELSEWHERE, question.lower()) else (question, whole, prompt)
+    task = next((found for text in texts if (found := topic(text))), None)
     if task is None:
         return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
                 "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from "
                 "face-analysis models; this question is outside what it measures.")  # fmt: skip
+    reading = read(question, lettered, len(images), task)
+    unread = [text for _, text, claim in reading.options if claim.kind == "other"]
+    if unread:
+        return (
+            f"cannot measure: the option {unread[0]!r} is not something the face-analysis models measure or "
+            f"count ({task} question); rephrase the options as labels, image numbers, counts or ranges"
+        )
     try:
-        return ANSWERS[task](images, prompt, read(question, lettered, len(images), task))
+        return ANSWERS[task](images, prompt, reading)
     except ResearchModelsOff as error:
         return f"cannot measure: {error.message}"
 

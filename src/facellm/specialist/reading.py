@@ -124,8 +124,16 @@ class Reading:
         return all(claim.kind != "other" for _, _, claim in self.options)
 
 
+# Questions about what no shipped model measures, whatever words they share with the topics above: CelebA's 40
+# attributes ("Smiling", "Male" among them), celebrities' names, segmentation regions, tool (API) choices.
+ELSEWHERE = r"\b(attributes?|celebrit\w*|segment\w*|api_\w+)\b"
+
+
 def topic(text: str) -> str | None:
+    """The measurement a question is about, from its words; None when it is about none the specialist has."""
     lowered = text.lower()
+    if re.search(ELSEWHERE, lowered):
+        return None
     return next((task for task, pattern in TOPICS if re.search(pattern, lowered)), None)
 
 
