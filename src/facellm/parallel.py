@@ -6,7 +6,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from functools import cache
 
 
 def map_over_cores(
@@ -30,13 +29,25 @@ def _noted(result, on_result: Callable | None):
     return result
 
 
-@cache
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
 def worker_pool(workers: int = 0) -> ProcessPoolExecutor:
     """A process pool that lives as long as this process (spawned once: the workers keep their loaded models),
     one process per core by default; each worker runs torch on one thread so the workers do not compete."""
     from multiprocessing import get_context
 
-    return ProcessPoolExecutor(workers or os.cpu_count() or 1, get_context("spawn"), initializer=_one_thread)
+    count = workers or os.cpu_count() or 1
+    if count not in _POOLS:
+        _POOLS[count] = ProcessPoolExecutor(count, get_context("spawn"), initializer=_one_thread)
+    return _POOLS[count]
+
+
+def running_pool() -> ProcessPoolExecutor | None:
+    """A worker pool this process already started (never one inside a worker), or None."""
+    from multiprocessing import parent_process
+
+    return next(iter(_POOLS.values()), None) if parent_process() is None else None
 
 
 def _one_thread() -> None:

@@ -46,9 +46,12 @@ class Box:
 DETECTORS = ("auto", "quick", "hog", "cnn")
 
 
-def detect_faces(image: Image.Image, detector: str = "auto", fallback: bool = False) -> list[Box]:
+def detect_faces(
+    image: Image.Image, detector: str = "auto", fallback: bool = False, max_side: int = MAX_SIDE
+) -> list[Box]:
     """Face boxes in image coordinates, largest first. `detector`: auto (HOG, then CNN on a miss), quick (HOG, then
-    CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several), hog or cnn."""
+    CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several), hog or cnn.
+    `max_side`: larger images are searched at this size (a smaller one finds large faces sooner, small ones not)."""
     if detector not in DETECTORS:
         from facellm.errors import InputError
 
@@ -58,8 +61,8 @@ def detect_faces(image: Image.Image, detector: str = "auto", fallback: bool = Fa
     scale = 1.0
     if min(height, width) < MIN_SIDE:
         scale = MIN_SIDE / min(height, width)
-    elif max(height, width) > MAX_SIDE:
-        scale = MAX_SIDE / max(height, width)
+    elif max(height, width) > max_side:
+        scale = max_side / max(height, width)
     size = (round(width * scale), round(height * scale))
     work = rgb if scale == 1.0 else np.asarray(image.convert("RGB").resize(size, Image.Resampling.BILINEAR))
     boxes = _cascade(work, detector)

@@ -11,7 +11,8 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from facellm.specialist import joint, meaning, reading
+from facellm.errors import NoFaceError, ResearchModelsOff
+from facellm.specialist import joint, meaning, measure, reading
 from facellm.specialist.reading import AXES, FACE_ATTACK, SYNTHETIC_FACE, Reading
 
 __all__ = ["ANSWERS", "FACE_ATTACK", "SYNTHETIC_FACE", "count_bounds", "count_scores", "question_text"]
@@ -58,11 +59,10 @@ def _yes_no(read: Reading, worlds) -> float:
 
 def _label_distributions(task: str, images: list[Image.Image]) -> list[dict[str, float]]:
     """Per image, the probability of every label of `task` (FairFace age/gender/race, 7 expressions)."""
-    if task == "expression":
-        return [expression_probabilities(image) for image in images]
-    from facellm.faces import attributes
-
-    return [vars(attributes.predict(attributes.features(image)))[task] for image in images]
+    found = measure.each("expression" if task == "expression" else "attributes", images)
+    if failed := measure.first_failure(found):
+        raise failed[1]
+    return found if task == "expression" else [f[task] for f in found]
 
 
 def _labelled(images: list[Image.Image], prompt: str, read: Reading) -> str:
@@ -155,20 +155,14 @@ SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight
 SAME_PERSON_SPREAD = 0.05  # how fast P(same person) falls from 1 to 0 around SAME_PERSON (a logistic in distance)
 
 
-FACE_CROP = 64  # px; a picture no larger is taken as a face crop (TinyFace's faces are 20-30 px) when none is found
-
-
 def _descriptors(images: list[Image.Image]) -> np.ndarray | str:
     """Each image's largest-face descriptor, or the "cannot measure" answer naming the image without a face."""
-    from facellm.errors import NoFaceError
-    from facellm.faces import image_descriptor
-
-    found = []
-    for number, image in enumerate(images, 1):
-        try:
-            found.append(image_descriptor(image, whole_image_fallback=max(image.size) <= FACE_CROP)[0])
-        except NoFaceError:
+    found = measure.each("descriptor", images)
+    if failed := measure.first_failure(found):
+        number, error = failed
+        if isinstance(error, NoFaceError):
             return f"cannot measure: no face was found in image {number}"
+        raise error
     return np.stack(found)
 
 
@@ -208,16 +202,6 @@ def _says_same(text: str) -> bool | None:
     return {"yes": True, "no": False}.get(claim.kind)
 
 
-def expression_probabilities(image: Image.Image) -> dict[str, float]:
-    """The 7 basic expressions' probabilities for the largest face (small pictures are taken as face crops, as the
-    FER2013 and RAF-DB models were trained on)."""
-    from facellm.faces import detect_faces
-    from facellm.faces.expression import predict_expression
-
-    boxes = detect_faces(image) if min(image.size) > 128 else []
-    return predict_expression(image, boxes[0] if boxes else None)
-
-
 def question_text(prompt: str) -> str:
     """The question itself: the last line that is neither an option, nor the answer-format instruction, nor empty
     (in FaceXBench's in-context setting the task description comes on a line before it)."""
@@ -249,17 +233,13 @@ def _in_range(angle: float, spread: float, low: float, high: float) -> float:
 
 def _poses(images: list[Image.Image]):
     """The largest face's pose per image, or the "cannot measure" answer explaining why not."""
-    from facellm.faces import analyze_image
-
-    poses = []
-    for number, image in enumerate(images, 1):
-        faces = analyze_image(image).faces
-        if not faces:
-            return f"cannot measure: no face was found in image {number}"
-        if faces[0].pose is None:
-            return "cannot measure: head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set"
-        poses.append(faces[0].pose)
-    return poses
+    found = measure.each("pose", images)
+    if failed := measure.first_failure(found):
+        if isinstance(failed[1], ResearchModelsOff):
+            raise failed[1]
+        return f"cannot measure: {failed[1].message}"
+    missing = next((number for number, p in enumerate(found, 1) if p is None), None)
+    return f"cannot measure: no face was found in image {missing}" if missing else found
 
 
 BINS = range(-100, 100, 10)  # FaceXBench's 10-degree bins over -100..100 degrees
@@ -303,12 +283,12 @@ BINARY_MODELS = {"attack": ("liveness", "attack"), "fake": ("synthetic", "fake")
 def _binary(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """Attack or fake: the model gives each image a probability; options are judged over the images' joint yes/no.
     Questions about one named attack type take that type as one of ATTACK_TYPES equally likely kinds of attack."""
-    from facellm.faces.classifier import predict
-
     task, positive = BINARY_MODELS[read.task]
     if not images:
         return f"cannot measure: a {positive} question needs at least one image"
-    probabilities = [predict(task, image)[positive] for image in images]
+    probabilities = measure.each(read.task, images)
+    if failed := measure.first_failure(probabilities):
+        raise failed[1]
     measured = f"{positive} probability " + ", ".join(f"image {i} {p:.0%}" for i, p in enumerate(probabilities, 1))
     if read.form == "types":
         question = question_text(prompt)
@@ -335,15 +315,14 @@ def _binary(images: list[Image.Image], prompt: str, read: Reading) -> str:
 def _quality(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """Brightness, sharpness and width of the first detected face (as `analyze` reports it first); no landmarks or
     pose are needed for that."""
-    from facellm.faces import detect_faces
     from facellm.faces.quality import face_quality
 
     if len(images) != 1:
         return "cannot measure: this image-quality question needs exactly one image"
-    boxes = detect_faces(images[0])
-    if not boxes:
+    box = measure.largest_face(images[0])
+    if box is None:
         return "cannot measure: no face was found in the image"
-    q = face_quality(images[0], boxes[0])
+    q = face_quality(images[0], box)
     light = "dark" if q.brightness < 70 else "bright" if q.brightness > 190 else "evenly lit"
     focus = "sharp" if q.sharpness > 100 else "soft or blurred"
     return (f"The face region is {light} (mean brightness {q.brightness:.0f}/255), {focus} (Laplacian variance "

@@ -1,0 +1,120 @@
+"""Per-image measurements for the specialist's answers, each image measured once per question.
+
+`each(kind, images)` measures every image of a question: in this process, or, when the specialist's worker pool is
+already running (an eval run, the server) and there are several images, spread over its processes, so a question
+about 4-6 images takes about half the time on 2 cores. A one-off `ask` does not start the pool for one question.
+A measurement that fails for a user-facing reason (no face, research weights off) comes back as that error.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from facellm.errors import FaceLLMError
+
+# Face detection for answers, cheapest first: HOG at 320 px (about 20 ms; finds large frontal faces), then HOG and
+# one CNN pass at half size on the image at 400 px, then the same at full size for large photos with small faces.
+# On the 100 held-out AFLW2000 faces this found every face in at most 0.45 s (the "auto" cascade: up to 2.4 s); on
+# FairFace val 1-300 and LFW fold-1 pairs the answers' accuracy was the same as with "auto"
+# (docs/benchmarks.md, "The specialist on FaceXBench's own question forms").
+SEARCH_SIDES = (320, 400)
+FACE_CROP = 64  # px; a picture no larger is taken as a face crop (TinyFace's faces are 20-30 px) when none is found
+
+
+def largest_face(image: Image.Image, fallback: bool = False):
+    """The largest face's box, or None (`fallback`: the whole image when no face is found)."""
+    from facellm.faces.detect import Box, detect_faces
+
+    boxes = detect_faces(image, "hog", max_side=SEARCH_SIDES[0]) or detect_faces(
+        image, "quick", max_side=SEARCH_SIDES[1]
+    )
+    if not boxes and max(image.size) > SEARCH_SIDES[1]:
+        boxes = detect_faces(image, "quick")
+    if not boxes and fallback:
+        return Box(0, 0, image.width, image.height, 0.0, "whole-image")
+    return boxes[0] if boxes else None
+
+
+def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
+    """FairFace age, gender and race probabilities of the largest face (the whole picture when none is found)."""
+    from facellm.faces import attributes as model
+
+    return vars(model.predict(model.features(image, largest_face(image, fallback=True))))
+
+
+def expression(image: Image.Image) -> dict[str, float]:
+    """The 7 basic expressions' probabilities for the largest face (pictures of 128 px or less are taken as face
+    crops, as the FER2013 and RAF-DB models were trained on)."""
+    from facellm.faces.expression import predict_expression
+
+    return predict_expression(image, largest_face(image) if min(image.size) > 128 else None)
+
+
+def descriptor(image: Image.Image) -> np.ndarray:
+    """The largest face's identity descriptor; `NoFaceError` when no face is found."""
+    from facellm.faces import image_descriptor
+
+    return image_descriptor(image, whole_image_fallback=max(image.size) <= FACE_CROP, detector="quick")[0]
+
+
+def pose(image: Image.Image):
+    """The largest face's head pose, or None when no face is found."""
+    from facellm.errors import ModelLoadError
+    from facellm.faces.geometry import landmarks
+    from facellm.faces.pose import head_pose
+
+    box = largest_face(image)
+    if box is None:
+        return None
+    points = landmarks(np.asarray(image.convert("RGB")), box)
+    if len(points) != 68:
+        raise ModelLoadError("head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set")
+    return head_pose(image, box, points)
+
+
+def attack(image: Image.Image) -> float:
+    from facellm.faces.classifier import predict
+
+    return predict("liveness", image)["attack"]
+
+
+def fake(image: Image.Image) -> float:
+    from facellm.faces.classifier import predict
+
+    return predict("synthetic", image)["fake"]
+
+
+KINDS = {f.__name__: f for f in (attributes, expression, descriptor, pose, attack, fake)}
+
+
+def _one(job: tuple[str, Image.Image, dict[str, str]]):
+    """One image's measurement (top level, so the worker processes can run it) under the caller's FACELLM_*
+    settings (a worker was started earlier, perhaps before they changed); a user-facing error is returned."""
+    kind, image, settings = job
+    for name in [n for n in os.environ if n.startswith("FACELLM_") and n not in settings]:
+        del os.environ[name]
+    os.environ.update(settings)
+    try:
+        return KINDS[kind](image)
+    except FaceLLMError as error:
+        return error
+
+
+def each(kind: str, images: list[Image.Image]) -> list:
+    """`kind`'s measurement of every image, in order; a user-facing failure is returned in the image's place."""
+    from facellm.parallel import running_pool
+
+    settings = {name: value for name, value in os.environ.items() if name.startswith("FACELLM_")}
+    jobs = [(kind, image, settings) for image in images]
+    pool = running_pool()
+    if len(jobs) > 1 and pool is not None:
+        return list(pool.map(_one, jobs))
+    return [_one(job) for job in jobs]
+
+
+def first_failure(results: list) -> tuple[int, FaceLLMError] | None:
+    """(image number, error) of the first image whose measurement failed."""
+    return next(((k, r) for k, r in enumerate(results, 1) if isinstance(r, FaceLLMError)), None)
