@@ -16,7 +16,9 @@ model trained on):
   crowd_counting        held-out ShanghaiTech B images, options rebuilt around each count
 The images differ from FaceXBench's, so the comparison with FaceLLM is indicative only.
 
-Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender]
+Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR]
+(`--keep DIR` leaves DIR/SUBTASK/ as a FaceXBench folder: `facellm eval facexbench --bench-dir DIR/age ...` reruns
+it with any model, or an earlier commit's specialist.)
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated sub-tasks (default: all the specialist claims)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=int, default=10, help="questions per file timed alone")
+    parser.add_argument("--keep", help="write the built questions (one folder per sub-task) here, to rerun them")
     args = parser.parse_args()
     with open(rows_bench.PUBLISHED, newline="") as f:
         published = {r["subtask"]: r for r in csv.DictReader(f)}
@@ -188,7 +191,7 @@ def main() -> None:
     per_file, per_task = defaultdict(lambda: [0, 0]), {}
     with tempfile.TemporaryDirectory() as tmp:
         for subtask in chosen:
-            folder = Path(tmp) / subtask
+            folder = Path(args.keep or tmp) / subtask
             missed = build(subtask, folder, args.share, args.seed)
             questions = load_benchmark(folder)
             started = time.perf_counter()
@@ -240,9 +243,11 @@ def latency(folder: Path, questions: list, count: int) -> float:
 
     slowest = 0.0
     seen: dict[str, int] = defaultdict(int)
-    several = next((q for q in questions if len(q.images) > 1), questions[0])
-    for q in {questions[0].qid: questions[0], several.qid: several}.values():  # models loaded here and in the pool
-        answer([read_image(folder / path) for path in q.images], build_prompt(q))
+    one = next((q for q in questions if len(q.images) == 1), None)
+    several = next((q for q in questions if len(q.images) > 1), None)
+    for q in (one, several):  # the models loaded in this process and in the pool's
+        if q is not None:
+            answer([read_image(folder / path) for path in q.images], build_prompt(q))
     for q in questions:
         seen[q.file] += 1
         if seen[q.file] > count:

@@ -21,7 +21,7 @@ from facellm.errors import FaceLLMError
 # FairFace val 1-300 and LFW fold-1 pairs the answers' accuracy was the same as with "auto"
 # (docs/benchmarks.md, "The specialist on FaceXBench's own question forms").
 SEARCH_SIDES = (320, 400)
-FACE_CROP = 64  # px; a picture no larger is taken as a face crop (TinyFace's faces are 20-30 px) when none is found
+FACE_CROP = 128  # px; a picture no larger is taken as a face crop (TinyFace: 20-30 px, LFW: 90 px) when none is found
 
 
 def largest_face(image: Image.Image, fallback: bool = False):
