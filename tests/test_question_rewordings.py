@@ -366,6 +366,16 @@ FORMS = [
 ]
 
 
+ASPECTS = [
+    ("Describe the face pose of the image based on the visual information.", [], 1,
+     ["Describe the head pose.", "Please describe how the head is oriented.", "Describe the pose of this face."]),
+    ("Describe the lighting and image quality of the image based on the visual information.", [], 1,
+     ["Describe the lighting of this photo.", "Describe the image quality.", "Please describe how sharp the face is."]),
+    ("Describe this image.", [], 1, ["Describe the photo.", "Please describe this picture.", "Describe it."]),
+]  # fmt: skip
+FORMS += ASPECTS
+
+
 def _key(question: str, options: list[str], n: int):
     reading = read(question, list(zip("ABCD", options)), n)
     assert reading is not None and reading.understood, question

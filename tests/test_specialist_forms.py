@@ -112,3 +112,17 @@ def test_no_real_multi_image_attribute_question_is_refused_as_not_understood(fac
     for (question, n), options in list(forms.items())[::4]:
         reply = answer(face_images[:n], _prompt(question, options))
         assert reply[:2] in ("A.", "B.", "C.", "D."), (question, reply)
+
+
+def test_the_fairfacegpt_aspect_questions_get_measured_descriptions(face_images):
+    """The web page's 8 aspect buttons ask FairFaceGPT's stored questions: each is answered from measurements (and
+    says what the models do not measure), never "cannot measure" for a face they can see."""
+    from facellm.data.prompts import load_prompts
+
+    expected = {"demographics": "gender", "facial_structure": "px", "skin_texture": "not measured",
+                "expression": "expression", "lighting_quality": "brightness", "pose": "yaw",
+                "forensic": "face(s) found", "detail": "Apparent age"}  # fmt: skip
+    for key, aspect in load_prompts().aspects.items():
+        reply = answer([face_images[0]], aspect.stored_question)
+        assert reply.endswith("(specialist measurement: face-analysis models, not a language model)"), reply
+        assert expected[key] in reply, (key, reply)

@@ -126,7 +126,27 @@ class Reading:
 
 # Questions about what no shipped model measures, whatever words they share with the topics above: CelebA's 40
 # attributes ("Smiling", "Male" among them), celebrities' names, segmentation regions, tool (API) choices.
-ELSEWHERE = r"\b(attributes?|celebrit\w*|segment\w*|api_\w+)\b"
+ELSEWHERE = r"\b((?<!demographic )attributes?|celebrit\w*|segment\w*|api_\w+)\b"
+
+
+# FairFaceGPT's aspect questions ("Describe the face pose of the image based on the visual information.", "Describe
+# this image.") and other requests for a description: the aspects named, in the order of data/prompts' aspects.
+DESCRIBE = r"^\s*(please\s+)?(describe|summari[sz]e|characteri[sz]e)\b"
+ASPECT_WORDS = (
+    ("demographics", r"demographic|age\b|gender|race|ethnic"),
+    ("facial_structure", r"structure|shape|features"),
+    ("skin_texture", r"skin|texture"),
+    ("expression", r"expression|emotion"),
+    ("lighting_quality", r"lighting|light\b|quality|sharp|blur"),
+    ("pose", r"pose|orientation|head\b"),
+    ("forensic", r"forensic|identification"),
+)
+
+
+def aspects(question: str) -> tuple[str, ...]:
+    """The FairFaceGPT aspects a description request names; ("detail",) when it names none ("Describe this image.")."""
+    lowered = question.lower()
+    return tuple(key for key, words in ASPECT_WORDS if re.search(rf"\b({words})", lowered)) or ("detail",)
 
 
 def topic(text: str) -> str | None:
@@ -134,6 +154,8 @@ def topic(text: str) -> str | None:
     lowered = text.lower()
     if re.search(ELSEWHERE, lowered):
         return None
+    if re.search(DESCRIBE, lowered):
+        return "aspect"
     return next((task for task, pattern in TOPICS if re.search(pattern, lowered)), None)
 
 
@@ -144,6 +166,8 @@ def read(question: str, options: list[tuple[str, str]], n_images: int, task: str
     if task is None:
         return None
     q = " ".join(question.lower().split())
+    if task == "aspect":
+        return Reading(task, "describe", aspects(q), images=n_images)
     reader = _BINARY if task in ("attack", "fake") else _READERS.get(task, _plain)
     return reader(task, q, options, n_images)
 
