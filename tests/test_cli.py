@@ -238,3 +238,44 @@ def test_refusals_come_before_any_work_each_on_one_line(tmp_path, standin_bench,
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (name, result.stderr)
         assert lines[0].startswith("error: ") and expected in lines[0], (name, lines[0])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["verify", "--pairs", "no-such-file.txt", "--images", "."], "pairs file no-such-file.txt not found"),
+        (["verify", "--pairs", ".", "--images", "."], "is a folder"),
+        (["verify", "--pairs", "{binary}", "--images", "."], "is not UTF-8 text"),
+        (["verify", "--pairs", "{pairs}", "--images", "no-such-folder"], "image folder no-such-folder not found"),
+        (["faces", "cluster", "no-such-folder"], "folder no-such-folder not found"),
+        (["serve", "--offline", "--port", "99999"], "not a TCP port"),
+        (["serve", "--offline", "--port", "-1"], "not a TCP port"),
+        (["demo", "--images", "0", "--out", "{tmp}/demo"], "each needs at least one face"),
+    ],
+)
+def test_bad_arguments_get_one_error_line(arguments, says, tmp_path):
+    """Issue 34's cases: a traceback, a silent success or a misleading line before; one `error:` line, exit 2."""
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00bad")
+    (tmp_path / "pairs.txt").write_text("1 1\nA 1 2\nB 1 C 1\n", encoding="utf-8")
+    filled = [a.format(binary=tmp_path / "binary.txt", pairs=tmp_path / "pairs.txt", tmp=tmp_path) for a in arguments]
+    result = CliRunner().invoke(cli, filled)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and says in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("arguments", [["verify", "a.jpg", "b.jpg", "--threshold", "-1"],
+                                       ["analyze", ".", "--workers", "-3"]])  # fmt: skip
+def test_out_of_range_numbers_are_refused(arguments):
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+
+
+def test_chat_refuses_an_unknown_command(faces):
+    """A mistyped /command is not sent to the model; // sends a message that starts with /."""
+    script = "/bogus\n//etc is a folder. How old is this person?\n/quit\n"
+    result = CliRunner().invoke(cli, ["chat", str(faces[0].path), "-m", "specialist"], input=script)
+    assert result.exit_code == 0, result.output
+    assert "unknown command /bogus" in result.stderr
+    answers = [line.split("facellm> ", 1)[1] for line in result.stdout.splitlines() if "facellm> " in line]
+    assert len(answers) == 1 and "age" in answers[0], result.stdout

@@ -88,7 +88,12 @@ def _faces(settings: DemoSettings, folder: Path) -> dict:
 
         images = SAMPLE_DIR
         rows = [{"file": f.path.name, "age": f.age, "gender": f.gender, "race": f.race} for f in sample_faces()]
-    if settings.images < 1 or settings.eval_images < 1 or settings.images + settings.eval_images > len(rows):
+    if settings.images < 1 or settings.eval_images < 1:
+        raise InputError(
+            f"--images {settings.images} and --eval-images {settings.eval_images}: each needs at least one face",
+            "pass --images 1 or more and --eval-images 1 or more",
+        )
+    if settings.images + settings.eval_images > len(rows):
         raise InputError(
             f"--images {settings.images} plus {settings.eval_images} evaluation faces exceed the {len(rows)} faces "
             f"available",

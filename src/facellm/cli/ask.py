@@ -86,6 +86,11 @@ def chat(images, system, ground, model, adapter, device, dtype, max_new_tokens, 
             except FaceLLMError as exc:  # a bad image must not end the conversation
                 click.echo(f"error: {exc}", err=True)
             continue
+        if line.startswith("/") and not line.startswith("//"):
+            click.echo(f"error: unknown command {line.split()[0]}; use /image PATH, /reset or /quit "
+                       "(start a message with // to send one that begins with /)", err=True)  # fmt: skip
+            continue
+        line = line[1:] if line.startswith("//") else line
         if ground and pending:
             from facellm.specialist import ground as with_facts
 

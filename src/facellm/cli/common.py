@@ -80,6 +80,15 @@ def expand_images(paths) -> list[Path]:
     return found
 
 
+def report_skipped(reasons: list[str], shown: int = 3) -> None:
+    """Skipped items on stderr: every one when few, else the count and the first `shown` (a wrong folder must not
+    bury the one line that says so under thousands)."""
+    for reason in reasons if len(reasons) <= 2 * shown else reasons[:shown]:
+        click.echo(f"skipped {reason}", err=True)
+    if len(reasons) > 2 * shown:
+        click.echo(f"skipped {len(reasons)} items in all ({len(reasons) - shown} more not shown)", err=True)
+
+
 landmarks_option = click.option(
     "--landmarks",
     "landmark_points",

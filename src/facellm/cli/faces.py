@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from facellm.cli.common import expand_images, landmarks_option
+from facellm.cli.common import expand_images, landmarks_option, report_skipped
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
@@ -46,7 +46,7 @@ def _people(image, path: Path, maps: str | None) -> dict:
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True)
-@click.option("--workers", type=int, default=0, help="Processes for folders (default: one per CPU core).")
+@click.option("--workers", type=click.IntRange(0), default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 @landmarks_option
 @click.option("--count", "count_people", is_flag=True,
@@ -103,7 +103,8 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
 def _pose_text(pose: dict | None) -> str:
     if pose is None:
         return "n/a (needs the 68-point model)"
-    return f"{pose['label']} (yaw {pose['yaw']:.0f}, pitch {pose['pitch']:.0f}, roll {pose['roll']:.0f})"
+    yaw, pitch, roll = (round(pose[a]) + 0 for a in ("yaw", "pitch", "roll"))  # + 0: never "-0"
+    return f"{pose['label']} (yaw {yaw}, pitch {pitch}, roll {roll})"
 
 
 def _ratio(value: float | None) -> str:
@@ -142,10 +143,11 @@ def _print_analysis(result: dict) -> None:
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), help="LFW-format pairs file.")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
-@click.option("--threshold", type=float, default=0.6, show_default=True, help="Same-person distance for A B.")
+@click.option("--threshold", type=click.FloatRange(0, min_open=True), default=0.6, show_default=True,
+              help="Same-person distance for A B.")  # fmt: skip
 @click.option("--jitters", type=click.IntRange(0, 100), default=0, show_default=True,
               help="Average each descriptor over this many perturbed copies (about N times slower).")  # fmt: skip
-@click.option("--workers", type=int, default=0, help="Processes for --pairs (default: one per CPU core).")
+@click.option("--workers", type=click.IntRange(0), default=0, help="Processes for --pairs (default: one per CPU core).")
 @click.option("--json", "as_json", is_flag=True)
 @landmarks_option
 def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points):
@@ -165,8 +167,7 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
         with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
             found, skipped = descriptors_of(paths, jitters, workers, lambda: bar.update(1), points)
-        for path, why in skipped.items():
-            click.echo(f"skipped {path}: {why}", err=True)
+        report_skipped([f"{path}: {why}" for path, why in skipped.items()])
         usable = [p for p in pairs if p[1] in found and p[2] in found]
         if len({f for f, *_ in usable}) < 2:
             raise FaceLLMError(
@@ -308,6 +309,8 @@ def faces_cluster(folder, threshold, as_json):
 
     from facellm.faces.embed import cluster_images
 
+    if not folder.is_dir():
+        raise FaceLLMError(f"folder {folder} not found", "pass a folder of face images")
     paths = expand_images([folder])
     if not paths:
         raise FaceLLMError(f"no images in {folder}", "pass a folder of face images")
@@ -317,5 +320,4 @@ def faces_cluster(folder, threshold, as_json):
     else:
         for i, members in enumerate(ordered, 1):
             click.echo(f"identity {i} ({len(members)} images): " + ", ".join(Path(m).name for m in members))
-        for reason in skipped:
-            click.echo(f"skipped: {reason}", err=True)
+        report_skipped(skipped)

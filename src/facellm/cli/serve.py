@@ -31,6 +31,7 @@ from facellm.errors import FaceLLMError
 def serve_command(model, adapter, offline, upstream, upstream_model, host, port, api_key_env, allow_remote_images,
                   max_batch, max_queue, max_tokens, max_prompt_tokens, device, dtype, ground):  # fmt: skip
     """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
+    import errno
     import os
     import socket
 
@@ -49,14 +50,19 @@ def serve_command(model, adapter, offline, upstream, upstream_model, host, port,
             raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
     if sum(bool(x) for x in (offline, model, upstream)) > 1:
         raise FaceLLMError("--offline, --model and --upstream exclude each other", "give one of them")
+    if not 1 <= port <= 65535:
+        raise FaceLLMError(f"--port {port} is not a TCP port", "pick a port from 1 to 65535, e.g. --port 8000")
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:  # bound before the slow model load, so a taken port is reported at once
         listening.bind((host, port))
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         listening.close()
-        raise FaceLLMError(f"cannot listen on {host}:{port} ({exc.strerror})",
-                           "pick another --port, or stop what is using this one") from None  # fmt: skip
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            hint = "pick another --port, or stop what is using this one"
+        else:
+            hint = "pass a --host address this machine has (127.0.0.1, 0.0.0.0 or one of its interfaces)"
+        raise FaceLLMError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc})", hint) from None
     if offline:
         model = "offline"
     spec = BackendSpec(None if upstream else model or DEFAULT_MODEL, adapter, device, dtype, max_batch,

@@ -94,7 +94,15 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> list[tuple[int
     lines `name1 i name2 j`): (fold, image A, image B, same)."""
     from facellm.errors import InputError
 
-    lines = Path(pairs_file).read_text().split("\n")
+    if not Path(pairs_file).is_file():
+        what = "is a folder" if Path(pairs_file).is_dir() else "not found"
+        raise InputError(f"pairs file {pairs_file} {what}", "pass LFW's pairs.txt with --pairs")
+    if not Path(images_dir).is_dir():
+        raise InputError(f"image folder {images_dir} not found", "pass the folder that holds the pairs' images")
+    try:
+        lines = Path(pairs_file).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise InputError(f"{pairs_file} is not UTF-8 text", "pass LFW's pairs.txt with --pairs") from None
     try:
         folds, per_fold = (int(x) for x in lines[0].split()[:2])
     except (ValueError, IndexError):
@@ -110,7 +118,9 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> list[tuple[int
     for fold in range(folds):
         for same in (True, False):
             for _ in range(per_fold):
-                parts = lines[row].split()
+                parts = lines[row].split() if row < len(lines) else []
+                if len(parts) != (3 if same else 4):
+                    raise InputError(f"{pairs_file} line {row + 1} is not an LFW pair line", "pass LFW's pairs.txt")
                 row += 1
                 if same:
                     pairs.append((fold, image(parts[0], parts[1]), image(parts[0], parts[2]), True))

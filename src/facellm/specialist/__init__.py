@@ -20,7 +20,7 @@ from PIL import Image
 from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
 from facellm.specialist.reading import ELSEWHERE, read, topic
-from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, options_of, question_text
+from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, angles, options_of, question_text
 
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
@@ -70,10 +70,8 @@ def grounding_facts(images: list[Image.Image]) -> str:
             guesses = ", ".join(
                 f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
             )
-            angles = (
-                f"{pose.label} (yaw {pose.yaw:.0f}, pitch {pose.pitch:.0f}, roll {pose.roll:.0f})" if pose else "n/a"
-            )
-            lines.append(f"  face {k}: pose {angles}; quality brightness {quality.brightness:.0f}, sharpness "
+            head = f"{pose.label} ({angles(pose)})" if pose else "n/a"
+            lines.append(f"  face {k}: pose {head}; quality brightness {quality.brightness:.0f}, sharpness "
                          f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
         if len(images) > 1 and analysis.faces:
             try:

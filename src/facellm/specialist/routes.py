@@ -243,6 +243,11 @@ def _poses(images: list[Image.Image]):
     return f"cannot measure: no face was found in image {missing}" if missing else found
 
 
+def angles(pose) -> str:
+    """ "yaw 12, pitch -3, roll 0": whole degrees, never "-0"."""
+    return ", ".join(f"{axis} {round(getattr(pose, axis))}" for axis in AXES)
+
+
 BINS = range(-100, 100, 10)  # FaceXBench's 10-degree bins over -100..100 degrees
 
 
@@ -256,8 +261,7 @@ def _head_pose(images: list[Image.Image], prompt: str, read: Reading) -> str:
     if isinstance(poses, str):
         return poses
     if read.form == "describe":
-        return "; ".join(f"image {i}: head {p.label} (yaw {p.yaw:.0f}, pitch {p.pitch:.0f}, roll {p.roll:.0f} degrees)"
-                         for i, p in enumerate(poses, 1))  # fmt: skip
+        return "; ".join(f"image {i}: head {p.label} ({angles(p)} degrees)" for i, p in enumerate(poses, 1))
     spread = _pose_spread() if poses[0].method == "learned" else dict.fromkeys(AXES, 15.0)
     if read.form == "classify":
         (axis,) = read.target
@@ -363,8 +367,7 @@ def _amount(value: float | None) -> str:
 def _aspect_sentence(aspect: str, face, face_count: int, image: Image.Image) -> str:
     pose, q = face.pose, face.quality
     head = (
-        f"The head is {pose.label} (yaw {pose.yaw + 0:.0f}, pitch {pose.pitch + 0:.0f}, roll {pose.roll + 0:.0f} "
-        "degrees)."
+        f"The head is {pose.label} (yaw {round(pose.yaw)}, pitch {round(pose.pitch)}, roll {round(pose.roll)} degrees)."
         if pose
         else "Head pose is not measured (it needs the 68-point landmarks)."
     )
