@@ -18,6 +18,15 @@ ASSETS = Path(__file__).parent / "assets"
 # The workplace's shared data (FairFace, LFW, FER2013, FaceXBench files) sits beside the repository when present.
 SHARED = Path(os.environ.get("FACELLM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 SHARED_FACEXBENCH = SHARED / "facexbench"
+
+
+def pytest_sessionstart(session) -> None:
+    """CI sets FACELLM_REQUIRE_SHARED=1: a missing ../shared then fails the run instead of skipping its tests."""
+    wanted = (SHARED / "data", SHARED_FACEXBENCH / "benchmark")
+    if os.environ.get("FACELLM_REQUIRE_SHARED") == "1" and not all(p.is_dir() for p in wanted):
+        pytest.exit(f"../shared is missing ({SHARED}): the accuracy tests need its data and FaceXBench files", 1)
+
+
 needs_shared_facexbench = pytest.mark.skipif(
     not (SHARED_FACEXBENCH / "benchmark").is_dir(), reason="../shared/facexbench is not present"
 )

@@ -201,3 +201,14 @@ def test_saved_processor_config_says_how_images_are_tiled(tiny_checkpoint, tmp_p
     assert tiles(single) == 1
     save_processor(single, tmp_path / "single")
     assert saved_flag(tmp_path / "single") is False
+
+
+def test_tiny_checkpoint_tokenizer_and_model_agree_on_the_context(tiny_checkpoint):
+    """Issue 34 item 5: the tokenizer said 4,096 tokens where the model takes 8,192."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    assert tokenizer.model_max_length == config["text_config"]["max_position_embeddings"] == 8192

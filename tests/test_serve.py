@@ -129,6 +129,11 @@ def test_faces_endpoint_measures_every_face(server, face_images):
     assert corrupt.status_code == 400 and corrupt.json()["error"]["message"] == "image: corrupt base64 image data"
     local = httpx.post(server.url + "/v1/faces", json={"image": "file:///etc/passwd"})
     assert local.status_code == 400 and "not accepted" in local.json()["error"]["message"]
+    misnamed = httpx.post(server.url + "/v1/faces", json={"img": 1})
+    assert misnamed.status_code == 400 and 'needs "image"' in misnamed.json()["error"]["message"]
+    assert "its fields: img" in misnamed.json()["error"]["message"]
+    text = httpx.post(server.url + "/v1/faces", json={"image": "data:image/png;base64,aGVsbG8="})
+    assert text.status_code == 400 and "not an image file: the data URL's content" in text.json()["error"]["message"]
 
 
 def test_remote_images_never_reach_local_addresses(tiny_lm, face_images):

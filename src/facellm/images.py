@@ -23,14 +23,17 @@ DEFAULT_MAX_PIXELS = 89_478_485
 ImageSource = str | Path | bytes | Image.Image
 
 
-def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None) -> Image.Image:
+def read_image(
+    source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int | None = None, name: str | None = None
+) -> Image.Image:
     """Read a path, raw bytes or an opened image as upright RGB; raise `ImageError` with a one-line reason.
 
+    `name`: what errors call the image (default: its path, or "image bytes").
     With `max_side`, a larger image is shrunk so its longer side is `max_side`; JPEGs are then decoded at a reduced
     scale (libjpeg's draft mode), so the full-size pixels are never held in memory."""
     if isinstance(source, Image.Image):
         return _shrink(_to_rgb(ImageOps.exif_transpose(source)), max_side)
-    name = "image bytes" if isinstance(source, bytes) else str(source)
+    name = name or ("image bytes" if isinstance(source, bytes) else str(source))
     if not isinstance(source, bytes):
         path = Path(source)
         if not path.exists():

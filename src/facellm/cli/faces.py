@@ -164,6 +164,8 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         if images or not images_dir:
             raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
         pairs = read_pairs(pairs_file, images_dir)
+        if not images_dir.is_dir():
+            raise FaceLLMError(f"image folder {images_dir} not found", "pass the folder that holds the pairs' images")
         paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
         with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
             found, skipped = descriptors_of(paths, jitters, workers, lambda: bar.update(1), points)

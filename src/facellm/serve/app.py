@@ -108,7 +108,11 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         body = parse_json(raw)
         if not isinstance(body, dict):
             raise RequestError(400, "the request body must be a JSON object")
-        return load_image_url(body.get("image"), "image", limits)
+        if not isinstance(body.get("image"), str):
+            fields = ", ".join(map(str, body)) or "none"
+            raise RequestError(400, f'the body needs "image": a base64 data URL of the picture (its fields: {fields})',
+                               "image")  # fmt: skip
+        return load_image_url(body["image"], "image", limits)
 
     @app.post("/v1/faces")
     async def faces(request: Request):

@@ -176,7 +176,8 @@ def load_image_url(url: object, where: str, limits: Limits):
     else:
         raise RequestError(400, f"{where}: {scheme or 'this'} URLs are not accepted; send a base64 data URL", where)
     try:
-        return read_image(data, max_pixels=limits.max_pixels, max_side=limits.max_side)
+        what = "the data URL's content" if scheme == "data" else f"the content of {url[:80]}"
+        return read_image(data, max_pixels=limits.max_pixels, max_side=limits.max_side, name=what)
     except ImageError as exc:
         raise RequestError(400, f"{where}: {exc.message}", where) from None
 

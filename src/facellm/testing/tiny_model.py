@@ -98,9 +98,12 @@ def _train_tokenizer(vocab_size: int = 600):
     return tokenizer
 
 
+CONTEXT = 8192  # tokens, for the model and its tokenizer alike: FaceXBench's tools prompts take 6,600 in its vocabulary
+
+
 def build_tiny_processor():
     """The processor of the tiny checkpoint: trained tokenizer, chat template, 64 px image and video processors."""
-    return build_processor(IMAGE_SIZE, IMAGE_SEQ_LENGTH, max_patches=4, model_max_length=4096)
+    return build_processor(IMAGE_SIZE, IMAGE_SEQ_LENGTH, max_patches=4, model_max_length=CONTEXT)
 
 
 def build_processor(image_size: int, image_seq_length: int, max_patches: int, model_max_length: int,
@@ -158,7 +161,7 @@ def build_tiny_model(tokenizer, seed: int = 0):
         num_hidden_layers=2,
         num_attention_heads=2,  # head_dim 32: vLLM's CPU attention refuses head_dim 16
         num_key_value_heads=1,
-        max_position_embeddings=8192,  # FaceXBench's tools prompts take 6,600 tokens in its small vocabulary
+        max_position_embeddings=CONTEXT,
         initializer_range=0.5,
         tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id,
