@@ -90,17 +90,6 @@ def _value(reading, label):
     return all(low <= label[axis] < high for axis, (low, high) in reading.target)
 
 
-def _only_key_true(reading, world, key: str) -> bool:
-    claims = {letter: claim for letter, _, claim in reading.options}
-    keyed = {letter for letter, claim in claims.items() if claim == claims[key]}
-    true = {
-        letter
-        for letter, claim in claims.items()
-        if claim.kind != "none_of_above" and joint.holds(reading, claim, world)
-    }
-    return true == keyed or (claims[key].kind == "none_of_above" and not true)
-
-
 def from_labels(name: str, pool: list, task: str, share: float, rng: random.Random) -> tuple[dict, list, int]:
     """A `share` of file `name`'s questions (seeded sample), each on pool images that make its key the only true
     option."""
@@ -114,7 +103,8 @@ def from_labels(name: str, pool: list, task: str, share: float, rng: random.Rand
         reading = read(q["question_text"], options, n, task)
         for _ in range(TRIES):
             drawn = rng.sample(pool, n)
-            if _only_key_true(reading, tuple(_value(reading, label) for _, label in drawn), q["correct_answer_option"]):
+            world = tuple(_value(reading, label) for _, label in drawn)
+            if joint.only_key_true(reading, world, q["correct_answer_option"]):
                 questions.append({**q, "image_paths": [path for path, _ in drawn]})
                 break
         else:

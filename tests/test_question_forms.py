@@ -59,19 +59,8 @@ def _worlds(reading):
 
 
 def _key_can_be_the_only_true_option(reading, key: str) -> bool:
-    """Some world makes the keyed option true and every other option false (an option claiming the same as the key,
-    as "Images 3 and 2" beside "Images 2 and 3", counts as the key)."""
-    claims = {letter: claim for letter, _, claim in reading.options}
-    keyed = {letter for letter, claim in claims.items() if claim == claims[key]}
-    for world in _worlds(reading):
-        true = {
-            letter
-            for letter, claim in claims.items()
-            if claim.kind != "none_of_above" and joint.holds(reading, claim, world)
-        }
-        if true == keyed or (claims[key].kind == "none_of_above" and not true):
-            return True
-    return False
+    """Some world makes the keyed option true and every other option false."""
+    return any(joint.only_key_true(reading, world, key) for world in _worlds(reading))
 
 
 # Keys no reading can make the only true answer, as the files hold them (question, keyed answer): two images where

@@ -84,6 +84,17 @@ def chances(reading: Reading, worlds: Iterable[tuple[World, float]]) -> dict[str
     return scores if readable else None
 
 
+def only_key_true(reading: Reading, world: World, key: str) -> bool:
+    """Whether, in `world`, the option lettered `key` is the only true one (an option claiming the same, as "Images
+    3 and 2" beside "Images 2 and 3", counts as the key; a "None of the above" key: no listed option is true)."""
+    claims = {letter: claim for letter, _, claim in reading.options}
+    keyed = {letter for letter, claim in claims.items() if claim == claims[key]}
+    true = {
+        letter for letter, claim in claims.items() if claim.kind != "none_of_above" and holds(reading, claim, world)
+    }
+    return true == keyed or (claims[key].kind == "none_of_above" and not true)
+
+
 def choose(
     options: list[tuple[str, str]],
     question: str,

@@ -45,12 +45,14 @@ def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
     return vars(model.predict(model.features(image, largest_face(image, fallback=True))))
 
 
-def expression(image: Image.Image) -> dict[str, float]:
-    """The 7 basic expressions' probabilities for the largest face (pictures of 128 px or less are taken as face
-    crops, as the FER2013 and RAF-DB models were trained on)."""
+def expression(image: Image.Image, box=None) -> dict[str, float]:
+    """The 7 basic expressions' probabilities for the largest face, or for `box` when it is already known (pictures
+    of 128 px or less are taken as face crops, as the FER2013 and RAF-DB models were trained on)."""
     from facellm.faces.expression import predict_expression
 
-    return predict_expression(image, largest_face(image) if min(image.size) > 128 else None)
+    if min(image.size) <= 128:
+        return predict_expression(image, None)
+    return predict_expression(image, box or largest_face(image))
 
 
 def descriptor(image: Image.Image) -> np.ndarray:

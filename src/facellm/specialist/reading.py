@@ -168,7 +168,7 @@ def read(question: str, options: list[tuple[str, str]], n_images: int, task: str
     q = " ".join(question.lower().split())
     if task == "aspect":
         return Reading(task, "describe", aspects(q), images=n_images)
-    reader = _BINARY if task in ("attack", "fake") else _READERS.get(task, _plain)
+    reader = _binary if task in ("attack", "fake") else _READERS.get(task, _plain)
     return reader(task, q, options, n_images)
 
 
@@ -360,9 +360,6 @@ def _binary(task: str, q: str, options, n: int) -> Reading:
         return Reading(task, form, "identity", images=n, options=_claims(options, n), prop=prop, asked=True)
     form = "describe" if not options else "statement"
     return Reading(task, form, images=n, options=claims, prop=prop, asked=meaning.asked_property(q, prop))
-
-
-_BINARY = _binary
 
 
 def _identity(task: str, q: str, options, n: int) -> Reading:

@@ -393,7 +393,7 @@ def _aspect_sentence(aspect: str, face, face_count: int, image: Image.Image) -> 
             f"and width ({q.face_width} px) bound how much fine detail is visible."
         )
     if aspect == "expression":
-        probs = measure.expression(image)
+        probs = measure.expression(image, face.box)
         first, second = sorted(probs, key=probs.get, reverse=True)[:2]
         return (
             f"The expression looks most like {first} ({probs[first]:.0%}), then {second} "
