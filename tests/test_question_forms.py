@@ -121,3 +121,20 @@ def test_questions_of_unclaimed_subtasks_are_declined_not_guessed(face_images):
         reply = answer(face_images[: len(q["image_paths"])], prompt)
         declined += reply.startswith("cannot measure") and "not something" in reply or "outside" in reply
     assert total == 1200 and declined == total
+
+
+def test_order_and_extremes_follow_the_ages():
+    """Direction is what the key check cannot see: with image 2 a child, image 1 in its twenties and image 3 in its
+    sixties, only the right order and the right extreme hold."""
+    orders = ["Image 2, Image 1, Image 3", "Image 3, Image 1, Image 2", "Image 1, Image 2, Image 3"]
+    options = list(zip("ABC", orders))
+    world = ("20-29", "3-9", "60-69")
+    for question, true in (("Arrange the following images in ascending order of age.", "A"),
+                           ("Arrange the following images in descending order of age.", "B")):  # fmt: skip
+        reading = read(question, options, 3)
+        assert [letter for letter, _, c in reading.options if joint.holds(reading, c, world)] == [true]
+    extremes = [("A", "Image 1"), ("B", "Image 2"), ("C", "Image 3"), ("D", "All are of same age group")]
+    for question, true in (("Among these images, which image shows the oldest person?", "C"),
+                           ("Among these images, which image shows the youngest person?", "B")):  # fmt: skip
+        reading = read(question, extremes, 3)
+        assert [letter for letter, _, c in reading.options if joint.holds(reading, c, world)] == [true]

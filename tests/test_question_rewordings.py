@@ -397,3 +397,28 @@ def test_free_questions_are_read_without_options():
     assert (same.task, same.form, same.target) == ("identity", "yesno", (1, 2))
     woman = read("Is this person a woman?", [], 1)
     assert (woman.task, woman.form, woman.target) == ("gender", "yesno", frozenset({"Female"}))
+
+
+@pytest.mark.parametrize(
+    ("question", "n", "expected"),
+    [
+        ("Which images do not have a person with the expression 'fear'?", 4,
+         ("expression", "select", frozenset({"fear"}), True)),
+        ("Which images are not deepfakes?", 3, ("fake", "statement", None, False)),
+        ("Which images depict female individuals?", 3, ("gender", "select", frozenset({"Female"}), False)),
+        ("How many images show male individuals?", 3, ("gender", "count", frozenset({"Male"}), False)),
+        ("Among these images, which image shows the youngest person?", 3, ("age", "extreme", "younger", False)),
+        ("Arrange the following images in descending order of age.", 3, ("age", "order", "descending", False)),
+        ("Which of these individuals appears to be under the age of 49?", 3,
+         ("age", "select", frozenset({"0-2", "3-9", "10-19", "20-29", "30-39", "40-49"}), False)),
+        ("The first image is of person A. Which of the other images are not person A?", 4,
+         ("identity", "first", "set", True)),
+    ],
+)  # fmt: skip
+def test_real_forms_are_read_as_meant(question, n, expected):
+    """The reading itself, not only its agreement with rewordings: a polarity or target misread fails here (the key
+    check over the real files cannot see polarity, since some labelling fits either way)."""
+    reading = read(question, list(zip("ABCD", ["Image 1", "Image 2", "Image 3", "None of the above"])), n)
+    assert (reading.task, reading.form, reading.target, reading.negated) == expected
+    if reading.prop is not None:
+        assert reading.asked is False  # "not deepfakes": the images where the property does not hold
