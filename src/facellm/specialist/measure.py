@@ -17,7 +17,7 @@ from facellm.errors import FaceLLMError
 
 # Face detection for answers, cheapest first: HOG at 320 px (about 20 ms; finds large frontal faces), then HOG and
 # one CNN pass at half size on the image at 400 px, then the same at full size for large photos with small faces.
-# On the 100 held-out AFLW2000 faces this found every face in at most 0.45 s (the "auto" cascade: up to 2.4 s); on
+# On the 97 held-out AFLW2000 faces this found every face in at most 0.45 s (the "auto" cascade: up to 2.4 s); on
 # FairFace val 1-300 and LFW fold-1 pairs the answers' accuracy was the same as with "auto"
 # (docs/benchmarks.md, "The specialist on FaceXBench's own question forms").
 SEARCH_SIDES = (320, 400)
