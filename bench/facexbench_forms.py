@@ -14,9 +14,10 @@ model trained on):
   headpose              AFLW2000-3D fold 1 (the pose model never saw it); BIWI files' questions on the same faces
   fas / deepfakes       bench/question_forms.py (NUAA subjects 7-9; every 5th real/StyleGAN face)
   crowd_counting        held-out ShanghaiTech B images, options rebuilt around each count
+  attributes            CelebA images 9001-10000 (--celeba; reserved: the attribute model trained on 1-9000)
 The images differ from FaceXBench's, so the comparison with FaceLLM is indicative only.
 
-Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR]
+Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR] [--celeba DIR]
 (`--keep DIR` leaves DIR/SUBTASK/ as a FaceXBench folder: `facellm eval facexbench --bench-dir DIR/age ...` reruns
 it with any model, or an earlier commit's specialist.)
 """
@@ -42,7 +43,7 @@ from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
 from facellm.faces import splits
 from facellm.labels import normalise
-from facellm.specialist import joint
+from facellm.specialist import celeb, joint
 from facellm.specialist.reading import read
 
 SHARED = rows_bench.SHARED
@@ -71,6 +72,19 @@ def _expression(name: str) -> list[tuple[str, str]]:
         ]
 
 
+def _celeba_held_out(folder: Path) -> list[tuple[str, set[str]]]:
+    """CelebA images 9001-10000 (reserved for measuring: the attribute model trained on 1-9000) and their
+    attributes."""
+    from facellm.faces.celeb_attributes import NAMES
+    from facellm.faces.celeb_attributes_training import RESERVED_AFTER, number, read_labels
+
+    labels = read_labels(folder / "list_attr_celeba.txt")
+    images = folder / "celebA"
+    return [(str(images / name), {a for a, v in zip(NAMES, row, strict=True) if v})
+            for name, row in sorted(labels.items())
+            if RESERVED_AFTER < number(name) <= 10000 and (images / name).is_file()]  # fmt: skip
+
+
 def _aflw_held_out() -> list[tuple[str, dict]]:
     from facellm.faces.pose import WEIGHTS
 
@@ -90,6 +104,15 @@ def _value(reading, label):
     return all(low <= label[axis] < high for axis, (low, high) in reading.target)
 
 
+def _fits(task: str, question: str, options: list, n: int, key: str):
+    """A test of drawn (path, label) images: does the question's key become its only true option?"""
+    if task == "attributes":
+        reading = celeb.read(question, options, n)
+        return lambda drawn: celeb.only_key_true(reading, [label for _, label in drawn], key)
+    reading = read(question, options, n, task)
+    return lambda drawn: joint.only_key_true(reading, tuple(_value(reading, label) for _, label in drawn), key)
+
+
 def from_labels(name: str, pool: list, task: str, share: float, rng: random.Random) -> tuple[dict, list, int]:
     """A `share` of file `name`'s questions (seeded sample), each on pool images that make its key the only true
     option."""
@@ -100,11 +123,11 @@ def from_labels(name: str, pool: list, task: str, share: float, rng: random.Rand
     for q in asked[: math.ceil(share * len(asked))]:
         n = len(q["image_paths"])
         options = list(zip("ABCDEFGH", map(str, q["options"])))
-        reading = read(q["question_text"], options, n, task)
+        key = q["correct_answer_option"]
+        fits = _fits(task, q["question_text"], options, n, key)
         for _ in range(TRIES):
             drawn = rng.sample(pool, n)
-            world = tuple(_value(reading, label) for _, label in drawn)
-            if joint.only_key_true(reading, world, q["correct_answer_option"]):
+            if fits(drawn):
                 questions.append({**q, "image_paths": [path for path, _ in drawn]})
                 break
         else:
@@ -120,7 +143,7 @@ def files_of(subtask: str) -> list[str]:
     return found
 
 
-def build(subtask: str, out: Path, share: float, seed: int) -> dict[str, int]:
+def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None) -> dict[str, int]:
     """Write `subtask`'s questions into `out`; returns questions left out per file (no draw fitted the key)."""
     rng = random.Random(seed)
     missed = {}
@@ -153,6 +176,11 @@ def build(subtask: str, out: Path, share: float, seed: int) -> dict[str, int]:
         words = question_forms.FAS if subtask == "fas" else question_forms.DEEPFAKES
         template = "replay_attack_multiple_mcq" if subtask == "fas" else "ff++_multiple_mcq"
         rows_bench.build_binary(SOURCE / f"{template}.json", out, held.held_out, words)
+    elif subtask == "attributes":
+        pool = _celeba_held_out(celeba)
+        for name in files_of(subtask):
+            template, questions, missed[name] = from_labels(name, pool, subtask, share, rng)
+            question_forms.write_file(out, name, template, questions)
     elif subtask == "crowd_counting":
         rows_bench.build_crowd(SOURCE, out, splits.crowd(SHARED / "data" / "shanghaitech_b"))
     return missed
@@ -173,6 +201,12 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated sub-tasks (default: all the specialist claims)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=int, default=10, help="questions per file timed alone")
+    parser.add_argument(
+        "--celeba",
+        type=Path,
+        help="folder with celebA/ (CelebA's numbered images, at least "
+        "9001-10000) and list_attr_celeba.txt, for the attributes sub-task",
+    )
     parser.add_argument("--keep", help="write the built questions (one folder per sub-task) here, to rerun them")
     args = parser.parse_args()
     with open(rows_bench.PUBLISHED, newline="") as f:
@@ -182,7 +216,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for subtask in chosen:
             folder = Path(args.keep or tmp) / subtask
-            missed = build(subtask, folder, args.share, args.seed)
+            if subtask == "attributes" and args.celeba is None:
+                parser.error("the attributes sub-task needs --celeba FOLDER")
+            missed = build(subtask, folder, args.share, args.seed, args.celeba)
             questions = load_benchmark(folder)
             started = time.perf_counter()
             run_questions(questions, SpecialistBackend(), Path(tmp) / f"run-{subtask}")

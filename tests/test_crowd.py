@@ -105,9 +105,15 @@ def test_train_crowd_command_writes_weights_and_card(tmp_path):
         points = [r for r in csv.DictReader(f) if r["path"] in kept]
     (data / "points.csv").write_text("path,x,y\n" + "".join(f"{r['path']},{r['x']},{r['y']}\n" for r in points))
     out = tmp_path / "crowd.pt"
-    result = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(data), "--epochs", "1", "--out", str(out)])
+    extra = tmp_path / "more"
+    shutil.copytree(data, extra)
+    result = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(data), "--extra", str(extra), "--epochs",
+                                      "1", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["training_images"] == 6 and card["held_out_images"] == 2 and "research use" in card["licence"]
+    assert card["training_images"] == 6 + 8 and card["held_out_images"] == 2 and "research use" in card["licence"]
+    assert "every image of more/" in card["training_data"]
+    bad = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(data), "--extra", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and "has no labels.csv and points.csv" in bad.output, bad.output
     missing = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(tmp_path)])
     assert missing.exit_code == 2 and "labels.csv not found" in missing.output

@@ -264,10 +264,12 @@ def faces_train_pose(aflw, out, workers):
 @faces_group.command("train-crowd")
 @click.option("--data", required=True, type=click.Path(path_type=Path),
               help="ShanghaiTech part B folder with labels.csv, points.csv and images/.")  # fmt: skip
+@click.option("--extra", multiple=True, type=click.Path(path_type=Path),
+              help="More training folders in the same layout (every image is trained on); repeatable.")  # fmt: skip
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for dlib's trunk (default: one per core).")
-def faces_train_crowd(data, epochs, out, workers):
+def faces_train_crowd(data, extra, epochs, out, workers):
     """Train the crowd-counting density head on ShanghaiTech B's training split; report MAE and RMSE of the count
     on its held-out split (faces/splits.py)."""
     from facellm.faces import crowd
@@ -279,10 +281,36 @@ def faces_train_crowd(data, epochs, out, workers):
     if epochs < 1:
         raise FaceLLMError(f"--epochs must be at least 1, got {epochs}", "use e.g. 150")
     target = out or crowd.WEIGHTS
-    report = crowd.train(data, epochs, target, workers, say=lambda line: click.echo(line, err=True))
+    for folder in extra:
+        crowd.labelled_items(folder)  # a bad folder fails before any work
+    report = crowd.train(data, epochs, target, workers, say=lambda line: click.echo(line, err=True), extra=extra)
     click.echo(f"held-out MAE {report['held_out_mae']} RMSE {report['held_out_rmse']} on "
                f"{report['held_out_images']} images (mean count {report['held_out_mean_count']}); weights written to "
                f"{target}")  # fmt: skip
+
+
+@faces_group.command("train-celeb-attributes")
+@click.option("--images", required=True, type=click.Path(path_type=Path),
+              help="Folder of CelebA's numbered images (000001.jpg ...; only 1-9000 are read).")  # fmt: skip
+@click.option("--labels", required=True, type=click.Path(path_type=Path), help="CelebA's list_attr_celeba.txt.")
+@click.option("--dev-from", type=click.IntRange(2, 9000), help="Keep images from this number to 9000 out of training "
+              "and score on them (a development part).")  # fmt: skip
+@click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
+@click.option(
+    "--workers", type=click.IntRange(0), default=0, help="Processes for face framing (default: one per core)."
+)
+def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers):
+    """Train the 40 CelebA attribute model on CelebA images 1-9000 (9001 and above are kept for measuring)."""
+    from facellm.faces import celeb_attributes_training as training
+
+    target = out or training.WEIGHTS
+    card = training.train(images, labels, dev_first=dev_from, epochs=epochs, out=target, workers=workers,
+                          say=lambda line: click.echo(line, err=True))  # fmt: skip
+    scored = card["accuracy"]
+    summary = (f"mean accuracy {scored['mean']['accuracy']}% (majority baseline {scored['mean']['majority']}%) on "
+               f"{scored['n']} development faces; " if scored else "")  # fmt: skip
+    click.echo(f"{summary}weights written to {target}")
 
 
 @faces_group.command("train-classifier")

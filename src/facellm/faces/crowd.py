@@ -99,8 +99,9 @@ def density_target(points: list[tuple[float, float]], grid: tuple[int, int]) -> 
 
 
 def fit(features, targets, epochs: int = 150, batch: int = 8, crop: int = 40, seed: int = 0, say=print) -> dict:
-    """Train the head on random crop x crop cell windows of the training maps (mirrored at random): pixel MSE plus
-    a small count term, AdamW with a one-cycle rate. Returns the state dict in half precision, as shipped."""
+    """Train the head on random crop x crop cell windows of the training maps (smaller when an image of the batch is
+    narrower; mirrored at random): pixel MSE plus a small count term, AdamW with a one-cycle rate. Returns the state
+    dict in half precision, as shipped."""
     import torch
     from torch.nn import functional
 
@@ -116,11 +117,12 @@ def fit(features, targets, epochs: int = 150, batch: int = 8, crop: int = 40, se
         for step in range(steps):
             chosen = order[step * batch : (step + 1) * batch]
             xs, ys = [], []
+            side = min([crop] + [min(features[i].shape[1:]) for i in chosen])  # narrow images: a smaller window
             for i in chosen:
                 rows, columns = features[i].shape[1:]
-                top, left = rng.integers(0, rows - crop + 1), rng.integers(0, columns - crop + 1)
-                x = features[i][:, top : top + crop, left : left + crop].float()
-                y = torch.from_numpy(targets[i][top : top + crop, left : left + crop].copy())[None] * SCALE
+                top, left = rng.integers(0, rows - side + 1), rng.integers(0, columns - side + 1)
+                x = features[i][:, top : top + side, left : left + side].float()
+                y = torch.from_numpy(targets[i][top : top + side, left : left + side].copy())[None] * SCALE
                 if rng.random() < 0.5:
                     x, y = x.flip(-1), y.flip(-1)
                 xs.append(x)
@@ -224,9 +226,22 @@ def errors(head, features: list, counts: list[float]) -> np.ndarray:
     return np.array([density_of(f[None], head).sum() - c for f, c in zip(features, counts)])
 
 
-def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0, say=print) -> dict:
-    """Train on the training split of ShanghaiTech B (faces/splits.py), report MAE and RMSE on its held-out split,
-    and save the weights with their model card."""
+def labelled_items(folder: Path) -> list[tuple[Path, str]]:
+    """(image path, count) of every row of a crowd folder's labels.csv (../shared/data/shanghaitech_b's layout)."""
+    labels = Path(folder) / "labels.csv"
+    if not labels.is_file() or not (Path(folder) / "points.csv").is_file():
+        from facellm.errors import InputError
+
+        raise InputError(f"{folder} has no labels.csv and points.csv", "pass a folder laid out as ShanghaiTech B's "
+                         "in ../shared/data: images/, labels.csv (path,count), points.csv (path,x,y)")  # fmt: skip
+    with open(labels, newline="", encoding="utf-8") as f:
+        return [(Path(folder) / r["path"], r["count"]) for r in csv.DictReader(f)]
+
+
+def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0, say=print,
+          extra: tuple[Path, ...] = ()) -> dict:  # fmt: skip
+    """Train on the training split of ShanghaiTech B (faces/splits.py) and every image of the `extra` folders (same
+    layout), report MAE and RMSE on B's held-out split, and save the weights with their model card."""
     import torch
 
     from facellm.faces.splits import crowd
@@ -235,22 +250,30 @@ def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0
     split = crowd(folder)
     started = time.time()
     train_maps, train_targets = prepared(folder, split.train, workers)
+    for other in extra:
+        maps, targets = prepared(Path(other), labelled_items(Path(other)), workers)
+        train_maps, train_targets = train_maps + maps, train_targets + targets
     held_maps, _ = prepared(folder, split.held_out, workers)
     say(f"{len(train_maps)} training and {len(held_maps)} held-out images through dlib's trunk in "
         f"{time.time() - started:.0f} s")  # fmt: skip
     state = fit(train_maps, train_targets, epochs, say=say)
-    error = errors(head_from_state(state), held_maps, [float(c) for _, c in split.held_out])
+    held_counts = np.array([float(c) for _, c in split.held_out])
+    error = errors(head_from_state(state), held_maps, list(held_counts))
+    small = held_counts < 100
     report = {"held_out_images": len(held_maps), "training_images": len(train_maps), "epochs": epochs,
               "held_out_mae": round(float(np.abs(error).mean()), 2),
               "held_out_rmse": round(float(np.sqrt((error**2).mean())), 2),
-              "held_out_mean_count": round(float(np.mean([float(c) for _, c in split.held_out])), 1)}  # fmt: skip
+              "held_out_mean_count": round(float(held_counts.mean()), 1),
+              "held_out_mae_under_100_people": round(float(np.abs(error[small]).mean()), 2) if small.any() else None,
+              "held_out_images_under_100_people": int(small.sum())}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
+    extras = "".join(f"; every image of {Path(o).name}/ (labels.csv, points.csv)" for o in extra)
     card = {"model": f"density head (dilated convolutions, {WIDTH} channels) over dlib's face-descriptor ResNet "
                      "levels 2-3 (frozen), images scaled to a 640 px longer side; count = sum of the density map",
             "training_data": "ShanghaiTech part B train split in ../shared/data/shanghaitech_b, every image but each "
-                             "4th by path (faces/splits.py), with its annotated head positions",
-            "licence": "research use only (ShanghaiTech; Zhang et al., CVPR 2016)",
+                             f"4th by path (faces/splits.py), with its annotated head positions{extras}",
+            "licence": "research use only (ShanghaiTech: Zhang et al., CVPR 2016; Mall: Chen et al., BMVC 2012)",
             "published_mae_on_shanghaitech_b_test": {"MCNN (Zhang et al., CVPR 2016)": 26.4,
                                                      "CSRNet (Li et al., CVPR 2018)": 10.6},
             **report}  # fmt: skip

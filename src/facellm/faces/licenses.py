@@ -33,6 +33,11 @@ BUNDLED_MODELS = [
     ("facellm faces/weights/shanghaitech-crowd-v1.pt (crowd counting: a density head over dlib's descriptor levels)",
      f"trained here on ShanghaiTech part B (Zhang et al., CVPR 2016); {RESEARCH_ONLY}",
      "the ShanghaiTech B train images and head positions in ../shared/data/shanghaitech_b, every 4th image held out"),
+    ("facellm faces/weights/celeba-attributes-v1.pt (CelebA's 40 binary attributes)",
+     f"dlib's descriptor network (public domain) fine-tuned here on CelebA (Liu et al., ICCV 2015; non-commercial "
+     f"research use only); {RESEARCH_ONLY}",
+     "CelebA images 1-9000 (the 89 x 109 copies in github karthikSingireddy/cs389-hw4, attributes from "
+     "list_attr_celeba.txt); see CELEBA_MODEL_CARD.md"),
     *((f"facellm faces/weights/{task.weights} ({name}: {' / '.join(task.classes)})",
        f"trained here; {task.licence}; {RESEARCH_ONLY}", task.data) for name, task in CLASSIFIER_TASKS.items()),
     ("OpenCV (opencv-python-headless, solvePnP: head pose when research-only weights are off)", "Apache 2.0",

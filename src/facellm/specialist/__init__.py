@@ -19,6 +19,7 @@ from PIL import Image
 
 from facellm.backends.base import option_letters
 from facellm.errors import ResearchModelsOff
+from facellm.specialist import celeb
 from facellm.specialist.reading import ELSEWHERE, read, topic
 from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, angles, options_of, question_text
 
@@ -31,12 +32,15 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
     # The question decides; then a task description before it; then the options ("Which statement best describes
     # the images?" is an anti-spoofing question only by its options).
+    attribute_reading = celeb.read(question, lettered, len(images))
+    if attribute_reading is not None:
+        return _celeb_answer(images, attribute_reading)
     texts = () if re.search(ELSEWHERE, question.lower()) else (question, whole, prompt)
     task = next((found for text in texts if (found := topic(text))), None)
     if task is None:
         return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
-                "face-count or crowd-count, same-person, anti-spoofing and synthetic-face questions from "
-                "face-analysis models; this question is outside what it measures.")  # fmt: skip
+                "face-count or crowd-count, CelebA attribute, same-person, anti-spoofing and synthetic-face questions "
+                "from face-analysis models; this question is outside what it measures.")  # fmt: skip
     reading = read(question, lettered, len(images), task)
     unread = [text for _, text, claim in reading.options if claim.kind == "other"]
     if unread:
@@ -48,6 +52,18 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
         return ANSWERS[task](images, prompt, reading)
     except ResearchModelsOff as error:
         return f"cannot measure: {error.message}"
+
+
+def _celeb_answer(images: list[Image.Image], reading: celeb.AttributeReading) -> str:
+    """A CelebA attribute question's answer from every image's 40 attribute probabilities (one batched pass: faster
+    than spreading a few small faces over the worker pool)."""
+    from facellm.faces.celeb_attributes import predict_many
+
+    try:
+        probs = predict_many(images)
+    except ResearchModelsOff as error:
+        return f"cannot measure: {error.message}"
+    return celeb.describe(probs) if reading.form == "describe" else celeb.answer(reading, probs)
 
 
 def ground(images: list[Image.Image], prompt: str) -> str:

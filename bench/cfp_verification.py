@@ -1,0 +1,103 @@
+"""Frontal-profile verification on CFP (Sengupta et al., WACV 2016) by its own protocol, splits 1-5 only.
+
+CFP's protocol has 10 splits of 350 same-person and 350 different-person frontal-profile pairs (FP; FF for
+frontal-frontal). Splits 6-10 and their identities (251-500) are reserved for measuring other work and are refused
+here. Each of splits 1-5 is scored with a rule learnt on the other four (facellm.faces.embed.evaluate_pairs: a
+distance threshold, with `whitened` also a within-person whitening of the descriptors learnt from the other splits'
+same-person pairs, i.e. a pose-aware metric on top of dlib's descriptor).
+
+Face search, per method:
+  answers   what the specialist's answers use (measure.descriptor: HOG, then the CNN detector at half size; pictures
+            of 128 px or less read whole): a picture with no face found gets no descriptor and its pairs count as
+            wrong
+  fallback  the same search, then the whole picture when no face is found (CFP's pictures are face crops)
+  cnn       dlib's CNN detector at full size, then the whole picture
+
+Data: CFP's folder (Data/Images, Protocol/Split) as in github sburrel/AIDL2019_PROJECT_SBD `dataset-cfp/`.
+Run: python bench/cfp_verification.py --cfp DIR [--methods answers,fallback,cnn] [--protocol FP|FF]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facellm.faces.embed import evaluate_pairs
+
+SPLITS = range(1, 6)  # 6-10 are reserved
+
+
+def pairs_of(cfp: Path, protocol: str) -> list[tuple[int, Path, Path, bool]]:
+    """(split, first image, second image, same person) for every pair of splits 1-5."""
+    lists = {kind: {int(n): cfp / p for n, p in (line.split() for line in (cfp / "Protocol" / f"image_list_{kind}.txt")
+                                                .read_text().splitlines() if line.strip())}
+             for kind in ("F", "P")}  # fmt: skip
+    second = lists["P" if protocol == "FP" else "F"]
+    pairs = []
+    for split in SPLITS:
+        for kind in ("same", "diff"):
+            for line in (cfp / "Protocol" / "Split" / protocol / f"{split:02d}" / f"{kind}.txt").read_text().split():
+                a, b = (int(v) for v in line.split(","))
+                pairs.append((split, lists["F"][a], second[b], kind == "same"))
+    return pairs
+
+
+def _describe(job: tuple[str, str]):
+    from facellm.errors import NoFaceError
+    from facellm.faces import image_descriptor
+    from facellm.images import read_image
+    from facellm.specialist import measure
+
+    method, path = job
+    image = read_image(path)
+    started = time.perf_counter()
+    try:
+        if method == "answers":
+            vector = measure.descriptor(image)
+        else:
+            vector = image_descriptor(
+                image, whole_image_fallback=True, detector="quick" if method == "fallback" else "cnn"
+            )[0]
+    except NoFaceError:
+        vector = None
+    return vector, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cfp", type=Path, required=True)
+    parser.add_argument("--methods", default="answers,fallback")
+    parser.add_argument("--protocol", choices=("FP", "FF"), default="FP")
+    args = parser.parse_args()
+    from facellm.parallel import map_over_cores
+
+    pairs = pairs_of(args.cfp, args.protocol)
+    images = sorted({str(p) for _, a, b, _ in pairs for p in (a, b)})
+    print(f"{len(pairs)} {args.protocol} pairs of splits 1-5 over {len(images)} images")
+    print("| method | no face found | s / image (mean, max) | plain distance | whitened (pose-aware) |")
+    print("|---|---|---|---|---|")
+    for method in args.methods.split(","):
+        rows = map_over_cores(_describe, [(method, p) for p in images], 0, chunksize=8)
+        found = {Path(p): v for p, (v, _) in zip(images, rows, strict=True) if v is not None}
+        seconds = [s for _, s in rows]
+        usable = [pair for pair in pairs if pair[1] in found and pair[2] in found]
+        lost = len(pairs) - len(usable)
+        results = []
+        for whiten in (False, True):
+            result = evaluate_pairs(usable, found, whiten=whiten)
+            # a pair that cannot be scored counts as wrong, split by split
+            per_split = []
+            for split, accuracy in zip(sorted({s for s, *_ in usable}), result.fold_accuracies, strict=True):
+                scored = sum(1 for s, *_ in usable if s == split)
+                total = sum(1 for s, *_ in pairs if s == split)
+                per_split.append(accuracy * scored / total)
+            results.append(f"{100 * np.mean(per_split):.2f} +- {100 * np.std(per_split):.2f}")
+        print(f"| {method} | {len(images) - len(found)} images ({lost} pairs) | {np.mean(seconds):.3f}, "
+              f"{np.max(seconds):.2f} | {results[0]} | {results[1]} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Crowd counting error (MAE, RMSE; all photos and those of fewer than 100 people) of crowd-model weights on folders
+laid out as ../shared/data/shanghaitech_b is (images/, labels.csv with path,count).
+
+Folders used in docs/benchmarks.md:
+  ../shared/data/shanghaitech_b         its held-out fourth (faces/splits.py): the development part
+  ShanghaiTech B test_data              the official test split (reserved: never trained or tuned on)
+  Mall frames 801-2000, every 4th       Mall's own test part (the model sees frames 1-800, every 4th)
+(The fetched sets are converted into that layout by the commands in docs/benchmarks.md.)
+
+Run: python bench/crowd_count.py --weights A.pt [--weights B.pt] --data FOLDER[:held-out] [--data ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facellm.faces import crowd
+from facellm.faces.splits import crowd as crowd_split
+from facellm.images import read_image
+
+
+def items_of(spec: str) -> tuple[str, list[tuple[Path, float]]]:
+    """FOLDER (every image) or FOLDER:held-out (the held-out fourth of faces/splits.py)."""
+    folder, _, part = spec.partition(":")
+    path = Path(folder)
+    if part == "held-out":
+        return f"{path.name} (held-out fourth)", [(p, float(c)) for p, c in crowd_split(path).held_out]
+    with open(path / "labels.csv", newline="") as f:
+        return path.name, [(path / r["path"], float(r["count"])) for r in csv.DictReader(f)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", action="append", type=Path, help="crowd weights (default: the shipped ones)")
+    parser.add_argument("--data", action="append", required=True, help="FOLDER or FOLDER:held-out")
+    args = parser.parse_args()
+    import torch
+
+    heads = {str(w): crowd.head_from_state(torch.load(w, weights_only=True)) for w in args.weights or [crowd.WEIGHTS]}
+    print("| weights | data | photos | MAE | RMSE | photos < 100 people | MAE there | s / photo |")
+    print("|---|---|---|---|---|---|---|---|")
+    for spec in args.data:
+        name, items = items_of(spec)
+        maps = []
+        started = time.perf_counter()
+        for path, _ in items:
+            maps.append(crowd.trunk_features(np.asarray(crowd.scaled(read_image(path)))))
+        trunk_seconds = (time.perf_counter() - started) / len(items)
+        truth = np.array([c for _, c in items])
+        small = truth < 100
+        for weights, head in heads.items():
+            error = np.array([crowd.density_of(m, head).sum() for m in maps]) - truth
+            print(f"| {Path(weights).name} | {name} | {len(items)} | {np.abs(error).mean():.2f} | "
+                  f"{np.sqrt((error**2).mean()):.2f} | {int(small.sum())} | "
+                  f"{np.abs(error[small]).mean() if small.any() else float('nan'):.2f} | {trunk_seconds:.2f} |",
+                  flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
