@@ -13,11 +13,12 @@ model trained on):
   hr_fr / lr_fr         bench/specialist_vs_facellm.py's LFW grouping, every hr_fr file's questions (lr_fr: 20 px)
   headpose              AFLW2000-3D fold 1 (the pose model never saw it); BIWI files' questions on the same faces
   fas / deepfakes       bench/question_forms.py (NUAA subjects 7-9; every 5th real/StyleGAN face)
-  crowd_counting        held-out ShanghaiTech B images, options rebuilt around each count
+  crowd_counting        held-out ShanghaiTech B images, options rebuilt around each count; with --crowd FOLDER,
+                        100 photos of fewer than 100 people (FaceXBench's range) drawn from those folders instead
   attributes            CelebA images 9001-10000 (--celeba; reserved: the attribute model trained on 1-9000)
 The images differ from FaceXBench's, so the comparison with FaceLLM is indicative only.
 
-Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR] [--celeba DIR]
+Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR] [--celeba DIR] [--crowd DIR ...]
 (`--keep DIR` leaves DIR/SUBTASK/ as a FaceXBench folder: `facellm eval facexbench --bench-dir DIR/age ...` reruns
 it with any model, or an earlier commit's specialist.)
 """
@@ -41,7 +42,7 @@ from facellm.backends.specialist import SpecialistBackend
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
-from facellm.faces import splits
+from facellm.faces import crowd, splits
 from facellm.labels import normalise
 from facellm.specialist import celeb, joint
 from facellm.specialist.reading import read
@@ -143,7 +144,8 @@ def files_of(subtask: str) -> list[str]:
     return found
 
 
-def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None) -> dict[str, int]:
+def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None,
+          crowd_folders: tuple[Path, ...] = ()) -> dict[str, int]:  # fmt: skip
     """Write `subtask`'s questions into `out`; returns questions left out per file (no draw fitted the key)."""
     rng = random.Random(seed)
     missed = {}
@@ -181,6 +183,11 @@ def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None 
         for name in files_of(subtask):
             template, questions, missed[name] = from_labels(name, pool, subtask, share, rng)
             question_forms.write_file(out, name, template, questions)
+    elif subtask == "crowd_counting" and crowd_folders:
+        items = [(path, count) for folder in crowd_folders for path, count in crowd.labelled_items(folder)]
+        small = [(path, count) for path, count in items if int(count) < 100]  # FaceXBench's photos: 2-99 people
+        random.Random(seed).shuffle(small)
+        rows_bench.build_crowd(SOURCE, out, splits.Split([], small[:100]))
     elif subtask == "crowd_counting":
         rows_bench.build_crowd(SOURCE, out, splits.crowd(SHARED / "data" / "shanghaitech_b"))
     return missed
@@ -207,6 +214,14 @@ def main() -> None:
         help="folder with celebA/ (CelebA's numbered images, at least "
         "9001-10000) and list_attr_celeba.txt, for the attributes sub-task",
     )
+    parser.add_argument(
+        "--crowd",
+        type=Path,
+        action="append",
+        default=[],
+        help="crowd folders (ShanghaiTech B's "
+        "layout) whose photos of fewer than 100 people replace the held-out ShanghaiTech B fourth",
+    )
     parser.add_argument("--keep", help="write the built questions (one folder per sub-task) here, to rerun them")
     args = parser.parse_args()
     with open(rows_bench.PUBLISHED, newline="") as f:
@@ -218,7 +233,7 @@ def main() -> None:
             folder = Path(args.keep or tmp) / subtask
             if subtask == "attributes" and args.celeba is None:
                 parser.error("the attributes sub-task needs --celeba FOLDER")
-            missed = build(subtask, folder, args.share, args.seed, args.celeba)
+            missed = build(subtask, folder, args.share, args.seed, args.celeba, tuple(args.crowd))
             questions = load_benchmark(folder)
             started = time.perf_counter()
             run_questions(questions, SpecialistBackend(), Path(tmp) / f"run-{subtask}")

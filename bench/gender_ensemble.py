@@ -4,7 +4,10 @@
 Neither model trained on FairFace val; the FairFace model trained on FairFace train 1-16000, the CelebA model on
 CelebA images 1-9000. Both read the largest face the specialist's answers find (measure.largest_face), the whole
 picture when none is found.
-Run: python bench/gender_ensemble.py [--limit 2500]
+FairFace val 2501-5000 are reserved for measuring; github sumanvithaeadala/EthnicityDetection holds them
+(`fair_face/val`, `fairface_label_val.csv`): `--fairface DIR/fair_face --labels DIR/fairface_label_val.csv --first
+2501 --last 5000`.
+Run: python bench/gender_ensemble.py [--first 1 --last 2500] [--fairface DIR --labels CSV]
 """
 
 from __future__ import annotations
@@ -33,16 +36,24 @@ def _both(path: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--limit", type=int, default=2500)
+    parser.add_argument("--first", type=int, default=1)
+    parser.add_argument("--last", type=int, default=2500)
+    parser.add_argument(
+        "--fairface",
+        type=Path,
+        default=FAIRFACE / "fairface_img_margin025",
+        help="folder holding val/N.jpg (default: ../shared's FairFace, val 1-2500)",
+    )
+    parser.add_argument("--labels", type=Path, default=FAIRFACE / "fairface_label_val.csv")
     args = parser.parse_args()
     from facellm.parallel import map_over_cores
 
-    with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
-        rows = list(csv.DictReader(f))[: args.limit]
-    probs = np.array(map_over_cores(_both, [str(FAIRFACE / "fairface_img_margin025" / r["file"]) for r in rows], 0))
+    with open(args.labels, newline="") as f:
+        rows = list(csv.DictReader(f))[args.first - 1 : args.last]
+    probs = np.array(map_over_cores(_both, [str(args.fairface / r["file"]) for r in rows], 0))
     male = np.array([r["gender"] == "Male" for r in rows])
     races = np.array([r["race"] for r in rows])
-    print(f"| model | gender accuracy, FairFace val 1-{len(rows)} | lowest race group |\n|---|---|---|")
+    print(f"| model | gender accuracy, FairFace val {args.first}-{args.last} | lowest race group |\n|---|---|---|")
     for name, p in (("FairFace attribute model", probs[:, 0]), ("CelebA 'Male'", probs[:, 1]),
                     ("mean of the two", probs.mean(axis=1))):  # fmt: skip
         right = (p > 0.5) == male

@@ -204,3 +204,23 @@ def test_a_different_people_verdict_is_not_read_as_cannot_be_determined(face_ima
     assert answer([face_images[0], face_images[1]], "Do these two images show the same person?" + options)[0] == "B"
     reworded = "\n(A) The images show two different people\n(B) Cannot tell\n(C) They show the same person\n"
     assert answer([face_images[0], face_images[1]], "Same person or not?" + reworded)[0] == "A"
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "aflw2000").is_dir(), reason="../shared/data/aflw2000 is not present")
+def test_a_profile_no_detector_finds_still_gets_a_same_person_verdict(face_images):
+    """AFLW2000's image00392 (yaw -78 degrees) defeats HOG and the CNN detector; the faint HOG candidate (dlib's
+    side-view filters below their usual threshold) stands in, so the question is answered, while a faceless picture
+    still gets no candidate at all."""
+    import numpy as np
+    from PIL import Image
+
+    from facellm.faces.detect import faint_face
+    from facellm.specialist.measure import largest_face
+
+    profile = read_image(SHARED / "data" / "aflw2000" / "images" / "image00392.jpg")
+    assert largest_face(profile) is None and faint_face(profile) is not None
+    plain = Image.fromarray(np.tile(np.linspace(0, 255, 224, dtype=np.uint8), (224, 1))).convert("RGB")
+    assert faint_face(plain) is None
+    options = "\n(A) Yes, the same person\n(B) No, two different people\n"
+    reply = answer([face_images[0], profile], "Do these two images show the same person?" + options)
+    assert reply[0] in "AB" and "identity distances 1-2" in reply, reply
