@@ -5,7 +5,8 @@ run through the first three levels of dlib's face-descriptor ResNet (frozen, as 
 faces; see `descriptor_net`). The 64-filter maps (1/8 of the image) and the upsampled 128-filter maps (1/16) feed a
 small head of dilated convolutions trained here (`facellm faces train-crowd`) to predict one density value per 8 x 8
 pixel cell. Training targets put each annotated head's unit mass on its cell (bilinearly) and blur it by one cell.
-The weights are trained on ShanghaiTech B (research use only), so they are refused when FACELLM_RESEARCH_MODELS=0.
+The shipped weights are trained on ShanghaiTech B's train split and Mall frames 1-800, every 4th (research use
+only), so they are refused when FACELLM_RESEARCH_MODELS=0.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
 from facellm.faces.models import require_research_models
 
-WEIGHTS = Path(__file__).parent / "weights" / "shanghaitech-crowd-v1.pt"
+WEIGHTS = Path(__file__).parent / "weights" / "shanghaitech-mall-crowd-v2.pt"
 SIDE = 640  # the longer side images are counted at (ShanghaiTech B's)
 FINE, COARSE = 1, 2  # the levels of dlib's network (indices into LEVELS) whose maps feed the head
 STRIDE = 2 ** (FINE + 2)  # pixels per density cell: the fine level's maps are at 1/STRIDE of the image

@@ -30,9 +30,12 @@ BUNDLED_MODELS = [
     ("facellm faces/weights/aflw2000-headpose-v2.pt (yaw, pitch, roll from the face crop and its 68 landmarks)",
      f"trained here on AFLW2000-3D (Zhu et al., CVPR 2016); {RESEARCH_ONLY}",
      "the 500 AFLW2000-3D faces in ../shared/data/aflw2000 and their mirror images"),
-    ("facellm faces/weights/shanghaitech-crowd-v1.pt (crowd counting: a density head over dlib's descriptor levels)",
-     f"trained here on ShanghaiTech part B (Zhang et al., CVPR 2016); {RESEARCH_ONLY}",
-     "the ShanghaiTech B train images and head positions in ../shared/data/shanghaitech_b, every 4th image held out"),
+    ("facellm faces/weights/shanghaitech-mall-crowd-v2.pt (crowd counting: a density head over dlib's descriptor "
+     "levels)",
+     f"trained here on ShanghaiTech part B (Zhang et al., CVPR 2016) and Mall (Chen et al., BMVC 2012); "
+     f"{RESEARCH_ONLY}",
+     "the ShanghaiTech B train images and head positions in ../shared/data/shanghaitech_b, every 4th image held out; "
+     "Mall frames 1-800, every 4th (github jeremiastraub/CountNet, datasets/Mall)"),
     ("facellm faces/weights/celeba-attributes-v1.pt (CelebA's 40 binary attributes)",
      f"dlib's descriptor network (public domain) fine-tuned here on CelebA (Liu et al., ICCV 2015; non-commercial "
      f"research use only); {RESEARCH_ONLY}",
