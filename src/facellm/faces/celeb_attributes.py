@@ -78,7 +78,7 @@ def trunk(frames: np.ndarray, mirrored: bool = False):
     if mirrored:
         frames = frames[:, :, ::-1]
     with torch.inference_mode():
-        parts = [descriptor_network().trunk(torch.from_numpy(np.ascontiguousarray(frames[s : s + 64])), FROZEN).half()
+        parts = [descriptor_network().trunk(torch.from_numpy(np.array(frames[s : s + 64])), FROZEN).half()
                  for s in range(0, len(frames), 64)]  # fmt: skip
     return torch.cat(parts)
 
