@@ -61,6 +61,20 @@ def test_exact_option_probabilities_agree_with_the_semantics_on_certain_labels()
             assert chances[letter] == pytest.approx(float(celeb.holds(reading, value, labels))), (where, letter)
 
 
+@needs_shared_facexbench
+def test_no_question_of_another_subtask_is_read_as_an_attribute_question():
+    taken = []
+    for path in sorted(BENCHMARK.glob("*.json")):
+        payload = json.loads(path.read_text())
+        if payload["sub-category"] == "attributes":
+            continue
+        for number, q in payload["questions"].items():
+            options = list(zip("ABCDEFGH", map(str, q["options"])))
+            if celeb.read(q["question_text"], options, len(q["image_paths"])) is not None:
+                taken.append(f"{path.stem}#{number}")
+    assert taken == []
+
+
 def test_the_count_law_matches_enumeration():
     p = np.array([0.1, 0.5, 0.8, 0.3])
     law = celeb._count_law(p)
