@@ -73,6 +73,10 @@ def test_reproduce_dry_run_counts_requests(tmp_path, monkeypatch):
     assert "teacher requests: 96 (images x aspects)" in result.output  # 12 images x 8 aspects
     assert "facellm train --config configs/train/facellm-1b.yaml" in result.output
     assert "missing: no API key" in result.output and "FaceXBench benchmark folder not found" in result.output
+    # The GPU requirement is the printed memory plan's own figure (its smallest per-GPU training total), not a
+    # second table: 32.0 GiB (sharded over 8) where the plan prints 33.6 on one GPU.
+    assert "needs about 32.0 GiB per GPU (the memory plan printed with this plan)" in result.output
+    assert "fsdp   x8:    32.0 GiB per GPU" in result.output
     real = CliRunner().invoke(cli, ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir",
                                     str(tmp_path / "nope")])  # fmt: skip
     assert real.exit_code == 2 and "prerequisite(s) missing" in real.output

@@ -14,7 +14,7 @@ SIZES = {"1b": "configs/train/facellm-1b.yaml", "8b": "configs/train/facellm-8b.
 # Rough per-request token use of one FairFaceGPT request to GPT-4o: a 224 px image (high detail: 255 tokens) plus
 # the system and user prompts (~350 tokens) in, a paragraph (~250 tokens) out. An estimate, not a measurement.
 PROMPT_TOKENS, COMPLETION_TOKENS = 605, 250
-GPU_MEMORY_GB = {"1b": 24, "8b": 80, "38b": 80}
+PLANNED_MACHINE = {"gpus": 8, "gpu_memory_gib": 80.0}  # the machine the dry run's memory plan is drawn for
 
 
 @dataclass
@@ -69,14 +69,27 @@ def plan(size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, m
     return Plan(commands, requests, cost, problems)
 
 
+def memory(size: str):
+    """The memory plan the dry run prints (`facellm plan` draws it for other machines)."""
+    from facellm.plan import memory_plan
+
+    return memory_plan(size, **PLANNED_MACHINE)
+
+
+def needed_gib(size: str) -> float:
+    """GiB per GPU that training `size` needs at least: the smallest per-GPU total of the memory plan's strategies."""
+    return min(strategy.total_gib for strategy in memory(size).training)
+
+
 def _gpu_problems(size: str) -> list[str]:
     try:
         import torch
     except ImportError:
         return ["torch is not installed"]
+    needed = f"about {needed_gib(size):.1f} GiB per GPU (the memory plan printed with this plan)"
     if not torch.cuda.is_available():
-        return [f"no CUDA GPU visible; training InternVL3-{size.upper()} needs about {GPU_MEMORY_GB[size]} GB per GPU"]
-    memory = torch.cuda.get_device_properties(0).total_memory / 2**30
-    if memory < GPU_MEMORY_GB[size] * 0.9:
-        return [f"GPU 0 has {memory:.0f} GB; InternVL3-{size.upper()} wants about {GPU_MEMORY_GB[size]} GB per GPU"]
+        return [f"no CUDA GPU visible; training InternVL3-{size.upper()} needs {needed}"]
+    memory_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    if memory_gib < needed_gib(size):
+        return [f"GPU 0 has {memory_gib:.0f} GiB; InternVL3-{size.upper()} needs {needed}"]
     return []

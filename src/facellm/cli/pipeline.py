@@ -57,10 +57,12 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
     click.echo("plan:")
     for command in steps.commands:
         click.echo("  " + shlex.join(command))
-    from facellm.plan import describe, memory_plan
+    from facellm.plan import describe
+    from facellm.reproduce import PLANNED_MACHINE, memory
 
-    click.echo("memory plan (per GPU, 8 GPUs of 80 GiB; `facellm plan` for other machines):")
-    click.echo(describe(memory_plan(size, gpus=8, gpu_memory_gib=80.0)))
+    click.echo(f"memory plan (per GPU, {PLANNED_MACHINE['gpus']} GPUs of {PLANNED_MACHINE['gpu_memory_gib']:g} GiB; "
+               "`facellm plan` for other machines):")  # fmt: skip
+    click.echo(describe(memory(size)))
     for problem in steps.problems:
         click.echo(f"missing: {problem}", err=True)
     if dry_run:
