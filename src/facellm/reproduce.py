@@ -86,10 +86,11 @@ def _gpu_problems(size: str) -> list[str]:
         import torch
     except ImportError:
         return ["torch is not installed"]
-    needed = f"about {needed_gib(size):.1f} GiB per GPU (the memory plan printed with this plan)"
+    gib = needed_gib(size)
+    needed = f"about {gib:.1f} GiB per GPU (the memory plan printed with this plan)"
     if not torch.cuda.is_available():
         return [f"no CUDA GPU visible; training InternVL3-{size.upper()} needs {needed}"]
     memory_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
-    if memory_gib < needed_gib(size):
+    if memory_gib < gib:
         return [f"GPU 0 has {memory_gib:.0f} GiB; InternVL3-{size.upper()} needs {needed}"]
     return []

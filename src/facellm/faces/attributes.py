@@ -12,7 +12,6 @@ CNN on the chip fused with the descriptor, 88.1 / 64.6 / 54.1.)
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
-from facellm.faces.training import one_cycle
+from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
+from facellm.faces.training import one_cycle, write_weights
 from facellm.labels import FAIRFACE_VOCAB
 
 WEIGHTS = Path(__file__).parent / "weights" / "fairface-attributes-v3.pt"
@@ -99,15 +98,7 @@ def build_network():
 
 def trunk(inputs: FaceInputs, mirrored: bool = False):
     """The frozen levels' feature maps of every chip (of its mirror image if asked), in half precision."""
-    import torch
-
-    chips = inputs.chip.reshape(-1, CHIP, CHIP, 3)
-    if mirrored:
-        chips = chips[:, :, ::-1]
-    with torch.inference_mode():
-        parts = [descriptor_network().trunk(torch.from_numpy(np.ascontiguousarray(chips[s : s + 64])), FROZEN).half()
-                 for s in range(0, len(chips), 64)]  # fmt: skip
-    return torch.cat(parts)
+    return frozen_maps(inputs.chip.reshape(-1, CHIP, CHIP, 3), FROZEN, mirrored)
 
 
 def fit(inputs: FaceInputs, labels: dict[str, list[str]], epochs: int = 8, batch: int = 128, seed: int = 0,
@@ -224,11 +215,7 @@ def model_card(training: str, evaluation: str, report: dict) -> dict:
 
 
 def save(state: dict, path: Path, card: dict) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    path.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
+    write_weights(state, path, card)
     lines = [f"# {path.name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if k != "accuracy"), "",
              "| attribute | accuracy % | per race group |", "|---|---|---|"]  # fmt: skip
     for name, r in card["accuracy"].items():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
+from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
 from facellm.faces.models import require_research_models
 
 WEIGHTS = Path(__file__).parent / "weights" / "celeba-attributes-v1.pt"
@@ -73,14 +73,7 @@ def face_box(image: Image.Image):
 
 def trunk(frames: np.ndarray, mirrored: bool = False):
     """The frozen levels' feature maps of stacked frames (of their mirror images if asked), in half precision."""
-    import torch
-
-    if mirrored:
-        frames = frames[:, :, ::-1]
-    with torch.inference_mode():
-        parts = [descriptor_network().trunk(torch.from_numpy(np.array(frames[s : s + 64])), FROZEN).half()
-                 for s in range(0, len(frames), 64)]  # fmt: skip
-    return torch.cat(parts)
+    return frozen_maps(frames, FROZEN, mirrored)
 
 
 def build_network():

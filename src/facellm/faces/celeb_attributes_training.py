@@ -6,7 +6,6 @@ CelebA images numbered above RESERVED_AFTER are kept for measuring (DEVELOPERS.m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from facellm.faces.celeb_attributes import (
     probabilities,
     trunk,
 )
-from facellm.faces.training import one_cycle
+from facellm.faces.training import one_cycle, write_weights
 
 RESERVED_AFTER = 9000  # CelebA images 9001 and above are for measuring only
 
@@ -128,11 +127,7 @@ def model_card(training: str, evaluation: str, report: dict) -> dict:
 
 def save(state: dict, path: Path, card: dict) -> None:
     """Weights, their card as JSON, and a readable card (CELEBA_MODEL_CARD.md) beside them."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    path.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
+    write_weights(state, path, card)
     reports = {k: card[k] for k in ("accuracy", "held_out_accuracy") if card.get(k)}
     lines = [f"# {path.name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if "accuracy" not in k)]
     for key, report in reports.items():
@@ -174,7 +169,8 @@ def train(images: Path, labels_file: Path, train_last: int = RESERVED_AFTER, dev
         dev_frames, dev_kept = frames_of(dev_paths, workers)
         report = accuracy_report(network_from_state(state), dev_frames, dev_targets[dev_kept])
         evaluation = f"CelebA images {dev_first}-{RESERVED_AFTER} ({len(dev_kept)} faces), a development part"
-    card = model_card(f"CelebA images 1-{last} ({len(kept)} faces; 89 x 109 copies), {epochs} epochs", evaluation,
+    card = model_card(f"CelebA images {number(paths[0].name):06d}.jpg-{number(paths[-1].name):06d}.jpg in "
+                      f"{images} ({len(kept)} faces), attributes from {labels_file.name}, {epochs} epochs", evaluation,
                       report)  # fmt: skip
     held_paths, held_targets = _numbered(images, labels, RESERVED_AFTER + 1, 10**9, needed=False)
     if held_paths:

@@ -12,7 +12,6 @@ only), so they are refused when FACELLM_RESEARCH_MODELS=0.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +22,7 @@ from PIL import Image
 
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
 from facellm.faces.models import require_research_models
+from facellm.faces.training import write_weights
 
 WEIGHTS = Path(__file__).parent / "weights" / "shanghaitech-mall-crowd-v2.pt"
 SIDE = 640  # the longer side images are counted at (ShanghaiTech B's)
@@ -243,7 +243,6 @@ def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0
           extra: tuple[Path, ...] = ()) -> dict:  # fmt: skip
     """Train on the training split of ShanghaiTech B (faces/splits.py) and every image of the `extra` folders (same
     layout), report MAE and RMSE on B's held-out split, and save the weights with their model card."""
-    import torch
 
     from facellm.faces.splits import crowd
 
@@ -267,8 +266,6 @@ def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0
               "held_out_mean_count": round(float(held_counts.mean()), 1),
               "held_out_mae_under_100_people": round(float(np.abs(error[small]).mean()), 2) if small.any() else None,
               "held_out_images_under_100_people": int(small.sum())}  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, out)
     extras = "".join(f"; every image of {Path(o).name}/ (labels.csv, points.csv)" for o in extra)
     card = {"model": f"density head (dilated convolutions, {WIDTH} channels) over dlib's face-descriptor ResNet "
                      "levels 2-3 (frozen), images scaled to a 640 px longer side; count = sum of the density map",
@@ -278,5 +275,5 @@ def train(folder: Path, epochs: int = 150, out: Path = WEIGHTS, workers: int = 0
             "published_mae_on_shanghaitech_b_test": {"MCNN (Zhang et al., CVPR 2016)": 26.4,
                                                      "CSRNet (Li et al., CVPR 2018)": 10.6},
             **report}  # fmt: skip
-    out.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
+    write_weights(state, out, card)
     return report

@@ -56,6 +56,15 @@ def _named_in(text: str) -> tuple[str, ...]:
 
 
 PICTURES = r"(images?|pictures?|photos?|photographs?)"
+# The option forms whose options are attributes, first match wins ("NOT present" before "present").
+FORM_WORDS = (
+    (r"\bmost (frequent|common)\b", "most_frequent"),
+    (r"\bunique to\b|\bonly one (of the )?images?\b", "unique"),
+    (r"\bin common\b|\bcommon to\b|\bboth images have\b|\ball (of the )?images have\b", "common"),
+    (r"\bany of the images\b", "any"),
+    (r"\bnot present\b|\babsent\b|\bmissing\b|\bnot (have|show)\b", "absent"),
+    (r"\b(present|prominent|identify|has|have|shows?|visible)\b", "present"),
+)
 
 
 def _form(q: str, n: int) -> str | None:
@@ -68,24 +77,9 @@ def _form(q: str, n: int) -> str | None:
             return "union_count"
         return "count"
     if re.search(rf"\bwhich {PICTURES}\b", q):
-        return (
-            "images_without"
-            if re.search(r"\b(lack|lacks|do not have|does not have|don't have|without)\b", q)
-            else ("images_with")
-        )
-    if re.search(r"\bmost (frequent|common)\b", q):
-        return "most_frequent"
-    if re.search(r"\bunique to\b|\bonly one (of the )?images?\b", q):
-        return "unique"
-    if re.search(r"\bin common\b|\bcommon to\b|\bboth images have\b|\ball (of the )?images have\b", q):
-        return "common"
-    if re.search(r"\bany of the images\b", q):
-        return "any"
-    if re.search(r"\bnot present\b|\babsent\b|\bmissing\b|\bnot (have|show)\b", q):
-        return "absent"
-    if re.search(r"\b(present|prominent|identify|has|have|shows?|visible)\b", q):
-        return "present"
-    return None
+        lacking = re.search(r"\b(lack|lacks|do not have|does not have|don't have|without)\b", q)
+        return "images_without" if lacking else "images_with"
+    return next((form for pattern, form in FORM_WORDS if re.search(pattern, q)), None)
 
 
 def read(question: str, options: list[tuple[str, str]], n_images: int) -> AttributeReading | None:
