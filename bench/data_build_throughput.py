@@ -23,13 +23,13 @@ from pathlib import Path
 
 import httpx
 
+from facellm.backends.openai_client import ChatClient, EndpointConfig, image_data_url
 from facellm.backends.openai_compatible import OpenAIBackend
 from facellm.data.build import build_dataset
-from facellm.data.prompts import load_prompts
 from facellm.data.sources import load_source
 from facellm.data.store import QAStore
 from facellm.images import read_image
-from facellm.openai_client import ChatClient, EndpointConfig, image_data_url
+from facellm.prompts import load_prompts
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
 
 FAIRFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface"

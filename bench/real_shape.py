@@ -30,8 +30,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from facellm.conversation import question  # noqa: E402
 from facellm.images import read_image  # noqa: E402
-from facellm.model.generate import question, to_messages  # noqa: E402
+from facellm.model.generate import to_messages  # noqa: E402
 from facellm.plan import memory_plan, shape_counts, training_bytes  # noqa: E402
 from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
 from facellm.testing.shape_model import build_shape_processor, make_shape_checkpoint  # noqa: E402
@@ -94,7 +95,7 @@ def eval_batch(model: Path, work: Path) -> None:
 def serve_request(model: Path, face) -> None:
     import httpx
 
-    from facellm.openai_client import image_data_url
+    from facellm.backends.openai_client import image_data_url
     from facellm.testing.server import ServerProcess
 
     body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(face)}},

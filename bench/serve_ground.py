@@ -20,8 +20,8 @@ import httpx
 
 import facellm.faces
 from facellm.backends import BackendSpec, build_backend
+from facellm.backends.openai_client import image_data_url
 from facellm.images import read_image
-from facellm.openai_client import image_data_url
 from facellm.samples import sample_faces
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine

@@ -8,16 +8,16 @@ import io
 import pytest
 from PIL import Image
 
-from facellm.errors import InputError
-from facellm.model import question
-from facellm.openai_client import (
+from facellm.backends.openai_client import (
     ApiError,
     ChatClient,
     EndpointConfig,
     check_reachable,
     image_data_url,
-    to_openai_messages,  # fmt: skip
+    to_openai_messages,
 )
+from facellm.errors import InputError
+from facellm.model import question
 from facellm.testing.mock_openai import MockOpenAIServer
 
 

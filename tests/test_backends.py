@@ -18,10 +18,10 @@ from facellm.backends import (
     build_backend,  # fmt: skip
     cause_of,
 )
+from facellm.backends.openai_client import ApiError, ChatClient, EndpointConfig
 from facellm.backends.scripted import ScriptedBackend
 from facellm.errors import InputError
 from facellm.model import GenerationSettings, question
-from facellm.openai_client import ApiError, ChatClient, EndpointConfig
 from facellm.testing.mock_openai import MockOpenAIServer
 
 SETTINGS = GenerationSettings(max_new_tokens=4)
@@ -167,7 +167,7 @@ def test_the_name_known_before_building_is_the_built_backends_name(tiny_checkpoi
 
 
 def test_template_backend_answers_from_facts_not_text():
-    from facellm.data.prompts import load_prompts
+    from facellm.prompts import load_prompts
 
     spec = load_prompts()
     backend = build_backend(BackendSpec("template", prompts=spec))

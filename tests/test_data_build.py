@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from facellm.backends.local import LocalBackend
+from facellm.backends.openai_client import ChatClient, EndpointConfig
 from facellm.backends.openai_compatible import OpenAIBackend
 from facellm.backends.template import TemplateBackend
 from facellm.cli import cli
@@ -25,10 +26,9 @@ from facellm.data.batch import ingest_batch, prepare_batch
 from facellm.data.build import build_dataset
 from facellm.data.export import export_dataset
 from facellm.data.filters import contradictions, flag_records
-from facellm.data.prompts import load_prompts
 from facellm.data.sources import load_source
 from facellm.data.store import QAStore
-from facellm.openai_client import ChatClient, EndpointConfig
+from facellm.prompts import load_prompts
 from facellm.samples import SAMPLE_DIR
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder
 

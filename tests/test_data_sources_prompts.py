@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from facellm.data.prompts import DEFAULT_PROMPTS, load_prompts, person_word
 from facellm.data.sources import age_group, load_source
 from facellm.errors import InputError
+from facellm.prompts import DEFAULT_PROMPTS, load_prompts, person_word
 from facellm.samples import SAMPLE_DIR
 from tests.conftest import SHARED
 

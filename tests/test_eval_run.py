@@ -9,13 +9,13 @@ from click.testing import CliRunner
 
 from facellm.backends.base import Backend
 from facellm.backends.local import LocalBackend
+from facellm.backends.openai_client import ChatClient, EndpointConfig
 from facellm.backends.openai_compatible import OpenAIBackend
 from facellm.cli import cli
 from facellm.errors import InputError
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions
 from facellm.eval.run import load_done, run_questions
-from facellm.openai_client import ChatClient, EndpointConfig
 from facellm.testing.mock_openai import MockOpenAIServer
 
 

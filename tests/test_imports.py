@@ -61,3 +61,32 @@ def test_no_import_circles():
         TopologicalSorter(import_graph()).prepare()
     except CycleError as error:
         pytest.fail("import circle: " + " -> ".join(error.args[1]))
+
+
+def part_of(module: str) -> str:
+    """The part a module belongs to: its top-level subpackage or module under facellm."""
+    return module.split(".")[1] if "." in module else module
+
+
+def part_graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        if module == "facellm":
+            continue
+        edges = graph.setdefault(part_of(module), set())
+        edges.update(part_of(t) for t in targets if t != "facellm" and part_of(t) != part_of(module))
+    return graph
+
+
+def test_no_two_parts_import_each_other():
+    try:
+        TopologicalSorter(part_graph()).prepare()
+    except CycleError as error:
+        pytest.fail("parts import each other: " + " -> ".join(error.args[1]))
+
+
+def test_the_vocabulary_and_errors_sit_at_the_bottom():
+    graph = part_graph()
+    assert graph["errors"] == set()
+    assert graph["conversation"] <= {"errors"}
+    assert "backends" not in graph["specialist"] and "data" not in graph["backends"]

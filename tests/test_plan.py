@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from transformers import AutoConfig
 
 from facellm.cli import cli
-from facellm.model.generate import question, to_messages
+from facellm.conversation import question
+from facellm.model.generate import to_messages
 from facellm.plan import memory_plan, shape_config, shape_counts
 from facellm.testing.shape_model import build_shape_processor
 

@@ -75,13 +75,13 @@ def test_data_rerun_with_other_settings_is_refused_then_started_fresh(tmp_path):
 
 
 def test_unusable_per_image_replies_are_kept_with_their_cost(tmp_path):
+    from facellm.backends.openai_client import ChatClient, EndpointConfig
     from facellm.backends.openai_compatible import OpenAIBackend
     from facellm.data.build import Prices, build_dataset
-    from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
     from facellm.data.stats import run_stats
     from facellm.data.store import QAStore
-    from facellm.openai_client import ChatClient, EndpointConfig
+    from facellm.prompts import load_prompts
 
     def responder(messages):
         asked = json.dumps(messages)
@@ -101,12 +101,12 @@ def test_unusable_per_image_replies_are_kept_with_their_cost(tmp_path):
 
 
 def test_failed_rows_store_their_typed_cause(tmp_path):
+    from facellm.backends.openai_client import ChatClient, EndpointConfig
     from facellm.backends.openai_compatible import OpenAIBackend
     from facellm.data.build import build_dataset
-    from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
     from facellm.data.store import QAStore
-    from facellm.openai_client import ChatClient, EndpointConfig
+    from facellm.prompts import load_prompts
 
     records = load_source("fairface", SAMPLE_DIR, LABELS)[:1]
     with MockOpenAIServer(faults=[429] * 8, retry_after=0) as server, QAStore(tmp_path) as store:

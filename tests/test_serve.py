@@ -16,7 +16,7 @@ from PIL import Image
 
 from facellm.backends.local import LocalBackend
 from facellm.backends.offline import OfflineBackend
-from facellm.openai_client import image_data_url
+from facellm.backends.openai_client import image_data_url
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine
 from facellm.serve.requests import Limits

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from facellm.backends.local import LocalBackend
-from facellm.openai_client import image_data_url
+from facellm.backends.openai_client import image_data_url
 from facellm.serve import requests as serve_requests
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine

@@ -12,9 +12,9 @@ import pytest
 from openai import OpenAI
 
 from facellm.backends.grounded import Grounded
+from facellm.backends.openai_client import image_data_url
 from facellm.backends.upstream import UpstreamBackend
 from facellm.images import read_image
-from facellm.openai_client import image_data_url
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine
 from facellm.testing.mock_openai import MockOpenAIServer, describing_responder

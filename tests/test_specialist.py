@@ -136,7 +136,7 @@ def test_specialist_answers_fer_expression_questions():
 def test_serve_specialist_and_grounded_backend(face_images):
     from openai import OpenAI
 
-    from facellm.openai_client import image_data_url
+    from facellm.backends.openai_client import image_data_url
     from facellm.serve.app import create_app
     from facellm.serve.engine import Engine
     from facellm.testing.server import BackgroundServer

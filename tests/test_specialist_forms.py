@@ -74,8 +74,8 @@ def test_multi_image_gender_and_age_forms_are_answered_well_above_chance():
 def test_free_multi_image_questions_through_ask_and_the_server(tmp_path):
     from openai import OpenAI
 
+    from facellm.backends.openai_client import image_data_url
     from facellm.backends.specialist import SpecialistBackend
-    from facellm.openai_client import image_data_url
     from facellm.serve.app import create_app
     from facellm.serve.engine import Engine
     from facellm.testing.server import BackgroundServer
@@ -117,7 +117,7 @@ def test_no_real_multi_image_attribute_question_is_refused_as_not_understood(fac
 def test_the_fairfacegpt_aspect_questions_get_measured_descriptions(face_images):
     """The web page's 8 aspect buttons ask FairFaceGPT's stored questions: each is answered from measurements (and
     says what the models do not measure), never "cannot measure" for a face they can see."""
-    from facellm.data.prompts import load_prompts
+    from facellm.prompts import load_prompts
 
     expected = {"demographics": "gender", "facial_structure": "px", "skin_texture": "not measured",
                 "expression": "expression", "lighting_quality": "brightness", "pose": "yaw",

@@ -136,10 +136,10 @@ def _analyze(settings: DemoSettings, folder: Path) -> dict:
 def _data(settings: DemoSettings, folder: Path) -> dict:
     from facellm.data.build import build_dataset
     from facellm.data.filters import flag_records
-    from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
     from facellm.data.stats import write_stats
     from facellm.data.store import QAStore
+    from facellm.prompts import load_prompts
 
     train = settings.out / "faces" / "train"
     analysis = json.loads((settings.out / "analyze" / "analysis.json").read_text())

@@ -28,8 +28,8 @@ class Plan:
 def plan(size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, model: str,
          price_in: float, price_out: float) -> Plan:  # fmt: skip
     """The commands, the teacher request count (images x aspects), a cost estimate, and what is missing."""
-    from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
+    from facellm.prompts import load_prompts
 
     if size not in SIZES:
         raise InputError(f"unknown size {size!r}", "use 1b, 8b or 38b")

@@ -12,8 +12,8 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from facellm.backends.base import Backend, Cause, Prompt, Reply, answer_safely, cause_of
-from facellm.errors import InputError
+from facellm.backends.base import Backend, Prompt, Reply, answer_safely
+from facellm.errors import Cause, InputError, cause_of
 
 # Backends chosen by name with --model NAME; each value is "module:class".
 NAMED = {
@@ -100,8 +100,8 @@ def _plain(spec: BackendSpec) -> Backend:
 
         return UpstreamBackend(spec.api_base, spec.api_model, concurrency=spec.concurrency)
     if spec.api_base:
+        from facellm.backends.openai_client import ChatClient, EndpointConfig
         from facellm.backends.openai_compatible import OpenAIBackend
-        from facellm.openai_client import ChatClient, EndpointConfig
 
         config = EndpointConfig(spec.api_base, spec.api_model or "", concurrency=spec.concurrency,
                                 requests_per_minute=spec.rpm, tokens_per_minute=spec.tpm,

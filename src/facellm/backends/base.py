@@ -15,10 +15,9 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-from facellm.errors import FaceLLMError, InputError
-from facellm.model.generate import Conversation, GenerationSettings
+from facellm.conversation import Conversation, GenerationSettings, option_letters
+from facellm.errors import Cause, cause_of
 
 
 @dataclass
@@ -41,56 +40,12 @@ class Prompt:
         return option_letters(len(self.options or ()))
 
 
-def option_letters(count: int) -> list[str]:
-    """A, B, C, ... for `count` options."""
-    return [chr(ord("A") + i) for i in range(count)]
-
-
 @dataclass
 class Reply:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     image_bytes: int = 0
-
-
-class Cause(StrEnum):
-    """Why a request failed, as reports count it."""
-
-    RATE_LIMITED = "rate limited (429)"
-    SERVER_ERROR = "server error (5xx)"
-    CLIENT_ERROR = "client error (4xx)"
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    GARBAGE = "garbage reply"
-    EMPTY = "empty answer"
-    OUT_OF_MEMORY = "out of memory"
-    BAD_INPUT = "bad input"
-    OTHER = "other"
-
-
-class BackendError(FaceLLMError):
-    """A request a backend could not answer; `cause` says why."""
-
-    def __init__(self, message: str, hint: str | None = None, cause: Cause = Cause.OTHER) -> None:
-        super().__init__(message, hint)
-        self.cause = cause
-
-
-def cause_of(error: BaseException) -> Cause:
-    """The typed cause of a failure (set where it was raised; out-of-memory and bad input known by type)."""
-    if isinstance(getattr(error, "cause", None), Cause):
-        return error.cause
-    if _out_of_memory(error):
-        return Cause.OUT_OF_MEMORY
-    if isinstance(error, InputError):
-        return Cause.BAD_INPUT
-    return Cause.OTHER
-
-
-def _out_of_memory(error: BaseException) -> bool:
-    # torch.OutOfMemoryError (CUDA, MPS) and Python's MemoryError, without importing torch here.
-    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
 
 
 class Backend:
@@ -150,7 +105,7 @@ def answer_safely(backend: Backend, prompts: Sequence[Prompt], settings: Generat
     if len(prompts) == 1:
         return [first]
     middle = len(prompts) // 2  # out of memory: smaller once; what fails again is recorded, not split further
-    parts = [prompts[:middle], prompts[middle:]] if _out_of_memory(first) else [[p] for p in prompts]
+    parts = [prompts[:middle], prompts[middle:]] if cause_of(first) is Cause.OUT_OF_MEMORY else [[p] for p in prompts]
     replies = []
     for part in parts:
         result = _attempt(backend, part, settings)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from facellm.backends.base import Backend, Prompt, Reply
-from facellm.model.generate import GenerationSettings, Turn
+from facellm.conversation import GenerationSettings, Turn
 
 GROUNDED = "grounded"  # the key in a prepared prompt's facts
 

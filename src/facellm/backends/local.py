@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
+from facellm.conversation import GenerationSettings
 from facellm.errors import InputError
-from facellm.model.generate import GenerationSettings
 from facellm.model.loading import describe_model
 
 SCORINGS = ("generate", "likelihood")

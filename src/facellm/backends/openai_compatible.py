@@ -8,24 +8,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
-from facellm.model.generate import GenerationSettings
+from facellm.conversation import GenerationSettings
 
 
 class OpenAIBackend(Backend):
     def __init__(self, client, name: str | None = None) -> None:
-        self.client = client  # facellm.openai_client.ChatClient
+        self.client = client  # facellm.backends.openai_client.ChatClient
         self.name = name or f"openai:{client.config.model}"
         # Small chunks, twice the concurrency queued: a slow request holds back a few replies, never the run.
         self.chunk_size = max(1, client.config.concurrency // 8)
         self.parallel_chunks = 16
 
     def check_ready(self) -> None:
-        from facellm.openai_client import check_reachable
+        from facellm.backends.openai_client import check_reachable
 
         check_reachable(self.client.config)
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
-        from facellm.openai_client import to_openai_messages
+        from facellm.backends.openai_client import to_openai_messages
 
         messages = [to_openai_messages(p.turns) for p in prompts]
         temperature = settings.temperature if settings.do_sample else 0.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
-from facellm.model.generate import GenerationSettings
+from facellm.conversation import GenerationSettings
 
 
 class ScriptedBackend(Backend):

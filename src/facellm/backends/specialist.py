@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
-from facellm.model.generate import GenerationSettings
+from facellm.conversation import GenerationSettings
 
 
 class SpecialistBackend(Backend):

@@ -10,8 +10,8 @@ import json
 from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
-from facellm.data.prompts import PromptSpec, person_word
-from facellm.model.generate import GenerationSettings
+from facellm.conversation import GenerationSettings
+from facellm.prompts import PromptSpec, person_word
 
 
 class TemplateBackend(Backend):
@@ -23,7 +23,7 @@ class TemplateBackend(Backend):
 
     @classmethod
     def from_spec(cls, spec) -> TemplateBackend:
-        from facellm.data.prompts import load_prompts
+        from facellm.prompts import load_prompts
 
         return cls(spec.prompts or load_prompts())
 

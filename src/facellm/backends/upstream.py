@@ -16,8 +16,9 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply
-from facellm.model.generate import GenerationSettings
+from facellm.backends.base import Backend, Prompt, Reply
+from facellm.conversation import GenerationSettings
+from facellm.errors import BackendError, Cause
 
 
 class UpstreamError(BackendError):
@@ -33,7 +34,7 @@ class UpstreamBackend(Backend):
     def __init__(self, base_url: str, model: str | None = None, timeout_s: float = 300.0, concurrency: int = 16):
         import httpx
 
-        from facellm.openai_client import EndpointConfig
+        from facellm.backends.openai_client import EndpointConfig
 
         self.config = EndpointConfig(base_url, model or "unresolved", concurrency=concurrency, timeout_s=timeout_s)
         self.base = self.config.base_url.rstrip("/")
@@ -96,7 +97,7 @@ class UpstreamBackend(Backend):
         return payload
 
     def _body(self, prompt: Prompt, settings: GenerationSettings, stream: bool) -> dict:
-        from facellm.openai_client import to_openai_messages
+        from facellm.backends.openai_client import to_openai_messages
 
         body = {"model": self._resolve(), "messages": to_openai_messages(prompt.turns),
                 "max_tokens": settings.max_new_tokens, "stream": stream,

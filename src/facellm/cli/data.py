@@ -36,8 +36,8 @@ def _source_options(function):
 
 def _records_and_spec(source, images, labels, limit, aspects, prompts):
     from facellm.data.build import checked_aspects
-    from facellm.data.prompts import load_prompts
     from facellm.data.sources import load_source
+    from facellm.prompts import load_prompts
 
     check_limit(limit)
     spec = load_prompts(prompts)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from facellm.backends.openai_client import image_data_url
 from facellm.data.build import Prices
-from facellm.data.prompts import PromptSpec
 from facellm.data.sources import FaceRecord
 from facellm.data.store import QARecord, QAStore, image_hash, record_key
 from facellm.errors import FaceLLMError, InputError
 from facellm.images import read_image
-from facellm.openai_client import image_data_url
+from facellm.prompts import PromptSpec
 
 
 def prepare_batch(

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from facellm.backends.base import Backend, BackendError, Cause, Prompt, Reply, answer_stream, cause_of
-from facellm.data.prompts import PromptSpec
+from facellm.backends.base import Backend, Prompt, Reply, answer_stream
+from facellm.conversation import GenerationSettings, Turn
 from facellm.data.sources import FaceRecord
 from facellm.data.store import QARecord, QAStore, image_hash, record_key
-from facellm.errors import FaceLLMError, InputError
+from facellm.errors import BackendError, Cause, FaceLLMError, InputError, cause_of
 from facellm.images import read_image
-from facellm.model.generate import GenerationSettings, Turn
+from facellm.prompts import PromptSpec
 from facellm.runs import check_identity, start_new_identity
 
 MODES = ("per-aspect", "per-image")

@@ -10,8 +10,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from facellm.backends.base import Cause
 from facellm.data.store import QAStore
+from facellm.errors import Cause
 
 
 def run_stats(store: QAStore) -> dict:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from facellm.backends.base import option_letters
+from facellm.conversation import option_letters
 from facellm.errors import InputError
 
 SETTINGS = ("zero-shot", "in-context", "cot")

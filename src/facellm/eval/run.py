@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facellm.backends.base import Backend, Prompt, answer_stream, cause_of
-from facellm.errors import FaceLLMError
+from facellm.backends.base import Backend, Prompt, answer_stream
+from facellm.conversation import GenerationSettings, question
+from facellm.errors import FaceLLMError, cause_of
 from facellm.eval.facexbench import PROMPT_VERSION, Question, build_prompt
 from facellm.images import read_image
-from facellm.model.generate import GenerationSettings, question
 from facellm.runs import check_identity, start_new_identity
 
 RUN_FILES = ("run.json", "predictions.jsonl", "results")

@@ -1,6 +1,7 @@
 """Model layer: load image-text-to-text checkpoints and generate answers (batched or streamed)."""
 
-from facellm.model.generate import Conversation, GenerationSettings, Turn, choose_option, generate, question, stream
+from facellm.conversation import Conversation, GenerationSettings, Turn, question
+from facellm.model.generate import choose_option, generate, stream
 from facellm.model.loading import DEFAULT_MODEL, LoadedModel, load_model
 
 __all__ = [

@@ -70,7 +70,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
     @app.get("/v1/aspects")
     async def aspects() -> dict:
-        from facellm.data.prompts import load_prompts
+        from facellm.prompts import load_prompts
 
         return {"aspects": [{"key": a.key, "question": a.stored_question} for a in load_prompts().aspects.values()]}
 

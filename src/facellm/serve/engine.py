@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from facellm.backends.base import Backend, Prompt, answer_safely, as_exception
-from facellm.model.generate import GenerationSettings
+from facellm.conversation import GenerationSettings
 
 
 class QueueFull(Exception):

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from facellm.backends.base import Prompt
+from facellm.conversation import GenerationSettings, Turn
 from facellm.errors import ImageError, InputError
 from facellm.images import read_image
-from facellm.model.generate import GenerationSettings, Turn
 
 
 @dataclass

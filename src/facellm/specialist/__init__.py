@@ -17,7 +17,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from facellm.backends.base import option_letters
+from facellm.conversation import option_letters
 from facellm.errors import ResearchModelsOff
 from facellm.specialist import celeb
 from facellm.specialist.reading import ELSEWHERE, read, topic

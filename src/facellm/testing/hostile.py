@@ -10,7 +10,7 @@ import json
 
 from PIL import Image
 
-from facellm.openai_client import image_data_url
+from facellm.backends.openai_client import image_data_url
 
 
 def chat_body(*parts: dict, **extra) -> bytes:

@@ -15,7 +15,7 @@ import yaml
 
 from facellm.errors import InputError
 
-DEFAULT_PROMPTS = Path(__file__).parent / "prompts" / "fairfacegpt-v1.yaml"
+DEFAULT_PROMPTS = Path(__file__).parent / "fairfacegpt-v1.yaml"
 # FairFace age groups under 10 get "boy"/"girl" instead of "man"/"woman".
 CHILD_AGES = {"0-2", "3-9"}
 

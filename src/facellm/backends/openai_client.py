@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from facellm.backends.base import BackendError, Cause
-from facellm.errors import InputError
-from facellm.model.generate import Conversation
+from facellm.conversation import Conversation
+from facellm.errors import BackendError, Cause, InputError
 
 API_KEY_VARIABLES = ("FACELLM_API_KEY", "OPENAI_API_KEY")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
