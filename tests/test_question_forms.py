@@ -11,7 +11,8 @@ import json
 import pytest
 
 from facellm.specialist import joint
-from facellm.specialist.reading import VOCABULARY, read
+from facellm.specialist.reading import read
+from facellm.specialist.topics import VOCABULARY
 from tests.conftest import SHARED
 
 BENCHMARK = SHARED / "facexbench" / "benchmark"

@@ -20,8 +20,9 @@ from PIL import Image
 from facellm.conversation import option_letters
 from facellm.errors import ResearchModelsOff
 from facellm.specialist import celeb
-from facellm.specialist.reading import ELSEWHERE, read, topic
+from facellm.specialist.reading import read
 from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, angles, options_of, question_text
+from facellm.specialist.topics import ELSEWHERE, topic
 
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:

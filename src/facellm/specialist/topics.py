@@ -1,0 +1,118 @@
+"""What a question is about: the words that make it about one measurement (`topic`), the label vocabularies and
+yes/no properties its options are read against, and the FairFaceGPT aspects a description request names."""
+
+from __future__ import annotations
+
+import re
+
+from facellm.labels import FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES
+from facellm.specialist.meaning import Property
+
+EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
+EXPRESSION_WORDS = {
+    "angry": ("anger", "angry"),
+    "disgust": ("disgust",),
+    "fear": ("fear", "afraid", "scared"),
+    "happy": ("happy", "happiness", "joy", "smil"),
+    "neutral": ("neutral", "calm"),
+    "sad": ("sad", "sadness"),
+    "surprise": ("surprise", "surprised"),
+    "contempt": ("contempt",),
+}
+FACE_ATTACK = Property(
+    ("attack", "spoof", "not bonafide", "not bona fide"), ("bonafide", "bona fide", "real", "genuine", "live")
+)
+SYNTHETIC_FACE = Property(
+    ("fake", "deepfake", "manipulated", "synthetic", "generated", "swapped"),
+    ("real", "genuine", "authentic", "pristine", "not deepfake"),
+)
+AXES = ("yaw", "pitch", "roll")
+VOCABULARY = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE_RACES, "expression": EXPRESSIONS}
+
+# Topics, first match wins: the words that make a question about one measurement.
+NOT_PEOPLE = r"(?! (?:people|persons|individuals|faces|heads))"
+TOPICS = (
+    (
+        "attack",
+        r"\b(spoof\w*|bona ?fide|anti-spoofing|presentation attack|attacks?|attacked|genuine|liveness|"
+        r"live (face|person|people)s?)\b",
+    ),
+    ("fake", r"\b(deepfakes?|fakes?|(is|are) real|image is real|manipulated|synthetic|generated|authentic)\b"),
+    (
+        "expression",
+        r"\b(expressions?|emotions?|feeling|surprised?|happy|happiness|sad|sadness|fear\w*|afraid|angry|"
+        r"anger|disgust\w*|neutral|smil\w*|joy|contempt)\b",
+    ),
+    (
+        "identity",
+        r"\b(same (person|individual|identity|people)|(unique|distinct|different|separate) (people|persons|"
+        r"individuals|identities)|identities|person a(?=[.?,;!]|\s+(is|are)\b|$)|who is who|pairs? of "
+        r"images show|different from (that|this|the) (person|individual))",
+    ),
+    (
+        "age",
+        rf"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|elder\w*|teen\w*|adolescen\w*|"
+        rf"child\w*|kids?|(under|over|below|above) (the age of )?\d+\+?{NOT_PEOPLE}|\d+ years|\d+\+)",
+    ),
+    ("gender", r"\b(gender|sex|males?|females?|man|woman|men|women|boys?|girls?)\b"),
+    (
+        "race",
+        r"\b(race|races|racial|ethnic\w*|descent|origins?|asian|black|white|indian|latino\w*|hispanic|"
+        r"middle eastern)\b",
+    ),
+    ("headpose", r"\b(yaw|pitch|roll|head ?pose|head orientation|facing|turned)\b"),
+    (
+        "crowd",
+        r"\b(how many (faces|people|persons|individuals)|number of (people|persons|individuals|faces)|"
+        r"count of (people|faces)|people count|crowd)\b",
+    ),
+    ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
+)
+
+RACE_WORDS = (  # longest first: "southeast asian" before "asian"
+    ("southeast asian", {"Southeast Asian"}),
+    ("south east asian", {"Southeast Asian"}),
+    ("east asian", {"East Asian"}),
+    ("asian", {"East Asian", "Southeast Asian"}),
+    ("black", {"Black"}),
+    ("white", {"White"}),
+    ("indian", {"Indian"}),
+    ("middle eastern", {"Middle Eastern"}),
+    ("latino", {"Latino/Hispanic"}),
+    ("hispanic", {"Latino/Hispanic"}),
+)
+
+
+# Questions about what no shipped model measures, whatever words they share with the topics above: CelebA's 40
+# attributes ("Smiling", "Male" among them), celebrities' names, segmentation regions, tool (API) choices.
+ELSEWHERE = r"\b((?<!demographic )attributes?|celebrit\w*|segment\w*|api_\w+)\b"
+
+
+# FairFaceGPT's aspect questions ("Describe the face pose of the image based on the visual information.", "Describe
+# this image.") and other requests for a description: the aspects named, in the order of data/prompts' aspects.
+DESCRIBE = r"^\s*(please\s+)?(describe|summari[sz]e|characteri[sz]e)\b"
+ASPECT_WORDS = (
+    ("demographics", r"demographic|age\b|gender|race|ethnic"),
+    ("facial_structure", r"structure|shape|features"),
+    ("skin_texture", r"skin|texture"),
+    ("expression", r"expression|emotion"),
+    ("lighting_quality", r"lighting|light\b|quality|sharp|blur"),
+    ("pose", r"pose|orientation|head\b"),
+    ("forensic", r"forensic|identification"),
+)
+
+
+def aspects(question: str) -> tuple[str, ...]:
+    """The FairFaceGPT aspects a description request names; ("detail",) when it names none ("Describe this image.")."""
+    lowered = question.lower()
+    return tuple(key for key, words in ASPECT_WORDS if re.search(rf"\b({words})", lowered)) or ("detail",)
+
+
+def topic(text: str) -> str | None:
+    """The measurement a question is about, from its words; None when it is about none the specialist has."""
+    lowered = text.lower()
+    if re.search(ELSEWHERE, lowered):
+        return None
+    if re.search(DESCRIBE, lowered):
+        return "aspect"
+    return next((task for task, pattern in TOPICS if re.search(pattern, lowered)), None)
