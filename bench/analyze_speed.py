@@ -46,19 +46,27 @@ def main() -> None:
             found += bool(faces)
         plain = time.perf_counter() - started
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json"], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         ours = time.perf_counter() - started
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json", "--attributes"],
-                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "facellm.cli", "analyze", str(folder), "--json", "--attributes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with_attributes = time.perf_counter() - started
     n = len(paths)
     print(f"{n} FairFace val images on this machine's cores")
     print(f"ours:  facellm analyze (no attributes): {n / ours:.1f} images/s ({ours:.1f} s, start-up included)")
     print(f"ours:  facellm analyze --attributes: {n / with_attributes:.1f} images/s ({with_attributes:.1f} s)")
-    print(f"plain: dlib HOG(upsample 1) + landmarks + descriptor loop: {n / plain:.1f} images/s, faces found in "
-          f"{100 * found / n:.1f}% of images")  # fmt: skip
+    print(
+        f"plain: dlib HOG(upsample 1) + landmarks + descriptor loop: {n / plain:.1f} images/s, faces found in "
+        f"{100 * found / n:.1f}% of images"
+    )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ def main() -> None:
             _, scored = score(load_predictions(Path(tmp) / f"run-{name}" / "results"), "strict")
             right = sum(item.extracted == item.correct for item in scored)
             refused = sum((item.prediction or "").startswith("cannot measure") for item in scored)
-            print(f"| {name} | {len(scored)} | {100 * right / max(1, len(scored)):.1f}% | {refused} | {seconds:.3f} |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {name} | {len(scored)} | {100 * right / max(1, len(scored)):.1f}% | {refused} | {seconds:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,17 @@ SPLITS = range(1, 6)  # 6-10 are reserved
 
 def pairs_of(cfp: Path, protocol: str) -> list[tuple[int, Path, Path, bool]]:
     """(split, first image, second image, same person) for every pair of splits 1-5."""
-    lists = {kind: {int(n): cfp / p for n, p in (line.split() for line in (cfp / "Protocol" / f"image_list_{kind}.txt")
-                                                .read_text().splitlines() if line.strip())}
-             for kind in ("F", "P")}  # fmt: skip
+    lists = {
+        kind: {
+            int(n): cfp / p
+            for n, p in (
+                line.split()
+                for line in (cfp / "Protocol" / f"image_list_{kind}.txt").read_text().splitlines()
+                if line.strip()
+            )
+        }
+        for kind in ("F", "P")
+    }
     second = lists["P" if protocol == "FP" else "F"]
     pairs = []
     for split in SPLITS:
@@ -88,8 +96,11 @@ def main() -> None:
                 scored = sum(1 for s, *_ in usable if s == split)
                 per_split.append(accuracy * scored / sum(1 for s, *_ in pairs if s == split))
             results.append(f"{100 * np.mean(per_split):.2f} +- {100 * np.std(per_split):.2f}")
-        print(f"| {method} | {len(images) - len(found)} images ({len(pairs) - len(usable)} pairs) | {results[0]} | "
-              f"{results[1]} |", flush=True)  # fmt: skip
+        print(
+            f"| {method} | {len(images) - len(found)} images ({len(pairs) - len(usable)} pairs) | {results[0]} | "
+            f"{results[1]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,8 @@ def main() -> None:
     parser.add_argument("--weights", action="append", type=Path, help="crowd weights (default: the shipped ones)")
     parser.add_argument("--data", action="append", required=True, help="FOLDER or FOLDER:held-out")
     args = parser.parse_args()
-    import torch
 
-    heads = {str(w): crowd.head_from_state(torch.load(w, weights_only=True)) for w in args.weights or [crowd.WEIGHTS]}
+    heads = {str(w): crowd.load_model(Path(w)) for w in args.weights or [crowd.WEIGHTS]}
     print("| weights | data | photos | MAE | RMSE | photos < 100 people | MAE there | s / photo |")
     print("|---|---|---|---|---|---|---|---|")
     for spec in args.data:
@@ -55,10 +54,12 @@ def main() -> None:
         small = truth < 100
         for weights, head in heads.items():
             error = np.array([crowd.density_of(m, head).sum() for m in maps]) - truth
-            print(f"| {Path(weights).name} | {name} | {len(items)} | {np.abs(error).mean():.2f} | "
-                  f"{np.sqrt((error**2).mean()):.2f} | {int(small.sum())} | "
-                  f"{np.abs(error[small]).mean() if small.any() else float('nan'):.2f} | {trunk_seconds:.2f} |",
-                  flush=True)  # fmt: skip
+            print(
+                f"| {Path(weights).name} | {name} | {len(items)} | {np.abs(error).mean():.2f} | "
+                f"{np.sqrt((error**2).mean()):.2f} | {int(small.sum())} | "
+                f"{np.abs(error[small]).mean() if small.any() else float('nan'):.2f} | {trunk_seconds:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def main() -> None:
     held_out = crowd_split(DATA).held_out
     started = time.perf_counter()
     truth = np.array([float(count) for _, count in held_out])
-    counted = np.array([crowd.count_people(read_image(path)).count for path, _ in held_out])
+    counted = np.array([crowd.predict(read_image(path)).count for path, _ in held_out])
     errors = counted - truth
     measured = float(np.abs(errors).mean())
     print(
@@ -48,8 +48,10 @@ def main() -> None:
     )
     source = {"questions": {"0": {"question_text": "How many people are in the image?"}}}
     images = [(str(path), int(count)) for path, count in held_out]
-    forms = {"exact": question_forms.crowd_questions(source, images, False),
-             "ranges": question_forms.crowd_questions(source, images, True)}  # fmt: skip
+    forms = {
+        "exact": question_forms.crowd_questions(source, images, False),
+        "ranges": question_forms.crowd_questions(source, images, True),
+    }
     rng = np.random.default_rng(0)
     print("| mean absolute error | exact counts | 5-wide ranges | both |\n|---|---|---|---|")
     for target in (None, 15, 10, 7.5, 5, 3, 2):
@@ -59,8 +61,11 @@ def main() -> None:
                 row.append(accuracy(questions, truth + errors))
                 continue
             scaled = errors * target / measured
-            row.append(np.mean([accuracy(questions, truth + scaled[rng.permutation(len(scaled))])
-                                for _ in range(args.repeats)]))  # fmt: skip
+            row.append(
+                np.mean(
+                    [accuracy(questions, truth + scaled[rng.permutation(len(scaled))]) for _ in range(args.repeats)]
+                )
+            )
         name = f"{measured:.2f} (measured)" if target is None else f"{target:g}"
         print(f"| {name} | {row[0]:.1f}% | {row[1]:.1f}% | {np.mean(row):.1f}% |")
 

@@ -65,8 +65,15 @@ def baseline(server: MockOpenAIServer, records, spec, pairs: int) -> tuple[int, 
 
 
 def ours(server: MockOpenAIServer, records, spec, concurrency: int, run: Path, mode: str) -> tuple[float, dict]:
-    config = EndpointConfig(server.base_url, "gpt-4o-2024-11-20", concurrency=concurrency, timeout_s=1.0,
-                            max_retries=8, backoff_s=0.05, backoff_max_s=0.5)  # fmt: skip
+    config = EndpointConfig(
+        server.base_url,
+        "gpt-4o-2024-11-20",
+        concurrency=concurrency,
+        timeout_s=1.0,
+        max_retries=8,
+        backoff_s=0.05,
+        backoff_max_s=0.5,
+    )
     with QAStore(run) as store:
         start = time.perf_counter()
         build_dataset(records, spec, OpenAIBackend(ChatClient(config)), store, mode=mode)
@@ -86,33 +93,47 @@ def main() -> None:
     parser.add_argument("--baseline-pairs", type=int, default=40)
     args = parser.parse_args()
 
-    records = load_source("fairface", FAIRFACE / "fairface_img_margin025", FAIRFACE / "fairface_label_val.csv",
-                          limit=args.images)  # fmt: skip
+    records = load_source(
+        "fairface", FAIRFACE / "fairface_img_margin025", FAIRFACE / "fairface_label_val.csv", limit=args.images
+    )
     spec = load_prompts()
     expected = len(records) * len(spec.aspects)
-    server_options = {"responder": describing_responder, "latency_s": 0.3, "fault_rate": 0.05,
-                      "fault_kinds": FAULTS, "timeout_s": 2.0}  # fmt: skip
+    server_options = {
+        "responder": describing_responder,
+        "latency_s": 0.3,
+        "fault_rate": 0.05,
+        "fault_kinds": FAULTS,
+        "timeout_s": 2.0,
+    }
     with tempfile.TemporaryDirectory() as tmp, MockOpenAIServer(**server_options) as server:
         seconds, counts = ours(server, records, spec, args.concurrency, Path(tmp) / "ours", "per-aspect")
         ours_rate = counts["done"] / seconds
         lost = expected - counts["done"]
         duplicated = counts["rows"] - counts["distinct_pairs"]
-        print(f"{len(records)} FairFace val images x {len(spec.aspects)} aspects = {expected} pairs; mock latency "
-              f"300 ms, 5% faults {FAULTS}; faults served so far: {server.faults_served}")  # fmt: skip
-        print(f"ours (per-aspect, concurrency {args.concurrency}): {counts['done']} pairs in {seconds:.1f} s = "
-              f"{ours_rate:.1f} pairs/s; lost {lost}, duplicated {duplicated}")  # fmt: skip
+        print(
+            f"{len(records)} FairFace val images x {len(spec.aspects)} aspects = {expected} pairs; mock latency "
+            f"300 ms, 5% faults {FAULTS}; faults served so far: {server.faults_served}"
+        )
+        print(
+            f"ours (per-aspect, concurrency {args.concurrency}): {counts['done']} pairs in {seconds:.1f} s = "
+            f"{ours_rate:.1f} pairs/s; lost {lost}, duplicated {duplicated}"
+        )
 
         image_seconds, image_counts = ours(server, records, spec, args.concurrency, Path(tmp) / "img", "per-image")
         per_aspect_bytes = counts["image_bytes"] / counts["done"]
         per_image_bytes = image_counts["image_bytes"] / image_counts["done"]
-        print(f"ours (per-image): {image_counts['done']} pairs in {image_seconds:.1f} s = "
-              f"{image_counts['done'] / image_seconds:.1f} pairs/s; image bytes per pair {per_image_bytes:,.0f} vs "
-              f"per-aspect {per_aspect_bytes:,.0f}: {per_aspect_bytes / per_image_bytes:.1f}x fewer")  # fmt: skip
+        print(
+            f"ours (per-image): {image_counts['done']} pairs in {image_seconds:.1f} s = "
+            f"{image_counts['done'] / image_seconds:.1f} pairs/s; image bytes per pair {per_image_bytes:,.0f} vs "
+            f"per-aspect {per_aspect_bytes:,.0f}: {per_aspect_bytes / per_image_bytes:.1f}x fewer"
+        )
 
         answered, base_seconds = baseline(server, records, spec, args.baseline_pairs)
         base_rate = answered / base_seconds
-        print(f"baseline (sequential, 1 s pause): {answered} pairs in {base_seconds:.1f} s = {base_rate:.3f} pairs/s "
-              f"(sample; all {expected} pairs would take about {expected / base_rate / 60:.0f} min)")  # fmt: skip
+        print(
+            f"baseline (sequential, 1 s pause): {answered} pairs in {base_seconds:.1f} s = {base_rate:.3f} pairs/s "
+            f"(sample; all {expected} pairs would take about {expected / base_rate / 60:.0f} min)"
+        )
         print(f"ours vs baseline: {ours_rate / base_rate:.0f}x pairs per second")
 
 

@@ -50,23 +50,31 @@ def main() -> None:
     print(f"{len(faces)} AFLW2000-3D faces: share found per true |yaw| bin, HOG alone / facellm's cascade")
     for name in sorted(found, key=lambda b: int(b.rstrip("+").split("-")[0])):
         row = found[name]
-        print(f"  {name:>6} degrees ({row['faces']:3d} faces): {100 * row['hog'] / row['faces']:5.1f}% / "
-              f"{100 * row['cascade'] / row['faces']:5.1f}%")  # fmt: skip
-    print(f"  time per image: HOG {1000 * seconds['hog'] / len(faces):.0f} ms, cascade "
-          f"{1000 * seconds['cascade'] / len(faces):.0f} ms")  # fmt: skip
+        print(
+            f"  {name:>6} degrees ({row['faces']:3d} faces): {100 * row['hog'] / row['faces']:5.1f}% / "
+            f"{100 * row['cascade'] / row['faces']:5.1f}%"
+        )
+    print(
+        f"  time per image: HOG {1000 * seconds['hog'] / len(faces):.0f} ms, cascade "
+        f"{1000 * seconds['cascade'] / len(faces):.0f} ms"
+    )
     profiles = [(p, y) for p, y in faces if abs(y) > 60]
     frontal = [p for p, y in faces if abs(y) < 15]
     verdicts = defaultdict(int)
     for (path, _), other in zip(profiles, frontal[::-1]):
         face = Image.open(path).convert("RGB")
-        for kind, pair in (("other person", [Image.open(other).convert("RGB"), face]),
-                           ("own mirror", [face, ImageOps.mirror(face)])):  # fmt: skip
+        for kind, pair in (
+            ("other person", [Image.open(other).convert("RGB"), face]),
+            ("own mirror", [face, ImageOps.mirror(face)]),
+        ):
             said = answer(pair, SAME)
             verdicts[kind, said[:1]] += 1
     for kind, expected in (("other person", "B"), ("own mirror", "A")):
         total = sum(n for (k, _), n in verdicts.items() if k == kind)
-        print(f"profile (|yaw| > 60) with {kind}: {total} pairs, {verdicts[kind, expected]} answered as expected, "
-              f"{total - verdicts[kind, 'A'] - verdicts[kind, 'B']} without a Yes/No verdict")  # fmt: skip
+        print(
+            f"profile (|yaw| > 60) with {kind}: {total} pairs, {verdicts[kind, expected]} answered as expected, "
+            f"{total - verdicts[kind, 'A'] - verdicts[kind, 'B']} without a Yes/No verdict"
+        )
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from facellm.backends.specialist import SpecialistBackend
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
-from facellm.faces import crowd, splits
+from facellm.faces import crowd_training, splits
 from facellm.labels import normalise
 from facellm.specialist import celeb, joint
 from facellm.specialist.reading import read
@@ -81,9 +81,11 @@ def _celeba_held_out(folder: Path) -> list[tuple[str, set[str]]]:
 
     labels = read_labels(folder / "list_attr_celeba.txt")
     images = folder / "celebA"
-    return [(str(images / name), {a for a, v in zip(NAMES, row, strict=True) if v})
-            for name, row in sorted(labels.items())
-            if RESERVED_AFTER < number(name) <= 10000 and (images / name).is_file()]  # fmt: skip
+    return [
+        (str(images / name), {a for a, v in zip(NAMES, row, strict=True) if v})
+        for name, row in sorted(labels.items())
+        if RESERVED_AFTER < number(name) <= 10000 and (images / name).is_file()
+    ]
 
 
 def _aflw_held_out() -> list[tuple[str, dict]]:
@@ -144,8 +146,9 @@ def files_of(subtask: str) -> list[str]:
     return found
 
 
-def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None,
-          crowd_folders: tuple[Path, ...] = ()) -> dict[str, int]:  # fmt: skip
+def build(
+    subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None, crowd_folders: tuple[Path, ...] = ()
+) -> dict[str, int]:
     """Write `subtask`'s questions into `out`; returns questions left out per file (no draw fitted the key)."""
     rng = random.Random(seed)
     missed = {}
@@ -184,7 +187,7 @@ def build(subtask: str, out: Path, share: float, seed: int, celeba: Path | None 
             template, questions, missed[name] = from_labels(name, pool, subtask, share, rng)
             question_forms.write_file(out, name, template, questions)
     elif subtask == "crowd_counting" and crowd_folders:
-        items = [(path, count) for folder in crowd_folders for path, count in crowd.labelled_items(folder)]
+        items = [(path, count) for folder in crowd_folders for path, count in crowd_training.labelled_items(folder)]
         small = [(path, count) for path, count in items if int(count) < 100]  # FaceXBench's photos: 2-99 people
         random.Random(seed).shuffle(small)
         rows_bench.build_crowd(SOURCE, out, splits.Split([], small[:100]))

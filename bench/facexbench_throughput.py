@@ -72,10 +72,14 @@ def main() -> None:
         n = len(questions)
         print(f"{n} questions from {source}, tiny InternVL checkpoint on CPU, torch threads: {_threads()}")
 
-        timings = {} if args.only_ours else {
-            "baseline-2048": one_at_a_time(lm, questions, 2048),
-            "baseline-16": one_at_a_time(lm, questions, 16),
-        }  # fmt: skip
+        timings = (
+            {}
+            if args.only_ours
+            else {
+                "baseline-2048": one_at_a_time(lm, questions, 2048),
+                "baseline-16": one_at_a_time(lm, questions, 16),
+            }
+        )
         timings["ours-generate"] = ours(lm, questions, args.batch_size, "generate", work)
         timings["ours-likelihood"] = ours(lm, questions, args.batch_size, "likelihood", work)
     rates = {name: n / seconds for name, seconds in timings.items()}

@@ -54,8 +54,11 @@ def main() -> None:
     male = np.array([r["gender"] == "Male" for r in rows])
     races = np.array([r["race"] for r in rows])
     print(f"| model | gender accuracy, FairFace val {args.first}-{args.last} | lowest race group |\n|---|---|---|")
-    for name, p in (("FairFace attribute model", probs[:, 0]), ("CelebA 'Male'", probs[:, 1]),
-                    ("mean of the two", probs.mean(axis=1))):  # fmt: skip
+    for name, p in (
+        ("FairFace attribute model", probs[:, 0]),
+        ("CelebA 'Male'", probs[:, 1]),
+        ("mean of the two", probs.mean(axis=1)),
+    ):
         right = (p > 0.5) == male
         worst = min((right[races == r].mean(), r) for r in sorted(set(races)))
         print(f"| {name} | {100 * right.mean():.2f} | {worst[1]} {100 * worst[0]:.1f} |")

@@ -76,12 +76,21 @@ def training(lm, counts, micro_batch: int, seq_len: int, steps: int, peak_tflops
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     planned = memory_plan("1b", 1, 80, micro_batch, seq_len).training[0]
     results["training"] = {
-        "micro_batch": micro_batch, "seq_len": seq_len, "seconds_per_step": round(seconds, 3),
-        "tokens_per_second": round(tokens_per_s), "achieved_tflops": round(flops / 1e12, 1),
-        "mfu_percent": round(100 * flops / (peak_tflops * 1e12), 1), "peak_memory_gib": round(peak, 2),
-        "planned_gib": planned.total_gib, "planned_terms": {"weights": planned.weights_gib,
-        "lora": planned.lora_state_gib, "activations": planned.activations_gib, "logits": planned.logits_gib},
-    }  # fmt: skip
+        "micro_batch": micro_batch,
+        "seq_len": seq_len,
+        "seconds_per_step": round(seconds, 3),
+        "tokens_per_second": round(tokens_per_s),
+        "achieved_tflops": round(flops / 1e12, 1),
+        "mfu_percent": round(100 * flops / (peak_tflops * 1e12), 1),
+        "peak_memory_gib": round(peak, 2),
+        "planned_gib": planned.total_gib,
+        "planned_terms": {
+            "weights": planned.weights_gib,
+            "lora": planned.lora_state_gib,
+            "activations": planned.activations_gib,
+            "logits": planned.logits_gib,
+        },
+    }
     print("training:", json.dumps(results["training"]), flush=True)
 
 
@@ -107,11 +116,15 @@ def generation(lm, questions: int, max_new_tokens: int, results: dict) -> None:
     synchronise()
     scoring_s = time.perf_counter() - started
     results["generation"] = {
-        "questions": questions, "max_new_tokens": max_new_tokens, "batched_seconds": round(batched_s, 3),
-        "one_at_a_time_seconds": round(single_s, 3), "speedup": round(single_s / batched_s, 2),
-        "same_answers": sum(a == b for a, b in zip(batched, single)), "likelihood_seconds": round(scoring_s, 3),
+        "questions": questions,
+        "max_new_tokens": max_new_tokens,
+        "batched_seconds": round(batched_s, 3),
+        "one_at_a_time_seconds": round(single_s, 3),
+        "speedup": round(single_s / batched_s, 2),
+        "same_answers": sum(a == b for a, b in zip(batched, single)),
+        "likelihood_seconds": round(scoring_s, 3),
         "likelihood_letters": "".join(letters),
-    }  # fmt: skip
+    }
     print("generation:", json.dumps(results["generation"]), flush=True)
 
 

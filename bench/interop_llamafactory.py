@@ -94,16 +94,23 @@ def train_in_llamafactory(env: Path, tiny: Path, work: Path, steps: int) -> Path
     config = work / "lf-train.yaml"
     config.write_text(TRAIN_CONFIG.format(model=tiny, export=work / "export", media=SAMPLE_DIR, out=out, steps=steps))
     started = time.perf_counter()
-    run = subprocess.run([str(env / "bin" / "llamafactory-cli"), "train", str(config)], capture_output=True, text=True,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    run = subprocess.run(
+        [str(env / "bin" / "llamafactory-cli"), "train", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     seconds = time.perf_counter() - started
     if run.returncode != 0:
         raise RuntimeError("llamafactory-cli train failed:\n" + run.stderr[-3000:])
-    losses = [row["loss"] for row in map(json.loads, (out / "trainer_log.jsonl").read_text().splitlines())
-              if "loss" in row]  # fmt: skip
+    losses = [
+        row["loss"] for row in map(json.loads, (out / "trainer_log.jsonl").read_text().splitlines()) if "loss" in row
+    ]
     files = ", ".join(sorted(p.name for p in out.glob("adapter*")))
-    print(f"llamafactory-cli train: {len(losses)} LoRA steps in {seconds:.0f} s (whole command), loss "
-          f"{losses[0]:.2f} -> {losses[-1]:.2f}; wrote {files}")  # fmt: skip
+    print(
+        f"llamafactory-cli train: {len(losses)} LoRA steps in {seconds:.0f} s (whole command), loss "
+        f"{losses[0]:.2f} -> {losses[-1]:.2f}; wrote {files}"
+    )
     return out
 
 
@@ -116,9 +123,27 @@ def use_in_facellm(env: Path, tiny: Path, adapter: Path, work: Path) -> None:
     from facellm.model.generate import prepare_inputs
 
     bench = make_standin_benchmark(ROOT / "tests" / "assets" / "facexbench", work / "facexbench")
-    evaluated = subprocess.run([sys.executable, "-m", "facellm", "eval", "facexbench", "--bench-dir", str(bench),
-                                "--out", str(work / "eval"), "--model", str(tiny), "--adapter", str(adapter),
-                                "--device", "cpu"], capture_output=True, text=True)  # fmt: skip
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facellm",
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(bench),
+            "--out",
+            str(work / "eval"),
+            "--model",
+            str(tiny),
+            "--adapter",
+            str(adapter),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+    )
     print(
         f"facellm eval facexbench --adapter: exit {evaluated.returncode}, "
         f"{evaluated.stdout.strip().splitlines()[-1] if evaluated.stdout.strip() else evaluated.stderr[-300:]}"
@@ -140,10 +165,12 @@ def use_in_facellm(env: Path, tiny: Path, adapter: Path, work: Path) -> None:
         plain = base.model(**inputs).logits
         merged = load_model(work / "merged", device="cpu").model(**inputs).logits if exported.returncode == 0 else None
     lf = torch.load(work / "lf-logits.pt")
-    print(f"logits on one image question: facellm (base + adapter) vs LLaMA-Factory's environment: largest difference "
-          f"{(ours - lf).abs().max().item():.1e}; the adapter moves them by {(ours - plain).abs().max().item():.2f} "
-          f"from the base; merged export vs base + adapter: "
-          f"{'-' if merged is None else f'{(merged - ours).abs().max().item():.1e}'}")  # fmt: skip
+    print(
+        f"logits on one image question: facellm (base + adapter) vs LLaMA-Factory's environment: largest difference "
+        f"{(ours - lf).abs().max().item():.1e}; the adapter moves them by {(ours - plain).abs().max().item():.2f} "
+        f"from the base; merged export vs base + adapter: "
+        f"{'-' if merged is None else f'{(merged - ours).abs().max().item():.1e}'}"
+    )
 
 
 def main() -> None:
@@ -166,19 +193,43 @@ def main() -> None:
         rows = json.loads((work / "export" / "train.json").read_text())
         placeholders = sum(turn["value"].count("<image>") for row in rows for turn in row["conversations"])
         print(f"our export: {len(rows)} samples, {placeholders} <image> placeholders, images relative to {SAMPLE_DIR}")
-        result = subprocess.run([str(args.env / "bin" / "python"), "-c", READER, str(tiny), str(work / "export"),
-                                 str(SAMPLE_DIR), str(work / "lf")], capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [
+                str(args.env / "bin" / "python"),
+                "-c",
+                READER,
+                str(tiny),
+                str(work / "export"),
+                str(SAMPLE_DIR),
+                str(work / "lf"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             print("LLaMA-Factory failed to read it:\n" + result.stderr[-3000:])
             return
         read = json.loads(result.stdout.strip().splitlines()[-1])
         # facellm's processor gives each 224 px sample face 5 tiles of 16 tokens (4 tiles and a thumbnail).
-        print(f"LLaMA-Factory (intern_vl template, media_dir={SAMPLE_DIR}): {read['samples']} samples, "
-              f"{read['with_image']} with an image, {read['image_tokens']} image tokens "
-              f"({read['image_tokens'] / max(read['with_image'], 1):.0f} per image; facellm: 80)")  # fmt: skip
+        print(
+            f"LLaMA-Factory (intern_vl template, media_dir={SAMPLE_DIR}): {read['samples']} samples, "
+            f"{read['with_image']} with an image, {read['image_tokens']} image tokens "
+            f"({read['image_tokens'] / max(read['with_image'], 1):.0f} per image; facellm: 80)"
+        )
         # Without media_dir LLaMA-Factory looks for the images beside dataset_info.json.
-        bare = subprocess.run([str(args.env / "bin" / "python"), "-c", READER, str(tiny), str(work / "export"),
-                               str(work / "export"), str(work / "lf2")], capture_output=True, text=True)  # fmt: skip
+        bare = subprocess.run(
+            [
+                str(args.env / "bin" / "python"),
+                "-c",
+                READER,
+                str(tiny),
+                str(work / "export"),
+                str(work / "export"),
+                str(work / "lf2"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         outcome = bare.stdout.strip().splitlines()[-1] if bare.returncode == 0 else bare.stderr.strip().splitlines()[-1]
         print(f"same with media_dir left at the export folder: {outcome[:300]}")
         adapter = train_in_llamafactory(args.env, tiny, work, args.steps)

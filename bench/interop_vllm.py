@@ -57,9 +57,24 @@ class VLLMServer:
 
     def __init__(self, env: Path, model: Path, *extra: str) -> None:
         self.port = free_port()
-        self.command = [str(env / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-                        "--dtype", "float32", "--max-model-len", "8192", "--limit-mm-per-prompt", '{"image": 6}',
-                        "--host", "127.0.0.1", "--port", str(self.port), *extra]  # fmt: skip
+        self.command = [
+            str(env / "bin" / "python"),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model),
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "8192",
+            "--limit-mm-per-prompt",
+            '{"image": 6}',
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *extra,
+        ]
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> VLLMServer:
@@ -122,17 +137,21 @@ def same_greedy_answers(vllm: VLLMServer, folder: Path, lm, sent) -> None:
     """Greedy answers of facellm's transformers path and of vLLM to the same 8 image questions and 8 text-only ones
     (16 new tokens each)."""
     for kind in ("image", "text-only"):
-        prompts = [(sent[i % len(sent)] if kind == "image" else None, f"Question {i}: describe the face.")
-                   for i in range(8)]  # fmt: skip
-        ours = generate(lm, [question([im] if im else [], text) for im, text in prompts],
-                        GenerationSettings(max_new_tokens=TOKENS))  # fmt: skip
+        prompts = [
+            (sent[i % len(sent)] if kind == "image" else None, f"Question {i}: describe the face.") for i in range(8)
+        ]
+        ours = generate(
+            lm, [question([im] if im else [], text) for im, text in prompts], GenerationSettings(max_new_tokens=TOKENS)
+        )
         theirs = [ask_vllm(vllm.url, str(folder), im, text) for im, text in prompts]
         same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
         # The random tiny model emits byte tokens that form no valid UTF-8; the two detokenisers may render those
         # bytes differently, so compare also with the replacement characters and whitespace dropped.
         loose = sum(_visible(a) == _visible(b) for a, b in zip(ours, theirs))
-        print(f"  {kind} questions: greedy answers equal to facellm's transformers path {same}/8 as text, {loose}/8 "
-              f"ignoring undecodable bytes")  # fmt: skip
+        print(
+            f"  {kind} questions: greedy answers equal to facellm's transformers path {same}/8 as text, {loose}/8 "
+            f"ignoring undecodable bytes"
+        )
         for a, b in zip(ours, theirs):
             if _visible(a) != _visible(b):
                 print(f"    first difference: ours {a!r} / vLLM {b!r}")
@@ -158,8 +177,16 @@ def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str, send_em
         torch.save(features.reshape(-1, features.shape[-1]).contiguous(), buffer)
         payload = base64.b64encode(buffer.getvalue()).decode()
         messages[0]["content"][0] = {"type": "image_embeds", "image_embeds": payload}
-    body = {"model": str(folder), "max_tokens": TOKENS, "temperature": 0.0, "messages": messages,
-            "logprobs": True, "top_logprobs": 1, "return_tokens_as_token_ids": True, "prompt_logprobs": 0}  # fmt: skip
+    body = {
+        "model": str(folder),
+        "max_tokens": TOKENS,
+        "temperature": 0.0,
+        "messages": messages,
+        "logprobs": True,
+        "top_logprobs": 1,
+        "return_tokens_as_token_ids": True,
+        "prompt_logprobs": 0,
+    }
     reply = httpx.post(vllm.url + "/chat/completions", json=body, timeout=300)
     reply.raise_for_status()
     answer = reply.json()
@@ -174,8 +201,11 @@ def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str, send_em
     # may emit the image placeholder token itself, which must not be read as a place for image features.
     with torch.inference_mode():
         first = lm.model(**inputs, use_cache=True)
-        rest = lm.model(input_ids=torch.tensor([ids[:-1]]), cache=first.cache,
-                        attention_mask=torch.ones(1, prompt + len(ids) - 1, dtype=torch.long))  # fmt: skip
+        rest = lm.model(
+            input_ids=torch.tensor([ids[:-1]]),
+            cache=first.cache,
+            attention_mask=torch.ones(1, prompt + len(ids) - 1, dtype=torch.long),
+        )
         logits = torch.cat([first.logits[0, -1:], rest.logits[0]])
     logp = torch.log_softmax(logits.double(), dim=-1)
     ours = logp[torch.arange(len(ids)), torch.tensor(ids)]
@@ -184,26 +214,43 @@ def teacher_forced(vllm: VLLMServer, folder: Path, lm, image, text: str, send_em
     at = flips[0] if flips else None
     margin = (top.values[at, 0] - ours[at]).item() if flips else None
     our_prompt = inputs["input_ids"][0].tolist()
-    return {"max_gap": (ours - theirs).abs().max().item(), "first_gap": abs(ours[0] - theirs[0]).item(),
-            "flip_at": at, "margin": margin, "prompt_tokens": (prompt, answer["usage"]["prompt_tokens"]),
-            "same_prompt": their_prompt == our_prompt[1:] if their_prompt else None}  # fmt: skip
+    return {
+        "max_gap": (ours - theirs).abs().max().item(),
+        "first_gap": abs(ours[0] - theirs[0]).item(),
+        "flip_at": at,
+        "margin": margin,
+        "prompt_tokens": (prompt, answer["usage"]["prompt_tokens"]),
+        "same_prompt": their_prompt == our_prompt[1:] if their_prompt else None,
+    }
 
 
 def compare_maths(vllm: VLLMServer, folder: Path, lm, sent, kinds=("image", "text-only")) -> None:
     """Teacher-forced comparison on the same 8 image and 8 text-only questions as the greedy check."""
     for kind in kinds:
-        rows = [teacher_forced(vllm, folder, lm, sent[i % len(sent)] if kind != "text-only" else None,
-                               f"Question {i}: describe the face.", send_embeds=kind == "our image features")
-                for i in range(8)]  # fmt: skip
+        rows = [
+            teacher_forced(
+                vllm,
+                folder,
+                lm,
+                sent[i % len(sent)] if kind != "text-only" else None,
+                f"Question {i}: describe the face.",
+                send_embeds=kind == "our image features",
+            )
+            for i in range(8)
+        ]
         gaps = [r["max_gap"] for r in rows]
         margins = [r["margin"] for r in rows if r["margin"] is not None]
-        print(f"  {kind}, teacher-forced on vLLM's tokens: largest log-probability difference {max(gaps):.2e} "
-              f"(first token {max(r['first_gap'] for r in rows):.2e}); our top choice differs from vLLM's in "
-              f"{len(margins)}/8 answers, by a margin of {', '.join(f'{m:.2e}' for m in margins) or '-'}")  # fmt: skip
+        print(
+            f"  {kind}, teacher-forced on vLLM's tokens: largest log-probability difference {max(gaps):.2e} "
+            f"(first token {max(r['first_gap'] for r in rows):.2e}); our top choice differs from vLLM's in "
+            f"{len(margins)}/8 answers, by a margin of {', '.join(f'{m:.2e}' for m in margins) or '-'}"
+        )
         ours, theirs = rows[0]["prompt_tokens"]
         same = [r["same_prompt"] for r in rows]
-        print(f"    prompt tokens ours / vLLM: {ours} / {theirs}; identical token ids: "
-              f"{'not returned' if None in same else f'{sum(same)}/8'}")  # fmt: skip
+        print(
+            f"    prompt tokens ours / vLLM: {ours} / {theirs}; identical token ids: "
+            f"{'not returned' if None in same else f'{sum(same)}/8'}"
+        )
 
 
 def _visible(text: str) -> str:
@@ -218,8 +265,10 @@ def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> N
 
     options = {q.key: q.options for q in load_benchmark(bench)}
     runs = {}
-    for name, backend in (("vLLM --api-base", ["--api-base", vllm.url, "--api-model", str(folder)]),
-                          ("local --model", ["--model", str(folder), "--device", "cpu"])):  # fmt: skip
+    for name, backend in (
+        ("vLLM --api-base", ["--api-base", vllm.url, "--api-model", str(folder)]),
+        ("local --model", ["--model", str(folder), "--device", "cpu"]),
+    ):
         out = work / f"eval-{name.split()[0]}"
         started = time.perf_counter()
         facellm("eval", "facexbench", "--bench-dir", str(bench), "--out", str(out), *backend)
@@ -229,12 +278,16 @@ def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> N
     theirs, ours = runs.values()
     both = sorted(k for k in set(theirs) & set(ours) if "prediction" in theirs[k] and "prediction" in ours[k])
     text = sum(_visible(theirs[k]["prediction"]) == _visible(ours[k]["prediction"]) for k in both)
-    letters = [(extract_strict(theirs[k]["prediction"], options[k]), extract_strict(ours[k]["prediction"], options[k]))
-               for k in both]  # fmt: skip
+    letters = [
+        (extract_strict(theirs[k]["prediction"], options[k]), extract_strict(ours[k]["prediction"], options[k]))
+        for k in both
+    ]
     committed = sum(a is not None or b is not None for a, b in letters)
     same_letter = sum(a == b for a, b in letters if a is not None or b is not None)
-    print(f"  predictions equal on {text}/{len(both)} questions both answered (as text, undecodable bytes dropped); "
-          f"option letters equal on {same_letter}/{committed} where either side gave one")  # fmt: skip
+    print(
+        f"  predictions equal on {text}/{len(both)} questions both answered (as text, undecodable bytes dropped); "
+        f"option letters equal on {same_letter}/{committed} where either side gave one"
+    )
     for k in sorted(set(theirs) | set(ours)):
         if k not in both:
             said = (theirs.get(k) or {}).get("error") or (ours.get(k) or {}).get("error") or "missing"
@@ -249,15 +302,25 @@ def train_and_merge(tiny: Path, work: Path) -> None:
     """A LoRA adapter trained on the sample faces (work/run/adapter) and its merged export (work/merged)."""
 
     def row(face) -> dict:
-        turns = [{"from": "human", "value": "<image>\nDescribe this image."},
-                 {"from": "assistant", "value": f"A {face.gender.lower()} face, aged {face.age}."}]  # fmt: skip
+        turns = [
+            {"from": "human", "value": "<image>\nDescribe this image."},
+            {"from": "assistant", "value": f"A {face.gender.lower()} face, aged {face.age}."},
+        ]
         return {"image": face.path.name, "conversations": turns}
 
     rows = [row(face) for face in sample_faces()]
     (work / "train.json").write_text(json.dumps(rows))
-    settings = [f"model={tiny}", f"dataset={work / 'train.json'}", f"image_root={SAMPLE_DIR}",
-                f"output_dir={work / 'run'}", "precision=fp32", "max_steps=20", "learning_rate=1e-2",
-                "gradient_checkpointing=false", "per_device_batch_size=4"]  # fmt: skip
+    settings = [
+        f"model={tiny}",
+        f"dataset={work / 'train.json'}",
+        f"image_root={SAMPLE_DIR}",
+        f"output_dir={work / 'run'}",
+        "precision=fp32",
+        "max_steps=20",
+        "learning_rate=1e-2",
+        "gradient_checkpointing=false",
+        "per_device_batch_size=4",
+    ]
     facellm("train", *[a for s in settings for a in ("--set", s)])
     facellm("export", "--base", str(tiny), "--adapter", str(work / "run" / "adapter"), "--out", str(work / "merged"))
 
@@ -280,10 +343,14 @@ def main() -> None:
     args = parser.parse_args()
     global LOSSLESS
     LOSSLESS = not args.lossy
-    env = args.env or Path(subprocess.run(["bash", str(ROOT / "bench" / "vllm_env.sh")], capture_output=True,
-                                          text=True, check=True).stdout.strip().splitlines()[-1])  # fmt: skip
-    version = subprocess.run([str(env / "bin" / "python"), "-c", "import vllm; print(vllm.__version__)"],
-                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    env = args.env or Path(
+        subprocess.run(["bash", str(ROOT / "bench" / "vllm_env.sh")], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    version = subprocess.run(
+        [str(env / "bin" / "python"), "-c", "import vllm; print(vllm.__version__)"], capture_output=True, text=True
+    ).stdout.strip()
     print(f"vLLM {version} from {env}")
     images = [read_image(f.path) for f in sample_faces()]
     sent = as_sent(images)
@@ -303,10 +370,28 @@ def main() -> None:
                     compare_maths(vllm, folder, lm, sent)
                     eval_both_ways(vllm, folder, bench, work / label.split()[0])
                     if label == "tiny checkpoint":
-                        data = facellm("data", "build", "--images", str(SAMPLE_DIR), "--labels",
-                                       str(SAMPLE_DIR / "labels.csv"), "--limit", "2", "--aspects", "pose,detail",
-                                       "--out", str(work / "data"), "--teacher", "openai", "--base-url", vllm.url,
-                                       "--model", str(folder), "--max-new-tokens", "32")  # fmt: skip
+                        data = facellm(
+                            "data",
+                            "build",
+                            "--images",
+                            str(SAMPLE_DIR),
+                            "--labels",
+                            str(SAMPLE_DIR / "labels.csv"),
+                            "--limit",
+                            "2",
+                            "--aspects",
+                            "pose,detail",
+                            "--out",
+                            str(work / "data"),
+                            "--teacher",
+                            "openai",
+                            "--base-url",
+                            vllm.url,
+                            "--model",
+                            str(folder),
+                            "--max-new-tokens",
+                            "32",
+                        )
                         print("  data build --teacher openai:", data.stdout.strip().splitlines()[0])
                         through_upstream(vllm, images[0])
             except RuntimeError as exc:
@@ -334,8 +419,9 @@ def main() -> None:
         print("LoRA adapter through vLLM --enable-lora:")
         try:
             adapter = work / "run" / "adapter"
-            with VLLMServer(env, tiny, "--enable-lora", "--lora-modules", f"face={adapter}", "--max-lora-rank",
-                            "16") as vllm:  # fmt: skip
+            with VLLMServer(
+                env, tiny, "--enable-lora", "--lora-modules", f"face={adapter}", "--max-lora-rank", "16"
+            ) as vllm:
                 answer = ask_vllm(vllm.url, "face", images[0], "Describe this image.")
                 print(f"  served: {answer[:60]!r}")
         except (RuntimeError, httpx.HTTPError) as exc:

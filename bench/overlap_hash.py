@@ -47,8 +47,10 @@ def main() -> None:
             int(hash_distance(hashes[i : i + 1], hasher(c))[0]) for i in range(args.copies) for c in copies(images[i])
         )
         verdict = "separates" if nearest_other > worst_copy else "does NOT separate"
-        print(f"{name:20s} nearest different image {nearest_other:3d}/{bits} bits, "
-              f"farthest copy {worst_copy:3d}/{bits} bits: {verdict}")  # fmt: skip
+        print(
+            f"{name:20s} nearest different image {nearest_other:3d}/{bits} bits, "
+            f"farthest copy {worst_copy:3d}/{bits} bits: {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,28 +19,36 @@ class Words:
     forms: tuple  # (question, kind, images, side) rows; side: which class the question asks for
 
 
-FAS = Words("attack", "bonafide", (
-    ("Is this image depicting a spoof attack?", "yesno", 1, "attack"),
-    ("Does this image show a bonafide person?", "yesno", 1, "bonafide"),
-    ("Is this image a bonafide person or its a spoof attack?", "class", 1, None),
-    ("Which image shows a bonafide person?", "set", 2, "bonafide"),
-    ("Which image is spoof attacked?", "set", 2, "attack"),
-    ("Which statement best describes the images?", "labels", 2, None),
-    ("How many images are bonafide?", "count", 3, "bonafide"),
-    ("How many images are spoof attacked?", "count", 3, "attack"),
-    ("Which images are not bonafide?", "set", 3, "attack"),
-    ("Which images depict bonafide individuals?", "set", 3, "bonafide"),
-))  # fmt: skip
-DEEPFAKES = Words("fake", "real", (
-    ("Which image is real?", "set", 2, "real"),
-    ("Are these images real or fake?", "labels", 2, None),
-    ("Which images are deepfakes?", "set", 3, "fake"),
-    ("Which images are not deepfakes?", "set", 3, "real"),
-    ("Which among these images are fake?", "set", 3, "fake"),
-    ("How many images are deepfakes?", "count", 3, "fake"),
-    ("How many images are real?", "count", 3, "real"),
-    ("Which images are real and which are fake?", "labels", 3, None),
-))  # fmt: skip
+FAS = Words(
+    "attack",
+    "bonafide",
+    (
+        ("Is this image depicting a spoof attack?", "yesno", 1, "attack"),
+        ("Does this image show a bonafide person?", "yesno", 1, "bonafide"),
+        ("Is this image a bonafide person or its a spoof attack?", "class", 1, None),
+        ("Which image shows a bonafide person?", "set", 2, "bonafide"),
+        ("Which image is spoof attacked?", "set", 2, "attack"),
+        ("Which statement best describes the images?", "labels", 2, None),
+        ("How many images are bonafide?", "count", 3, "bonafide"),
+        ("How many images are spoof attacked?", "count", 3, "attack"),
+        ("Which images are not bonafide?", "set", 3, "attack"),
+        ("Which images depict bonafide individuals?", "set", 3, "bonafide"),
+    ),
+)
+DEEPFAKES = Words(
+    "fake",
+    "real",
+    (
+        ("Which image is real?", "set", 2, "real"),
+        ("Are these images real or fake?", "labels", 2, None),
+        ("Which images are deepfakes?", "set", 3, "fake"),
+        ("Which images are not deepfakes?", "set", 3, "real"),
+        ("Which among these images are fake?", "set", 3, "fake"),
+        ("How many images are deepfakes?", "count", 3, "fake"),
+        ("How many images are real?", "count", 3, "real"),
+        ("Which images are real and which are fake?", "labels", 3, None),
+    ),
+)
 
 
 def _set_text(numbers: list[int], n: int) -> str:
@@ -53,8 +61,10 @@ def _labels_text(labels: list[str], words: Words) -> str:
     """FaceXBench's ways of writing a label per image: "Both images are attacks", "Image 1 is fake, Image 2 is real",
     "Images 1 and 3 are fake, Image 2 is real", "All images are real"."""
     n = len(labels)
-    plural = {words.positive: f"{words.positive}s" if words.positive == "attack" else words.positive,
-              words.negative: words.negative}  # fmt: skip
+    plural = {
+        words.positive: f"{words.positive}s" if words.positive == "attack" else words.positive,
+        words.negative: words.negative,
+    }
     if len(set(labels)) == 1:
         return f"{'Both' if n == 2 else 'All'} images are {plural[labels[0]]}"
     if n == 2:
@@ -81,8 +91,15 @@ def build(pool: dict[str, list], words: Words, count: int, seed: int = 0) -> lis
         paths = [str(drawn[label].pop()) for label in labels]
         options, answer = _options(kind, labels, side, words, rng)
         rng.shuffle(options)
-        questions.append({"image_paths": paths, "question_text": text, "options": options,
-                          "correct_answer_option": "ABCD"[options.index(answer)], "answer": answer})  # fmt: skip
+        questions.append(
+            {
+                "image_paths": paths,
+                "question_text": text,
+                "options": options,
+                "correct_answer_option": "ABCD"[options.index(answer)],
+                "answer": answer,
+            }
+        )
     return questions
 
 
@@ -162,6 +179,13 @@ def crowd_questions(source: dict, images: list[tuple[str, int]], ranges: bool, s
             distractors = rng.sample([c for c in range(count - 5, count + 6) if c != count and c > 0], 3)
             options, answer = [count, *distractors], count
         rng.shuffle(options)
-        questions.append({"image_paths": [path], "question_text": texts[number % len(texts)], "options": options,
-                          "correct_answer_option": "ABCD"[options.index(answer)], "answer": str(answer)})  # fmt: skip
+        questions.append(
+            {
+                "image_paths": [path],
+                "question_text": texts[number % len(texts)],
+                "options": options,
+                "correct_answer_option": "ABCD"[options.index(answer)],
+                "answer": str(answer),
+            }
+        )
     return questions

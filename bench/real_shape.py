@@ -46,28 +46,48 @@ def image_tokens(faces) -> None:
         text = processor.apply_chat_template(to_messages(conversation), add_generation_prompt=True, tokenize=False)
         encoded = processor(text=[text], images=[faces[:count]], return_tensors="pt")
         tokens = encoded["input_ids"][0].tolist()
-        print(f"{count} face(s) of {faces[0].width} px: {tokens.count(context)} image tokens, "
-              f"{encoded['pixel_values'].shape[0]} tile(s) of 448 px, {len(tokens)} tokens in all")  # fmt: skip
+        print(
+            f"{count} face(s) of {faces[0].width} px: {tokens.count(context)} image tokens, "
+            f"{encoded['pixel_values'].shape[0]} tile(s) of 448 px, {len(tokens)} tokens in all"
+        )
 
 
 def baseline_rss_mb() -> float:
     """Peak resident memory of a process that imports the training stack and builds nothing."""
-    code = ("import resource, torch, transformers, peft; import facellm.train.recipe; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")  # fmt: skip
+    code = (
+        "import resource, torch, transformers, peft; import facellm.train.recipe; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def train_two_steps(model: Path, work: Path) -> dict:
     faces = sample_faces()[:2]
-    rows = [{"image": f.path.name, "conversations": [
-        {"from": "human", "value": "<image>\nDescribe the facial expression and head pose."},
-        {"from": "assistant", "value": f"A {f.gender.lower()} face, {f.race}, aged {f.age}; frontal and calm."}]}
-        for f in faces]  # fmt: skip
+    rows = [
+        {
+            "image": f.path.name,
+            "conversations": [
+                {"from": "human", "value": "<image>\nDescribe the facial expression and head pose."},
+                {"from": "assistant", "value": f"A {f.gender.lower()} face, {f.race}, aged {f.age}; frontal and calm."},
+            ],
+        }
+        for f in faces
+    ]
     (work / "train.json").write_text(json.dumps(rows))
-    settings = [f"model={model}", f"dataset={work / 'train.json'}", f"image_root={SAMPLE_DIR}",
-                f"output_dir={work / 'run'}", "precision=fp32", "per_device_batch_size=1",
-                "gradient_accumulation_steps=1", "max_steps=2", "logging_steps=1", "save_steps=1000",
-                "gradient_checkpointing=true", "cutoff_len=2048"]  # fmt: skip
+    settings = [
+        f"model={model}",
+        f"dataset={work / 'train.json'}",
+        f"image_root={SAMPLE_DIR}",
+        f"output_dir={work / 'run'}",
+        "precision=fp32",
+        "per_device_batch_size=1",
+        "gradient_accumulation_steps=1",
+        "max_steps=2",
+        "logging_steps=1",
+        "save_steps=1000",
+        "gradient_checkpointing=true",
+        "cutoff_len=2048",
+    ]
     command = [sys.executable, "-m", "facellm", "train", *[a for s in settings for a in ("--set", s)]]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, text=True)
@@ -80,16 +100,39 @@ def train_two_steps(model: Path, work: Path) -> dict:
 def eval_batch(model: Path, work: Path) -> None:
     from facellm.testing.facexbench import make_standin_benchmark
 
-    bench = make_standin_benchmark(Path(__file__).resolve().parents[1] / "tests" / "assets" / "facexbench",
-                                   work / "facexbench")  # fmt: skip
+    bench = make_standin_benchmark(
+        Path(__file__).resolve().parents[1] / "tests" / "assets" / "facexbench", work / "facexbench"
+    )
     for scoring in ("generate", "likelihood"):
-        command = [sys.executable, "-m", "facellm", "eval", "facexbench", "--bench-dir", str(bench), "--model",
-                   str(model), "--device", "cpu", "--out", str(work / f"eval-{scoring}"), "--limit", "4", "--only",
-                   "age", "--batch-size", "4", "--scoring", scoring]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "facellm",
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(bench),
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--out",
+            str(work / f"eval-{scoring}"),
+            "--limit",
+            "4",
+            "--only",
+            "age",
+            "--batch-size",
+            "4",
+            "--scoring",
+            scoring,
+        ]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
-        print(f"facellm eval facexbench, 4 age questions, batch 4, {scoring}: {time.perf_counter() - started:.0f} s "
-              f"for the whole command (model load included)")  # fmt: skip
+        print(
+            f"facellm eval facexbench, 4 age questions, batch 4, {scoring}: {time.perf_counter() - started:.0f} s "
+            f"for the whole command (model load included)"
+        )
 
 
 def serve_request(model: Path, face) -> None:
@@ -98,17 +141,28 @@ def serve_request(model: Path, face) -> None:
     from facellm.backends.openai_client import image_data_url
     from facellm.testing.server import ServerProcess
 
-    body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(face)}},
-                                                      {"type": "text", "text": "Describe this face."}]}],
-            "max_tokens": 8}  # fmt: skip
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image_data_url(face)}},
+                    {"type": "text", "text": "Describe this face."},
+                ],
+            }
+        ],
+        "max_tokens": 8,
+    }
     with ServerProcess("--model", str(model), "--device", "cpu", timeout_s=600) as server:
         httpx.post(server.url + "/v1/chat/completions", json=body, timeout=600).raise_for_status()  # warm-up
         started = time.perf_counter()
         httpx.post(server.url + "/v1/chat/completions", json=body, timeout=600).raise_for_status()
         seconds = time.perf_counter() - started
         memory = server.memory_mb()
-    print(f"facellm serve, one request (224 px face, 8 tokens): {seconds:.1f} s; server RSS {memory['VmRSS']:.0f} MB, "
-          f"peak {memory['VmHWM']:.0f} MB")  # fmt: skip
+    print(
+        f"facellm serve, one request (224 px face, 8 tokens): {seconds:.1f} s; server RSS {memory['VmRSS']:.0f} MB, "
+        f"peak {memory['VmHWM']:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -118,10 +172,12 @@ def main() -> None:
     faces = [read_image(f.path) for f in sample_faces()[:4]]
     image_tokens(faces)
     counts = shape_counts("1b")
-    print(f"InternVL3-1B shape: {counts.total / 1e9:.3f} B parameters; FLOPs per trained token "
-          f"6 x {counts.language / 1e9:.3f} B = {6 * counts.language / 1e9:.2f} GFLOP "
-          f"(+ 2 x {counts.vision / 1e9:.3f} B = {2 * counts.vision / 1e9:.2f} GFLOP per image token for the "
-          f"frozen vision forward)")  # fmt: skip
+    print(
+        f"InternVL3-1B shape: {counts.total / 1e9:.3f} B parameters; FLOPs per trained token "
+        f"6 x {counts.language / 1e9:.3f} B = {6 * counts.language / 1e9:.2f} GFLOP "
+        f"(+ 2 x {counts.vision / 1e9:.3f} B = {2 * counts.vision / 1e9:.2f} GFLOP per image token for the "
+        f"frozen vision forward)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = args.model
@@ -135,20 +191,27 @@ def main() -> None:
         serve_request(model, faces[0])
     steps = summary["global_step"]
     tokens_per_sample = summary["tokens_seen"] / steps  # micro-batch 1: one sample per step
-    print(f"facellm train, 2 steps at micro-batch 1, fp32 on CPU: {summary['seconds'] / steps:.1f} s/step, "
-          f"{summary['tokens_seen'] / summary['seconds']:.1f} tokens/s ({tokens_per_sample:.0f} tokens per sample), "
-          f"peak RSS {summary['peak_memory_mb']:.0f} MB (whole command {summary['wall_seconds']:.0f} s)")  # fmt: skip
+    print(
+        f"facellm train, 2 steps at micro-batch 1, fp32 on CPU: {summary['seconds'] / steps:.1f} s/step, "
+        f"{summary['tokens_seen'] / summary['seconds']:.1f} tokens/s ({tokens_per_sample:.0f} tokens per sample), "
+        f"peak RSS {summary['peak_memory_mb']:.0f} MB (whole command {summary['wall_seconds']:.0f} s)"
+    )
     length = round(tokens_per_sample)
-    terms = training_bytes(counts, "single", 1, 1, length, dtype_bytes=4, checkpointing=True,
-                           runtime_gib=baseline / 1024)  # fmt: skip
+    terms = training_bytes(
+        counts, "single", 1, 1, length, dtype_bytes=4, checkpointing=True, runtime_gib=baseline / 1024
+    )
     planned = sum(terms.values()) / 2**20
     parts = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in terms.items())
-    print(f"plan for fp32, micro-batch 1, {length} tokens, checkpointing on: {planned:.0f} MB ({parts}; runtime = "
-          f"measured import-only RSS {baseline:.0f} MB)")  # fmt: skip
+    print(
+        f"plan for fp32, micro-batch 1, {length} tokens, checkpointing on: {planned:.0f} MB ({parts}; runtime = "
+        f"measured import-only RSS {baseline:.0f} MB)"
+    )
     print(f"measured / planned: {summary['peak_memory_mb'] / planned:.2f} (target 0.75-1.25)")
     full = memory_plan("1b", gpus=1, gpu_memory_gib=80)
-    print(f"for scale, the paper's setting (bf16, micro-batch 10 x 2048, one GPU): {full.training[0].total_gib} GiB"
-          f" per GPU, {full.training[0].logits_gib} GiB of it logits")  # fmt: skip
+    print(
+        f"for scale, the paper's setting (bf16, micro-batch 10 x 2048, one GPU): {full.training[0].total_gib} GiB"
+        f" per GPU, {full.training[0].logits_gib} GiB of it logits"
+    )
 
 
 if __name__ == "__main__":

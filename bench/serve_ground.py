@@ -46,9 +46,21 @@ def serve_and_time(checkpoint: Path, ground: bool, requests: int) -> tuple[float
     global analyses
     backend = build_backend(BackendSpec(str(checkpoint), device="cpu", ground=ground))
     faces = [image_data_url(read_image(face.path)) for face in sample_faces()]
-    bodies = [{"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": faces[i % len(faces)]}},
-        {"type": "text", "text": "Describe the face."}]}], "max_tokens": 8} for i in range(requests + 1)]  # fmt: skip
+    bodies = [
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": faces[i % len(faces)]}},
+                        {"type": "text", "text": "Describe the face."},
+                    ],
+                }
+            ],
+            "max_tokens": 8,
+        }
+        for i in range(requests + 1)
+    ]
     with BackgroundServer(create_app(Engine(backend))) as server:
         httpx.post(server.url + "/v1/chat/completions", json=bodies[0], timeout=300).raise_for_status()  # warm-up
         analyses, started = 0, time.perf_counter()

@@ -86,9 +86,11 @@ def huge_images(server: ServerProcess) -> None:
     done.set()
     watcher.join()
     after = server.memory_mb()
-    print(f"3 x 8 images of 6000x6600 ({len(body) // 1024} KB per request): statuses {statuses} in {seconds:.1f} s; "
-          f"RSS before {before['VmRSS']:.0f} MB, peak {after['VmHWM']:.0f} MB, after {after['VmRSS']:.0f} MB; "
-          f"slowest /health {max(waits):.2f} s")  # fmt: skip
+    print(
+        f"3 x 8 images of 6000x6600 ({len(body) // 1024} KB per request): statuses {statuses} in {seconds:.1f} s; "
+        f"RSS before {before['VmRSS']:.0f} MB, peak {after['VmHWM']:.0f} MB, after {after['VmRSS']:.0f} MB; "
+        f"slowest /health {max(waits):.2f} s"
+    )
 
 
 def chunked(server: ServerProcess) -> None:

@@ -80,8 +80,11 @@ def main() -> None:
         pairs = read_pairs(SHARED / "data" / "lfw" / "pairs.txt", SHARED / "data" / "lfw" / "images")
         pairs = pairs[: 3 * args.pairs : 3]
         started = time.perf_counter()
-        right = sum(answer([read_image(a), read_image(b)], "Are these the same person?\n(A) Yes\n(B) No\n")
-                    .startswith("A") == same for _, a, b, same in pairs)  # fmt: skip
+        right = sum(
+            answer([read_image(a), read_image(b)], "Are these the same person?\n(A) Yes\n(B) No\n").startswith("A")
+            == same
+            for _, a, b, same in pairs
+        )
         seconds = (time.perf_counter() - started) / len(pairs)
         results["LFW pairs yes/no"] = (100 * right / len(pairs), len(pairs), seconds, "")
     print(
@@ -92,8 +95,10 @@ def main() -> None:
     for name, (accuracy, total, seconds, subtask) in results.items():
         p = published.get(subtask, {})
         beats = "yes" if p and accuracy > float(p["FaceLLM-38B"]) else "no" if p else "-"
-        print(f"| {name} | {accuracy:.1f}% ({total} q) | {seconds:.2f} | {p.get('FaceLLM-1B', '-')} | "
-              f"{p.get('FaceLLM-8B', '-')} | {p.get('FaceLLM-38B', '-')} | {beats} |")  # fmt: skip
+        print(
+            f"| {name} | {accuracy:.1f}% ({total} q) | {seconds:.2f} | {p.get('FaceLLM-1B', '-')} | "
+            f"{p.get('FaceLLM-8B', '-')} | {p.get('FaceLLM-38B', '-')} | {beats} |"
+        )
 
 
 def builders(source: Path) -> dict:
@@ -108,8 +113,13 @@ def builders(source: Path) -> dict:
     rows = {}
     for task in ("age", "gender", "race"):
         rows[f"fairface-{task}"] = lambda out, t=task: rebuild(
-            source / f"fairface_single_mcq_{t}_test.json", out, val, lambda r: normalise(t, r[t]),
-            lambda text: normalise(t, text), repeat=REPEAT)  # fmt: skip
+            source / f"fairface_single_mcq_{t}_test.json",
+            out,
+            val,
+            lambda r: normalise(t, r[t]),
+            lambda text: normalise(t, text),
+            repeat=REPEAT,
+        )
     rows["fer2013"] = lambda out: rebuild(
         source / "affectnet_single_mcq.json",
         out,
@@ -127,15 +137,19 @@ def builders(source: Path) -> dict:
         repeat=REPEAT,
     )
     rows["lfw"] = lambda out: rebuild_identity(source / "lfw_multiple_mcq.json", out, data / "lfw" / "images")
-    rows["lfw-20px"] = lambda out: rebuild_identity(source / "tinyface_multiple_mcq.json", out, data / "lfw" / "images",
-                                                    side=20)  # fmt: skip
+    rows["lfw-20px"] = lambda out: rebuild_identity(
+        source / "tinyface_multiple_mcq.json", out, data / "lfw" / "images", side=20
+    )
     rows["aflw2000-held-out"] = lambda out: build_pose(source, out)
     rows["nuaa-held-out"] = lambda out: build_binary(
         source / "replay_attack_multiple_mcq.json", out, splits.liveness(data / "nuaa").held_out, question_forms.FAS
     )
     rows["synthetic-held-out"] = lambda out: build_binary(
-        source / "ff++_multiple_mcq.json", out, splits.synthetic(data / "synthetic_faces").held_out,
-        question_forms.DEEPFAKES)  # fmt: skip
+        source / "ff++_multiple_mcq.json",
+        out,
+        splits.synthetic(data / "synthetic_faces").held_out,
+        question_forms.DEEPFAKES,
+    )
     rows["shanghaitech-b-held-out"] = lambda out: build_crowd(source, out, splits.crowd(data / "shanghaitech_b"))
     return rows
 

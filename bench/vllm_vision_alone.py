@@ -45,8 +45,9 @@ def inside_vllm(folder: Path) -> None:
 
     context = set_current_vllm_config(VllmConfig())  # held for the whole function: vLLM's layers read it
     context.__enter__()
-    init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo",
-                                 distributed_init_method="tcp://127.0.0.1:29533")  # fmt: skip
+    init_distributed_environment(
+        world_size=1, rank=0, local_rank=0, backend="gloo", distributed_init_method="tcp://127.0.0.1:29533"
+    )
     initialize_model_parallel(1, 1)
     from vllm.model_executor.models.interns1_vit import InternS1VisionModel
 
@@ -66,9 +67,11 @@ def inside_vllm(folder: Path) -> None:
     with torch.inference_mode():
         output = tower(pixel_values=saved["pixel_values"])
     gap = (output - saved["vision"]).abs().max().item()
-    print(f"vLLM's vision tower, {len(parameters) - len(missing)} weights loaded, {len(missing)} missing "
-          f"{missing[:5]}; pixel values {tuple(saved['pixel_values'].shape)}; largest |vLLM - transformers| "
-          f"on the vision output: {gap:.2e}")  # fmt: skip
+    print(
+        f"vLLM's vision tower, {len(parameters) - len(missing)} weights loaded, {len(missing)} missing "
+        f"{missing[:5]}; pixel values {tuple(saved['pixel_values'].shape)}; largest |vLLM - transformers| "
+        f"on the vision output: {gap:.2e}"
+    )
 
 
 def main() -> None:
@@ -81,8 +84,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         reference(Path(tmp))
-        result = subprocess.run([str(args.env / "bin" / "python"), __file__, "--env", str(args.env), "--inside", tmp],
-                                capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [str(args.env / "bin" / "python"), __file__, "--env", str(args.env), "--inside", tmp],
+            capture_output=True,
+            text=True,
+        )
         lines = [line for line in result.stdout.splitlines() if line.startswith("vLLM's vision tower")]
         print("\n".join(lines) or f"failed: {result.stderr[-2000:]}")
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from facellm.cli import cli
-from facellm.faces import attributes
+from facellm.faces import attributes, attributes_training
 from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
 from tests.conftest import SHARED
@@ -31,9 +31,11 @@ def test_held_out_accuracy_well_above_chance():
     # FairFace val 2001-2300: the weights never saw a val image (they are trained on the train split).
     with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
         rows = list(csv.DictReader(f))[2000:2300]
-    inputs, kept = attributes.extract([FAIRFACE / "fairface_img_margin025" / r["file"] for r in rows], workers=2)
+    inputs, kept = attributes_training.extract(
+        [FAIRFACE / "fairface_img_margin025" / r["file"] for r in rows], workers=2
+    )
     assert len(kept) == len(rows)
-    probs = attributes.probabilities(attributes.shipped_network(), inputs)
+    probs = attributes.probabilities(attributes.shipped_model(), inputs)
     for name, chance, floor in (("gender", 0.5, 0.86), ("race", 1 / 7, 0.58), ("age", 1 / 9, 0.48)):
         truth = [FAIRFACE_VOCAB[name].index(normalise(name, r[name])) for r in rows]
         accuracy = float(np.mean(probs[name].argmax(axis=1) == np.array(truth)))
@@ -43,14 +45,28 @@ def test_held_out_accuracy_well_above_chance():
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_train_attributes_command_writes_weights_and_card(tmp_path):
     out = tmp_path / "attributes.pt"
-    command = ["faces", "train-attributes", "--fairface", str(FAIRFACE), "--train-limit", "48", "--val-limit", "16",
-               "--epochs", "1", "--out", str(out), "--workers", "1"]  # fmt: skip
+    command = [
+        "faces",
+        "train-attributes",
+        "--fairface",
+        str(FAIRFACE),
+        "--train-limit",
+        "48",
+        "--val-limit",
+        "16",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+    ]
     result = CliRunner().invoke(cli, command)
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["accuracy"]["race"]["n"] == 16 and "48 readable images" in card["training_data"]
     face = attributes.features(read_image(FAIRFACE / "fairface_img_margin025" / "val" / "1.jpg"))
-    probs = attributes.probabilities(attributes.load_network(out), face)
+    probs = attributes.probabilities(attributes.load_model(out), face)
     assert probs["age"].shape == (1, 9)
     missing = CliRunner().invoke(cli, ["faces", "train-attributes", "--fairface", str(tmp_path)])
     assert missing.exit_code == 2 and "fairface_label_train.csv not found" in missing.output
@@ -120,7 +136,8 @@ FER = SHARED / "data" / "fer2013"
 
 
 def test_expression_probabilities(face_images):
-    from facellm.faces.expression import EXPRESSIONS, predict_expression
+    from facellm.faces.expression import EXPRESSIONS
+    from facellm.faces.expression import predict as predict_expression
 
     probs = predict_expression(face_images[0])
     assert list(probs) == list(EXPRESSIONS) and abs(sum(probs.values()) - 1) < 1e-3
@@ -128,12 +145,14 @@ def test_expression_probabilities(face_images):
 
 @pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is not present")
 def test_expression_accuracy_on_fer_public_test_subset():
-    from facellm.faces.expression import EXPRESSIONS, predict_expression
+    from facellm.faces.expression import EXPRESSIONS
+    from facellm.faces.expression import predict as predict_expression
 
     with open(FER / "labels.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["usage"] == "PublicTest"][::12]  # ~300 images, all classes
     right = sum(max((p := predict_expression(read_image(FER / r["path"]))), key=p.get) == r["expression"] for r in rows)
     assert right / len(rows) >= 0.5 > 1 / len(EXPRESSIONS)
-    card = json.loads(Path(__file__).resolve().parents[1].joinpath(
-        "src/facellm/faces/weights/fer2013-expression-v1.json").read_text())  # fmt: skip
+    card = json.loads(
+        Path(__file__).resolve().parents[1].joinpath("src/facellm/faces/weights/fer2013-expression-v1.json").read_text()
+    )
     assert card["public_test_accuracy"] > 50

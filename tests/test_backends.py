@@ -15,7 +15,7 @@ from facellm.backends import (
     Reply,
     answer_safely,
     backend_name,
-    build_backend,  # fmt: skip
+    build_backend,
     cause_of,
 )
 from facellm.backends.openai_client import ApiError, ChatClient, EndpointConfig
@@ -68,9 +68,14 @@ def test_keyboard_interrupt_is_not_swallowed():
 
 @pytest.mark.parametrize(
     ("fault", "cause"),
-    [(429, Cause.RATE_LIMITED), (500, Cause.SERVER_ERROR), ("garbage", Cause.GARBAGE), (401, Cause.CLIENT_ERROR),
-     ("timeout", Cause.TIMEOUT)],
-)  # fmt: skip
+    [
+        (429, Cause.RATE_LIMITED),
+        (500, Cause.SERVER_ERROR),
+        ("garbage", Cause.GARBAGE),
+        (401, Cause.CLIENT_ERROR),
+        ("timeout", Cause.TIMEOUT),
+    ],
+)
 def test_api_failures_carry_a_typed_cause(fault, cause):
     # Only the timeout case needs a short client timeout; elsewhere a slow, loaded machine must not read as one.
     client_timeout = 0.5 if fault == "timeout" else 30.0
@@ -155,8 +160,12 @@ def test_the_name_known_before_building_is_the_built_backends_name(tiny_checkpoi
     merged = shutil.copytree(tiny_checkpoint, tmp_path / "merged")
     (merged / MERGE_RECORD).write_text(json.dumps({"base": "some/base", "adapter": "some/adapter"}))
     specs = [BackendSpec(name) for name in NAMED]
-    specs += [BackendSpec(api_base="http://127.0.0.1:9/v1", api_model="m"), BackendSpec(str(tiny_checkpoint)),
-              BackendSpec(str(tiny_checkpoint), adapter=tmp_path / "adapter"), BackendSpec(str(merged))]  # fmt: skip
+    specs += [
+        BackendSpec(api_base="http://127.0.0.1:9/v1", api_model="m"),
+        BackendSpec(str(tiny_checkpoint)),
+        BackendSpec(str(tiny_checkpoint), adapter=tmp_path / "adapter"),
+        BackendSpec(str(merged)),
+    ]
     for spec in specs:
         for ground in (False, True):
             spec.ground = ground
@@ -192,8 +201,21 @@ def test_a_new_backend_is_one_class_and_one_line(monkeypatch, standin_bench, fac
 
     monkeypatch.setitem(NAMED, "echo", f"{__name__}:EchoBackend")
     runner = CliRunner()
-    run = runner.invoke(cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "echo",
-                              "--out", str(tmp_path / "run"), "--only", "age"])  # fmt: skip
+    run = runner.invoke(
+        cli,
+        [
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(standin_bench),
+            "--model",
+            "echo",
+            "--out",
+            str(tmp_path / "run"),
+            "--only",
+            "age",
+        ],
+    )
     assert run.exit_code == 0, run.output
     predictions = (tmp_path / "run" / "predictions.jsonl").read_text()
     assert "options, 1 images" in predictions and '"prediction": "A (4 options' in predictions

@@ -98,14 +98,14 @@ def test_the_count_law_matches_enumeration():
             2,
             "images_with",
             ("Eyeglasses",),
-        ),  # fmt: skip
+        ),
         (
             'Which images lack the attribute "Wearing_Hat"?',
             ["Image 1", "Image 2", "Image 1, Image 2", "None of the images"],
             2,
             "images_without",
             ("Wearing_Hat",),
-        ),  # fmt: skip
+        ),
         ("How many attributes does this face have?", ["3", "5", "7", "9"], 1, "count", NAMES),
         (
             "In how many images is the attribute 'Smiling' present? How many images?",
@@ -113,7 +113,7 @@ def test_the_count_law_matches_enumeration():
             3,
             "images_count",
             ("Smiling",),
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_rewordings_are_read_as_the_real_forms(question, options, n, form, target):
@@ -143,8 +143,16 @@ def test_the_shipped_model_tells_men_from_women_on_another_dataset_and_answers_i
     assert right >= 65, right  # chance: about 50
 
     rng = random.Random(0)
-    options = ["Image 1", "Image 2", "Image 3", "Image 1, Image 2", "Image 2, Image 3", "Image 1, Image 3",
-               "Image 1, Image 2, Image 3", "None of the images"]  # fmt: skip
+    options = [
+        "Image 1",
+        "Image 2",
+        "Image 3",
+        "Image 1, Image 2",
+        "Image 2, Image 3",
+        "Image 1, Image 3",
+        "Image 1, Image 2, Image 3",
+        "None of the images",
+    ]
     for _ in range(8):
         drawn = rng.sample(rows, 3)
         called = [k for k, r in enumerate(drawn, 1) if male[r["file"]] > 0.5]
@@ -176,9 +184,21 @@ def test_training_refuses_reserved_images_and_bad_label_files(tmp_path):
     labels = tmp_path / "list_attr_celeba.txt"
     labels.write_text("not an attribute list\n")
     (tmp_path / "images").mkdir()
-    result = runner.invoke(cli, ["faces", "train-celeb-attributes", "--images", str(tmp_path / "images"), "--labels",
-                                 str(labels)])  # fmt: skip
+    result = runner.invoke(
+        cli, ["faces", "train-celeb-attributes", "--images", str(tmp_path / "images"), "--labels", str(labels)]
+    )
     assert result.exit_code == 2 and "is not CelebA's attribute list" in result.output, result.output
-    result = runner.invoke(cli, ["faces", "train-celeb-attributes", "--images", str(tmp_path / "images"), "--labels",
-                                 str(labels), "--dev-from", "9500"])  # fmt: skip
+    result = runner.invoke(
+        cli,
+        [
+            "faces",
+            "train-celeb-attributes",
+            "--images",
+            str(tmp_path / "images"),
+            "--labels",
+            str(labels),
+            "--dev-from",
+            "9500",
+        ],
+    )
     assert result.exit_code == 2 and "9500" in result.output

@@ -218,21 +218,48 @@ def test_refusals_come_before_any_work_each_on_one_line(tmp_path, standin_bench,
 
     labels = str(SAMPLE_DIR / "labels.csv")
     build = ["data", "build", "--images", str(SAMPLE_DIR), "--labels", labels, "--out", str(tmp_path / "data")]
-    evaluate = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "specialist", "--only", "age",
-                "--limit", "1", "--out", str(tmp_path / "eval")]  # fmt: skip
+    evaluate = [
+        "eval",
+        "facexbench",
+        "--bench-dir",
+        str(standin_bench),
+        "--model",
+        "specialist",
+        "--only",
+        "age",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "eval"),
+    ]
     assert CliRunner().invoke(cli, evaluate).exit_code == 0
     dataset = tmp_path / "train.json"
     dataset.write_text("[]")
     cases = {
         "unknown aspect": ([*build, "--aspects", "pose,smell"], "unknown aspect(s): smell"),
-        "unreachable teacher": ([*build, "--teacher", "openai", "--model", "m", "--base-url",
-                                 f"http://127.0.0.1:{free_port()}/v1"], "cannot reach"),
+        "unreachable teacher": (
+            [*build, "--teacher", "openai", "--model", "m", "--base-url", f"http://127.0.0.1:{free_port()}/v1"],
+            "cannot reach",
+        ),
         "refused eval rerun": ([*evaluate, "--setting", "cot"], "holds a run with other settings"),
-        "resume without checkpoint": (["train", "--set", f"model={tiny_checkpoint}", "--set", f"dataset={dataset}",
-                                       "--set", f"output_dir={tmp_path / 'train'}", "--resume"], "no checkpoint"),
-        "adapter that is not one": (["export", "--base", str(tiny_checkpoint), "--adapter", str(tmp_path),
-                                     "--out", str(tmp_path / "merged")], "not a PEFT adapter folder"),
-    }  # fmt: skip
+        "resume without checkpoint": (
+            [
+                "train",
+                "--set",
+                f"model={tiny_checkpoint}",
+                "--set",
+                f"dataset={dataset}",
+                "--set",
+                f"output_dir={tmp_path / 'train'}",
+                "--resume",
+            ],
+            "no checkpoint",
+        ),
+        "adapter that is not one": (
+            ["export", "--base", str(tiny_checkpoint), "--adapter", str(tmp_path), "--out", str(tmp_path / "merged")],
+            "not a PEFT adapter folder",
+        ),
+    }
     for name, (args, expected) in cases.items():
         result = run_facellm(*args)
         lines = result.stderr.strip().splitlines()
@@ -264,8 +291,9 @@ def test_bad_arguments_get_one_error_line(arguments, says, tmp_path):
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("arguments", [["verify", "a.jpg", "b.jpg", "--threshold", "-1"],
-                                       ["analyze", ".", "--workers", "-3"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "arguments", [["verify", "a.jpg", "b.jpg", "--threshold", "-1"], ["analyze", ".", "--workers", "-3"]]
+)
 def test_out_of_range_numbers_are_refused(arguments):
     result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 2 and "Invalid value" in result.output, result.output

@@ -14,24 +14,25 @@ import pytest
 from click.testing import CliRunner
 
 from facellm.cli import cli
-from facellm.faces import crowd, splits
+from facellm.faces import crowd, crowd_training, splits
 from facellm.images import read_image
 from facellm.specialist import answer
 from facellm.specialist.routes import count_bounds
 from tests.conftest import SHARED
 
 SHANGHAITECH = SHARED / "data" / "shanghaitech_b"
-needs_shanghaitech = pytest.mark.skipif(not (SHANGHAITECH / "points.csv").is_file(),
-                                        reason="../shared/data/shanghaitech_b is not present")  # fmt: skip
+needs_shanghaitech = pytest.mark.skipif(
+    not (SHANGHAITECH / "points.csv").is_file(), reason="../shared/data/shanghaitech_b is not present"
+)
 
 
 def test_density_targets_keep_every_head_and_sit_under_it():
     points = [(7.0, 7.0), (100.0, 50.0), (633.0, 473.0), (300.5, 200.5)]
-    density = crowd.density_target(points, (59, 79))
+    density = crowd_training.density_target(points, (59, 79))
     assert density.sum() == pytest.approx(4.0, abs=1e-4)  # heads at the border keep their unit mass
-    row, column = np.unravel_index(np.argmax(crowd.density_target([(303.0, 199.0)], (59, 79))), (59, 79))
+    row, column = np.unravel_index(np.argmax(crowd_training.density_target([(303.0, 199.0)], (59, 79))), (59, 79))
     assert (column * crowd.STRIDE + crowd.OFFSET, row * crowd.STRIDE + crowd.OFFSET) == (303, 199)
-    assert crowd.density_target([], (59, 79)).sum() == 0
+    assert crowd_training.density_target([], (59, 79)).sum() == 0
 
 
 def test_count_options_are_read_by_meaning():
@@ -49,7 +50,7 @@ def _held_out(count: int) -> list[tuple[Path, int]]:
 def test_shipped_model_counts_held_out_crowds():
     """ShanghaiTech B images the model never saw (every 4th by path): the count follows the annotated one."""
     held = _held_out(12)
-    counted = np.array([crowd.count_people(read_image(path)).count for path, _ in held])
+    counted = np.array([crowd.predict(read_image(path)).count for path, _ in held])
     truth = np.array([n for _, n in held], dtype=float)
     error = np.abs(counted - truth)
     card = json.loads(crowd.WEIGHTS.with_suffix(".json").read_text())
@@ -61,10 +62,14 @@ def test_shipped_model_counts_held_out_crowds():
 def test_crowd_questions_are_answered_from_the_count_not_refused():
     path, truth = _held_out(4)[1]
     image = read_image(path)
-    estimate = crowd.count_people(image).count
+    estimate = crowd.predict(image).count
     # Options far apart, so the pick shows the count was used: the option holding the estimate must win.
-    ranges = [(max(11, int(estimate) - 400), max(12, int(estimate) - 200)), (int(estimate) - 30, int(estimate) + 30),
-              (int(estimate) + 200, int(estimate) + 400), (int(estimate) + 500, int(estimate) + 700)]  # fmt: skip
+    ranges = [
+        (max(11, int(estimate) - 400), max(12, int(estimate) - 200)),
+        (int(estimate) - 30, int(estimate) + 30),
+        (int(estimate) + 200, int(estimate) + 400),
+        (int(estimate) + 500, int(estimate) + 700),
+    ]
     options = "".join(f"({letter}) {low} to {high}\n" for letter, (low, high) in zip("ABCD", ranges))
     reply = answer([image], "Estimate the count of people present in this image.\n" + options)
     assert reply.startswith("B") and "crowd density model" in reply, reply
@@ -107,8 +112,9 @@ def test_train_crowd_command_writes_weights_and_card(tmp_path):
     out = tmp_path / "crowd.pt"
     extra = tmp_path / "more"
     shutil.copytree(data, extra)
-    result = CliRunner().invoke(cli, ["faces", "train-crowd", "--data", str(data), "--extra", str(extra), "--epochs",
-                                      "1", "--out", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["faces", "train-crowd", "--data", str(data), "--extra", str(extra), "--epochs", "1", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training_images"] == 6 + 8 and card["held_out_images"] == 2 and "research use" in card["licence"]

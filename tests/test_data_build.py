@@ -139,9 +139,25 @@ def test_per_image_mode_sends_each_image_once_and_falls_back(records, spec, tmp_
 
 def test_sigkill_midway_then_resume_gives_the_complete_set(tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "facellm.cli", "data", "build", "--images", str(SAMPLE_DIR), "--labels",
-               str(LABELS), "--out", str(run), "--teacher", "openai", "--model", "gpt-4o-2024-11-20",
-               "--concurrency", "4"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "facellm.cli",
+        "data",
+        "build",
+        "--images",
+        str(SAMPLE_DIR),
+        "--labels",
+        str(LABELS),
+        "--out",
+        str(run),
+        "--teacher",
+        "openai",
+        "--model",
+        "gpt-4o-2024-11-20",
+        "--concurrency",
+        "4",
+    ]
     env = {**os.environ, "FACELLM_API_KEY": SECRET}
     # The server answers 24 requests, then holds the rest until the kill has landed: mid-run whatever the speed.
     answered, held = itertools.count(), threading.Event()
@@ -206,9 +222,11 @@ def test_filters_mark_without_deleting_and_export_skips_flagged(records, spec, t
         wrong_gender = store.records()[1]
         store.db.execute(
             "UPDATE qa SET answer = ? WHERE key = ?",
-            ("The man in this picture has a strong jawline and a broad nose, clearly visible in good light.",
-             wrong_gender.key),
-        )  # fmt: skip
+            (
+                "The man in this picture has a strong jawline and a broad nose, clearly visible in good light.",
+                wrong_gender.key,
+            ),
+        )
         flags = flag_records(store.records("done"))
         store.set_flags(flags)
         assert "refusal" in flags[planted.key]
@@ -245,13 +263,27 @@ def test_sharegpt_export_loads_with_datasets_in_llama_factory_layout(records, sp
 def test_hf_export_and_template_default_through_cli(tmp_path):
     runner = CliRunner()
     built = runner.invoke(
-        cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(LABELS), "--out", str(tmp_path / "run"),
-              "--limit", "3", "--aspects", "demographics,pose"],
-    )  # fmt: skip
+        cli,
+        [
+            "data",
+            "build",
+            "--images",
+            str(SAMPLE_DIR),
+            "--labels",
+            str(LABELS),
+            "--out",
+            str(tmp_path / "run"),
+            "--limit",
+            "3",
+            "--aspects",
+            "demographics,pose",
+        ],
+    )
     assert built.exit_code == 0, built.output
     assert "6 pairs answered" in built.output
-    exported = runner.invoke(cli, ["data", "export", str(tmp_path / "run"), "--format", "hf", "--out",
-                                   str(tmp_path / "hf"), "--val", "0"])  # fmt: skip
+    exported = runner.invoke(
+        cli, ["data", "export", str(tmp_path / "run"), "--format", "hf", "--out", str(tmp_path / "hf"), "--val", "0"]
+    )
     assert exported.exit_code == 0, exported.output
     from datasets import load_from_disk
 
@@ -283,8 +315,10 @@ def test_batch_api_files_round_trip(records, spec, tmp_path):
         assert lines[0]["url"] == "/v1/chat/completions" and lines[0]["body"]["model"] == "gpt-4o-2024-11-20"
         outputs = []
         for i, line in enumerate(lines):
-            body = {"choices": [{"message": {"content": f"A calm face, answer {i}."}}],
-                    "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}  # fmt: skip
+            body = {
+                "choices": [{"message": {"content": f"A calm face, answer {i}."}}],
+                "usage": {"prompt_tokens": 1000, "completion_tokens": 100},
+            }
             response = {"status_code": 200 if i else 500, "body": body if i else {}}
             outputs.append({"custom_id": line["custom_id"], "response": response, "error": None if i else "boom"})
         outputs.append({"custom_id": "unknown|key", "response": {"status_code": 200, "body": {}}})
@@ -301,15 +335,31 @@ def test_data_cli_bad_input(tmp_path):
     runner = CliRunner()
     bad = tmp_path / "labels.csv"
     bad.write_text("file,age\nx.jpg,20-29\n")
-    missing_columns = runner.invoke(cli, ["data", "build", "--images", str(tmp_path), "--labels", str(bad),
-                                          "--out", str(tmp_path / "r")])  # fmt: skip
+    missing_columns = runner.invoke(
+        cli, ["data", "build", "--images", str(tmp_path), "--labels", str(bad), "--out", str(tmp_path / "r")]
+    )
     assert missing_columns.exit_code == 2
     assert (
         missing_columns.output.strip().splitlines()[-1].startswith("error: ")
         and "gender, race" in missing_columns.output
     )
-    no_url = runner.invoke(cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(LABELS),
-                                 "--out", str(tmp_path / "r"), "--teacher", "openai", "--model", "gpt-4o"])  # fmt: skip
+    no_url = runner.invoke(
+        cli,
+        [
+            "data",
+            "build",
+            "--images",
+            str(SAMPLE_DIR),
+            "--labels",
+            str(LABELS),
+            "--out",
+            str(tmp_path / "r"),
+            "--teacher",
+            "openai",
+            "--model",
+            "gpt-4o",
+        ],
+    )
     assert no_url.exit_code == 2 and "--base-url" in no_url.output
     no_run = runner.invoke(cli, ["data", "export", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert no_run.exit_code == 2 and "no dataset run" in no_run.output
@@ -318,10 +368,29 @@ def test_data_cli_bad_input(tmp_path):
 def test_measured_attributes_reach_prompts_and_records(tmp_path):
     with MockOpenAIServer(responder=describing_responder) as server:
         result = CliRunner().invoke(
-            cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(LABELS), "--out", str(tmp_path),
-                  "--limit", "2", "--aspects", "pose", "--measure", "--teacher", "openai", "--model", "m",
-                  "--base-url", server.base_url],
-        )  # fmt: skip
+            cli,
+            [
+                "data",
+                "build",
+                "--images",
+                str(SAMPLE_DIR),
+                "--labels",
+                str(LABELS),
+                "--out",
+                str(tmp_path),
+                "--limit",
+                "2",
+                "--aspects",
+                "pose",
+                "--measure",
+                "--teacher",
+                "openai",
+                "--model",
+                "m",
+                "--base-url",
+                server.base_url,
+            ],
+        )
         asked = [json.dumps(r) for r in server.requests]
     assert result.exit_code == 0, result.output
     assert len(asked) == 2 and all("Measured from the image: head pose" in a for a in asked)
@@ -335,8 +404,9 @@ def test_label_csv_that_is_not_utf8_is_one_line_error(tmp_path):
     bad.write_bytes(
         b"file,age,gender,race,service_test\nval_119.jpg,20-29,Male,White,True\nval_2\xe9.jpg,3-9,Male,Black,True\n"
     )
-    result = CliRunner().invoke(cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(bad),
-                                      "--out", str(tmp_path / "r")])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(bad), "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert (
@@ -362,9 +432,26 @@ def test_duplicate_rows_are_asked_once_and_reported(tmp_path):
     labels.write_text("\n".join([header, *body, *body, *copies]) + "\n", encoding="utf-8")
     with MockOpenAIServer(responder=describing_responder) as server:
         result = CliRunner().invoke(
-            cli, ["data", "build", "--images", str(images), "--labels", str(labels), "--out", str(tmp_path / "run"),
-                  "--aspects", "pose", "--teacher", "openai", "--model", "m", "--base-url", server.base_url],
-        )  # fmt: skip
+            cli,
+            [
+                "data",
+                "build",
+                "--images",
+                str(images),
+                "--labels",
+                str(labels),
+                "--out",
+                str(tmp_path / "run"),
+                "--aspects",
+                "pose",
+                "--teacher",
+                "openai",
+                "--model",
+                "m",
+                "--base-url",
+                server.base_url,
+            ],
+        )
         sent = len(server.requests)
     assert result.exit_code == 0, result.output
     assert sent == 6

@@ -81,8 +81,17 @@ def test_source_errors(tmp_path):
 
 def test_age_groups():
     assert [age_group(a) for a in (0, 2, 3, 9, 10, 29, 30, 69, 70, 95)] == [
-        "0-2", "0-2", "3-9", "3-9", "10-19", "20-29", "30-39", "60-69", "more than 70", "more than 70",
-    ]  # fmt: skip
+        "0-2",
+        "0-2",
+        "3-9",
+        "3-9",
+        "10-19",
+        "20-29",
+        "30-39",
+        "60-69",
+        "more than 70",
+        "more than 70",
+    ]
 
 
 def test_prompts_are_attribute_aware_but_questions_are_label_free():

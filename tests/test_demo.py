@@ -67,8 +67,10 @@ def test_reproduce_dry_run_counts_requests(tmp_path, monkeypatch):
         shutil.copy(image, fairface / "fairface_img_margin025" / image.name)
     monkeypatch.delenv("FACELLM_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    result = CliRunner().invoke(cli, ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir",
-                                      str(tmp_path / "nope"), "--dry-run"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir", str(tmp_path / "nope"), "--dry-run"],
+    )
     assert result.exit_code == 0, result.output
     assert "teacher requests: 96 (images x aspects)" in result.output  # 12 images x 8 aspects
     assert "facellm train --config configs/train/facellm-1b.yaml" in result.output
@@ -77,6 +79,7 @@ def test_reproduce_dry_run_counts_requests(tmp_path, monkeypatch):
     # second table: 32.0 GiB (sharded over 8) where the plan prints 33.6 on one GPU.
     assert "needs about 32.0 GiB per GPU (the memory plan printed with this plan)" in result.output
     assert "fsdp   x8:    32.0 GiB per GPU" in result.output
-    real = CliRunner().invoke(cli, ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir",
-                                    str(tmp_path / "nope")])  # fmt: skip
+    real = CliRunner().invoke(
+        cli, ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir", str(tmp_path / "nope")]
+    )
     assert real.exit_code == 2 and "prerequisite(s) missing" in real.output

@@ -112,9 +112,22 @@ def test_run_folder_refuses_another_run(tiny_lm, standin_bench, tmp_path):
 def test_cli_local_and_api_runs(tiny_checkpoint, standin_bench, tmp_path):
     runner = CliRunner()
     local = runner.invoke(
-        cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", str(tiny_checkpoint),
-              "--out", str(tmp_path / "local"), "--max-new-tokens", "4", "--only", "age,hr_fr"],
-    )  # fmt: skip
+        cli,
+        [
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(standin_bench),
+            "--model",
+            str(tiny_checkpoint),
+            "--out",
+            str(tmp_path / "local"),
+            "--max-new-tokens",
+            "4",
+            "--only",
+            "age,hr_fr",
+        ],
+    )
     assert local.exit_code == 0, local.output
     assert "answered 7/7 questions" in local.output
     for name in ("results.txt", "report.md", "report.json", "report.png", "run.json"):
@@ -122,9 +135,22 @@ def test_cli_local_and_api_runs(tiny_checkpoint, standin_bench, tmp_path):
 
     with MockOpenAIServer() as server:
         api = runner.invoke(
-            cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--api-base", server.base_url,
-                  "--api-model", "mock-vlm", "--out", str(tmp_path / "api"), "--setting", "cot"],
-        )  # fmt: skip
+            cli,
+            [
+                "eval",
+                "facexbench",
+                "--bench-dir",
+                str(standin_bench),
+                "--api-base",
+                server.base_url,
+                "--api-model",
+                "mock-vlm",
+                "--out",
+                str(tmp_path / "api"),
+                "--setting",
+                "cot",
+            ],
+        )
     assert api.exit_code == 0, api.output
     assert "Answer: X" in server.requests[0]["messages"][0]["content"][-1]["text"]
     report = runner.invoke(cli, ["eval", "report", str(tmp_path / "api"), "--extractor", "strict"])

@@ -94,12 +94,14 @@ def test_report_on_missing_or_empty_folder(tmp_path):
 
 def test_missing_prediction_counts_as_wrong(tmp_path):
     data = {
-        "category": "bias_fairness", "sub-category": "age", "num_images": "single",
+        "category": "bias_fairness",
+        "sub-category": "age",
+        "num_images": "single",
         "questions": {
             "1": {"options": ["a", "b"], "correct_answer_option": "A", "prediction": "A"},
             "2": {"options": ["a", "b"], "correct_answer_option": "B"},
         },
-    }  # fmt: skip
+    }
     (tmp_path / "f.json").write_text(json.dumps(data))
     report, _ = score(load_predictions(tmp_path), "strict")
     assert (report.overall.correct, report.overall.total, report.overall.unparsed) == (1, 2, 1)

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 
 from facellm.faces import analyze_image, splits
 from facellm.faces.classifier import TASKS, predict
-from facellm.faces.expression import predict_expression
+from facellm.faces.expression import predict as predict_expression
 from facellm.faces.pose import WEIGHTS as POSE_WEIGHTS
 from facellm.images import read_image
 from facellm.specialist import answer
@@ -30,8 +30,9 @@ def _poses(count: int):
 
 def test_head_pose_is_in_aflw2000_convention_on_unseen_faces():
     faces = _poses(24)
-    measured = np.array([[getattr(analyze_image(image).faces[0].pose, a) for a in ("yaw", "pitch", "roll")]
-                         for image, _ in faces])  # fmt: skip
+    measured = np.array(
+        [[getattr(analyze_image(image).faces[0].pose, a) for a in ("yaw", "pitch", "roll")] for image, _ in faces]
+    )
     truth = np.array([angles for _, angles in faces])
     error = np.abs(measured - truth).mean(axis=0)
     assert error.mean() < 12, error
@@ -125,8 +126,10 @@ def test_specialist_answers_anti_spoofing_questions(question, options, letter):
 def test_specialist_answers_synthetic_face_questions():
     held = splits.synthetic(DATA / "synthetic_faces")
     fake, real = (read_image(_held_out(held, label, 1)[0]) for label in ("fake", "real"))
-    prompt = "Which images are real and which are fake?\n(A) Both are real\n(B) Image 1 is real, Image 2 is fake\n" \
-             "(C) Image 1 is fake, Image 2 is real\n(D) Both are fake\n"  # fmt: skip
+    prompt = (
+        "Which images are real and which are fake?\n(A) Both are real\n(B) Image 1 is real, Image 2 is fake\n"
+        "(C) Image 1 is fake, Image 2 is real\n(D) Both are fake\n"
+    )
     assert answer([fake, real], prompt).startswith("C.")
     assert answer([real, fake], prompt).startswith("B.")
 
@@ -182,8 +185,22 @@ def test_training_commands_write_weights_and_cards(tmp_path):
     rows = _rows("nuaa")
     nuaa = _subset(tmp_path, "nuaa", [r for r in rows if r["subject"] in ("0001", "0008")][::12])
     out = tmp_path / "liveness.pt"
-    result = CliRunner().invoke(cli, ["faces", "train-classifier", "liveness", "--data", str(nuaa), "--epochs", "1",
-                                      "--out", str(out), "--workers", "1"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "faces",
+            "train-classifier",
+            "liveness",
+            "--data",
+            str(nuaa),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["held_out_images"] > 0 and card["training_images"] > 0 and "research use only" in card["licence"]

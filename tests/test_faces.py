@@ -189,8 +189,19 @@ def test_verify_pairs_cli_skips_unreadable_images(tmp_path):
             path.write_bytes((LFW / "images" / path.parent.name / path.name).read_bytes())
     broken = pairs[0][1]
     broken.write_bytes(b"not a jpeg")
-    result = CliRunner().invoke(cli, ["verify", "--pairs", str(tmp_path / "pairs.txt"), "--images",
-                                      str(tmp_path / "images"), "--json", "--workers", "2"])  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            "--pairs",
+            str(tmp_path / "pairs.txt"),
+            "--images",
+            str(tmp_path / "images"),
+            "--json",
+            "--workers",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     lost = sum(broken in (a, b) for _, a, b, _ in pairs)

@@ -20,10 +20,21 @@ OFFICIAL_CATEGORY_COUNTS = {
     "tools_use": 100,
 }
 OFFICIAL_SUBCATEGORY_COUNTS = {
-    "age": 500, "gender": 500, "race": 500, "headpose": 400, "segmentation": 400, "crowd_counting": 300,
-    "attributes": 400, "expression": 400, "hr_fr": 400, "celebrity_identification": 300, "lr_fr": 100,
-    "fas": 400, "deepfakes": 300, "tools_retrieval": 100,
-}  # fmt: skip
+    "age": 500,
+    "gender": 500,
+    "race": 500,
+    "headpose": 400,
+    "segmentation": 400,
+    "crowd_counting": 300,
+    "attributes": 400,
+    "expression": 400,
+    "hr_fr": 400,
+    "celebrity_identification": 300,
+    "lr_fr": 100,
+    "fas": 400,
+    "deepfakes": 300,
+    "tools_retrieval": 100,
+}
 
 
 @needs_shared_facexbench
@@ -55,9 +66,14 @@ def test_prompt_matches_the_official_runner_layout():
     raw = data["questions"]["1"]
     q = next(q for q in load_benchmark(ASSETS / "facexbench") if q.file == "utkface_single_mcq_age_test.json")
     expected = (
-        data["prepend_text"] + "\n" + raw["question_text"] + "\n" + data["postpend_text"] + "\n"
+        data["prepend_text"]
+        + "\n"
+        + raw["question_text"]
+        + "\n"
+        + data["postpend_text"]
+        + "\n"
         + "".join(f"({letter}) {option}\n" for letter, option in zip("ABCD", raw["options"]))
-    )  # fmt: skip
+    )
     assert build_prompt(q, "in-context") == expected
     assert build_prompt(q, "zero-shot") == expected.removeprefix(data["prepend_text"] + "\n")
     assert [p.name for p in q.image_paths] == ["question_1.png"]
@@ -95,8 +111,12 @@ def _positions_report(benchmark, *extra):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "bench" / "facexbench_answer_position.py"
-    done = subprocess.run([sys.executable, str(script), "--benchmark", str(benchmark), *extra],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), "--benchmark", str(benchmark), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return done
 
 

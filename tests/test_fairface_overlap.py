@@ -40,9 +40,22 @@ def test_fairface_questions_cover_every_class():
 def test_fairface_report_arithmetic_with_an_api_that_always_says_a(tmp_path):
     with MockOpenAIServer(responder=lambda messages: "(A)") as server:
         result = CliRunner().invoke(
-            cli, ["eval", "fairface", "--labels", str(LABELS), "--images", str(SAMPLE_DIR), "--out", str(tmp_path),
-                  "--api-base", server.base_url, "--api-model", "always-a"],
-        )  # fmt: skip
+            cli,
+            [
+                "eval",
+                "fairface",
+                "--labels",
+                str(LABELS),
+                "--images",
+                str(SAMPLE_DIR),
+                "--out",
+                str(tmp_path),
+                "--api-base",
+                server.base_url,
+                "--api-model",
+                "always-a",
+            ],
+        )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "fairface_report.json").read_text())["tasks"]
     # "A" is Male, 0-2 and White: the samples hold 6 men, one baby and two White people among 12 faces.
@@ -57,9 +70,26 @@ def test_fairface_report_arithmetic_with_an_api_that_always_says_a(tmp_path):
 def test_fairface_with_tiny_model_and_bad_inputs(tiny_checkpoint, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
-        cli, ["eval", "fairface", "--labels", str(LABELS), "--images", str(SAMPLE_DIR), "--out", str(tmp_path / "r"),
-              "--model", str(tiny_checkpoint), "--scoring", "likelihood", "--tasks", "gender", "--limit", "5"],
-    )  # fmt: skip
+        cli,
+        [
+            "eval",
+            "fairface",
+            "--labels",
+            str(LABELS),
+            "--images",
+            str(SAMPLE_DIR),
+            "--out",
+            str(tmp_path / "r"),
+            "--model",
+            str(tiny_checkpoint),
+            "--scoring",
+            "likelihood",
+            "--tasks",
+            "gender",
+            "--limit",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "answered 5/5" in result.output
     bad = tmp_path / "bad.csv"
@@ -102,10 +132,14 @@ def test_overlap_finds_copied_benchmark_images(faces, tmp_path):
             bench / "images" / "q" / f"question_{i}.png"
         )
     questions = {
-        str(i): {"image_paths": [f"images/q/question_{i}.png"], "question_text": "?", "options": ["a", "b"],
-                 "correct_answer_option": "A"}
+        str(i): {
+            "image_paths": [f"images/q/question_{i}.png"],
+            "question_text": "?",
+            "options": ["a", "b"],
+            "correct_answer_option": "A",
+        }
         for i in range(4)
-    }  # fmt: skip
+    }
     data = {"category": "bias_fairness", "sub-category": "age", "num_images": "single", "questions": questions}
     (bench / "fairface_single_mcq_age_test.json").write_text(json.dumps(data))
 

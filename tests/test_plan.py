@@ -69,10 +69,12 @@ STRATEGY_INDEX = {"single": 0, "ddp": 1, "fsdp": 2, "zero3": 3}
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--size", "8b", "--gpu-memory", "0"], "--gpu-memory must be positive"),
-     (["--size", "8b", "--gpu-memory", "-5"], "--gpu-memory must be positive"),
-     (["--size", "8b", "--gpus", "0"], "--gpus must be at least 1")],
-)  # fmt: skip
+    [
+        (["--size", "8b", "--gpu-memory", "0"], "--gpu-memory must be positive"),
+        (["--size", "8b", "--gpu-memory", "-5"], "--gpu-memory must be positive"),
+        (["--size", "8b", "--gpus", "0"], "--gpus must be at least 1"),
+    ],
+)
 def test_plan_bad_input_is_one_line(args, message):
     result = CliRunner().invoke(cli, ["plan", *args])
     assert result.exit_code == 2 and result.output.strip().splitlines() == [result.output.strip()]
@@ -94,6 +96,7 @@ def test_config_only_shape_checkpoint_for_8b(tmp_path):
 
 
 def test_python_dash_m_facellm():
-    result = subprocess.run([sys.executable, "-m", "facellm", "plan", "--size", "1b"], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "facellm", "plan", "--size", "1b"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "InternVL3-1B: 0.938 B parameters" in result.stdout

@@ -131,12 +131,16 @@ def test_order_and_extremes_follow_the_ages():
     orders = ["Image 2, Image 1, Image 3", "Image 3, Image 1, Image 2", "Image 1, Image 2, Image 3"]
     options = list(zip("ABC", orders))
     world = ("20-29", "3-9", "60-69")
-    for question, true in (("Arrange the following images in ascending order of age.", "A"),
-                           ("Arrange the following images in descending order of age.", "B")):  # fmt: skip
+    for question, true in (
+        ("Arrange the following images in ascending order of age.", "A"),
+        ("Arrange the following images in descending order of age.", "B"),
+    ):
         reading = read(question, options, 3)
         assert [letter for letter, _, c in reading.options if joint.holds(reading, c, world)] == [true]
     extremes = [("A", "Image 1"), ("B", "Image 2"), ("C", "Image 3"), ("D", "All are of same age group")]
-    for question, true in (("Among these images, which image shows the oldest person?", "C"),
-                           ("Among these images, which image shows the youngest person?", "B")):  # fmt: skip
+    for question, true in (
+        ("Among these images, which image shows the oldest person?", "C"),
+        ("Among these images, which image shows the youngest person?", "B"),
+    ):
         reading = read(question, extremes, 3)
         assert [letter for letter, _, c in reading.options if joint.holds(reading, c, world)] == [true]

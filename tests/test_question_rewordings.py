@@ -367,12 +367,24 @@ FORMS = [
 
 
 ASPECTS = [
-    ("Describe the face pose of the image based on the visual information.", [], 1,
-     ["Describe the head pose.", "Please describe how the head is oriented.", "Describe the pose of this face."]),
-    ("Describe the lighting and image quality of the image based on the visual information.", [], 1,
-     ["Describe the lighting of this photo.", "Describe the image quality.", "Please describe how sharp the face is."]),
+    (
+        "Describe the face pose of the image based on the visual information.",
+        [],
+        1,
+        ["Describe the head pose.", "Please describe how the head is oriented.", "Describe the pose of this face."],
+    ),
+    (
+        "Describe the lighting and image quality of the image based on the visual information.",
+        [],
+        1,
+        [
+            "Describe the lighting of this photo.",
+            "Describe the image quality.",
+            "Please describe how sharp the face is.",
+        ],
+    ),
     ("Describe this image.", [], 1, ["Describe the photo.", "Please describe this picture.", "Describe it."]),
-]  # fmt: skip
+]
 FORMS += ASPECTS
 
 
@@ -402,19 +414,28 @@ def test_free_questions_are_read_without_options():
 @pytest.mark.parametrize(
     ("question", "n", "expected"),
     [
-        ("Which images do not have a person with the expression 'fear'?", 4,
-         ("expression", "select", frozenset({"fear"}), True)),
+        (
+            "Which images do not have a person with the expression 'fear'?",
+            4,
+            ("expression", "select", frozenset({"fear"}), True),
+        ),
         ("Which images are not deepfakes?", 3, ("fake", "statement", None, False)),
         ("Which images depict female individuals?", 3, ("gender", "select", frozenset({"Female"}), False)),
         ("How many images show male individuals?", 3, ("gender", "count", frozenset({"Male"}), False)),
         ("Among these images, which image shows the youngest person?", 3, ("age", "extreme", "younger", False)),
         ("Arrange the following images in descending order of age.", 3, ("age", "order", "descending", False)),
-        ("Which of these individuals appears to be under the age of 49?", 3,
-         ("age", "select", frozenset({"0-2", "3-9", "10-19", "20-29", "30-39", "40-49"}), False)),
-        ("The first image is of person A. Which of the other images are not person A?", 4,
-         ("identity", "first", "set", True)),
+        (
+            "Which of these individuals appears to be under the age of 49?",
+            3,
+            ("age", "select", frozenset({"0-2", "3-9", "10-19", "20-29", "30-39", "40-49"}), False),
+        ),
+        (
+            "The first image is of person A. Which of the other images are not person A?",
+            4,
+            ("identity", "first", "set", True),
+        ),
     ],
-)  # fmt: skip
+)
 def test_real_forms_are_read_as_meant(question, n, expected):
     """The reading itself, not only its agreement with rewordings: a polarity or target misread fails here (the key
     check over the real files cannot see polarity, since some labelling fits either way)."""

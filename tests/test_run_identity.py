@@ -17,8 +17,22 @@ LABELS = SAMPLE_DIR / "labels.csv"
 
 
 def _eval(bench: Path, out: Path, *extra: str):
-    return CliRunner().invoke(cli, ["eval", "facexbench", "--bench-dir", str(bench), "--model", "specialist",
-                                    "--out", str(out), "--only", "age", *extra])  # fmt: skip
+    return CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(bench),
+            "--model",
+            "specialist",
+            "--out",
+            str(out),
+            "--only",
+            "age",
+            *extra,
+        ],
+    )
 
 
 def test_eval_rerun_with_other_settings_is_refused_then_started_fresh(standin_bench, tmp_path):
@@ -58,8 +72,22 @@ def test_eval_identity_includes_the_benchmark_files(standin_bench, tmp_path):
 
 
 def _build(out: Path, *extra: str):
-    return CliRunner().invoke(cli, ["data", "build", "--images", str(SAMPLE_DIR), "--labels", str(LABELS),
-                                    "--out", str(out), "--limit", "2", *extra])  # fmt: skip
+    return CliRunner().invoke(
+        cli,
+        [
+            "data",
+            "build",
+            "--images",
+            str(SAMPLE_DIR),
+            "--labels",
+            str(LABELS),
+            "--out",
+            str(out),
+            "--limit",
+            "2",
+            *extra,
+        ],
+    )
 
 
 def test_data_rerun_with_other_settings_is_refused_then_started_fresh(tmp_path):
@@ -138,8 +166,18 @@ def test_a_refused_eval_rerun_never_loads_the_model(tiny_checkpoint, standin_ben
     import shutil
 
     model, out = shutil.copytree(tiny_checkpoint, tmp_path / "model"), tmp_path / "run"
-    args = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", str(model), "--out", str(out),
-            "--only", "age"]  # fmt: skip
+    args = [
+        "eval",
+        "facexbench",
+        "--bench-dir",
+        str(standin_bench),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--only",
+        "age",
+    ]
     assert CliRunner().invoke(cli, args).exit_code == 0
     _spoil(model)
     refused = CliRunner().invoke(cli, [*args, "--setting", "cot"])

@@ -77,14 +77,17 @@ def _text(text: str) -> dict:
 def _post(server, body=None, raw: bytes | None = None, timeout: float = 60) -> httpx.Response:
     if raw is None:
         raw = json.dumps(body).encode()
-    return httpx.post(server.url + "/v1/chat/completions", content=raw, timeout=timeout,
-                      headers={"content-type": "application/json"})  # fmt: skip
+    return httpx.post(
+        server.url + "/v1/chat/completions", content=raw, timeout=timeout, headers={"content-type": "application/json"}
+    )
 
 
 def test_concurrent_text_and_image_requests_are_all_answered(server, face_images):
     """50 at once, half with an image, same decoding settings: every one 200, with real batches formed."""
-    bodies = [_user(_image(face_images[i % 6]), _text(f"Face {i}?")) if i % 2 else _user(_text(f"Hello {i}"))
-              for i in range(50)]  # fmt: skip
+    bodies = [
+        _user(_image(face_images[i % 6]), _text(f"Face {i}?")) if i % 2 else _user(_text(f"Hello {i}"))
+        for i in range(50)
+    ]
     server.engine.batches.clear()
     with ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(lambda b: _post(server, b), bodies))
@@ -181,8 +184,10 @@ def test_chunked_body_is_cut_off_at_the_limit(server):
 
     piece = b" " * 2**18
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
-        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         sent, answer = 0, b""
         while sent < 40 * 2**20 and not answer:
             try:
@@ -245,11 +250,24 @@ def test_pixels_in_flight_are_bounded(tiny_lm, face_images):
 
 @pytest.mark.parametrize(
     "address, public",
-    [("8.8.8.8", True), ("2001:4860:4860::8888", True), ("100.64.0.1", False), ("100.100.100.200", False),
-     ("169.254.169.254", False), ("10.1.2.3", False), ("127.0.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
-     ("::1", False), ("fd00::1", False), ("::ffff:127.0.0.1", False), ("64:ff9b::a9fe:a9fe", False),
-     ("2002:7f00:1::", False), ("::ffff:8.8.8.8", True)],
-)  # fmt: skip
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("100.64.0.1", False),
+        ("100.100.100.200", False),
+        ("169.254.169.254", False),
+        ("10.1.2.3", False),
+        ("127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fd00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("64:ff9b::a9fe:a9fe", False),
+        ("2002:7f00:1::", False),
+        ("::ffff:8.8.8.8", True),
+    ],
+)
 def test_only_public_addresses_pass(address, public):
     assert is_public(ipaddress.ip_address(address)) is public
 

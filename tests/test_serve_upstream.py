@@ -24,8 +24,15 @@ KEY = "front-door-key"
 
 
 def _question(image, text="Describe this face."):
-    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_data_url(image)}},
-                                         {"type": "text", "text": text}]}]  # fmt: skip
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": image_data_url(image)}},
+                {"type": "text", "text": text},
+            ],
+        }
+    ]
 
 
 def test_answers_plain_and_streamed_through_the_upstream(face_images):
@@ -35,10 +42,17 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
             client = OpenAI(base_url=front.url + "/v1", api_key=KEY, max_retries=0)
             assert client.models.list().data[0].id == "mock-vlm"  # resolved from the upstream's /models
             plain = client.chat.completions.create(model="x", messages=_question(face_images[0]), max_tokens=40)
-            pieces = list(client.chat.completions.create(model="x", messages=_question(face_images[0]), max_tokens=40,
-                                                         stream=True))  # fmt: skip
-            faces = httpx.post(front.url + "/v1/faces", json={"image": image_data_url(face_images[0])},
-                               headers={"Authorization": f"Bearer {KEY}"}, timeout=60).json()  # fmt: skip
+            pieces = list(
+                client.chat.completions.create(
+                    model="x", messages=_question(face_images[0]), max_tokens=40, stream=True
+                )
+            )
+            faces = httpx.post(
+                front.url + "/v1/faces",
+                json={"image": image_data_url(face_images[0])},
+                headers={"Authorization": f"Bearer {KEY}"},
+                timeout=60,
+            ).json()
             unauthorised = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])})
         sent = engine.requests
     answer = plain.choices[0].message.content
@@ -61,11 +75,15 @@ def test_grounding_reaches_the_upstream_measured_once_per_request(face_images, m
     with MockOpenAIServer(responder=describing_responder) as engine:
         backend = Grounded(UpstreamBackend(engine.base_url, "named-model"))
         with BackgroundServer(create_app(Engine(backend))) as front:
-            reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
-                               timeout=60)  # fmt: skip
+            reply = httpx.post(
+                front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])}, timeout=60
+            )
             after_plain = len(analysed)
-            streamed = httpx.post(front.url + "/v1/chat/completions", timeout=60,
-                                  json={"messages": _question(face_images[1]), "stream": True})  # fmt: skip
+            streamed = httpx.post(
+                front.url + "/v1/chat/completions",
+                timeout=60,
+                json={"messages": _question(face_images[1]), "stream": True},
+            )
         sent = engine.requests
     assert reply.status_code == 200 and streamed.status_code == 200 and sent[0]["model"] == "named-model"
     text = sent[0]["messages"][0]["content"][1]["text"]
@@ -77,16 +95,21 @@ def test_grounding_reaches_the_upstream_measured_once_per_request(face_images, m
 
 @pytest.mark.parametrize(
     "fault, status, message",
-    [(500, 502, "the upstream answered HTTP 500"), ("garbage", 502, "did not answer JSON"),
-     (400, 400, "the upstream refused the request: injected fault 400")],
-)  # fmt: skip
+    [
+        (500, 502, "the upstream answered HTTP 500"),
+        ("garbage", 502, "did not answer JSON"),
+        (400, 400, "the upstream refused the request: injected fault 400"),
+    ],
+)
 def test_a_broken_upstream_fails_the_request_alone(face_images, fault, status, message):
     with MockOpenAIServer(responder=describing_responder, faults=[fault]) as engine:
         with BackgroundServer(create_app(Engine(UpstreamBackend(engine.base_url, "m")))) as front:
-            first = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
-                               timeout=60)  # fmt: skip
-            second = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[1])},
-                                timeout=60)  # fmt: skip
+            first = httpx.post(
+                front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])}, timeout=60
+            )
+            second = httpx.post(
+                front.url + "/v1/chat/completions", json={"messages": _question(face_images[1])}, timeout=60
+            )
             health = httpx.get(front.url + "/health")
     assert first.status_code == status and message in first.json()["error"]["message"]
     assert first.json()["error"]["type"] == "upstream_error"
@@ -97,8 +120,9 @@ def test_upstream_down_answers_503_and_the_server_stays_up(face_images):
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     with BackgroundServer(create_app(Engine(UpstreamBackend(dead)))) as front:
         plain = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])}, timeout=60)
-        streamed = httpx.post(front.url + "/v1/chat/completions", timeout=60,
-                              json={"messages": _question(face_images[0]), "stream": True})  # fmt: skip
+        streamed = httpx.post(
+            front.url + "/v1/chat/completions", timeout=60, json={"messages": _question(face_images[0]), "stream": True}
+        )
         page = httpx.get(front.url + "/")
         faces = httpx.post(front.url + "/v1/faces", json={"image": image_data_url(face_images[0])}, timeout=60)
         health = httpx.get(front.url + "/health")
@@ -111,8 +135,9 @@ def test_upstream_down_answers_503_and_the_server_stays_up(face_images):
 def test_serve_upstream_through_the_cli(face_images):
     with MockOpenAIServer(responder=describing_responder) as engine:
         with ServerProcess("--upstream", engine.base_url, "--upstream-model", "mock-vlm") as front:
-            reply = httpx.post(front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])},
-                               timeout=60)  # fmt: skip
+            reply = httpx.post(
+                front.url + "/v1/chat/completions", json={"messages": _question(face_images[0])}, timeout=60
+            )
             models = httpx.get(front.url + "/v1/models").json()
     assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
     assert models["data"][0]["id"] == "mock-vlm"

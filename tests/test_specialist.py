@@ -64,17 +64,29 @@ def test_specialist_answers_facexbench_identity_question_forms():
     strangers = [x for _, x, _, same in pairs[300:330:10] if a.parent.name not in x.name]
     images = [read_image(p) for p in (a, strangers[0], strangers[1], b, strangers[2])]
     forms = [
-        ("Which two images show the same person?", ["Images 1 and 3", "Images 1 and 4", "Images 2 and 5",
-                                                     "Images 4 and 5"], "B"),
+        (
+            "Which two images show the same person?",
+            ["Images 1 and 3", "Images 1 and 4", "Images 2 and 5", "Images 4 and 5"],
+            "B",
+        ),
         ("How many pairs of images show the same person?", ["0", "2", "1", "3"], "C"),
         ("How many unique identities are present in these images?", ["5", "3", "2", "4"], "D"),
-        ("The first image is of a person A. The same person A is present in which of the other images?",
-         ["Image 2", "Image 3 and Image 4", "Image 4", "None of the above"], "C"),
-        ("There are two images of the same person. Which images are of people different from that person?",
-         ["Image 2 and Image 3 and Image 5", "Image 1 and Image 4", "Image 2", "Image 3 and Image 5"], "A"),
-        ("The first image is of a person A. Which of the other images show person A?",
-         ["Image 2", "Image 3", "Image 5", "None of the above"], "D"),
-    ]  # fmt: skip
+        (
+            "The first image is of a person A. The same person A is present in which of the other images?",
+            ["Image 2", "Image 3 and Image 4", "Image 4", "None of the above"],
+            "C",
+        ),
+        (
+            "There are two images of the same person. Which images are of people different from that person?",
+            ["Image 2 and Image 3 and Image 5", "Image 1 and Image 4", "Image 2", "Image 3 and Image 5"],
+            "A",
+        ),
+        (
+            "The first image is of a person A. Which of the other images show person A?",
+            ["Image 2", "Image 3", "Image 5", "None of the above"],
+            "D",
+        ),
+    ]
     for question, options, letter in forms:
         prompt = question + "\n" + "".join(f"({k}) {o}\n" for k, o in zip("ABCD", options))
         reply = answer(images, prompt)
@@ -100,8 +112,21 @@ def test_grounded_prompts_carry_facts_for_every_image(face_images):
 
 def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["eval", "facexbench", "--bench-dir", str(standin_bench), "--model", "specialist",
-                                 "--out", str(tmp_path / "run"), "--only", "age"])  # fmt: skip
+    result = runner.invoke(
+        cli,
+        [
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(standin_bench),
+            "--model",
+            "specialist",
+            "--out",
+            str(tmp_path / "run"),
+            "--only",
+            "age",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["answerer"].startswith("specialist") and run["grounded"] is False
@@ -143,8 +168,10 @@ def test_serve_specialist_and_grounded_backend(face_images):
 
     with BackgroundServer(create_app(Engine(SpecialistBackend()))) as running:
         client = OpenAI(base_url=running.url + "/v1", api_key="x", max_retries=0)
-        content = [{"type": "image_url", "image_url": {"url": image_data_url(face_images[0])}},
-                   {"type": "text", "text": "What is the gender of the person?"}]  # fmt: skip
+        content = [
+            {"type": "image_url", "image_url": {"url": image_data_url(face_images[0])}},
+            {"type": "text", "text": "What is the gender of the person?"},
+        ]
         reply = client.chat.completions.create(model="specialist", messages=[{"role": "user", "content": content}])
         assert "specialist" in reply.choices[0].message.content and "specialist" in client.models.list().data[0].id
 
@@ -167,8 +194,11 @@ def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces,
         return original(lm, conversations)
 
     monkeypatch.setattr(generation, "prepare_inputs", recording)
-    result = CliRunner().invoke(cli, ["chat", str(faces[0].path), "-m", str(tiny_checkpoint), "--max-new-tokens", "3",
-                                      "--ground"], input="Describe the face.\nAnd now?\n/quit\n")  # fmt: skip
+    result = CliRunner().invoke(
+        cli,
+        ["chat", str(faces[0].path), "-m", str(tiny_checkpoint), "--max-new-tokens", "3", "--ground"],
+        input="Describe the face.\nAnd now?\n/quit\n",
+    )
     assert result.exit_code == 0, result.output
     assert seen[0].startswith("[measured facts") and seen[0].endswith("Describe the face.")
     assert seen[1] == "And now?"  # no new image, no new facts
@@ -177,8 +207,10 @@ def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces,
 def test_head_pose_quality_and_crowd_routes(face_images):
     from PIL import Image
 
-    question = ("What is the roll angle range of headpose orientation for the person in this image?\n"
-                "(A) -10 to 0\n(B) -20 to -10\n(C) 0 to 10\n(D) 10 to 20\n")  # fmt: skip
+    question = (
+        "What is the roll angle range of headpose orientation for the person in this image?\n"
+        "(A) -10 to 0\n(B) -20 to -10\n(C) 0 to 10\n(D) 10 to 20\n"
+    )
     level = answer([face_images[5]], question)
     tilted = answer([face_images[5].rotate(15, resample=Image.Resampling.BICUBIC)], question)
     assert level[0] in "AC" and tilted.startswith("B")  # rotating 15 degrees moves roll into the -20..-10 bin

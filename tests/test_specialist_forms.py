@@ -119,9 +119,16 @@ def test_the_fairfacegpt_aspect_questions_get_measured_descriptions(face_images)
     says what the models do not measure), never "cannot measure" for a face they can see."""
     from facellm.prompts import load_prompts
 
-    expected = {"demographics": "gender", "facial_structure": "px", "skin_texture": "not measured",
-                "expression": "expression", "lighting_quality": "brightness", "pose": "yaw",
-                "forensic": "face(s) found", "detail": "Apparent age"}  # fmt: skip
+    expected = {
+        "demographics": "gender",
+        "facial_structure": "px",
+        "skin_texture": "not measured",
+        "expression": "expression",
+        "lighting_quality": "brightness",
+        "pose": "yaw",
+        "forensic": "face(s) found",
+        "detail": "Apparent age",
+    }
     for key, aspect in load_prompts().aspects.items():
         reply = answer([face_images[0]], aspect.stored_question)
         assert reply.endswith("(specialist measurement: face-analysis models, not a language model)"), reply

@@ -71,8 +71,12 @@ def test_questions_say_which_side_they_ask_for(question, prop, asked):
     assert meaning.asked_property(question, prop) == asked
 
 
-ATTACK_OPTIONS = [("A", "Both are genuine"), ("B", "Image 1 is an attack and image 2 is genuine"),
-                  ("C", "Image 1 is genuine and image 2 is an attack"), ("D", "Both are attacks")]  # fmt: skip
+ATTACK_OPTIONS = [
+    ("A", "Both are genuine"),
+    ("B", "Image 1 is an attack and image 2 is genuine"),
+    ("C", "Image 1 is genuine and image 2 is an attack"),
+    ("D", "Both are attacks"),
+]
 
 
 @pytest.mark.parametrize(
@@ -125,6 +129,8 @@ def test_identity_options_by_meaning(text, same):
 
 
 def test_the_question_line_is_found_in_every_setting():
-    prompt = ("Task description: spoofing attacks include prints.\nWhich image shows a real person?\n"
-              "Please answer with the option letter.\n(A) Image 1\n(B) Image 2\n")  # fmt: skip
+    prompt = (
+        "Task description: spoofing attacks include prints.\nWhich image shows a real person?\n"
+        "Please answer with the option letter.\n(A) Image 1\n(B) Image 2\n"
+    )
     assert question_text(prompt) == "Which image shows a real person?"

@@ -27,20 +27,35 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
 def dataset_file(tmp_path_factory, faces):
     """Eight real faces, each with a short answer built from its labels."""
     rows = [
-        {"image": f.path.name, "conversations": [
-            {"from": "human", "value": "<image>\nDescribe this image."},
-            {"from": "assistant", "value": f"A {f.gender.lower()} face, {f.race}, aged {f.age}."}]}
+        {
+            "image": f.path.name,
+            "conversations": [
+                {"from": "human", "value": "<image>\nDescribe this image."},
+                {"from": "assistant", "value": f"A {f.gender.lower()} face, {f.race}, aged {f.age}."},
+            ],
+        }
         for f in faces[:8]
-    ]  # fmt: skip
+    ]
     path = tmp_path_factory.mktemp("data") / "train.json"
     path.write_text(json.dumps(rows))
     return path
 
 
 def _config(tiny_checkpoint, dataset_file, out, *extra):
-    base = [f"model={tiny_checkpoint}", f"dataset={dataset_file}", f"image_root={SAMPLE_DIR}", f"output_dir={out}",
-            "learning_rate=1e-2", "lr_scheduler=cosine", "per_device_batch_size=4", "gradient_accumulation_steps=1",
-            "gradient_checkpointing=false", "precision=fp32", "logging_steps=5", "save_steps=1000"]  # fmt: skip
+    base = [
+        f"model={tiny_checkpoint}",
+        f"dataset={dataset_file}",
+        f"image_root={SAMPLE_DIR}",
+        f"output_dir={out}",
+        "learning_rate=1e-2",
+        "lr_scheduler=cosine",
+        "per_device_batch_size=4",
+        "gradient_accumulation_steps=1",
+        "gradient_checkpointing=false",
+        "precision=fp32",
+        "logging_steps=5",
+        "save_steps=1000",
+    ]
     return load_config(None, [*base, *extra])
 
 
@@ -53,21 +68,42 @@ def _unmasked(collator, processor, row):
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        ({"image": "val_119.jpg", "conversations": [{"from": "human", "value": "<image>\nDescribe the face pose."},
-                                                     {"from": "assistant", "value": "The head is frontal."}]},
-         "The head is frontal.<|im_end|>"),
-        ({"image": "val_13.jpg", "conversations": [
-            {"from": "system", "value": "Be brief."},
-            {"from": "human", "value": "<image>\nHow old?"}, {"from": "gpt", "value": "About forty."},
-            {"from": "human", "value": "And the lighting?"}, {"from": "gpt", "value": "Soft and even."}]},
-         "About forty.<|im_end|>Soft and even.<|im_end|>"),
-        ({"images": ["val_119.jpg", "val_13.jpg"], "conversations": [
-            {"from": "human", "value": "<image>\n<image>\nSame person?"},
-            {"from": "assistant", "value": "No, they are two different people."}]},
-         "No, they are two different people.<|im_end|>"),
+        (
+            {
+                "image": "val_119.jpg",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nDescribe the face pose."},
+                    {"from": "assistant", "value": "The head is frontal."},
+                ],
+            },
+            "The head is frontal.<|im_end|>",
+        ),
+        (
+            {
+                "image": "val_13.jpg",
+                "conversations": [
+                    {"from": "system", "value": "Be brief."},
+                    {"from": "human", "value": "<image>\nHow old?"},
+                    {"from": "gpt", "value": "About forty."},
+                    {"from": "human", "value": "And the lighting?"},
+                    {"from": "gpt", "value": "Soft and even."},
+                ],
+            },
+            "About forty.<|im_end|>Soft and even.<|im_end|>",
+        ),
+        (
+            {
+                "images": ["val_119.jpg", "val_13.jpg"],
+                "conversations": [
+                    {"from": "human", "value": "<image>\n<image>\nSame person?"},
+                    {"from": "assistant", "value": "No, they are two different people."},
+                ],
+            },
+            "No, they are two different people.<|im_end|>",
+        ),
     ],
     ids=["single-turn", "multi-turn", "two-image"],
-)  # fmt: skip
+)
 def test_label_mask_keeps_exactly_the_assistant_answers(tiny_checkpoint, record, expected):
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
     paths, messages = to_sample(record, SAMPLE_DIR)
@@ -77,18 +113,34 @@ def test_label_mask_keeps_exactly_the_assistant_answers(tiny_checkpoint, record,
 
 def test_dataset_skips_bad_rows_and_drops_long_samples(tiny_checkpoint, tmp_path, faces):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    good = {"image": str(faces[0].path), "conversations": [{"from": "human", "value": "<image>\nHi"},
-                                                           {"from": "assistant", "value": "Hello."}]}  # fmt: skip
-    rows = [good, {**good, "image": "missing.jpg"}, {**good, "image": "broken.jpg"}, {"conversations": []},
-            {**good, "conversations": [{"from": "human", "value": "<image>\n" + "long question " * 400},
-                                       {"from": "assistant", "value": "ok"}]}]  # fmt: skip
+    good = {
+        "image": str(faces[0].path),
+        "conversations": [{"from": "human", "value": "<image>\nHi"}, {"from": "assistant", "value": "Hello."}],
+    }
+    rows = [
+        good,
+        {**good, "image": "missing.jpg"},
+        {**good, "image": "broken.jpg"},
+        {"conversations": []},
+        {
+            **good,
+            "conversations": [
+                {"from": "human", "value": "<image>\n" + "long question " * 400},
+                {"from": "assistant", "value": "ok"},
+            ],
+        },
+    ]
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
     dataset, report = training_dataset(path, processor, tmp_path, cutoff_len=512)
     assert len(dataset) == report.kept == 1
-    assert report.skipped == {"missing image": 1, "unreadable image": 1, "malformed row": 1,
-                              "longer than cutoff_len=512": 1}  # fmt: skip
+    assert report.skipped == {
+        "missing image": 1,
+        "unreadable image": 1,
+        "malformed row": 1,
+        "longer than cutoff_len=512": 1,
+    }
 
 
 def test_training_memorises_eight_faces(tiny_checkpoint, dataset_file, tmp_path, faces):
@@ -148,8 +200,9 @@ def test_merged_export_matches_base_plus_adapter(
 ):
     train(_config(tiny_checkpoint, dataset_file, tmp_path / "run", "max_steps=10"))
     adapter = str(tmp_path / "run" / "adapter")
-    result = CliRunner().invoke(cli, ["export", "--base", str(tiny_checkpoint), "--adapter", adapter, "--out",
-                                      str(tmp_path / "merged")])  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["export", "--base", str(tiny_checkpoint), "--adapter", adapter, "--out", str(tmp_path / "merged")]
+    )
     assert result.exit_code == 0, result.output
     adapted = load_model(tiny_checkpoint, adapter=tmp_path / "run" / "adapter", device="cpu")
     merged = load_model(tmp_path / "merged", device="cpu")
@@ -163,18 +216,54 @@ def test_merged_export_matches_base_plus_adapter(
     with torch.inference_mode():
         # Merging adds BA to W before the matmul instead of after it: float32 rounding of logits that reach ~1e2.
         torch.testing.assert_close(merged.model(**inputs).logits, adapted.model(**inputs).logits, rtol=1e-5, atol=5e-4)
-    asked = CliRunner().invoke(cli, ["ask", str(faces[0].path), "-q", "Describe this image.", "-m",
-                                     str(tmp_path / "merged"), "--max-new-tokens", "6"])  # fmt: skip
+    asked = CliRunner().invoke(
+        cli,
+        [
+            "ask",
+            str(faces[0].path),
+            "-q",
+            "Describe this image.",
+            "-m",
+            str(tmp_path / "merged"),
+            "--max-new-tokens",
+            "6",
+        ],
+    )
     assert asked.exit_code == 0 and asked.stdout.strip()
-    again = CliRunner().invoke(cli, ["export", "--base", str(tiny_checkpoint), "--adapter",
-                                     str(tmp_path / "run" / "adapter"), "--out", str(tmp_path / "merged")])  # fmt: skip
+    again = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "--base",
+            str(tiny_checkpoint),
+            "--adapter",
+            str(tmp_path / "run" / "adapter"),
+            "--out",
+            str(tmp_path / "merged"),
+        ],
+    )
     assert again.exit_code == 2 and "not empty" in again.output
     # eval facexbench takes the base + adapter or the merged folder alike, and its report says which it was.
-    for name, model_args in (("adapter", ["--model", str(tiny_checkpoint), "--adapter", adapter]),
-                             ("merged", ["--model", str(tmp_path / "merged")])):  # fmt: skip
+    for name, model_args in (
+        ("adapter", ["--model", str(tiny_checkpoint), "--adapter", adapter]),
+        ("merged", ["--model", str(tmp_path / "merged")]),
+    ):
         run = tmp_path / f"eval-{name}"
-        command = ["eval", "facexbench", "--bench-dir", str(standin_bench), "--out", str(run), "--only", "age",
-                   "--limit", "2", "--device", "cpu", *model_args]  # fmt: skip
+        command = [
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(standin_bench),
+            "--out",
+            str(run),
+            "--only",
+            "age",
+            "--limit",
+            "2",
+            "--device",
+            "cpu",
+            *model_args,
+        ]
         evaluated = CliRunner().invoke(cli, command)
         assert evaluated.exit_code == 0, evaluated.output
         report = (run / "report.md").read_text()
@@ -214,8 +303,9 @@ def test_config_errors(tmp_path):
     missing_data = CliRunner().invoke(cli, ["train", "--set", f"model={tmp_path / 'nope'}", "--set", "dataset=x"])
     assert missing_data.exit_code == 2 and "dataset not found: x" in missing_data.output  # checked before any load
     (tmp_path / "data.json").write_text("[]")
-    missing_model = CliRunner().invoke(cli, ["train", "--set", f"model={tmp_path / 'nope'}",
-                                             "--set", f"dataset={tmp_path / 'data.json'}"])  # fmt: skip
+    missing_model = CliRunner().invoke(
+        cli, ["train", "--set", f"model={tmp_path / 'nope'}", "--set", f"dataset={tmp_path / 'data.json'}"]
+    )
     assert missing_model.exit_code == 2 and "cannot load processor" in missing_model.output
 
 
@@ -244,16 +334,32 @@ def test_released_fairfacegpt_layout_trains_through_the_cli(tiny_checkpoint, tmp
     dataset = tmp_path / "dataset.json"
     dataset.write_text(json.dumps(rows))
     out = tmp_path / "run"
-    settings = [f"model={tiny_checkpoint}", f"dataset={dataset}", f"image_root={root}", f"output_dir={out}",
-                "precision=fp32", "max_steps=2", "per_device_batch_size=2", "gradient_checkpointing=false",
-                "save_steps=1000", "logging_steps=1"]  # fmt: skip
+    settings = [
+        f"model={tiny_checkpoint}",
+        f"dataset={dataset}",
+        f"image_root={root}",
+        f"output_dir={out}",
+        "precision=fp32",
+        "max_steps=2",
+        "per_device_batch_size=2",
+        "gradient_checkpointing=false",
+        "save_steps=1000",
+        "logging_steps=1",
+    ]
     result = CliRunner().invoke(cli, ["train", *[a for s in settings for a in ("--set", s)]])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["samples"] == {"rows": 5, "kept": 4, "skipped": {"missing image": 1}}
 
-    rows.append({"image": "val/1.jpg", "conversations": [{"from": "human", "value": "<image>\n<image>\nSame?"},
-                                                          {"from": "assistant", "value": "Yes."}]})  # fmt: skip
+    rows.append(
+        {
+            "image": "val/1.jpg",
+            "conversations": [
+                {"from": "human", "value": "<image>\n<image>\nSame?"},
+                {"from": "assistant", "value": "Yes."},
+            ],
+        }
+    )
     dataset.write_text(json.dumps(rows))
     broken = CliRunner().invoke(cli, ["train", *[a for s in settings for a in ("--set", s)]])
     assert broken.exit_code == 2

@@ -21,10 +21,21 @@ RELATIVE_TOLERANCE = 1e-4
 
 
 def _settings(checkpoint, dataset, out, per_device: int, max_steps: int = 4) -> list[str]:
-    values = [f"model={checkpoint}", f"dataset={dataset}", f"image_root={SAMPLE_DIR}", f"output_dir={out}",
-              "learning_rate=1e-2", "gradient_checkpointing=false", "precision=fp32", "logging_steps=1",
-              "save_steps=2", "group_by_length=false", f"max_steps={max_steps}", "gradient_accumulation_steps=1",
-              f"per_device_batch_size={per_device}"]  # fmt: skip
+    values = [
+        f"model={checkpoint}",
+        f"dataset={dataset}",
+        f"image_root={SAMPLE_DIR}",
+        f"output_dir={out}",
+        "learning_rate=1e-2",
+        "gradient_checkpointing=false",
+        "precision=fp32",
+        "logging_steps=1",
+        "save_steps=2",
+        "group_by_length=false",
+        f"max_steps={max_steps}",
+        "gradient_accumulation_steps=1",
+        f"per_device_batch_size={per_device}",
+    ]
     return [arg for value in values for arg in ("--set", value)]
 
 
@@ -36,9 +47,25 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
 
 
 def _two_processes(*args: str) -> subprocess.CompletedProcess:
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(free_port()), "-m", "facellm", "train"]  # fmt: skip
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "facellm",
+        "train",
+    ]
     return _run([*launch, *args])
 
 

@@ -47,8 +47,10 @@ class GenerationSettings:
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], got {self.top_p}", "use e.g. 0.9")
         if self.seed is not None and not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
-            raise InputError(f"seed must be an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got {self.seed}",
-                             "use a smaller seed")  # fmt: skip
+            raise InputError(
+                f"seed must be an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}, got {self.seed}",
+                "use a smaller seed",
+            )
 
 
 def question(images: Sequence[Image.Image], text: str) -> Conversation:

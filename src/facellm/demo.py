@@ -50,9 +50,15 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Path
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     stages = {
-        "faces": _faces, "analyze": _analyze, "data": _data, "export": _export, "train": _train,
-        "merge": _merge, "eval": _eval, "report": _report,
-    }  # fmt: skip
+        "faces": _faces,
+        "analyze": _analyze,
+        "data": _data,
+        "export": _export,
+        "train": _train,
+        "merge": _merge,
+        "eval": _eval,
+        "report": _report,
+    }
     for number, name in enumerate(STAGES, 1):
         folder = out / name
         if (folder / ".done").exists():
@@ -100,8 +106,10 @@ def _faces(settings: DemoSettings, folder: Path) -> dict:
             "lower --images, or pass --fairface DIR for more faces",
         )
     random.Random(settings.seed).shuffle(rows)
-    for split, chosen in (("train", rows[: settings.images]),
-                          ("eval", rows[settings.images : settings.images + settings.eval_images])):  # fmt: skip
+    for split, chosen in (
+        ("train", rows[: settings.images]),
+        ("eval", rows[settings.images : settings.images + settings.eval_images]),
+    ):
         write_face_folder(chosen, images, folder / split)
     return {"note": f"{settings.images} training and {settings.eval_images} evaluation faces (kept apart)"}
 
@@ -176,17 +184,32 @@ def _train(settings: DemoSettings, folder: Path) -> dict:
     from facellm.train.recipe import train
 
     base = make_tiny_checkpoint(folder / "base-model", seed=settings.seed)
-    config = load_config(None, [
-        f"model={base}", f"dataset={settings.out / 'export' / 'train.json'}",
-        f"image_root={settings.out / 'faces' / 'train'}", f"output_dir={folder / 'run'}",
-        "learning_rate=1e-2", "lr_scheduler=cosine", f"max_steps={settings.train_steps}", "per_device_batch_size=8",
-        "gradient_accumulation_steps=1", "gradient_checkpointing=false", "precision=fp32", "logging_steps=5",
-        "save_steps=100000", f"seed={settings.seed}",
-    ])  # fmt: skip
+    config = load_config(
+        None,
+        [
+            f"model={base}",
+            f"dataset={settings.out / 'export' / 'train.json'}",
+            f"image_root={settings.out / 'faces' / 'train'}",
+            f"output_dir={folder / 'run'}",
+            "learning_rate=1e-2",
+            "lr_scheduler=cosine",
+            f"max_steps={settings.train_steps}",
+            "per_device_batch_size=8",
+            "gradient_accumulation_steps=1",
+            "gradient_checkpointing=false",
+            "precision=fp32",
+            "logging_steps=5",
+            "save_steps=100000",
+            f"seed={settings.seed}",
+        ],
+    )
     summary = train(config)
     losses = summary["logged_losses"]
-    return {"note": f"{summary['global_step']} LoRA steps, logged training loss {losses[0]:.2f} -> {losses[-1]:.2f}",
-            "base": str(base), "adapter": summary["output"]}  # fmt: skip
+    return {
+        "note": f"{summary['global_step']} LoRA steps, logged training loss {losses[0]:.2f} -> {losses[-1]:.2f}",
+        "base": str(base),
+        "adapter": summary["output"],
+    }
 
 
 def _merge(settings: DemoSettings, folder: Path) -> dict:
@@ -217,8 +240,10 @@ def _eval(settings: DemoSettings, folder: Path) -> dict:
     specialist = build_backend(BackendSpec("specialist"))
     run_questions(load_benchmark(bench), specialist, folder / "specialist-run")
     write_report(folder / "specialist-run" / "results", folder / "specialist-run", specialist.name)
-    return {"note": f"FaceXBench-layout accuracy {strict.accuracy:.1f}% (strict) on {strict.total} questions; "
-                    f"FairFace gender {fairface['tasks']['gender']['accuracy']:.1f}%"}  # fmt: skip
+    return {
+        "note": f"FaceXBench-layout accuracy {strict.accuracy:.1f}% (strict) on {strict.total} questions; "
+        f"FairFace gender {fairface['tasks']['gender']['accuracy']:.1f}%"
+    }
 
 
 def make_question_set(faces_dir: Path, out: Path, seed: int = 0) -> Path:
@@ -265,9 +290,11 @@ def make_question_set(faces_dir: Path, out: Path, seed: int = 0) -> Path:
 
 def _report(settings: DemoSettings, folder: Path) -> dict:
     out = settings.out
-    for source, name in ((out / "data" / "group_balance.png", "dataset_balance.png"),
-                         (out / "train" / "run" / "loss.png", "loss_curve.png"),
-                         (out / "eval" / "facexbench-run" / "report.png", "facexbench_accuracy.png")):  # fmt: skip
+    for source, name in (
+        (out / "data" / "group_balance.png", "dataset_balance.png"),
+        (out / "train" / "run" / "loss.png", "loss_curve.png"),
+        (out / "eval" / "facexbench-run" / "report.png", "facexbench_accuracy.png"),
+    ):
         if source.exists():
             shutil.copy(source, folder / name)
     steps = {name: json.loads((out / name / ".done").read_text()).get("note", "") for name in STAGES[:-1]}

@@ -24,9 +24,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from importlib.abc import Traversable
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
+
+if TYPE_CHECKING:
+    from transformers import InternVLConfig
+
 
 SIZES = ("1b", "8b", "38b")
 STRATEGIES = ("single", "ddp", "fsdp", "zero3")
@@ -41,13 +47,13 @@ EVAL_BATCH, EVAL_TOKENS = 16, 4 * 256 + 100 + 16
 GIB = 2**30
 
 
-def shape_file(size: str):
+def shape_file(size: str) -> Traversable:
     if size not in SIZES:
         raise InputError(f"unknown size {size!r}", f"use one of {', '.join(SIZES)}")
     return files("facellm.model").joinpath(f"shapes/internvl3-{size}.json")
 
 
-def shape_config(size: str):
+def shape_config(size: str) -> InternVLConfig:
     """The `InternVLConfig` of a released InternVL3-hf shape."""
     from transformers import InternVLConfig
 
@@ -81,8 +87,11 @@ def shape_counts(size: str, lora_rank: int = LORA_RANK) -> ShapeCounts:
         model = InternVLForConditionalGeneration(config)
     sizes = {name: p.numel() for name, p in model.named_parameters()}
     part = lambda key: sum(n for name, n in sizes.items() if key in name)  # noqa: E731
-    lora = sum(lora_rank * (m.in_features + m.out_features) for name, m in model.named_modules()
-               if isinstance(m, torch.nn.Linear) and "language_model" in name)  # fmt: skip
+    lora = sum(
+        lora_rank * (m.in_features + m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and "language_model" in name
+    )
     layers = [module for name, module in model.named_modules() if name.endswith(("layers.0", "layer.0"))]
     text = config.text_config
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
@@ -132,9 +141,16 @@ class MemoryPlan:
         return asdict(self)
 
 
-def training_bytes(counts: ShapeCounts, strategy: str, gpus: int, micro_batch: int, seq_len: int,
-                   dtype_bytes: int = 2, checkpointing: bool = True,
-                   runtime_gib: float = RUNTIME_GIB) -> dict:  # fmt: skip
+def training_bytes(
+    counts: ShapeCounts,
+    strategy: str,
+    gpus: int,
+    micro_batch: int,
+    seq_len: int,
+    dtype_bytes: int = 2,
+    checkpointing: bool = True,
+    runtime_gib: float = RUNTIME_GIB,
+) -> dict:
     """The memory terms (bytes per GPU) of one training step; see the module docstring for each formula."""
     if strategy not in STRATEGIES:
         raise InputError(f"unknown strategy {strategy!r}", f"use one of {', '.join(STRATEGIES)}")
@@ -150,13 +166,25 @@ def training_bytes(counts: ShapeCounts, strategy: str, gpus: int, micro_batch: i
     else:
         activations = tokens * w * counts.layers * layer_values
     logits = tokens * counts.vocab * (w + 8)
-    return {"weights": weights, "lora": lora, "activations": activations, "logits": logits,
-            "runtime": runtime_gib * GIB}  # fmt: skip
+    return {
+        "weights": weights,
+        "lora": lora,
+        "activations": activations,
+        "logits": logits,
+        "runtime": runtime_gib * GIB,
+    }
 
 
-def memory_plan(size: str, gpus: int = 1, gpu_memory_gib: float = 80.0, micro_batch: int | None = None,
-                seq_len: int = CUTOFF, dtype_bytes: int = 2, checkpointing: bool = True,
-                runtime_gib: float = RUNTIME_GIB) -> MemoryPlan:  # fmt: skip
+def memory_plan(
+    size: str,
+    gpus: int = 1,
+    gpu_memory_gib: float = 80.0,
+    micro_batch: int | None = None,
+    seq_len: int = CUTOFF,
+    dtype_bytes: int = 2,
+    checkpointing: bool = True,
+    runtime_gib: float = RUNTIME_GIB,
+) -> MemoryPlan:
     """Per-GPU memory for training (each strategy) and inference at a released shape; which fit `gpu_memory_gib`."""
     if gpus < 1:
         raise InputError(f"--gpus must be at least 1, got {gpus}", "pass the number of GPUs, e.g. --gpus 8")
@@ -176,15 +204,29 @@ def memory_plan(size: str, gpus: int = 1, gpu_memory_gib: float = 80.0, micro_ba
         per_sample = one["activations"] + one["logits"]
         fixed = sum(one.values()) - per_sample
         largest = max(0, int((limit - fixed) // per_sample)) if per_sample else 0
-        plan.training.append(StrategyPlan(
-            strategy, n, _gib(terms["weights"]), _gib(terms["lora"]), _gib(terms["activations"]),
-            _gib(terms["logits"]), runtime_gib, _gib(total), total <= limit, largest))  # fmt: skip
+        plan.training.append(
+            StrategyPlan(
+                strategy,
+                n,
+                _gib(terms["weights"]),
+                _gib(terms["lora"]),
+                _gib(terms["activations"]),
+                _gib(terms["logits"]),
+                runtime_gib,
+                _gib(total),
+                total <= limit,
+                largest,
+            )
+        )
     kv_cache = eval_kv_cache_bytes(counts, dtype_bytes)
     for tp in sorted({1, gpus}):
         total = counts.total * dtype_bytes / tp + kv_cache / tp + runtime_gib * GIB
         plan.inference[f"tensor_parallel_{tp}"] = {
-            "weights_gib": _gib(counts.total * dtype_bytes / tp), "kv_cache_gib": _gib(kv_cache / tp),
-            "total_gib": _gib(total), "fits": total <= limit}  # fmt: skip
+            "weights_gib": _gib(counts.total * dtype_bytes / tp),
+            "kv_cache_gib": _gib(kv_cache / tp),
+            "total_gib": _gib(total),
+            "fits": total <= limit,
+        }
     plan.inference["batch"] = {"questions": EVAL_BATCH, "tokens_each": EVAL_TOKENS}
     plan.flops_per_token = 6.0 * counts.language
     return plan
@@ -233,9 +275,11 @@ def describe(plan: MemoryPlan) -> str:
         )
     for name, row in plan.inference.items():
         if name.startswith("tensor_parallel"):
-            lines.append(f"  inference, {name.replace('_', ' ')}: {row['total_gib']} GiB per GPU (weights "
-                         f"{row['weights_gib']}, KV cache {row['kv_cache_gib']} for {EVAL_BATCH} FaceXBench "
-                         f"questions) -> {'fits' if row['fits'] else 'does not fit'}")  # fmt: skip
+            lines.append(
+                f"  inference, {name.replace('_', ' ')}: {row['total_gib']} GiB per GPU (weights "
+                f"{row['weights_gib']}, KV cache {row['kv_cache_gib']} for {EVAL_BATCH} FaceXBench "
+                f"questions) -> {'fits' if row['fits'] else 'does not fit'}"
+            )
     tp = smallest_tensor_parallel(plan)
     lines.append(f"  serving with vLLM: --tensor-parallel-size {tp}" if tp else "  serving: does not fit on 8 GPUs")
     lines.append(f"  FLOPs per trained token (6 x language parameters): {plan.flops_per_token / 1e9:.2f} GFLOP")

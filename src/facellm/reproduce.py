@@ -6,11 +6,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
 
-SIZES = {"1b": "configs/train/facellm-1b.yaml", "8b": "configs/train/facellm-8b.yaml",
-         "38b": "configs/train/facellm-38b.yaml"}  # fmt: skip
+if TYPE_CHECKING:
+    from facellm.plan import MemoryPlan
+
+
+SIZES = {
+    "1b": "configs/train/facellm-1b.yaml",
+    "8b": "configs/train/facellm-8b.yaml",
+    "38b": "configs/train/facellm-38b.yaml",
+}
 # Rough per-request token use of one FairFaceGPT request to GPT-4o: a 224 px image (high detail: 255 tokens) plus
 # the system and user prompts (~350 tokens) in, a paragraph (~250 tokens) out. An estimate, not a measurement.
 PROMPT_TOKENS, COMPLETION_TOKENS = 605, 250
@@ -25,8 +33,9 @@ class Plan:
     problems: list[str]
 
 
-def plan(size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, model: str,
-         price_in: float, price_out: float) -> Plan:  # fmt: skip
+def plan(
+    size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, model: str, price_in: float, price_out: float
+) -> Plan:
     """The commands, the teacher request count (images x aspects), a cost estimate, and what is missing."""
     from facellm.data.sources import load_source
     from facellm.prompts import load_prompts
@@ -47,29 +56,98 @@ def plan(size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, m
         problems.append(f"FaceXBench benchmark folder not found: {bench_dir}")
     problems += _gpu_problems(size)
     run = out
-    model_id = {"1b": "OpenGVLab/InternVL3-1B-hf", "8b": "OpenGVLab/InternVL3-8B-hf",
-                "38b": "OpenGVLab/InternVL3-38B-hf"}[size]  # fmt: skip
+    model_id = {
+        "1b": "OpenGVLab/InternVL3-1B-hf",
+        "8b": "OpenGVLab/InternVL3-8B-hf",
+        "38b": "OpenGVLab/InternVL3-38B-hf",
+    }[size]
     commands = [
-        ["facellm", "data", "build", "--source", "fairface", "--labels", str(labels), "--images", str(images),
-         "--out", str(run / "data"), "--teacher", "openai", "--base-url", base_url, "--model", model,
-         "--concurrency", "32"],
-        ["facellm", "data", "export", str(run / "data"), "--format", "sharegpt", "--out", str(run / "sharegpt"),
-         "--val", "0"],
-        ["facellm", "train", "--config", SIZES[size], "--set", f"dataset={run / 'sharegpt' / 'train.json'}",
-         "--set", f"image_root={images}", "--set", f"output_dir={run / 'train'}"],
-        ["facellm", "export", "--base", model_id, "--adapter", str(run / "train" / "adapter"), "--out",
-         str(run / "model")],
-        ["facellm", "eval", "facexbench", "--bench-dir", str(bench_dir), "--model", str(run / "model"), "--out",
-         str(run / "facexbench")],
-        ["facellm", "eval", "overlap", "--train", str(run / "sharegpt" / "train.json"), "--image-root", str(images),
-         "--bench-dir", str(bench_dir), "--out", str(run / "overlap.json")],
-    ]  # fmt: skip
+        [
+            "facellm",
+            "data",
+            "build",
+            "--source",
+            "fairface",
+            "--labels",
+            str(labels),
+            "--images",
+            str(images),
+            "--out",
+            str(run / "data"),
+            "--teacher",
+            "openai",
+            "--base-url",
+            base_url,
+            "--model",
+            model,
+            "--concurrency",
+            "32",
+        ],
+        [
+            "facellm",
+            "data",
+            "export",
+            str(run / "data"),
+            "--format",
+            "sharegpt",
+            "--out",
+            str(run / "sharegpt"),
+            "--val",
+            "0",
+        ],
+        [
+            "facellm",
+            "train",
+            "--config",
+            SIZES[size],
+            "--set",
+            f"dataset={run / 'sharegpt' / 'train.json'}",
+            "--set",
+            f"image_root={images}",
+            "--set",
+            f"output_dir={run / 'train'}",
+        ],
+        [
+            "facellm",
+            "export",
+            "--base",
+            model_id,
+            "--adapter",
+            str(run / "train" / "adapter"),
+            "--out",
+            str(run / "model"),
+        ],
+        [
+            "facellm",
+            "eval",
+            "facexbench",
+            "--bench-dir",
+            str(bench_dir),
+            "--model",
+            str(run / "model"),
+            "--out",
+            str(run / "facexbench"),
+        ],
+        [
+            "facellm",
+            "eval",
+            "overlap",
+            "--train",
+            str(run / "sharegpt" / "train.json"),
+            "--image-root",
+            str(images),
+            "--bench-dir",
+            str(bench_dir),
+            "--out",
+            str(run / "overlap.json"),
+        ],
+    ]
     requests = count * aspects
     cost = requests * (PROMPT_TOKENS * price_in + COMPLETION_TOKENS * price_out) / 1e6
     return Plan(commands, requests, cost, problems)
 
 
-def memory(size: str):
+def memory(size: str) -> MemoryPlan:
     """The memory plan the dry run prints (`facellm plan` draws it for other machines)."""
     from facellm.plan import memory_plan
 

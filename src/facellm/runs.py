@@ -46,9 +46,11 @@ def check_identity(previous: dict | None, identity: dict, folder: Path) -> None:
         return
     changed = sorted(k for k in set(previous) | set(identity) if previous.get(k) != identity.get(k))
     detail = ", ".join(f"{k}: {previous.get(k)!r} -> {identity.get(k)!r}" for k in changed)
-    raise InputError(f"{folder} holds a run with other settings ({detail})",
-                     f"choose another --out folder, or pass {NEW_IDENTITY_FLAG} to keep the earlier run in "
-                     f"{folder}/previous/ and start this one")  # fmt: skip
+    raise InputError(
+        f"{folder} holds a run with other settings ({detail})",
+        f"choose another --out folder, or pass {NEW_IDENTITY_FLAG} to keep the earlier run in "
+        f"{folder}/previous/ and start this one",
+    )
 
 
 def start_new_identity(folder: Path, names: Iterable[str], previous: dict | None, identity: dict) -> Path | None:

@@ -22,8 +22,18 @@ NAMED = {
     "offline": "facellm.backends.offline:OfflineBackend",
 }
 
-__all__ = ["NAMED", "Backend", "BackendSpec", "Cause", "Prompt", "Reply", "answer_safely", "backend_name",
-           "build_backend", "cause_of"]  # fmt: skip
+__all__ = [
+    "NAMED",
+    "Backend",
+    "BackendSpec",
+    "Cause",
+    "Prompt",
+    "Reply",
+    "answer_safely",
+    "backend_name",
+    "build_backend",
+    "cause_of",
+]
 
 
 @dataclass
@@ -78,8 +88,10 @@ def backend_name(spec: BackendSpec) -> str:
 def check_spec(spec: BackendSpec) -> None:
     """The flag combinations no backend can take, refused before anything is built."""
     if bool(spec.model) == bool(spec.api_base):
-        raise InputError("give either a model (hub id, folder or one of " + ", ".join(NAMED) + ") or an "
-                         "OpenAI-compatible endpoint", "pick one")  # fmt: skip
+        raise InputError(
+            "give either a model (hub id, folder or one of " + ", ".join(NAMED) + ") or an OpenAI-compatible endpoint",
+            "pick one",
+        )
     if spec.scoring == "likelihood" and (spec.api_base or spec.model in NAMED):
         raise InputError("--scoring likelihood needs a local --model", "use --scoring generate")
     if spec.model and spec.model not in NAMED and spec.batch_size < 1:
@@ -103,9 +115,15 @@ def _plain(spec: BackendSpec) -> Backend:
         from facellm.backends.openai_client import ChatClient, EndpointConfig
         from facellm.backends.openai_compatible import OpenAIBackend
 
-        config = EndpointConfig(spec.api_base, spec.api_model or "", concurrency=spec.concurrency,
-                                requests_per_minute=spec.rpm, tokens_per_minute=spec.tpm,
-                                max_retries=spec.max_retries, timeout_s=spec.timeout_s)  # fmt: skip
+        config = EndpointConfig(
+            spec.api_base,
+            spec.api_model or "",
+            concurrency=spec.concurrency,
+            requests_per_minute=spec.rpm,
+            tokens_per_minute=spec.tpm,
+            max_retries=spec.max_retries,
+            timeout_s=spec.timeout_s,
+        )
         return OpenAIBackend(ChatClient(config))
     from facellm.backends.local import LocalBackend
     from facellm.model import load_model

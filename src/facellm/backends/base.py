@@ -15,9 +15,13 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from facellm.conversation import Conversation, GenerationSettings, option_letters
 from facellm.errors import Cause, cause_of
+
+if TYPE_CHECKING:
+    from facellm.backends import BackendSpec
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Backend:
     scoring = "generate"  # or "likelihood": the option letter the model finds most probable (part of a run's identity)
 
     @classmethod
-    def from_spec(cls, spec) -> Backend:
+    def from_spec(cls, spec: BackendSpec) -> Backend:
         """Built by name from a `BackendSpec` (override when the backend needs some of its flags)."""
         return cls()
 

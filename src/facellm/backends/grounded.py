@@ -5,7 +5,8 @@ that prepares a request to count its tokens answers that same prepared prompt wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from facellm.backends.base import Backend, Prompt, Reply
@@ -38,7 +39,9 @@ class Grounded(Backend):
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         return self.inner.answer([self.prepare(p) for p in prompts], settings)
 
-    def stream(self, prompt: Prompt, settings: GenerationSettings, cancel=None):
+    def stream(
+        self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         return self.inner.stream(self.prepare(prompt), settings, cancel)
 
     def check(self, prompt: Prompt, settings: GenerationSettings) -> int:

@@ -4,12 +4,13 @@ before generating."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
 from facellm.errors import InputError
-from facellm.model.loading import describe_model
+from facellm.model.loading import LoadedModel, describe_model
 
 SCORINGS = ("generate", "likelihood")
 
@@ -18,8 +19,14 @@ class LocalBackend(Backend):
     # No tokenizer gives more than this many characters per token on real text: longer texts are refused uncounted.
     MAX_CHARS_PER_TOKEN = 32
 
-    def __init__(self, lm, name: str | None = None, batch_size: int = 8, scoring: str = "generate",
-                 max_prompt_tokens: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        lm,
+        name: str | None = None,
+        batch_size: int = 8,
+        scoring: str = "generate",
+        max_prompt_tokens: int | None = None,
+    ) -> None:
         if batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {batch_size}", "use 1 or more")
         if scoring not in SCORINGS:
@@ -51,7 +58,9 @@ class LocalBackend(Backend):
             texts = generate(self.lm, conversations, settings, batch_size=self.batch_size)
         return [Reply(text) for text in texts]
 
-    def stream(self, prompt: Prompt, settings: GenerationSettings, cancel=None) -> Iterator[str]:
+    def stream(
+        self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         from facellm.model import stream
 
         return stream(self.lm, prompt.turns, settings, cancel)
@@ -66,8 +75,11 @@ class LocalBackend(Backend):
             raise InputError(f"the prompt is far longer than the {max(limit, 0)} tokens this server accepts", hint)
         tokens = self.prompt_tokens(prompt)
         if tokens > limit:
-            raise InputError(f"the prompt is {tokens} tokens; with max_tokens {settings.max_new_tokens} this server "
-                             f"accepts at most {max(limit, 0)}", hint)  # fmt: skip
+            raise InputError(
+                f"the prompt is {tokens} tokens; with max_tokens {settings.max_new_tokens} this server "
+                f"accepts at most {max(limit, 0)}",
+                hint,
+            )
         return tokens
 
     def count_tokens(self, text: str) -> int:
@@ -79,7 +91,7 @@ class LocalBackend(Backend):
         return _estimated_length(self.lm, prompt.turns)
 
 
-def context_length(lm) -> int:
+def context_length(lm: LoadedModel) -> int:
     """The text model's context in tokens (`max_position_embeddings`), 4096 when the config does not say."""
     config = lm.model.config
     text = config.get_text_config() if hasattr(config, "get_text_config") else config

@@ -51,8 +51,10 @@ class EndpointConfig:
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
-            raise InputError(f"API base URL must start with http:// or https://, got {self.base_url!r}",
-                             "pass e.g. --api-base https://api.openai.com/v1")  # fmt: skip
+            raise InputError(
+                f"API base URL must start with http:// or https://, got {self.base_url!r}",
+                "pass e.g. --api-base https://api.openai.com/v1",
+            )
         if not self.model:
             raise InputError("no API model name given", "pass --api-model, e.g. gpt-4o-2024-11-20")
         if self.concurrency < 1:
@@ -214,15 +216,19 @@ class ChatClient:
                         reason = f"HTTP {response.status_code}: {response.text[:200]}"
                         cause = _status_cause(response.status_code)
                         if response.status_code not in RETRYABLE_STATUS:
-                            raise ApiError(f"{url} refused the request ({reason})", _hint(response.status_code),
-                                           Cause.CLIENT_ERROR)  # fmt: skip
+                            raise ApiError(
+                                f"{url} refused the request ({reason})", _hint(response.status_code), Cause.CLIENT_ERROR
+                            )
                         retry_after = _retry_after(response.headers.get("retry-after"))
                 if attempt > self.config.max_retries:
                     break
                 backoff = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** (attempt - 1))
                 await asyncio.sleep(retry_after if retry_after is not None else backoff * random.uniform(0.5, 1.5))
-        raise ApiError(f"{url} failed after {self.config.max_retries + 1} attempts ({reason})",
-                       "check the endpoint, or raise --max-retries", cause)  # fmt: skip
+        raise ApiError(
+            f"{url} failed after {self.config.max_retries + 1} attempts ({reason})",
+            "check the endpoint, or raise --max-retries",
+            cause,
+        )
 
     def _reply(self, response, attempt: int, started: float) -> ChatReply:
         try:
@@ -249,13 +255,15 @@ def check_reachable(config: EndpointConfig) -> None:
         response = httpx.get(url, headers=headers, timeout=min(config.timeout_s, 15.0))
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
         reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        raise InputError(f"cannot reach {config.base_url} ({reason})", "check the URL and that the server is running"
-                         ) from None  # fmt: skip
+        raise InputError(
+            f"cannot reach {config.base_url} ({reason})", "check the URL and that the server is running"
+        ) from None
     except httpx.HTTPError:
         return  # connected, but slow or odd: the run's own retries and timeouts handle it
     if response.status_code in (401, 403):
-        raise InputError(f"{config.base_url} refused the API key (HTTP {response.status_code})",
-                         _hint(response.status_code))  # fmt: skip
+        raise InputError(
+            f"{config.base_url} refused the API key (HTTP {response.status_code})", _hint(response.status_code)
+        )
 
 
 def _status_cause(status: int) -> Cause:

@@ -31,10 +31,11 @@ class OpenAIBackend(Backend):
         temperature = settings.temperature if settings.do_sample else 0.0
         replies = self.client.complete_many(messages, max_tokens=settings.max_new_tokens, temperature=temperature)
         return [
-            reply if isinstance(reply, Exception) else
-            Reply(reply.text, reply.prompt_tokens, reply.completion_tokens, _image_bytes(sent))
+            reply
+            if isinstance(reply, Exception)
+            else Reply(reply.text, reply.prompt_tokens, reply.completion_tokens, _image_bytes(sent))
             for reply, sent in zip(replies, messages)
-        ]  # fmt: skip
+        ]
 
 
 def _image_bytes(messages: list[dict]) -> int:

@@ -10,8 +10,14 @@ from facellm.conversation import GenerationSettings
 
 
 class ScriptedBackend(Backend):
-    def __init__(self, reply: Callable[[Prompt], str | Exception], name: str = "scripted", chunk_size: int = 8,
-                 fail_batches_over: int | None = None, batch_error: Exception | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        reply: Callable[[Prompt], str | Exception],
+        name: str = "scripted",
+        chunk_size: int = 8,
+        fail_batches_over: int | None = None,
+        batch_error: Exception | None = None,
+    ) -> None:
         self.reply = reply
         self.name = name
         self.chunk_size = chunk_size

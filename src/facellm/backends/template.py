@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
 from facellm.prompts import PromptSpec, person_word
+
+if TYPE_CHECKING:
+    from facellm.backends import BackendSpec
 
 
 class TemplateBackend(Backend):
@@ -22,7 +26,7 @@ class TemplateBackend(Backend):
         self.spec = spec
 
     @classmethod
-    def from_spec(cls, spec) -> TemplateBackend:
+    def from_spec(cls, spec: BackendSpec) -> TemplateBackend:
         from facellm.prompts import load_prompts
 
         return cls(spec.prompts or load_prompts())

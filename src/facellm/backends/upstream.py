@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from facellm.backends.base import Backend, Prompt, Reply
@@ -61,8 +61,7 @@ class UpstreamBackend(Backend):
             try:
                 self._model = str(payload["data"][0]["id"])
             except (KeyError, IndexError, TypeError):
-                raise UpstreamError(502, f"{self.base}/models lists no model",
-                                    "pass --upstream-model NAME") from None  # fmt: skip
+                raise UpstreamError(502, f"{self.base}/models lists no model", "pass --upstream-model NAME") from None
         return self._model
 
     def _send(self, method: str, path: str, body: dict | None = None, stream: bool = False):
@@ -72,11 +71,17 @@ class UpstreamBackend(Backend):
             request = self._http.build_request(method, self.base + path, json=body)
             response = self._http.send(request, stream=stream)
         except httpx.TimeoutException:
-            raise UpstreamError(503, f"the upstream at {self.base} did not answer in time",
-                                "check that the engine is running and not overloaded") from None  # fmt: skip
+            raise UpstreamError(
+                503,
+                f"the upstream at {self.base} did not answer in time",
+                "check that the engine is running and not overloaded",
+            ) from None
         except httpx.TransportError as exc:
-            raise UpstreamError(503, f"the upstream at {self.base} cannot be reached ({type(exc).__name__})",
-                                "start the engine, or check --upstream") from None  # fmt: skip
+            raise UpstreamError(
+                503,
+                f"the upstream at {self.base} cannot be reached ({type(exc).__name__})",
+                "start the engine, or check --upstream",
+            ) from None
         if response.status_code != 200:
             text = response.read().decode("utf-8", "replace") if stream else response.text
             response.close()
@@ -90,8 +95,11 @@ class UpstreamBackend(Backend):
         try:
             payload = response.json()
         except ValueError:
-            raise UpstreamError(502, f"the upstream at {self.base} did not answer JSON",
-                                "is --upstream an OpenAI-compatible base URL ending in /v1?") from None  # fmt: skip
+            raise UpstreamError(
+                502,
+                f"the upstream at {self.base} did not answer JSON",
+                "is --upstream an OpenAI-compatible base URL ending in /v1?",
+            ) from None
         if not isinstance(payload, dict):
             raise UpstreamError(502, f"the upstream at {self.base} answered something other than a JSON object")
         return payload
@@ -99,9 +107,13 @@ class UpstreamBackend(Backend):
     def _body(self, prompt: Prompt, settings: GenerationSettings, stream: bool) -> dict:
         from facellm.backends.openai_client import to_openai_messages
 
-        body = {"model": self._resolve(), "messages": to_openai_messages(prompt.turns),
-                "max_tokens": settings.max_new_tokens, "stream": stream,
-                "temperature": settings.temperature if settings.do_sample else 0.0}  # fmt: skip
+        body = {
+            "model": self._resolve(),
+            "messages": to_openai_messages(prompt.turns),
+            "max_tokens": settings.max_new_tokens,
+            "stream": stream,
+            "temperature": settings.temperature if settings.do_sample else 0.0,
+        }
         if settings.do_sample:
             body["top_p"] = settings.top_p
         if settings.seed is not None:
@@ -114,16 +126,21 @@ class UpstreamBackend(Backend):
             try:
                 return Reply(payload["choices"][0]["message"]["content"] or "")
             except (KeyError, IndexError, TypeError):
-                raise UpstreamError(502, f"the upstream at {self.base} answered without choices[0].message",
-                                    "is it a chat-completions endpoint?") from None  # fmt: skip
+                raise UpstreamError(
+                    502,
+                    f"the upstream at {self.base} answered without choices[0].message",
+                    "is it a chat-completions endpoint?",
+                ) from None
         except UpstreamError as exc:
             return exc
 
-    def answer(self, prompts, settings: GenerationSettings) -> list:
+    def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         """Each prompt's reply, or the `UpstreamError` that ended it (that request alone fails)."""
         return list(self._pool.map(lambda p: self._answer(p, settings), prompts))
 
-    def stream(self, prompt, settings, cancel: threading.Event | None = None) -> Iterator[str]:
+    def stream(
+        self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         response = self._send("POST", "/chat/completions", self._body(prompt, settings, True), stream=True)
         try:
             for line in response.iter_lines():

@@ -23,8 +23,9 @@ def _backend(model, adapter, device, dtype, ground: bool = False):
 @click.option("--stream/--no-stream", default=False, help="Print the answer as it is generated.")
 @click.option("--ground", is_flag=True, help="Put measured face facts (pose, quality, attributes) before the question.")
 @model_options
-def ask(images, question, stream, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature,
-        top_p, seed):  # fmt: skip
+def ask(
+    images, question, stream, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed
+) -> None:
     """Ask a question about one or more images and print the answer (`--model specialist`: no LLM, face models)."""
     from facellm.backends import Prompt
     from facellm.images import read_image
@@ -50,8 +51,9 @@ def ask(images, question, stream, ground, model, adapter, device, dtype, max_new
 @click.option("--system", help="A system prompt that opens the conversation.")
 @click.option("--ground", is_flag=True, help="Put measured face facts before each message that brings images.")
 @model_options
-def chat(images, system, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p,
-         seed):  # fmt: skip
+def chat(
+    images, system, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed
+) -> None:
     """Talk about image(s) interactively; the conversation history is kept.
 
     Commands inside the chat: /image PATH adds an image to your next message, /reset clears the history,
@@ -87,8 +89,11 @@ def chat(images, system, ground, model, adapter, device, dtype, max_new_tokens, 
                 click.echo(f"error: {exc}", err=True)
             continue
         if line.startswith("/") and not line.startswith("//"):
-            click.echo(f"error: unknown command {line.split()[0]}; use /image PATH, /reset or /quit "
-                       "(start a message with // to send one that begins with /)", err=True)  # fmt: skip
+            click.echo(
+                f"error: unknown command {line.split()[0]}; use /image PATH, /reset or /quit "
+                "(start a message with // to send one that begins with /)",
+                err=True,
+            )
             continue
         line = line[1:] if line.startswith("//") else line
         if ground and pending:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from facellm.errors import FaceLLMError
+
+if TYPE_CHECKING:
+    from facellm.conversation import GenerationSettings
 
 
 def _apply(function, options):
@@ -15,48 +20,71 @@ def _apply(function, options):
     return function
 
 
-def model_options(function):
+def model_options(function: Callable) -> Callable:
     """A model to answer (hub id, folder, or `specialist`) and its decoding options: `ask`, `chat`."""
     from facellm.model.loading import DEFAULT_MODEL, DTYPES
 
-    return _apply(function, [
-        click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True,
-                     help="Hub id or local folder, or `specialist` (face-analysis models, no LLM)."),
-        click.option("--adapter", type=click.Path(path_type=Path), help="PEFT LoRA adapter folder to apply."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True),
-        click.option("--max-new-tokens", type=int, default=256, show_default=True),
-        click.option("--sample/--greedy", "do_sample", default=False, help="Sample instead of greedy decoding."),
-        click.option("--temperature", type=float, default=0.7, show_default=True, help="Used with --sample."),
-        click.option("--top-p", type=float, default=0.9, show_default=True, help="Used with --sample."),
-        click.option("--seed", type=int, help="Random seed for reproducible sampling."),
-    ])  # fmt: skip
+    return _apply(
+        function,
+        [
+            click.option(
+                "--model",
+                "-m",
+                default=DEFAULT_MODEL,
+                show_default=True,
+                help="Hub id or local folder, or `specialist` (face-analysis models, no LLM).",
+            ),
+            click.option("--adapter", type=click.Path(path_type=Path), help="PEFT LoRA adapter folder to apply."),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+            click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True),
+            click.option("--max-new-tokens", type=int, default=256, show_default=True),
+            click.option("--sample/--greedy", "do_sample", default=False, help="Sample instead of greedy decoding."),
+            click.option("--temperature", type=float, default=0.7, show_default=True, help="Used with --sample."),
+            click.option("--top-p", type=float, default=0.9, show_default=True, help="Used with --sample."),
+            click.option("--seed", type=int, help="Random seed for reproducible sampling."),
+        ],
+    )
 
 
-def backend_options(function):
+def backend_options(function: Callable) -> Callable:
     """The model answering benchmark questions: local (or `specialist`), or an OpenAI-compatible API."""
     from facellm.backends.local import SCORINGS
 
-    return _apply(function, [
-        click.option("--model", "-m", help="Local model: hub id or folder, or `specialist`."),
-        click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter for the local model."),
-        click.option("--device", default="auto", show_default=True),
-        click.option("--dtype", default="auto", show_default=True),
-        click.option("--batch-size", type=int, default=8, show_default=True, help="Local model batch size."),
-        click.option("--scoring", type=click.Choice(SCORINGS), default="generate", show_default=True,
-                     help="likelihood: pick the option letter the local model finds most probable (no generation)."),
-        click.option("--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env)."),
-        click.option("--api-model", help="Model name at the endpoint."),
-        click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight."),
-        click.option("--rpm", type=float, help="API requests-per-minute limit."),
-        click.option("--max-retries", type=int, default=5, show_default=True, help="API retries per request."),
-        click.option("--ground", is_flag=True, help="Put measured face facts before every question."),
-        click.option("--new-identity", is_flag=True,
-                     help="OUT holds a run with other settings: move it to OUT/previous/ and start this one."),
-    ])  # fmt: skip
+    return _apply(
+        function,
+        [
+            click.option("--model", "-m", help="Local model: hub id or folder, or `specialist`."),
+            click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter for the local model."),
+            click.option("--device", default="auto", show_default=True),
+            click.option("--dtype", default="auto", show_default=True),
+            click.option("--batch-size", type=int, default=8, show_default=True, help="Local model batch size."),
+            click.option(
+                "--scoring",
+                type=click.Choice(SCORINGS),
+                default="generate",
+                show_default=True,
+                help="likelihood: pick the option letter the local model finds most probable (no generation).",
+            ),
+            click.option(
+                "--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env)."
+            ),
+            click.option("--api-model", help="Model name at the endpoint."),
+            click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight."),
+            click.option("--rpm", type=float, help="API requests-per-minute limit."),
+            click.option("--max-retries", type=int, default=5, show_default=True, help="API retries per request."),
+            click.option("--ground", is_flag=True, help="Put measured face facts before every question."),
+            click.option(
+                "--new-identity",
+                is_flag=True,
+                help="OUT holds a run with other settings: move it to OUT/previous/ and start this one.",
+            ),
+        ],
+    )
 
 
-def generation(max_new_tokens, do_sample, temperature, top_p, seed):
+def generation(
+    max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, seed: int | None
+) -> GenerationSettings:
     from facellm.model import GenerationSettings
 
     return GenerationSettings(max_new_tokens, do_sample, temperature, top_p, seed)
@@ -67,7 +95,7 @@ def check_limit(limit: int | None) -> None:
         raise FaceLLMError(f"--limit must be at least 1, got {limit}", "drop it to run everything")
 
 
-def expand_images(paths) -> list[Path]:
+def expand_images(paths: Iterable[str | Path]) -> list[Path]:
     """Image files, with folders replaced by the images inside them (recursively, sorted)."""
     from facellm.data.sources import IMAGE_SUFFIXES
 

@@ -64,11 +64,36 @@ def _records_and_spec(source, images, labels, limit, aspects, prompts):
 @click.option("--price-out", type=float, help="US$ per 1M completion tokens.")
 @click.option("--retry-failed", is_flag=True, help="Also retry requests that failed in earlier runs.")
 @click.option("--measure", is_flag=True, help="Add measured head pose, quality and face count to the prompts.")
-@click.option("--new-identity", is_flag=True,
-              help="OUT holds a run with other settings: move it to OUT/previous/ and start this one.")  # fmt: skip
-def data_build(source, images, labels, limit, aspects, prompts, out, teacher, base_url, model, mode, concurrency, rpm,
-               tpm, max_retries, timeout, batch_size, max_new_tokens, price_in, price_out, retry_failed,
-               measure, new_identity):  # fmt: skip
+@click.option(
+    "--new-identity",
+    is_flag=True,
+    help="OUT holds a run with other settings: move it to OUT/previous/ and start this one.",
+)
+def data_build(
+    source,
+    images,
+    labels,
+    limit,
+    aspects,
+    prompts,
+    out,
+    teacher,
+    base_url,
+    model,
+    mode,
+    concurrency,
+    rpm,
+    tpm,
+    max_retries,
+    timeout,
+    batch_size,
+    max_new_tokens,
+    price_in,
+    price_out,
+    retry_failed,
+    measure,
+    new_identity,
+) -> None:
     """Ask a teacher about every (image, aspect) of a face collection; resumable, concurrent, filtered."""
     import json
 
@@ -89,8 +114,9 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     from facellm.runs import file_hash
 
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
-    teacher_spec = _teacher_spec(teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout,
-                                 batch_size)  # fmt: skip
+    teacher_spec = _teacher_spec(
+        teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size
+    )
     prices = prices_for(model, price_in, price_out)
     extra = {"source": source, "labels": file_hash(labels) if labels else None}
     identity = build_identity(backend_name(teacher_spec), spec, mode, max_new_tokens, measure, extra)
@@ -101,10 +127,22 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
     check_run_folder(Path(out), identity)  # before a teacher model loads
     teacher_obj = build_backend(teacher_spec)
     teacher_obj.check_ready()
-    settings = {"source": source, "images": str(images), "labels": str(labels) if labels else None, "limit": limit,
-                "aspects": wanted, "prompt_version": spec.version, "teacher": teacher_obj.name, "mode": mode,
-                "base_url": base_url, "concurrency": concurrency, "rpm": rpm, "tpm": tpm,
-                "prices_per_million": [prices.input, prices.output], "measure": measure}  # fmt: skip
+    settings = {
+        "source": source,
+        "images": str(images),
+        "labels": str(labels) if labels else None,
+        "limit": limit,
+        "aspects": wanted,
+        "prompt_version": spec.version,
+        "teacher": teacher_obj.name,
+        "mode": mode,
+        "base_url": base_url,
+        "concurrency": concurrency,
+        "rpm": rpm,
+        "tpm": tpm,
+        "prices_per_million": [prices.input, prices.output],
+        "measure": measure,
+    }
     with QAStore(out) as store:
         (Path(out) / "build.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         bar = tqdm(desc="data", unit="pair")
@@ -115,13 +153,25 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
             bar.update(summary.done + summary.failed - bar.n)  # tqdm redraws at most every 0.1 s
 
         try:
-            summary = build_dataset(records, spec, teacher_obj, store, wanted, mode, retry_failed, prices,
-                                    measured=measure_record if measure else None, progress=progress,
-                                    max_new_tokens=max_new_tokens, identity=extra)  # fmt: skip
+            summary = build_dataset(
+                records,
+                spec,
+                teacher_obj,
+                store,
+                wanted,
+                mode,
+                retry_failed,
+                prices,
+                measured=measure_record if measure else None,
+                progress=progress,
+                max_new_tokens=max_new_tokens,
+                identity=extra,
+            )
         except KeyboardInterrupt:
             bar.close()
-            click.echo(f"stopped: every answer received so far is saved in {out}; rerun the same command to resume",
-                       err=True)  # fmt: skip
+            click.echo(
+                f"stopped: every answer received so far is saved in {out}; rerun the same command to resume", err=True
+            )
             raise SystemExit(130) from None
         bar.close()
         store.set_flags(flag_records(store.records("done")))
@@ -132,11 +182,15 @@ def data_build(source, images, labels, limit, aspects, prompts, out, teacher, ba
         f"cost so far US$ {stats['cost_usd']:.4f}"
     )
     if summary.duplicates:
-        shown = "; ".join(f"{image} (repeated row)" if image == first else f"{image} = {first}"
-                          for image, first in list(summary.duplicates.items())[:5])  # fmt: skip
+        shown = "; ".join(
+            f"{image} (repeated row)" if image == first else f"{image} = {first}"
+            for image, first in list(summary.duplicates.items())[:5]
+        )
         more = f" and {len(summary.duplicates) - 5} more" if len(summary.duplicates) > 5 else ""
-        click.echo(f"{len(summary.duplicates)} duplicate image(s) not sent again (same content as an earlier row): "
-                   f"{shown}{more}")  # fmt: skip
+        click.echo(
+            f"{len(summary.duplicates)} duplicate image(s) not sent again (same content as an earlier row): "
+            f"{shown}{more}"
+        )
     if summary.failures:
         causes = ", ".join(f"{cause}: {n}" for cause, n in summary.failures.items())
         click.echo(f"failures by cause: {causes}; rerun with --retry-failed to try them again")
@@ -154,8 +208,15 @@ def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retrie
     if kind == "openai":
         if not base_url:
             raise FaceLLMError("the openai teacher needs --base-url", "e.g. --base-url https://api.openai.com/v1")
-        return BackendSpec(api_base=base_url, api_model=model, concurrency=concurrency, rpm=rpm, tpm=tpm,
-                           max_retries=max_retries, timeout_s=timeout)  # fmt: skip
+        return BackendSpec(
+            api_base=base_url,
+            api_model=model,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            max_retries=max_retries,
+            timeout_s=timeout,
+        )
     return BackendSpec(model, batch_size=batch_size)
 
 
@@ -163,7 +224,7 @@ def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retrie
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--min-chars", type=int, default=40, show_default=True)
 @click.option("--max-chars", type=int, default=4000, show_default=True)
-def data_filter(run, min_chars, max_chars):
+def data_filter(run, min_chars, max_chars) -> None:
     """Recompute the quality flags of a run with new thresholds (no new requests)."""
     from collections import Counter
 
@@ -186,7 +247,7 @@ def data_filter(run, min_chars, max_chars):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--val", "val_fraction", type=float, default=0.05, show_default=True, help="Share of images for val.")
 @click.option("--test", "test_fraction", type=float, default=0.0, show_default=True, help="Share of images for test.")
-def data_export(run, fmt, out, val_fraction, test_fraction):
+def data_export(run, fmt, out, val_fraction, test_fraction) -> None:
     """Export the kept pairs, split by image, with a dataset card."""
     from facellm.data.export import export_dataset
     from facellm.data.store import open_existing
@@ -200,7 +261,7 @@ def data_export(run, fmt, out, val_fraction, test_fraction):
 
 @data_group.command("stats")
 @click.argument("run", type=click.Path(path_type=Path))
-def data_stats(run):
+def data_stats(run) -> None:
     """Counts per aspect and demographic group, failures by cause, flags, lengths, tokens and cost."""
     from facellm.data.stats import markdown, write_stats
     from facellm.data.store import open_existing
@@ -217,7 +278,7 @@ def data_stats(run):
 @click.option("--model", "-m", required=True, help="Model the Batch API job will use, e.g. gpt-4o-2024-11-20.")
 @click.option("--file", "batch_file", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
 @click.option("--max-new-tokens", type=int, default=700, show_default=True)
-def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, model, batch_file, max_new_tokens):
+def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, model, batch_file, max_new_tokens) -> None:
     """Write every pending request as an OpenAI Batch API input file (per-aspect mode)."""
     from facellm.data.batch import prepare_batch
     from facellm.data.store import QAStore
@@ -225,8 +286,10 @@ def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, mod
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
     with QAStore(out) as store:
         count = prepare_batch(records, spec, model, store, batch_file, wanted, max_new_tokens)
-    click.echo(f"{count} requests written to {batch_file}; upload it as a Batch API job, then run "
-               f"`facellm data batch-ingest {out} OUTPUT.jsonl`")  # fmt: skip
+    click.echo(
+        f"{count} requests written to {batch_file}; upload it as a Batch API job, then run "
+        f"`facellm data batch-ingest {out} OUTPUT.jsonl`"
+    )
 
 
 @data_group.command("batch-ingest")
@@ -234,7 +297,7 @@ def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, mod
 @click.argument("output_file", type=click.Path(path_type=Path))
 @click.option("--price-in", type=float, help="US$ per 1M prompt tokens (Batch API prices are half of live ones).")
 @click.option("--price-out", type=float)
-def data_batch_ingest(run, output_file, price_in, price_out):
+def data_batch_ingest(run, output_file, price_in, price_out) -> None:
     """Store the answers of a finished Batch API job."""
     from facellm.data.batch import ingest_batch
     from facellm.data.build import Prices

@@ -20,7 +20,7 @@ def dev() -> None:
 @click.option("--shape", type=click.Choice(SHAPES), required=True)
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True)
-def dev_make_shape_model(shape, out_dir, seed):
+def dev_make_shape_model(shape, out_dir, seed) -> None:
     """A random-initialised checkpoint of a released InternVL3-hf shape (config + processor only for 8B/38B)."""
     from facellm.testing.shape_model import make_shape_checkpoint
 
@@ -28,8 +28,10 @@ def dev_make_shape_model(shape, out_dir, seed):
     if weights:
         click.echo(f"{shape} with random bf16 weights written to {out} (loads with facellm.model.load_model)")
     else:
-        click.echo(f"{shape}: config and processor written to {out}; no weights (too big to build here; enough for "
-                   f"`facellm plan` and for building the model on a GPU machine)")  # fmt: skip
+        click.echo(
+            f"{shape}: config and processor written to {out}; no weights (too big to build here; enough for "
+            f"`facellm plan` and for building the model on a GPU machine)"
+        )
 
 
 @dev.command("make-tiny-model")

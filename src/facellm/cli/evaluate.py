@@ -18,20 +18,50 @@ def eval_group() -> None:
     """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
 
 
-def _checked_backend(out, setting, tokens, extra, new_identity, model, adapter, device, dtype, batch_size, scoring,
-                     api_base, api_model, concurrency, rpm, max_retries, ground):  # fmt: skip
+def _checked_backend(
+    out,
+    setting,
+    tokens,
+    extra,
+    new_identity,
+    model,
+    adapter,
+    device,
+    dtype,
+    batch_size,
+    scoring,
+    api_base,
+    api_model,
+    concurrency,
+    rpm,
+    max_retries,
+    ground,
+):
     """The backend the eval flags describe, built only after the flags and the run folder pass their checks (a
     refused rerun never loads a model)."""
     from facellm.backends import BackendSpec, backend_name, build_backend
     from facellm.eval.run import check_run_folder, run_identity
 
     if bool(model) == bool(api_base):
-        raise FaceLLMError("give either --model (local, or `specialist`) or --api-base with --api-model (API)",
-                           "pick one")  # fmt: skip
+        raise FaceLLMError(
+            "give either --model (local, or `specialist`) or --api-base with --api-model (API)", "pick one"
+        )
     if api_base and not api_model:
         raise FaceLLMError("--api-base needs --api-model", "pass the model name the endpoint serves")
-    spec = BackendSpec(model, adapter, device, dtype, batch_size, scoring, api_base=api_base, api_model=api_model,
-                       concurrency=concurrency, rpm=rpm, max_retries=max_retries, ground=ground)  # fmt: skip
+    spec = BackendSpec(
+        model,
+        adapter,
+        device,
+        dtype,
+        batch_size,
+        scoring,
+        api_base=api_base,
+        api_model=api_model,
+        concurrency=concurrency,
+        rpm=rpm,
+        max_retries=max_retries,
+        ground=ground,
+    )
     check_run_folder(out, run_identity(backend_name(spec), scoring, setting, tokens, extra), new_identity)
     backend = build_backend(spec)
     backend.check_ready()
@@ -62,7 +92,7 @@ def _say_answered(summary: dict, out: Path) -> None:
 @click.option("--limit", type=int, help="First N questions of each file (quick runs).")
 @click.option("--max-new-tokens", type=int, help="Answer length (default 16; 512 with --setting cot).")
 @backend_options
-def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **backend):
+def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **backend) -> None:
     """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
     from facellm.eval.facexbench import load_benchmark
     from facellm.eval.report import markdown, write_report
@@ -89,7 +119,7 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
 @click.option("--limit", type=int, help="First N images of the CSV.")
 @click.option("--max-new-tokens", type=int, default=16, show_default=True)
 @backend_options
-def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
+def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend) -> None:
     """Age, gender and race accuracy on FairFace, per race group, with the largest gap and confusion matrices."""
     from facellm.eval.fairface import fairface_report, load_fairface
     from facellm.eval.run import load_done
@@ -101,13 +131,16 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
     new_identity = backend.pop("new_identity")
     identity = {"grounded": backend["ground"], "labels": file_hash(labels)}
     answerer = _checked_backend(out, "zero-shot", max_new_tokens, identity, new_identity, **backend)
-    summary = _run_with_progress(questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity,
-                                 "fairface")  # fmt: skip
+    summary = _run_with_progress(
+        questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity, "fairface"
+    )
     report = fairface_report(questions, load_done(out), truth, out)
     for task, r in report["tasks"].items():
         worst = min(r["per_race"], key=r["per_race"].get)
-        click.echo(f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
-                   f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})")  # fmt: skip
+        click.echo(
+            f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
+            f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})"
+        )
     _say_answered(summary, out)
 
 
@@ -117,7 +150,7 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend):
 @click.option("--image-root", type=click.Path(path_type=Path), help="Folder the dataset's image paths start from.")
 @click.option("--max-distance", type=int, default=32, show_default=True, help="Bits (of 256) copies may differ by.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the matches to this JSON file.")
-def eval_overlap(train, bench_dir, image_root, max_distance, out):
+def eval_overlap(train, bench_dir, image_root, max_distance, out) -> None:
     """Find benchmark images that also occur in a training set (perceptual hash)."""
     import json
     from collections import Counter
@@ -135,15 +168,20 @@ def eval_overlap(train, bench_dir, image_root, max_distance, out):
         for path in q.image_paths:
             files_of.setdefault(str(path), set()).add(q.file)
     per_file = Counter(f for m in matches for f in files_of.get(m.bench_image, ()))
-    click.echo(f"{len(matches)} of {len(bench_paths)} benchmark images occur in the training set "
-               f"({len(train_paths)} images, max distance {max_distance} bits)")  # fmt: skip
+    click.echo(
+        f"{len(matches)} of {len(bench_paths)} benchmark images occur in the training set "
+        f"({len(train_paths)} images, max distance {max_distance} bits)"
+    )
     for name, count in per_file.most_common():
         click.echo(f"  {name}: {count}")
     for reason in train_skipped + bench_skipped:
         click.echo(f"skipped: {reason}", err=True)
     if out:
-        payload = {"matches": [vars(m) for m in matches], "per_file": dict(per_file),
-                   "skipped": train_skipped + bench_skipped}  # fmt: skip
+        payload = {
+            "matches": [vars(m) for m in matches],
+            "per_file": dict(per_file),
+            "skipped": train_skipped + bench_skipped,
+        }
         out.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         click.echo(f"matches written to {out}")
 

@@ -31,9 +31,9 @@ def _analyze_one(job: tuple[str, str, bool, int, bool, str | None]) -> dict:
 
 def _people(image, path: Path, maps: str | None) -> dict:
     """The crowd model's count for one image; its density map saved into `maps` as NAME-density.png if given."""
-    from facellm.faces.crowd import count_people, density_picture
+    from facellm.faces.crowd import density_picture, predict
 
-    counted = count_people(image)
+    counted = predict(image)
     found = {"count": round(counted.count, 1)}
     if maps:
         target = Path(maps) / f"{path.stem}-density.png"
@@ -49,13 +49,21 @@ def _people(image, path: Path, maps: str | None) -> dict:
 @click.option("--workers", type=click.IntRange(0), default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
 @landmarks_option
-@click.option("--count", "count_people", is_flag=True,
-              help="Add the crowd model's count of the people in each image (beyond face detection).")  # fmt: skip
-@click.option("--density-maps", type=click.Path(path_type=Path),
-              help="With --count: save each image's density map over it as NAME-density.png here.")  # fmt: skip
+@click.option(
+    "--count",
+    "count_people",
+    is_flag=True,
+    help="Add the crowd model's count of the people in each image (beyond face detection).",
+)
+@click.option(
+    "--density-maps",
+    type=click.Path(path_type=Path),
+    help="With --count: save each image's density map over it as NAME-density.png here.",
+)
 @click.option("--licenses", is_flag=True, help="Print each bundled model's licence and training data, then exit.")
-def analyze_command(images, as_json, detector, workers, with_attributes, landmark_points, count_people, density_maps,
-                    licenses):  # fmt: skip
+def analyze_command(
+    images, as_json, detector, workers, with_attributes, landmark_points, count_people, density_maps, licenses
+) -> None:
     """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
     import json
 
@@ -80,9 +88,9 @@ def analyze_command(images, as_json, detector, workers, with_attributes, landmar
     if density_maps and not count_people:
         raise FaceLLMError("--density-maps needs --count", "add --count")
     if count_people:
-        from facellm.faces.crowd import usable_head
+        from facellm.faces.crowd import shipped_model
 
-        usable_head()  # refused here, before any image is read, when the weights may not be used or are missing
+        shipped_model()  # refused here, before any image is read, when the weights may not be used or are missing
         if density_maps:
             density_maps.mkdir(parents=True, exist_ok=True)
     maps = str(density_maps) if density_maps else None
@@ -143,14 +151,24 @@ def _print_analysis(result: dict) -> None:
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--pairs", "pairs_file", type=click.Path(path_type=Path), help="LFW-format pairs file.")
 @click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Image root for --pairs.")
-@click.option("--threshold", type=click.FloatRange(0, min_open=True), default=0.6, show_default=True,
-              help="Same-person distance for A B.")  # fmt: skip
-@click.option("--jitters", type=click.IntRange(0, 100), default=0, show_default=True,
-              help="Average each descriptor over this many perturbed copies (about N times slower).")  # fmt: skip
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, min_open=True),
+    default=0.6,
+    show_default=True,
+    help="Same-person distance for A B.",
+)
+@click.option(
+    "--jitters",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Average each descriptor over this many perturbed copies (about N times slower).",
+)
 @click.option("--workers", type=click.IntRange(0), default=0, help="Processes for --pairs (default: one per CPU core).")
 @click.option("--json", "as_json", is_flag=True)
 @landmarks_option
-def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points):
+def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points) -> None:
     """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
     import json
 
@@ -177,24 +195,34 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
                 "check that --images is the folder that holds the pairs' images",
             )
         scored = evaluate_pairs(usable, found)
-        result = {"pairs": len(usable), "pairs_skipped": len(pairs) - len(usable),
-                  "accuracy": round(100 * scored.accuracy, 2),
-                  "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],
-                  "thresholds": [round(t, 4) for t in scored.thresholds], "shrinks": scored.shrinks,
-                  "jitters": jitters}  # fmt: skip
-        click.echo(json.dumps(result, indent=1) if as_json else
-                   f"accuracy {result['accuracy']}% over {len(usable)} pairs ({result['pairs_skipped']} skipped); "
-                   f"per fold {result['fold_accuracies']}; learnt on the other folds: thresholds "
-                   f"{result['thresholds']}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)")  # fmt: skip
+        result = {
+            "pairs": len(usable),
+            "pairs_skipped": len(pairs) - len(usable),
+            "accuracy": round(100 * scored.accuracy, 2),
+            "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],
+            "thresholds": [round(t, 4) for t in scored.thresholds],
+            "shrinks": scored.shrinks,
+            "jitters": jitters,
+        }
+        click.echo(
+            json.dumps(result, indent=1)
+            if as_json
+            else f"accuracy {result['accuracy']}% over {len(usable)} pairs ({result['pairs_skipped']} skipped); "
+            f"per fold {result['fold_accuracies']}; learnt on the other folds: thresholds "
+            f"{result['thresholds']}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)"
+        )
         return
     if len(images) != 2:
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
     a, b = (descriptor_of_file(p, jitters, points) for p in images)
     gap = float(np.linalg.norm(a - b))
     result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
-    click.echo(json.dumps(result) if as_json else
-               f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
-               f"(threshold {threshold})")  # fmt: skip
+    click.echo(
+        json.dumps(result)
+        if as_json
+        else f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
+        f"(threshold {threshold})"
+    )
 
 
 @cli.group("faces")
@@ -209,11 +237,11 @@ def faces_group() -> None:
 @click.option("--epochs", type=int, default=8, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
-def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers):
+def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers) -> None:
     """Train the age/gender/race network on FairFace train; report accuracy on FairFace val (overall, per race)."""
-    from facellm.faces import attributes
+    from facellm.faces import attributes_training
 
-    report, target = attributes.train_on_fairface(fairface, train_limit, val_limit, epochs, out, workers, click.echo)
+    report, target = attributes_training.train(fairface, train_limit, val_limit, epochs, out, workers, click.echo)
     for name, r in report.items():
         click.echo(f"{name:6s} {r['accuracy']:6.2f}% on {r['n']} val images; per race {r['per_race']}")
     click.echo(f"weights written to {target} (model card beside it)")
@@ -221,14 +249,17 @@ def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, worker
 
 @faces_group.command("train-expression")
 @click.option("--fer", type=click.Path(path_type=Path), help="FER2013 folder with labels.csv: train the grey model.")
-@click.option("--rafdb", type=click.Path(path_type=Path),
-              help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one.")  # fmt: skip
+@click.option(
+    "--rafdb",
+    type=click.Path(path_type=Path),
+    help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one.",
+)
 @click.option("--epochs", type=int, help="Epochs (default: 10 for --fer, 8 for --rafdb).")
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
-def faces_train_expression(fer, rafdb, epochs, out):
+def faces_train_expression(fer, rafdb, epochs, out) -> None:
     """Train the expression CNN on FER2013 Training (accuracy on PublicTest), or fine-tune it on RAF-DB's training
     split (accuracy on its held-out split)."""
-    from facellm.faces import expression
+    from facellm.faces import expression, expression_training
 
     if (fer is None) == (rafdb is None):
         raise FaceLLMError("give one of --fer or --rafdb", "--fer trains the FER2013 model, --rafdb fine-tunes it")
@@ -237,12 +268,13 @@ def faces_train_expression(fer, rafdb, epochs, out):
         raise FaceLLMError(f"{folder / 'labels.csv'} not found", "pass the folder that holds labels.csv and images/")
     say = lambda line: click.echo(line, err=True)  # noqa: E731
     if fer:
-        state, report = expression.train_expression(folder / "labels.csv", epochs or 10, say=say)
-        target, figure = out or expression.WEIGHTS, f"PublicTest accuracy {report['public_test_accuracy']}%"
+        target = out or expression.WEIGHTS
+        report = expression_training.train(folder / "labels.csv", epochs or 10, out=target, say=say)
+        figure = f"PublicTest accuracy {report['public_test_accuracy']}%"
     else:
-        state, report = expression.train_rafdb(folder, epochs or 8, say=say)
-        target, figure = out or expression.RAFDB_WEIGHTS, f"held-out accuracy {report['held_out_accuracy']}%"
-    expression.save(state, report, target)
+        target = out or expression.RAFDB_WEIGHTS
+        report = expression_training.train_rafdb(folder, epochs or 8, out=target, say=say)
+        figure = f"held-out accuracy {report['held_out_accuracy']}%"
     click.echo(f"{figure}; weights written to {target}")
 
 
@@ -250,66 +282,99 @@ def faces_train_expression(fer, rafdb, epochs, out):
 @click.option("--aflw", required=True, type=click.Path(path_type=Path), help="AFLW2000-3D folder with labels.csv.")
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for landmark extraction (default: one per core).")
-def faces_train_pose(aflw, out, workers):
+def faces_train_pose(aflw, out, workers) -> None:
     """Train the head-pose networks on AFLW2000-3D landmarks; report 5-fold mean absolute error per axis."""
     from facellm.faces import pose
 
     if not (aflw / "labels.csv").is_file():
         raise FaceLLMError(f"{aflw / 'labels.csv'} not found", "pass --aflw with AFLW2000's labels.csv and images/")
     report = pose.train(aflw, out or pose.WEIGHTS, workers, say=lambda line: click.echo(line, err=True))
-    click.echo(f"5-fold MAE (degrees) {report['mae_5fold_degrees']}, mean {report['mae_5fold_mean']}; "
-               f"weights written to {out or pose.WEIGHTS}")  # fmt: skip
+    click.echo(
+        f"5-fold MAE (degrees) {report['mae_5fold_degrees']}, mean {report['mae_5fold_mean']}; "
+        f"weights written to {out or pose.WEIGHTS}"
+    )
 
 
 @faces_group.command("train-crowd")
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="ShanghaiTech part B folder with labels.csv, points.csv and images/.")  # fmt: skip
-@click.option("--extra", multiple=True, type=click.Path(path_type=Path),
-              help="More training folders in the same layout (every image is trained on); repeatable.")  # fmt: skip
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="ShanghaiTech part B folder with labels.csv, points.csv and images/.",
+)
+@click.option(
+    "--extra",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="More training folders in the same layout (every image is trained on); repeatable.",
+)
 @click.option("--epochs", type=int, default=150, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for dlib's trunk (default: one per core).")
-def faces_train_crowd(data, extra, epochs, out, workers):
+def faces_train_crowd(data, extra, epochs, out, workers) -> None:
     """Train the crowd-counting density head on ShanghaiTech B's training split; report MAE and RMSE of the count
     on its held-out split (faces/splits.py)."""
-    from facellm.faces import crowd
+    from facellm.faces import crowd, crowd_training
 
     for name in ("labels.csv", "points.csv"):
         if not (data / name).is_file():
-            raise FaceLLMError(f"{data / name} not found", "pass --data with ShanghaiTech B's labels.csv, points.csv "
-                               "and images/")  # fmt: skip
+            raise FaceLLMError(
+                f"{data / name} not found", "pass --data with ShanghaiTech B's labels.csv, points.csv and images/"
+            )
     if epochs < 1:
         raise FaceLLMError(f"--epochs must be at least 1, got {epochs}", "use e.g. 150")
     target = out or crowd.WEIGHTS
     for folder in extra:
-        crowd.labelled_items(folder)  # a bad folder fails before any work
-    report = crowd.train(data, epochs, target, workers, say=lambda line: click.echo(line, err=True), extra=extra)
-    click.echo(f"held-out MAE {report['held_out_mae']} RMSE {report['held_out_rmse']} on "
-               f"{report['held_out_images']} images (mean count {report['held_out_mean_count']}); weights written to "
-               f"{target}")  # fmt: skip
+        crowd_training.labelled_items(folder)  # a bad folder fails before any work
+    report = crowd_training.train(
+        data, epochs, target, workers, say=lambda line: click.echo(line, err=True), extra=extra
+    )
+    click.echo(
+        f"held-out MAE {report['held_out_mae']} RMSE {report['held_out_rmse']} on "
+        f"{report['held_out_images']} images (mean count {report['held_out_mean_count']}); weights written to "
+        f"{target}"
+    )
 
 
 @faces_group.command("train-celeb-attributes")
-@click.option("--images", required=True, type=click.Path(path_type=Path),
-              help="Folder of CelebA's numbered images (000001.jpg ...; only 1-9000 are read).")  # fmt: skip
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of CelebA's numbered images (000001.jpg ...; only 1-9000 are read).",
+)
 @click.option("--labels", required=True, type=click.Path(path_type=Path), help="CelebA's list_attr_celeba.txt.")
-@click.option("--dev-from", type=click.IntRange(2, 9000), help="Keep images from this number to 9000 out of training "
-              "and score on them (a development part).")  # fmt: skip
+@click.option(
+    "--dev-from",
+    type=click.IntRange(2, 9000),
+    help="Keep images from this number to 9000 out of training and score on them (a development part).",
+)
 @click.option("--epochs", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option(
     "--workers", type=click.IntRange(0), default=0, help="Processes for face framing (default: one per core)."
 )
-def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers):
+def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers) -> None:
     """Train the 40 CelebA attribute model on CelebA images 1-9000 (9001 and above are kept for measuring)."""
     from facellm.faces import celeb_attributes_training as training
 
     target = out or training.WEIGHTS
-    card = training.train(images, labels, dev_first=dev_from, epochs=epochs, out=target, workers=workers,
-                          say=lambda line: click.echo(line, err=True))  # fmt: skip
+    card = training.train(
+        images,
+        labels,
+        dev_first=dev_from,
+        epochs=epochs,
+        out=target,
+        workers=workers,
+        say=lambda line: click.echo(line, err=True),
+    )
     scored = card["accuracy"]
-    summary = (f"mean accuracy {scored['mean']['accuracy']}% (majority baseline {scored['mean']['majority']}%) on "
-               f"{scored['n']} development faces; " if scored else "")  # fmt: skip
+    summary = (
+        f"mean accuracy {scored['mean']['accuracy']}% (majority baseline {scored['mean']['majority']}%) on "
+        f"{scored['n']} development faces; "
+        if scored
+        else ""
+    )
     click.echo(f"{summary}weights written to {target}")
 
 
@@ -319,21 +384,23 @@ def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers)
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 @click.option("--workers", type=int, default=0, help="Processes for face cropping (default: one per core).")
-def faces_train_classifier(task, data, epochs, out, workers):
+def faces_train_classifier(task, data, epochs, out, workers) -> None:
     """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces) on its training split; report
     accuracy on the held-out split (faces/splits.py)."""
-    from facellm.faces import classifier
+    from facellm.faces import classifier_training
 
-    report = classifier.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))
-    click.echo(f"held-out accuracy {report['held_out_accuracy']}% on {report['held_out_images']} images "
-               f"{report['held_out_per_class']}; weights written to {report['weights']}")  # fmt: skip
+    report = classifier_training.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))
+    click.echo(
+        f"held-out accuracy {report['held_out_accuracy']}% on {report['held_out_images']} images "
+        f"{report['held_out_per_class']}; weights written to {report['weights']}"
+    )
 
 
 @faces_group.command("cluster")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--threshold", type=float, default=0.5, show_default=True, help="Distance that links two faces.")
 @click.option("--json", "as_json", is_flag=True)
-def faces_cluster(folder, threshold, as_json):
+def faces_cluster(folder, threshold, as_json) -> None:
     """Group the images of a folder by identity (Chinese whispers over face descriptors)."""
     import json
 

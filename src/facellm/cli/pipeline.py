@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -22,7 +23,7 @@ from facellm.plan import SIZES
 @click.option("--base-url", help="OpenAI-compatible teacher endpoint (default: the offline template teacher).")
 @click.option("--model", "-m", help="Teacher model name at --base-url.")
 @click.option("--train-steps", type=int, default=100, show_default=True)
-def demo_command(out, images, eval_images, fairface, base_url, model, train_steps):
+def demo_command(out, images, eval_images, fairface, base_url, model, train_steps) -> None:
     """The whole FaceLLM method offline on CPU: faces -> dataset -> LoRA -> merged model -> evaluation -> report."""
     from facellm.demo import DemoSettings, run_demo
 
@@ -36,32 +37,37 @@ def demo_command(out, images, eval_images, fairface, base_url, model, train_step
 @cli.command("reproduce")
 @click.option("--size", type=click.Choice(SIZES), required=True)
 @click.option("--fairface", type=click.Path(path_type=Path), default=Path("data/fairface"), show_default=True)
-@click.option("--bench-dir", type=click.Path(path_type=Path), default=Path("data/facexbench/benchmark"),
-              show_default=True)  # fmt: skip
+@click.option(
+    "--bench-dir", type=click.Path(path_type=Path), default=Path("data/facexbench/benchmark"), show_default=True
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True)
 @click.option("--base-url", default="https://api.openai.com/v1", show_default=True, help="Teacher endpoint.")
 @click.option("--teacher-model", default="gpt-4o-2024-11-20", show_default=True)
 @click.option("--price-in", type=float, help="US$ per 1M prompt tokens (default: known price of the model).")
 @click.option("--price-out", type=float)
 @click.option("--dry-run", is_flag=True, help="Print the plan, request count and cost estimate; run nothing.")
-def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, price_in, price_out, dry_run):
+def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, price_in, price_out, dry_run) -> None:
     """The paper's pipeline at real scale with the real models (GPUs and network needed)."""
     from facellm.data.build import prices_for
     from facellm.reproduce import PROMPT_TOKENS, plan
 
     prices = prices_for(teacher_model, price_in, price_out)
     steps = plan(size, fairface, bench_dir, out, base_url, teacher_model, prices.input, prices.output)
-    click.echo(f"teacher requests: {steps.requests:,} (images x aspects); estimated teacher cost US$ "
-               f"{steps.cost:,.2f} at {prices.input}/{prices.output} $ per 1M tokens, assuming ~{PROMPT_TOKENS} "
-               f"prompt tokens per request")  # fmt: skip
+    click.echo(
+        f"teacher requests: {steps.requests:,} (images x aspects); estimated teacher cost US$ "
+        f"{steps.cost:,.2f} at {prices.input}/{prices.output} $ per 1M tokens, assuming ~{PROMPT_TOKENS} "
+        f"prompt tokens per request"
+    )
     click.echo("plan:")
     for command in steps.commands:
         click.echo("  " + shlex.join(command))
     from facellm.plan import describe
     from facellm.reproduce import PLANNED_MACHINE, memory
 
-    click.echo(f"memory plan (per GPU, {PLANNED_MACHINE['gpus']} GPUs of {PLANNED_MACHINE['gpu_memory_gib']:g} GiB; "
-               "`facellm plan` for other machines):")  # fmt: skip
+    click.echo(
+        f"memory plan (per GPU, {PLANNED_MACHINE['gpus']} GPUs of {PLANNED_MACHINE['gpu_memory_gib']:g} GiB; "
+        "`facellm plan` for other machines):"
+    )
     click.echo(describe(memory(size)))
     for problem in steps.problems:
         click.echo(f"missing: {problem}", err=True)
@@ -79,16 +85,20 @@ def check_commands(commands: list[list[str]]) -> None:
             with contextlib.redirect_stdout(io.StringIO()):
                 cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
         except Exception as exc:  # click's usage errors
-            raise InputError(f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
-                             "report this: the plan and the CLI disagree") from None  # fmt: skip
+            raise InputError(
+                f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
+                "report this: the plan and the CLI disagree",
+            ) from None
 
 
-def execute(commands: list[list[str]], say) -> None:
+def execute(commands: list[list[str]], say: Callable[[str], None]) -> None:
     """Run the planned commands in this process, in order; stop at the first that fails."""
     check_commands(commands)
     for command in commands:
         say("$ " + shlex.join(command))
         code = cli.main(command[1:], prog_name="facellm", standalone_mode=False)
         if code:
-            raise InputError(f"`{shlex.join(command)}` failed (exit code {code})",
-                             "fix the problem it printed, then rerun: finished steps resume")  # fmt: skip
+            raise InputError(
+                f"`{shlex.join(command)}` failed (exit code {code})",
+                "fix the problem it printed, then rerun: finished steps resume",
+            )

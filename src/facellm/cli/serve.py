@@ -23,13 +23,32 @@ from facellm.errors import FaceLLMError
 @click.option("--max-batch", type=int, default=8, show_default=True, help="Requests generated together.")
 @click.option("--max-queue", type=int, default=64, show_default=True, help="Waiting requests before 429.")
 @click.option("--max-tokens", type=int, default=2048, show_default=True, help="Largest max_tokens accepted.")
-@click.option("--max-prompt-tokens", type=click.IntRange(min=1),
-              help="Longest prompt accepted, images included (default: the model's context).")  # fmt: skip
+@click.option(
+    "--max-prompt-tokens",
+    type=click.IntRange(min=1),
+    help="Longest prompt accepted, images included (default: the model's context).",
+)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True)
 @click.option("--ground", is_flag=True, help="Put measured face facts before every question.")
-def serve_command(model, adapter, offline, upstream, upstream_model, host, port, api_key_env, allow_remote_images,
-                  max_batch, max_queue, max_tokens, max_prompt_tokens, device, dtype, ground):  # fmt: skip
+def serve_command(
+    model,
+    adapter,
+    offline,
+    upstream,
+    upstream_model,
+    host,
+    port,
+    api_key_env,
+    allow_remote_images,
+    max_batch,
+    max_queue,
+    max_tokens,
+    max_prompt_tokens,
+    device,
+    dtype,
+    ground,
+) -> None:
     """OpenAI-compatible chat-completions server with a web page at / (Ctrl-C stops it)."""
     import errno
     import os
@@ -65,9 +84,19 @@ def serve_command(model, adapter, offline, upstream, upstream_model, host, port,
         raise FaceLLMError(f"cannot listen on {host}:{port} ({getattr(exc, 'strerror', None) or exc})", hint) from None
     if offline:
         model = "offline"
-    spec = BackendSpec(None if upstream else model or DEFAULT_MODEL, adapter, device, dtype, max_batch,
-                       max_prompt_tokens=max_prompt_tokens, api_base=upstream, api_model=upstream_model,
-                       concurrency=max_batch, proxy=True, ground=ground)  # fmt: skip
+    spec = BackendSpec(
+        None if upstream else model or DEFAULT_MODEL,
+        adapter,
+        device,
+        dtype,
+        max_batch,
+        max_prompt_tokens=max_prompt_tokens,
+        api_base=upstream,
+        api_model=upstream_model,
+        concurrency=max_batch,
+        proxy=True,
+        ground=ground,
+    )
     backend = build_backend(spec)
     limits = Limits(max_tokens=max_tokens, allow_remote_images=allow_remote_images)
     app = create_app(Engine(backend, max_batch=max_batch, max_queue=max_queue), limits, api_key)

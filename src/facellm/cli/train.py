@@ -15,7 +15,7 @@ from facellm.plan import SIZES
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Training YAML (configs/train/).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key: --set learning_rate=2e-5.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
-def train_command(config_path, overrides, resume):
+def train_command(config_path, overrides, resume) -> None:
     """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
     from facellm.train.config import load_config
     from facellm.train.recipe import is_main_process, train
@@ -43,7 +43,7 @@ def train_command(config_path, overrides, resume):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the merged model.")
 @click.option("--dtype", default="auto", show_default=True, help="Weights dtype of the merged model.")
 @click.option("--push-to-hub", help="Also upload to this Hugging Face repo (needs network and a token).")
-def export_command(base, adapter, out, dtype, push_to_hub):
+def export_command(base, adapter, out, dtype, push_to_hub) -> None:
     """Merge a LoRA adapter into its base model: a standalone checkpoint for `facellm ask` and transformers."""
     from facellm.train.merge import merge_adapter
 
@@ -60,12 +60,11 @@ def export_command(base, adapter, out, dtype, push_to_hub):
 @click.option("--dtype", type=click.Choice(["bf16", "fp32"]), default="bf16", show_default=True)
 @click.option("--no-checkpointing", is_flag=True, help="Plan without gradient checkpointing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (a `fits` boolean per strategy).")
-def plan_command(size, gpus, gpu_memory, micro_batch, seq_len, dtype, no_checkpointing, as_json):
+def plan_command(size, gpus, gpu_memory, micro_batch, seq_len, dtype, no_checkpointing, as_json) -> None:
     """Memory per GPU for LoRA training (single, DDP, FSDP, ZeRO-3) and inference at a released shape."""
     import json
 
     from facellm.plan import describe, memory_plan
 
-    plan = memory_plan(size, gpus, gpu_memory, micro_batch, seq_len, 2 if dtype == "bf16" else 4,
-                       not no_checkpointing)  # fmt: skip
+    plan = memory_plan(size, gpus, gpu_memory, micro_batch, seq_len, 2 if dtype == "bf16" else 4, not no_checkpointing)
     click.echo(json.dumps(plan.as_dict(), indent=1) if as_json else describe(plan))

@@ -51,10 +51,15 @@ def prepare_batch(
                     "temperature": 0.0,
                     "messages": [
                         {"role": "system", "content": spec.system},
-                        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
-                                                     {"type": "text", "text": spec.user_prompt(aspect, record.known)}]},
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image_url", "image_url": {"url": url}},
+                                {"type": "text", "text": spec.user_prompt(aspect, record.known)},
+                            ],
+                        },
                     ],
-                }  # fmt: skip
+                }
                 out.write(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body}))
                 out.write("\n")
                 store.put(_record(record, digest, aspect, spec, teacher, status="batched", image_bytes=len(url)))

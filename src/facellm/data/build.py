@@ -31,8 +31,16 @@ KNOWN_PRICES = {"gpt-4o-2024-11-20": (2.50, 10.00), "gpt-4o": (2.50, 10.00), "gp
 # A per-image request answers every aspect at once: it may use this many times the per-aspect answer length.
 PER_IMAGE_TOKENS = 8
 # What a data run folder holds (moved together by --new-identity).
-RUN_FILES = ("qa.sqlite", "qa.sqlite-wal", "qa.sqlite-shm", "build.json", "stats.json", "stats.md",
-             "answer_lengths.png", "group_balance.png")  # fmt: skip
+RUN_FILES = (
+    "qa.sqlite",
+    "qa.sqlite-wal",
+    "qa.sqlite-shm",
+    "build.json",
+    "stats.json",
+    "stats.md",
+    "answer_lengths.png",
+    "group_balance.png",
+)
 
 
 @dataclass
@@ -105,11 +113,18 @@ def checked_aspects(spec: PromptSpec, aspects: list[str] | None) -> list[str]:
     return aspects or list(spec.aspects)
 
 
-def build_identity(teacher: str, spec: PromptSpec, mode: str, max_new_tokens: int, measured: bool,
-                   extra: dict | None = None) -> dict:  # fmt: skip
+def build_identity(
+    teacher: str, spec: PromptSpec, mode: str, max_new_tokens: int, measured: bool, extra: dict | None = None
+) -> dict:
     """The settings that change a data run's answers (see `facellm.runs`); `teacher` is the teacher backend's name."""
-    return {"teacher": teacher, "prompt_version": spec.version, "mode": mode, "max_new_tokens": max_new_tokens,
-            "measured": measured, **(extra or {})}  # fmt: skip
+    return {
+        "teacher": teacher,
+        "prompt_version": spec.version,
+        "mode": mode,
+        "max_new_tokens": max_new_tokens,
+        "measured": measured,
+        **(extra or {}),
+    }
 
 
 def start_new_run(run_dir: Path, identity: dict) -> Path | None:
@@ -185,8 +200,11 @@ class _Builder:
         stored the moment its chunk returns."""
         if self.mode == "per-image":
             jobs = self._per_image(jobs)
-        asks = (((job, measured, aspect), self._prompt(job, image, measured, aspect))
-                for job, image, measured in self._ready(jobs) for aspect in job.aspects)  # fmt: skip
+        asks = (
+            ((job, measured, aspect), self._prompt(job, image, measured, aspect))
+            for job, image, measured in self._ready(jobs)
+            for aspect in job.aspects
+        )
         for (job, measured, aspect), reply in self._answer(asks, self.max_new_tokens):
             self._save(job, aspect, "per-aspect", measured, reply)
 
@@ -219,8 +237,9 @@ class _Builder:
                 self.store.put_unusable(record, reply.text)
             share = max(1, len(answers))
             for aspect, text in answers.items():
-                part = Reply(text, reply.prompt_tokens // share, reply.completion_tokens // share,
-                             reply.image_bytes // share)  # fmt: skip
+                part = Reply(
+                    text, reply.prompt_tokens // share, reply.completion_tokens // share, reply.image_bytes // share
+                )
                 self._save(job, aspect, "per-image", measured, part)
             rest = [a for a in job.aspects if a not in answers]
             if rest:
@@ -230,8 +249,11 @@ class _Builder:
 
     def _prompt(self, job: _Job, image, measured: dict, aspect: str | None) -> Prompt:
         known = job.record.known
-        user = self.spec.per_image_prompt(known, measured) if aspect is None else \
-            self.spec.user_prompt(aspect, known, measured)  # fmt: skip
+        user = (
+            self.spec.per_image_prompt(known, measured)
+            if aspect is None
+            else self.spec.user_prompt(aspect, known, measured)
+        )
         turns = [Turn("system", self.spec.system), Turn("user", user, [image])]
         return Prompt(turns, facts={"aspect": aspect, "known": known, "measured": measured})
 

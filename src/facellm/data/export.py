@@ -100,9 +100,16 @@ def _write_hf(folder: Path, records: list[QARecord]) -> None:
     from datasets import Dataset, Features, Image, Value
 
     features = Features(
-        {"image": Image(), "image_path": Value("string"), "aspect": Value("string"), "question": Value("string"),
-         "answer": Value("string"), "teacher": Value("string"), "prompt_version": Value("string")}
-    )  # fmt: skip
+        {
+            "image": Image(),
+            "image_path": Value("string"),
+            "aspect": Value("string"),
+            "question": Value("string"),
+            "answer": Value("string"),
+            "teacher": Value("string"),
+            "prompt_version": Value("string"),
+        }
+    )
     data = {
         "image": [str(Path(r.root) / r.image) for r in records],
         "image_path": [r.image for r in records],

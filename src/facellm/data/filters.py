@@ -28,8 +28,16 @@ AGE_NUMBERS = re.compile(
     r"\b(?:aged?|in (?:his|her|their) (?:early |mid-?|late )?|around|about|approximately)\s*(\d{1,2})(?:s|\b)",
     re.IGNORECASE,
 )
-DECADE_WORDS = {"teens": 15, "twenties": 25, "thirties": 35, "forties": 45, "fifties": 55, "sixties": 65,
-                "seventies": 75, "eighties": 85}  # fmt: skip
+DECADE_WORDS = {
+    "teens": 15,
+    "twenties": 25,
+    "thirties": 35,
+    "forties": 45,
+    "fifties": 55,
+    "sixties": 65,
+    "seventies": 75,
+    "eighties": 85,
+}
 DECADES = re.compile(r"\b(?:in (?:his|her|their) (?:early |mid-?|late )?)(" + "|".join(DECADE_WORDS) + r")\b", re.I)
 RACE_TERMS = {
     "White": r"white|caucasian",

@@ -156,8 +156,9 @@ def _read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})",
-                         "re-save the file as UTF-8") from None  # fmt: skip
+        raise InputError(
+            f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})", "re-save the file as UTF-8"
+        ) from None
 
 
 def read_csv_rows(path: Path, required: set[str]) -> list[dict]:

@@ -25,11 +25,17 @@ def run_stats(store: QAStore) -> dict:
             if attribute in record.known:
                 groups.setdefault(attribute, Counter())[record.known[attribute]] += 1
     return {
-        "pairs": {"done": len(done), "kept": len(kept), "failed": sum(r.status == "failed" for r in records),
-                  "batched": sum(r.status == "batched" for r in records)},
+        "pairs": {
+            "done": len(done),
+            "kept": len(kept),
+            "failed": sum(r.status == "failed" for r in records),
+            "batched": sum(r.status == "batched" for r in records),
+        },
         "images": len({r.image_hash for r in done}),
-        "per_aspect": {a: {"done": n, "kept": sum(r.aspect == a for r in kept)}
-                       for a, n in sorted(Counter(r.aspect for r in done).items())},
+        "per_aspect": {
+            a: {"done": n, "kept": sum(r.aspect == a for r in kept)}
+            for a, n in sorted(Counter(r.aspect for r in done).items())
+        },
         "per_group": {k: dict(sorted(v.items())) for k, v in groups.items()},
         "failures": dict(Counter(r.cause or Cause.OTHER.value for r in records if r.status == "failed")),
         "flags": dict(Counter(f for r in done for f in r.flags)),
@@ -41,7 +47,7 @@ def run_stats(store: QAStore) -> dict:
         "unusable_replies": {"count": len(unusable), "cost_usd": round(sum(u["cost"] for u in unusable), 4)},
         "cost_usd": round(sum(r.cost for r in records) + sum(u["cost"] for u in unusable), 4),
         "answer_chars": [len(r.answer or "") for r in done],
-    }  # fmt: skip
+    }
 
 
 def write_stats(store: QAStore, out_dir: str | Path | None = None) -> dict:

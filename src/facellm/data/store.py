@@ -131,9 +131,18 @@ class QAStore:
         """Keep a paid-for reply that could not be used (a per-image reply whose JSON failed), with its cost."""
         self.db.execute(
             "INSERT INTO unusable VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.image_hash, record.image, record.teacher, record.mode, text, record.prompt_tokens,
-             record.completion_tokens, record.cost, time.time()),
-        )  # fmt: skip
+            (
+                record.image_hash,
+                record.image,
+                record.teacher,
+                record.mode,
+                text,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cost,
+                time.time(),
+            ),
+        )
 
     def unusable(self) -> list[dict]:
         cursor = self.db.execute("SELECT * FROM unusable ORDER BY updated")

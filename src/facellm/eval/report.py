@@ -122,9 +122,15 @@ def score(rows: list[dict], extractor: str) -> tuple[Report, list[Scored]]:
     scored = []
     for row in rows:
         item = Scored(
-            row["file"], row["qid"], row["category"], row["subcategory"], row["num_images"], row["correct"],
-            row["prediction"], extract(row["prediction"] or "", row["options"]),
-        )  # fmt: skip
+            row["file"],
+            row["qid"],
+            row["category"],
+            row["subcategory"],
+            row["num_images"],
+            row["correct"],
+            row["prediction"],
+            extract(row["prediction"] or "", row["options"]),
+        )
         scored.append(item)
         report.overall.add(item)
         report.category.setdefault(item.category, Tally()).add(item)

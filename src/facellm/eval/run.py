@@ -144,8 +144,14 @@ def write_results(questions: Sequence[Question], done: dict[str, str], results_d
 def run_identity(answerer: str, scoring: str, setting: str, max_new_tokens: int, extra: dict | None = None) -> dict:
     """Everything that changes a run's answers: the answerer's name, its scoring, the prompt setting and version, the
     answer length, and `extra` (benchmark files, grounding)."""
-    return {"answerer": answerer, "setting": setting, "scoring": scoring, "max_new_tokens": max_new_tokens,
-            "prompt_version": PROMPT_VERSION, **(extra or {})}  # fmt: skip
+    return {
+        "answerer": answerer,
+        "setting": setting,
+        "scoring": scoring,
+        "max_new_tokens": max_new_tokens,
+        "prompt_version": PROMPT_VERSION,
+        **(extra or {}),
+    }
 
 
 def check_run_folder(out: Path, identity: dict, new_identity: bool = False) -> None:

@@ -65,7 +65,7 @@ def face_attributes(
     `box` (the largest face when None; `found`: its landmarks when already known); no expression when research-only
     weights are off (FACELLM_RESEARCH_MODELS=0)."""
     from facellm.faces import attributes
-    from facellm.faces.expression import predict_expression
+    from facellm.faces.expression import predict as predict_expression
     from facellm.faces.models import research_models_allowed
 
     box = box or detect_faces(image, fallback=True)[0]

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
 from facellm.faces.models import require_research_models
+
+if TYPE_CHECKING:
+    import torch
+
+    from facellm.faces.detect import Box
+
 
 WEIGHTS = Path(__file__).parent / "weights" / "celeba-attributes-v1.pt"
 FRAME = (144, 176)  # (width, height) the framed face is read at: CelebA's 178 x 218 aspect
@@ -27,16 +34,50 @@ FROZEN = 3  # dlib's levels of 32-128 filters stay as trained; its two 256-filte
 # HOG's box averages 91 px at (43, 87), so CelebA's image reaches 0.47 box left and right, 0.95 above and 0.44 below.
 MARGINS = (0.47, 0.95, 0.48, 0.44)
 NAMES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
-    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
-    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
-    "Wearing_Necklace", "Wearing_Necktie", "Young",
-)  # fmt: skip
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
 
 
-def framed(image: Image.Image, box=None) -> np.ndarray:
+def framed(image: Image.Image, box: Box | None = None) -> np.ndarray:
     """The face in `box` with CelebA's margins, as FRAME-sized uint8 RGB (edge pixels fill what lies outside the
     image). No box, or a whole-image box: the whole picture is taken as already framed (CelebA's own images)."""
     image = image.convert("RGB")
@@ -53,7 +94,7 @@ def framed(image: Image.Image, box=None) -> np.ndarray:
     return np.asarray(image.resize(FRAME, Image.Resampling.BICUBIC))
 
 
-def face_box(image: Image.Image):
+def face_box(image: Image.Image) -> Box | None:
     """The largest face's box for framing, or None (the picture is then read as an already framed face): HOG on
     the picture upscaled to a 200 px short side when smaller (CelebA's 89 x 109 copies), then, on a large photo,
     the CNN detector at half size."""
@@ -71,12 +112,12 @@ def face_box(image: Image.Image):
     return boxes[0] if boxes else None
 
 
-def trunk(frames: np.ndarray, mirrored: bool = False):
+def trunk(frames: np.ndarray, mirrored: bool = False) -> torch.Tensor:
     """The frozen levels' feature maps of stacked frames (of their mirror images if asked), in half precision."""
     return frozen_maps(frames, FROZEN, mirrored)
 
 
-def build_network():
+def build_network() -> torch.nn.Module:
     """dlib's levels after FROZEN (initialised with dlib's weights), average and max pooling, dropout, 40 logits.
     It reads the feature maps of `trunk()`."""
     import copy
@@ -100,7 +141,7 @@ def build_network():
     return CelebAttributeNet()
 
 
-def probabilities(net, frames: np.ndarray) -> np.ndarray:
+def probabilities(net: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
     """(faces, 40) probabilities, each the mean over the frame and its mirror image."""
     import torch
 
@@ -112,14 +153,14 @@ def probabilities(net, frames: np.ndarray) -> np.ndarray:
     return (p[: len(frames)] + p[len(frames) :]) / 2
 
 
-def network_from_state(state: dict):
+def network_from_state(state: dict) -> torch.nn.Module:
     """The network in float32 from a (half-precision) state dict, ready for prediction."""
     net = build_network()
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return net.eval()
 
 
-def shipped_network():
+def shipped_network() -> torch.nn.Module:
     """The shipped network, once it is known that its research-only weights may be used."""
     require_research_models("the CelebA attribute model")
     return _shipped_network()
@@ -136,13 +177,13 @@ def _shipped_network():
     return network_from_state(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
 
 
-def predict_many(images: list[Image.Image], net=None) -> np.ndarray:
+def predict_many(images: list[Image.Image], net: torch.nn.Module | None = None) -> np.ndarray:
     """(images, 40) probabilities, each image's largest face framed (`face_box`), all read in one batch."""
     frames = np.stack([framed(image, face_box(image)) for image in images])
     return probabilities(net or shipped_network(), frames)
 
 
-def predict(image: Image.Image, box=None, net=None) -> dict[str, float]:
+def predict(image: Image.Image, box: Box | None = None, net: torch.nn.Module | None = None) -> dict[str, float]:
     """The probability of each of CelebA's 40 attributes for the face in `box` (None: the picture is the face)."""
     probs = probabilities(net or shipped_network(), framed(image, box)[None])[0]
     return {name: round(float(p), 4) for name, p in zip(NAMES, probs, strict=True)}

@@ -6,7 +6,9 @@ CelebA images numbered above RESERVED_AFTER are kept for measuring (DEVELOPERS.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +25,10 @@ from facellm.faces.celeb_attributes import (
 )
 from facellm.faces.training import one_cycle, write_weights
 
+if TYPE_CHECKING:
+    import torch
+
+
 RESERVED_AFTER = 9000  # CelebA images 9001 and above are for measuring only
 
 
@@ -34,8 +40,10 @@ def read_labels(path: Path) -> dict[str, np.ndarray]:
     if lines and lines[0].strip().isdigit():
         lines = lines[1:]
     if not lines or tuple(lines[0].split()) != NAMES:
-        raise InputError(f"{path} is not CelebA's attribute list (its header should name the 40 attributes)",
-                         "pass list_attr_celeba.txt")  # fmt: skip
+        raise InputError(
+            f"{path} is not CelebA's attribute list (its header should name the 40 attributes)",
+            "pass list_attr_celeba.txt",
+        )
     labels = {}
     for line in lines[1:]:
         cells = line.split()
@@ -71,7 +79,14 @@ def frames_of(paths: list[Path], workers: int = 0) -> tuple[np.ndarray, list[int
     return np.stack([rows[i] for i in kept]), kept
 
 
-def fit(frames: np.ndarray, targets: np.ndarray, epochs: int = 10, batch: int = 128, seed: int = 0, say=print) -> dict:
+def fit(
+    frames: np.ndarray,
+    targets: np.ndarray,
+    epochs: int = 10,
+    batch: int = 128,
+    seed: int = 0,
+    say: Callable[[str], None] = print,
+) -> dict:
     """Fine-tune on all 40 attributes at once (binary cross-entropy; each example is the face or its mirror image at
     random); dlib's levels peak at a rate of 5e-4, the new head at 3e-3. Returns the state dict in half precision,
     exactly as it is shipped and scored."""
@@ -93,14 +108,16 @@ def fit(frames: np.ndarray, targets: np.ndarray, epochs: int = 10, batch: int = 
     return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
 
 
-def accuracy_report(net, frames: np.ndarray, targets: np.ndarray) -> dict:
+def accuracy_report(net: torch.nn.Module, frames: np.ndarray, targets: np.ndarray) -> dict:
     """Per attribute: accuracy at p > 0.5 and the majority-class baseline on the same faces; their means."""
     guess = probabilities(net, frames) > 0.5
     rows = {}
     for i, name in enumerate(NAMES):
         positive = float(targets[:, i].mean())
-        rows[name] = {"accuracy": round(100 * float((guess[:, i] == targets[:, i]).mean()), 2),
-                      "majority": round(100 * max(positive, 1 - positive), 2)}  # fmt: skip
+        rows[name] = {
+            "accuracy": round(100 * float((guess[:, i] == targets[:, i]).mean()), 2),
+            "majority": round(100 * max(positive, 1 - positive), 2),
+        }
     mean = {k: round(float(np.mean([r[k] for r in rows.values()])), 2) for k in ("accuracy", "majority")}
     return {"mean": mean, "n": len(frames), "per_attribute": rows}
 
@@ -131,9 +148,14 @@ def save(state: dict, path: Path, card: dict) -> None:
     reports = {k: card[k] for k in ("accuracy", "held_out_accuracy") if card.get(k)}
     lines = [f"# {path.name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if "accuracy" not in k)]
     for key, report in reports.items():
-        lines += ["", f"{key.replace('_', ' ').capitalize()}: mean {report['mean']['accuracy']}% (majority baseline "
-                  f"{report['mean']['majority']}%) on {report['n']} faces.", "",
-                  "| attribute | accuracy % | majority % |", "|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"{key.replace('_', ' ').capitalize()}: mean {report['mean']['accuracy']}% (majority baseline "
+            f"{report['mean']['majority']}%) on {report['n']} faces.",
+            "",
+            "| attribute | accuracy % | majority % |",
+            "|---|---|---|",
+        ]
         lines += [f"| {name} | {r['accuracy']} | {r['majority']} |" for name, r in report["per_attribute"].items()]
     path.with_name("CELEBA_MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -147,14 +169,24 @@ def _numbered(images: Path, labels: dict, first: int, last: int, needed: bool = 
     return [images / n for n in names], np.stack([labels[n] for n in names])
 
 
-def train(images: Path, labels_file: Path, train_last: int = RESERVED_AFTER, dev_first: int | None = None,
-          epochs: int = 10, out: Path = WEIGHTS, workers: int = 0, say=print) -> dict:  # fmt: skip
+def train(
+    images: Path,
+    labels_file: Path,
+    train_last: int = RESERVED_AFTER,
+    dev_first: int | None = None,
+    epochs: int = 10,
+    out: Path = WEIGHTS,
+    workers: int = 0,
+    say: Callable[[str], None] = print,
+) -> dict:
     """Train on CelebA images 1..train_last, score on dev_first..RESERVED_AFTER when dev_first is given (a
     development part carved out of the allowed images) and on the reserved images above RESERVED_AFTER that are
     there (measured only: nothing is chosen on them), save the weights and card. Returns the card."""
     if train_last > RESERVED_AFTER or (dev_first or 1) > RESERVED_AFTER:
-        raise InputError(f"CelebA images above {RESERVED_AFTER} are reserved for measuring",
-                         f"train on images 1-{RESERVED_AFTER} at most")  # fmt: skip
+        raise InputError(
+            f"CelebA images above {RESERVED_AFTER} are reserved for measuring",
+            f"train on images 1-{RESERVED_AFTER} at most",
+        )
     if not images.is_dir():
         raise InputError(f"{images} is not a folder", "pass --images with CelebA's image files")
     labels = read_labels(labels_file)
@@ -169,15 +201,20 @@ def train(images: Path, labels_file: Path, train_last: int = RESERVED_AFTER, dev
         dev_frames, dev_kept = frames_of(dev_paths, workers)
         report = accuracy_report(network_from_state(state), dev_frames, dev_targets[dev_kept])
         evaluation = f"CelebA images {dev_first}-{RESERVED_AFTER} ({len(dev_kept)} faces), a development part"
-    card = model_card(f"CelebA images {number(paths[0].name):06d}.jpg-{number(paths[-1].name):06d}.jpg in "
-                      f"{images} ({len(kept)} faces), attributes from {labels_file.name}, {epochs} epochs", evaluation,
-                      report)  # fmt: skip
+    card = model_card(
+        f"CelebA images {number(paths[0].name):06d}.jpg-{number(paths[-1].name):06d}.jpg in "
+        f"{images} ({len(kept)} faces), attributes from {labels_file.name}, {epochs} epochs",
+        evaluation,
+        report,
+    )
     held_paths, held_targets = _numbered(images, labels, RESERVED_AFTER + 1, 10**9, needed=False)
     if held_paths:
         say(f"measuring on {len(held_paths)} reserved images above {RESERVED_AFTER}...")
         held_frames, held_kept = frames_of(held_paths, workers)
-        card["held_out_data"] = (f"CelebA images {number(held_paths[0].name)}-{number(held_paths[-1].name)} "
-                                 f"({len(held_kept)} faces), reserved for measuring")  # fmt: skip
+        card["held_out_data"] = (
+            f"CelebA images {number(held_paths[0].name)}-{number(held_paths[-1].name)} "
+            f"({len(held_kept)} faces), reserved for measuring"
+        )
         card["held_out_accuracy"] = accuracy_report(network_from_state(state), held_frames, held_targets[held_kept])
     save(state, out, card)
     return card

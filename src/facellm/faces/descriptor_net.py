@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facellm.errors import ModelLoadError
 
 # (filters, blocks, first block halves the size) from the input up: alevel4 .. alevel0 of dlib's example.
+if TYPE_CHECKING:
+    import torch
+
+
 LEVELS = [(32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True)]
 
 
@@ -92,8 +97,10 @@ def read_weights(path: Path) -> dict:
         outputs, inputs = reader.integer(), reader.integer()
         fc = reader.tensor().reshape(inputs, outputs)
     except (ValueError, IndexError) as error:
-        raise ModelLoadError(f"could not read dlib's face descriptor network from {path}: {error}",
-                             'reinstall face-recognition-models (pip install -e ".")') from None  # fmt: skip
+        raise ModelLoadError(
+            f"could not read dlib's face descriptor network from {path}: {error}",
+            'reinstall face-recognition-models (pip install -e ".")',
+        ) from None
     return {"means": means, "convs": convs, "affines": affines, "fc": fc}
 
 
@@ -133,7 +140,7 @@ def _network(weights: dict):
     return Descriptor().eval()
 
 
-def residual_levels(convs, x, levels: list[tuple[int, int, bool]]):
+def residual_levels(convs: torch.nn.ModuleList, x: torch.Tensor, levels: list[tuple[int, int, bool]]) -> torch.Tensor:
     """Run residual `levels` (in LEVELS' format) over feature maps `x`; `convs` holds two convolutions per block.
     A halving block adds its 2x2-average-pooled input; where the two differ in size or channels, the smaller is
     zero-padded at the end (dlib's add_prev)."""
@@ -163,14 +170,14 @@ def first_conv_of_level(level: int) -> int:
 
 
 @cache
-def descriptor_network():
+def descriptor_network() -> torch.nn.Module:
     """The torch copy of dlib's face descriptor network, built once per process."""
     from facellm.faces.models import models_dir
 
     return _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
 
 
-def frozen_maps(pixels: np.ndarray, levels: int, mirrored: bool = False):
+def frozen_maps(pixels: np.ndarray, levels: int, mirrored: bool = False) -> torch.Tensor:
     """Feature maps after the first `levels` levels for stacked (N, H, W, 3) uint8 pictures (their mirror images if
     asked), 64 at a time, in half precision: the frozen part of the face models fine-tuned from this network."""
     import torch
@@ -178,8 +185,10 @@ def frozen_maps(pixels: np.ndarray, levels: int, mirrored: bool = False):
     if mirrored:
         pixels = pixels[:, :, ::-1]
     with torch.inference_mode():
-        parts = [descriptor_network().trunk(torch.from_numpy(np.array(pixels[s : s + 64])), levels).half()
-                 for s in range(0, len(pixels), 64)]  # fmt: skip
+        parts = [
+            descriptor_network().trunk(torch.from_numpy(np.array(pixels[s : s + 64])), levels).half()
+            for s in range(0, len(pixels), 64)
+        ]
     return torch.cat(parts)
 
 

@@ -10,11 +10,16 @@ upsampled first, images larger than 1,600 px are downscaled for detection, and b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from facellm.faces.models import cnn_detector, hog_detector
+
+if TYPE_CHECKING:
+    import dlib
+
 
 MIN_SIDE = 80
 MAX_SIDE = 1600
@@ -37,7 +42,7 @@ class Box:
     def height(self) -> int:
         return self.bottom - self.top
 
-    def as_dlib(self):
+    def as_dlib(self) -> dlib.rectangle:
         import dlib
 
         return dlib.rectangle(self.left, self.top, self.right, self.bottom)

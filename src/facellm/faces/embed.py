@@ -19,8 +19,9 @@ from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import landmark_predictor
 
 
-def aligned_chip(image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None,
-                 found: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+def aligned_chip(
+    image: Image.Image, box: Box, padding: float = 0.25, points: int | None = None, found: np.ndarray | None = None
+) -> np.ndarray:
     """dlib's 150 px face chip: the face in `box` aligned on its 68 or 5 landmarks, with `padding` around it.
     `found`: the face's landmarks when already known (`geometry.landmarks`), so that they are not predicted again."""
     import dlib
@@ -72,8 +73,9 @@ def image_descriptor(
     pair must be scored and every image is a face crop) the whole image stands in for a face that was not found."""
     if pad:
         border = int(pad * image.width)
-        image = Image.fromarray(np.pad(np.asarray(image.convert("RGB")), ((border, border), (border, border), (0, 0)),
-                                       mode="edge"))  # fmt: skip
+        image = Image.fromarray(
+            np.pad(np.asarray(image.convert("RGB")), ((border, border), (border, border), (0, 0)), mode="edge")
+        )
     if min(image.size) < upscale_to:
         factor = upscale_to / min(image.size)
         image = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
@@ -215,8 +217,16 @@ def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict,
         train = folds != fold
         shrink = 1.0
         if whiten and len(names) > 2:
-            inner = {s: np.mean([_learnt_rule_accuracy(a, b, same, train & (folds != f), folds == f, s)[0]
-                                 for f in names if f != fold]) for s in SHRINKS}  # fmt: skip
+            inner = {
+                s: np.mean(
+                    [
+                        _learnt_rule_accuracy(a, b, same, train & (folds != f), folds == f, s)[0]
+                        for f in names
+                        if f != fold
+                    ]
+                )
+                for s in SHRINKS
+            }
             shrink = max(inner, key=inner.get)
         accuracy, threshold = _learnt_rule_accuracy(a, b, same, train, ~train, shrink)
         accuracies.append(accuracy)

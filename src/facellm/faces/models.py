@@ -11,8 +11,12 @@ import importlib.util
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facellm.errors import InputError, ModelLoadError, ResearchModelsOff
+
+if TYPE_CHECKING:
+    import dlib
 
 
 def models_dir() -> Path:
@@ -40,17 +44,19 @@ def research_models_allowed() -> bool:
 
 def require_research_models(what: str) -> None:
     if not research_models_allowed():
-        raise ResearchModelsOff(f"{what} uses weights trained on research-only data and FACELLM_RESEARCH_MODELS=0",
-                             "unset FACELLM_RESEARCH_MODELS to use it")  # fmt: skip
+        raise ResearchModelsOff(
+            f"{what} uses weights trained on research-only data and FACELLM_RESEARCH_MODELS=0",
+            "unset FACELLM_RESEARCH_MODELS to use it",
+        )
 
 
 @cache
-def hog_detector():
+def hog_detector() -> dlib.fhog_object_detector:
     return _dlib().get_frontal_face_detector()
 
 
 @cache
-def cnn_detector():
+def cnn_detector() -> dlib.cnn_face_detection_model_v1:
     return _dlib().cnn_face_detection_model_v1(str(models_dir() / "mmod_human_face_detector.dat"))
 
 
@@ -64,7 +70,7 @@ def landmark_points() -> int:
     return int(value)
 
 
-def landmark_predictor(points: int | None = None):
+def landmark_predictor(points: int | None = None) -> dlib.shape_predictor:
     """dlib's 68- or 5-point landmark model; `points` None: FACELLM_LANDMARKS (default 68)."""
     points = points or landmark_points()
     if points not in (5, 68):
@@ -78,7 +84,7 @@ def _shape_predictor(points: int):
 
 
 @cache
-def face_encoder():
+def face_encoder() -> dlib.face_recognition_model_v1:
     """dlib's own runner of the descriptor network: the reference that tests and benchmarks compare against
     (descriptors are computed by the same weights in torch, `facellm.faces.descriptor_net`)."""
     return _dlib().face_recognition_model_v1(str(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))

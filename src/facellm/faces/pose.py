@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -37,9 +38,12 @@ GRIDS = ((2, 4), (3, 3))  # (level of dlib's network, g): that level's maps aver
 LANDMARK_WEIGHT = 5**0.5  # the landmarks' standardised features count as five copies would in the ridge penalty
 STRENGTHS = (100, 300, 1000, 3000, 10000, 30000, 100000)  # ridge strengths tried per axis, inside the training folds
 # iBUG-68 index of each point's mirror partner (jaw, brows, nose, eyes, outer and inner lips).
-MIRROR = [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
-          45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
-          54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]  # fmt: skip
+MIRROR = [
+    *range(16, -1, -1), *range(26, 16, -1),  # jaw, brows
+    27, 28, 29, 30, 35, 34, 33, 32, 31,  # nose
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,  # eyes
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65,  # outer and inner lips
+]  # fmt: skip
 FLIP = np.array([-1.0, 1.0, -1.0])  # how yaw, pitch, roll change in the mirror image
 
 
@@ -66,9 +70,16 @@ def upright_angle(points: np.ndarray) -> float:
 def crops(image: Image.Image, box: Box) -> np.ndarray:
     """(len(CROPS), CHIP, CHIP, 3) uint8 square crops centred on the box (black where they leave the image)."""
     x, y, side = (box.left + box.right) / 2, (box.top + box.bottom) / 2, max(box.width, box.height)
-    return np.stack([np.asarray(image.crop((round(x - f * side / 2), round(y - f * side / 2),
-                                            round(x + f * side / 2), round(y + f * side / 2)))
-                                .resize((CHIP, CHIP), Image.Resampling.BILINEAR)) for f in CROPS])  # fmt: skip
+    return np.stack(
+        [
+            np.asarray(
+                image.crop(
+                    (round(x - f * side / 2), round(y - f * side / 2), round(x + f * side / 2), round(y + f * side / 2))
+                ).resize((CHIP, CHIP), Image.Resampling.BILINEAR)
+            )
+            for f in CROPS
+        ]
+    )
 
 
 @dataclass
@@ -112,8 +123,9 @@ def pixel_features(chips: np.ndarray) -> np.ndarray:
         for level in range(GRIDS[0][0] + 1, GRIDS[-1][0] + 1):
             x = residual_levels(net.convs[first_conv_of_level(level) :], x, LEVELS[level : level + 1])
             maps[level] = x
-        pooled = [functional.adaptive_avg_pool2d(maps[level], g).reshape(len(part), len(CROPS), -1)
-                  for level, g in GRIDS]  # fmt: skip
+        pooled = [
+            functional.adaptive_avg_pool2d(maps[level], g).reshape(len(part), len(CROPS), -1) for level, g in GRIDS
+        ]
         return torch.cat(pooled, 2).reshape(len(part), -1)
 
     with torch.inference_mode():  # 32 faces a pass: one face's eight crops go in one pass, a training set in many
@@ -128,9 +140,10 @@ class Inputs:
     upright: tuple[np.ndarray, np.ndarray]
     turn: np.ndarray
 
-    def take(self, index) -> Inputs:
-        return Inputs(*((plain[index], flipped[index]) for plain, flipped in (self.as_is, self.upright)),
-                      self.turn[index])  # fmt: skip
+    def take(self, index: np.ndarray) -> Inputs:
+        return Inputs(
+            *((plain[index], flipped[index]) for plain, flipped in (self.as_is, self.upright)), self.turn[index]
+        )
 
 
 def model_inputs(faces: Views) -> Inputs:
@@ -167,8 +180,10 @@ def _ridges(inputs: np.ndarray, angles_: np.ndarray, strengths) -> list[Ridge]:
     x = (inputs - mean) / scale
     values, vectors = np.linalg.eigh(x @ x.T)
     projected = vectors.T @ (angles_ - angles_.mean(axis=0))
-    return [Ridge(mean, scale, x.T @ (vectors @ (projected / (values + s)[:, None])), angles_.mean(axis=0))
-            for s in strengths]  # fmt: skip
+    return [
+        Ridge(mean, scale, x.T @ (vectors @ (projected / (values + s)[:, None])), angles_.mean(axis=0))
+        for s in strengths
+    ]
 
 
 def _rows(inputs: tuple[np.ndarray, np.ndarray], angles_: np.ndarray, index) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +192,7 @@ def _rows(inputs: tuple[np.ndarray, np.ndarray], angles_: np.ndarray, index) -> 
     return np.vstack([plain[index], flipped[index]]), np.vstack([angles_[index], angles_[index] * FLIP])
 
 
-def fit(inputs: tuple[np.ndarray, np.ndarray], angles_: np.ndarray, index, inner_folds: int = 4) -> Ridge:
+def fit(inputs: tuple[np.ndarray, np.ndarray], angles_: np.ndarray, index: np.ndarray, inner_folds: int = 4) -> Ridge:
     """A ridge model trained on the faces in `index` and their mirror images; each axis's strength is chosen by an
     inner cross-validation among them (mean absolute error)."""
     error = np.zeros((len(STRENGTHS), 3))
@@ -203,7 +218,7 @@ class PoseModel:
         return np.column_stack([self.as_is.both_ways(inputs.as_is)[:, :2], roll])
 
 
-def fit_model(inputs: Inputs, angles_: np.ndarray, index) -> PoseModel:
+def fit_model(inputs: Inputs, angles_: np.ndarray, index: np.ndarray) -> PoseModel:
     """Both regressions trained on the faces in `index` (the upright one on the roll left after the turn)."""
     remainder = angles_ - np.outer(inputs.turn, [0, 0, 1])
     return PoseModel(fit(inputs.as_is, angles_, index), fit(inputs.upright, remainder, index))
@@ -264,8 +279,11 @@ def load_aflw(folder: Path, workers: int = 0) -> tuple[list[str], Views, np.ndar
     with open(Path(folder) / "labels.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     found = map_over_cores(_face_of, [str(Path(folder) / r["file"]) for r in rows], workers, chunksize=8)
-    keep = [i for i, (r, face) in enumerate(zip(rows, found))
-            if face is not None and all(abs(float(r[a])) < 99 for a in AXES)]  # fmt: skip
+    keep = [
+        i
+        for i, (r, face) in enumerate(zip(rows, found))
+        if face is not None and all(abs(float(r[a])) < 99 for a in AXES)
+    ]
     angles_ = np.array([[float(rows[i][a]) for a in AXES] for i in keep])
     return [rows[i]["file"] for i in keep], stacked([found[i] for i in keep]), angles_
 
@@ -297,7 +315,7 @@ def _errors_by_yaw(predicted: np.ndarray, angles_: np.ndarray) -> dict:
     return report
 
 
-def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say=print) -> dict:
+def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say: Callable[[str], None] = print) -> dict:
     """Measure 5-fold error on AFLW2000, then train on folds 2-5 and save the model and its card."""
     import torch
 
@@ -311,9 +329,11 @@ def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say=print) -> dic
         "mae_5fold_degrees": {a: round(float(e), 2) for a, e in zip(AXES, error.mean(axis=0))},
         "mae_5fold_mean": round(float(error.mean()), 2),
         "mae_5fold_by_true_yaw": _errors_by_yaw(predicted, angles_),
-        "bin_accuracy_5fold": {a: round(100 * float(v), 1) for a, v in
-                               zip(AXES, (np.floor(predicted / 10) == np.floor(angles_ / 10)).mean(axis=0))},
-    }  # fmt: skip
+        "bin_accuracy_5fold": {
+            a: round(100 * float(v), 1)
+            for a, v in zip(AXES, (np.floor(predicted / 10) == np.floor(angles_ / 10)).mean(axis=0))
+        },
+    }
     held = folds(len(angles_))[0]
     model = fit_model(inputs, angles_, np.setdiff1d(np.arange(len(angles_)), held))
     held_error = np.abs(model(inputs.take(held)) - angles_[held])
@@ -322,15 +342,23 @@ def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say=print) -> dic
     report["mae_held_out_mean"] = round(float(held_error.mean()), 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     fields = ("mean", "scale", "weights", "intercept")
-    torch.save({part: {k: torch.from_numpy(getattr(getattr(model, part), k).astype(np.float32)) for k in fields}
-                for part in ("as_is", "upright")}, out)  # fmt: skip
-    card = {"model": "two ridge regressions over dlib's descriptor-network maps of two face crops (128 filters pooled "
-                     "4 x 4, 256 filters 3 x 3) and the 68 normalised landmarks, mirror-averaged: yaw and pitch from "
-                     "the image as it is, roll from the image turned until the eyes lie level (the turn plus the "
-                     "regression's remainder)",
-            "training_data": "AFLW2000-3D: 4 of the 5 folds of the faces in ../shared/data/aflw2000 (angles within "
-                             "99 degrees) and their mirror images; the faces of fold 1 (held_out_faces) never seen",
-            "convention": __doc__.split("\n")[1], "licence": "research use only (AFLW2000-3D; Zhu et al., CVPR 2016)",
-            **report}  # fmt: skip
+    torch.save(
+        {
+            part: {k: torch.from_numpy(getattr(getattr(model, part), k).astype(np.float32)) for k in fields}
+            for part in ("as_is", "upright")
+        },
+        out,
+    )
+    card = {
+        "model": "two ridge regressions over dlib's descriptor-network maps of two face crops (128 filters pooled "
+        "4 x 4, 256 filters 3 x 3) and the 68 normalised landmarks, mirror-averaged: yaw and pitch from "
+        "the image as it is, roll from the image turned until the eyes lie level (the turn plus the "
+        "regression's remainder)",
+        "training_data": "AFLW2000-3D: 4 of the 5 folds of the faces in ../shared/data/aflw2000 (angles within "
+        "99 degrees) and their mirror images; the faces of fold 1 (held_out_faces) never seen",
+        "convention": __doc__.split("\n")[1],
+        "licence": "research use only (AFLW2000-3D; Zhu et al., CVPR 2016)",
+        **report,
+    }
     out.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
     return report

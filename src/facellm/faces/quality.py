@@ -24,8 +24,9 @@ class Quality:
 def face_quality(image: Image.Image, box: Box) -> Quality:
     import cv2
 
-    crop = image.convert("L").crop((max(box.left, 0), max(box.top, 0), min(box.right, image.width),
-                                    min(box.bottom, image.height)))  # fmt: skip
+    crop = image.convert("L").crop(
+        (max(box.left, 0), max(box.top, 0), min(box.right, image.width), min(box.bottom, image.height))
+    )
     gray = np.asarray(crop, dtype=np.float64)
     scaled = np.asarray(crop.resize((112, max(1, round(112 * crop.height / max(crop.width, 1))))), dtype=np.float64)
     sharpness = float(cv2.Laplacian(scaled, cv2.CV_64F).var())

@@ -7,10 +7,23 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
-def one_cycle(net, count: int, epochs: int, batch: int, lr: float | dict, generator, batch_loss: Callable,
-              say=print, monitor: Callable[[], str] | None = None) -> None:  # fmt: skip
+def one_cycle(
+    net: torch.nn.Module,
+    count: int,
+    epochs: int,
+    batch: int,
+    lr: float | dict,
+    generator: torch.Generator,
+    batch_loss: Callable,
+    say: Callable[[str], None] = print,
+    monitor: Callable[[], str] | None = None,
+) -> None:
     """AdamW (weight decay 5e-4) with a one-cycle schedule peaking at `lr`, over `epochs` shuffled passes of `count`
     examples; `batch_loss(index)` is the loss of the examples in `index`. `lr` may map submodule names of `net` to
     their own peak rates (fine-tuned layers slower than new ones). After each epoch `say()` gets the mean loss and
@@ -49,14 +62,28 @@ def conv_block(cin: int, cout: int) -> list:
     """Two 3x3 convolutions with batch norm and ReLU, then 2x2 max pooling (halves the side)."""
     import torch.nn as nn
 
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.MaxPool2d(2)]  # fmt: skip
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    ]
 
 
-def small_cnn(channels: int, classes: int):
+def small_cnn(channels: int, classes: int) -> torch.nn.Module:
     """Four conv blocks (32-192 channels), global average pooling, dropout 0.4, one linear layer."""
     import torch.nn as nn
 
-    return nn.Sequential(*conv_block(channels, 32), *conv_block(32, 64), *conv_block(64, 128), *conv_block(128, 192),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.4), nn.Linear(192, classes))  # fmt: skip
+    return nn.Sequential(
+        *conv_block(channels, 32),
+        *conv_block(32, 64),
+        *conv_block(64, 128),
+        *conv_block(128, 192),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(0.4),
+        nn.Linear(192, classes),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facellm.conversation import Conversation, GenerationSettings
 from facellm.errors import InputError
@@ -17,6 +17,10 @@ from facellm.model.loading import LoadedModel
 
 # Padded prompt tokens one batch may hold (members x longest prompt); keeps very long prompts from being batched
 # with many others. 16 four-image FaceXBench questions fit at InternVL3's 256 tokens per 448 px tile (one tile each).
+if TYPE_CHECKING:
+    from transformers import BatchFeature, ProcessorMixin
+
+
 MAX_BATCH_TOKENS = 32_768
 # Processor attributes naming the placeholder tokens a chat template inserts for images and videos.
 PLACEHOLDER_ATTRIBUTES = (
@@ -52,11 +56,13 @@ def check_conversation(lm: LoadedModel, conversation: Conversation) -> None:
     for turn in conversation:
         for token in placeholders:
             if isinstance(token, str) and token in turn.text:
-                raise InputError(f"the text contains the model's image placeholder {token}",
-                                 "remove it; images go in as images, not as placeholder text")  # fmt: skip
+                raise InputError(
+                    f"the text contains the model's image placeholder {token}",
+                    "remove it; images go in as images, not as placeholder text",
+                )
 
 
-def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation]):
+def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation]) -> BatchFeature:
     """Render the chat template, tokenise with left padding and preprocess images; tensors on the model's device."""
     for conversation in conversations:
         check_conversation(lm, conversation)
@@ -153,7 +159,10 @@ def _estimated_length(lm: LoadedModel, conversation: Conversation) -> int:
 
 
 def estimate_tokens(
-    processor, messages: list[dict], image_sizes: Sequence[tuple[int, int]], add_generation_prompt: bool = True
+    processor: ProcessorMixin,
+    messages: list[dict],
+    image_sizes: Sequence[tuple[int, int]],
+    add_generation_prompt: bool = True,
 ) -> int:
     """Tokens a chat will take: text tokens of the rendered template plus image tokens, counted by the processor
     from the image sizes (height, width) where it offers that; no image is decoded or preprocessed."""

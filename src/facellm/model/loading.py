@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facellm.errors import InputError, ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
+
 
 DEFAULT_MODEL = "Idiap/FaceLLM-1B"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -32,7 +36,7 @@ class LoadedModel:
         return getattr(self.processor, "tokenizer", self.processor)
 
 
-def resolve_device(device: str | None = None):
+def resolve_device(device: str | None = None) -> torch.device:
     """`None`/"auto" picks CUDA when present, else CPU; anything else is passed to `torch.device`."""
     import torch
 
@@ -47,7 +51,7 @@ def resolve_device(device: str | None = None):
     return resolved
 
 
-def resolve_dtype(dtype: str | None, device) -> Any:
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     """ "auto" means bfloat16 on CUDA (float16 where bf16 is unsupported) and float32 on CPU."""
     import torch
 

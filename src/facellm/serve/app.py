@@ -18,7 +18,9 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -32,18 +34,20 @@ from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image
 
 def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
     limits = limits or Limits()
-    app = FastAPI(title="facellm", docs_url=None, redoc_url=None)
     decoders = ThreadPoolExecutor(max_workers=limits.decode_workers, thread_name_prefix="facellm-decode")
     budget = PixelBudget(limits.max_pixels_in_flight)
 
-    @app.on_event("startup")
-    async def _start() -> None:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """The engine's thread runs while the server does; the image decoders stop with it."""
         engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+            decoders.shutdown(wait=False, cancel_futures=True)
 
-    @app.on_event("shutdown")
-    async def _stop() -> None:
-        await engine.stop()
-        decoders.shutdown(wait=False, cancel_futures=True)
+    app = FastAPI(title="facellm", docs_url=None, redoc_url=None, lifespan=lifespan)
 
     def error(exc: RequestError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -110,8 +114,9 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             raise RequestError(400, "the request body must be a JSON object")
         if not isinstance(body.get("image"), str):
             fields = ", ".join(map(str, body)) or "none"
-            raise RequestError(400, f'the body needs "image": a base64 data URL of the picture (its fields: {fields})',
-                               "image")  # fmt: skip
+            raise RequestError(
+                400, f'the body needs "image": a base64 data URL of the picture (its fields: {fields})', "image"
+            )
         return load_image_url(body["image"], "image", limits)
 
     @app.post("/v1/faces")
@@ -136,8 +141,9 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         except RequestError as exc:
             return error(exc)
         if not budget.reserve(parsed.pixels):
-            return error(RequestError(429, "too many image pixels are being processed; retry shortly",
-                                      kind="rate_limit_error"))  # fmt: skip
+            return error(
+                RequestError(429, "too many image pixels are being processed; retry shortly", kind="rate_limit_error")
+            )
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = engine.backend.name
@@ -161,9 +167,12 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             "created": created,
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }  # fmt: skip
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
         return Response(json.dumps(body), media_type="application/json")
 
     return app
@@ -209,8 +218,13 @@ async def _sse(engine: Engine, parsed, completion_id: str, created: int, model: 
     `finished()` runs however the stream ends (also when the client goes away)."""
 
     def chunk(delta: dict, finish: str | None = None) -> str:
-        payload = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
         return f"data: {json.dumps(payload)}\n\n"
 
     def error_event(exc: RequestError) -> str:

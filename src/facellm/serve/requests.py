@@ -16,12 +16,16 @@ import ipaddress
 import json
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from facellm.backends.base import Prompt
 from facellm.conversation import GenerationSettings, Turn
 from facellm.errors import ImageError, InputError
 from facellm.images import read_image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass
@@ -156,7 +160,7 @@ def _stop(value) -> list[str]:
     return stops
 
 
-def load_image_url(url: object, where: str, limits: Limits):
+def load_image_url(url: object, where: str, limits: Limits) -> Image.Image:
     if not isinstance(url, str) or not url:
         raise RequestError(400, f"{where}: image_url.url is missing", where)
     scheme = urlparse(url).scheme.lower()
@@ -170,8 +174,12 @@ def load_image_url(url: object, where: str, limits: Limits):
             raise RequestError(400, f"{where}: corrupt base64 image data", where) from None
     elif scheme in ("http", "https"):
         if not limits.allow_remote_images:
-            raise RequestError(400, f"{where}: remote image URLs are disabled; send the image as a base64 data URL "
-                                    "(or start the server with --allow-remote-images)", where)  # fmt: skip
+            raise RequestError(
+                400,
+                f"{where}: remote image URLs are disabled; send the image as a base64 data URL "
+                "(or start the server with --allow-remote-images)",
+                where,
+            )
         data = _fetch(url, where, limits)
     else:
         raise RequestError(400, f"{where}: {scheme or 'this'} URLs are not accepted; send a base64 data URL", where)

@@ -39,9 +39,11 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     texts = () if re.search(ELSEWHERE, question.lower()) else (question, whole, prompt)
     task = next((found for text in texts if (found := topic(text))), None)
     if task is None:
-        return ("cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
-                "face-count or crowd-count, CelebA attribute, same-person, anti-spoofing and synthetic-face questions "
-                "from face-analysis models; this question is outside what it measures.")  # fmt: skip
+        return (
+            "cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
+            "face-count or crowd-count, CelebA attribute, same-person, anti-spoofing and synthetic-face questions "
+            "from face-analysis models; this question is outside what it measures."
+        )
     reading = read(question, lettered, len(images), task)
     unread = [text for _, text, claim in reading.options if claim.kind == "other"]
     if unread:
@@ -88,8 +90,10 @@ def grounding_facts(images: list[Image.Image]) -> str:
                 f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
             )
             head = f"{pose.label} ({angles(pose)})" if pose else "n/a"
-            lines.append(f"  face {k}: pose {head}; quality brightness {quality.brightness:.0f}, sharpness "
-                         f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}")  # fmt: skip
+            lines.append(
+                f"  face {k}: pose {head}; quality brightness {quality.brightness:.0f}, sharpness "
+                f"{quality.sharpness:.0f}, width {quality.face_width}px; {guesses}"
+            )
         if len(images) > 1 and analysis.faces:
             try:
                 vectors.append((number, image_descriptor(image)[0]))
@@ -98,7 +102,9 @@ def grounding_facts(images: list[Image.Image]) -> str:
     for i in range(len(vectors)):
         for j in range(i + 1, len(vectors)):
             (a, va), (b, vb) = vectors[i], vectors[j]
-            lines.append(f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
-                         f"(below {SAME_PERSON} usually means the same person)")  # fmt: skip
+            lines.append(
+                f"identity distance image {a} - image {b}: {np.linalg.norm(va - vb):.2f} "
+                f"(below {SAME_PERSON} usually means the same person)"
+            )
     lines.append("[end of measured facts]")
     return "\n".join(lines)

@@ -114,7 +114,7 @@ def read(question: str, options: list[tuple[str, str]], n_images: int) -> Attrib
     return AttributeReading(form, n_images, target, tuple(claims))
 
 
-def holds(reading: AttributeReading, value, labels: list[set[str]]) -> bool:
+def holds(reading: AttributeReading, value: str | int | tuple, labels: list[set[str]]) -> bool:
     """Whether an option's value is right when image i has exactly the attributes labels[i]."""
     form = reading.form
     if form == "present":
@@ -162,8 +162,11 @@ def chances(reading: AttributeReading, probs: np.ndarray) -> dict[str, float]:
     p = lambda name: probs[:, column[name]]  # noqa: E731 - one attribute's probability in every image
     form, out = reading.form, {}
     if form.endswith("count") and form != "images_count":
-        per = {"count": lambda a: p(a)[0], "union_count": lambda a: 1 - np.prod(1 - p(a)),
-               "common_count": lambda a: np.prod(p(a))}[form]  # fmt: skip
+        per = {
+            "count": lambda a: p(a)[0],
+            "union_count": lambda a: 1 - np.prod(1 - p(a)),
+            "common_count": lambda a: np.prod(p(a)),
+        }[form]
         law = _count_law(np.array([per(a) for a in reading.target]))
         return {letter: float(law[v]) if 0 <= v < len(law) else 0.0 for letter, _, v in reading.options}
     if form.startswith("images_"):
@@ -179,10 +182,13 @@ def chances(reading: AttributeReading, probs: np.ndarray) -> dict[str, float]:
     for letter, _, name in reading.options:
         q = p(name)
         out[letter] = {
-            "present": float(np.prod(q)), "absent": float(np.prod(1 - q)), "common": float(np.prod(q)),
-            "any": float(1 - np.prod(1 - q)), "most_frequent": float(q.sum()),
+            "present": float(np.prod(q)),
+            "absent": float(np.prod(1 - q)),
+            "common": float(np.prod(q)),
+            "any": float(1 - np.prod(1 - q)),
+            "most_frequent": float(q.sum()),
             "unique": float(_count_law(q)[1]),
-        }[form]  # fmt: skip
+        }[form]
     return out
 
 

@@ -64,8 +64,11 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
     text = re.sub(r"(?<=\d) - (?=\d)", " to ", text).replace(" - ", " -").replace("- ", "-")
     if "none of the above" in text or "none of these" in text:
         return Claim("none_of_above")
-    if re.search(r"\b(cannot|can't|can not|unable to) (be )?(determine|determined|tell|say)|\bnot (be )?"
-                 r"determin|\bundetermin|\bunclear\b|\bnot enough information", text):  # fmt: skip
+    if re.search(
+        r"\b(cannot|can't|can not|unable to) (be )?(determine|determined|tell|say)|\bnot (be )?"
+        r"determin|\bundetermin|\bunclear\b|\bnot enough information",
+        text,
+    ):
         return Claim("undetermined")
     if re.search(r"\bno (visible )?faces?\b|\bshow no face|\bwithout (a )?face", text):
         return Claim("no_face")
@@ -74,8 +77,11 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
     if m := re.fullmatch(r"(?:between )?(-?\d+(?:\.\d+)?) (?:to|and) (-?\d+(?:\.\d+)?)", text):
         low, high = sorted((float(m.group(1)), float(m.group(2))))
         return Claim("range", (low, high))
-    if m := re.fullmatch(rf"(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
-                         rf"(\d+)(?: or more| or fewer| or less)?(?: {COUNTED})?", text):  # fmt: skip
+    if m := re.fullmatch(
+        rf"(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
+        rf"(\d+)(?: or more| or fewer| or less)?(?: {COUNTED})?",
+        text,
+    ):
         bound, n = m.group(1), int(m.group(2))
         if bound in ("at least", "at most"):
             return Claim("range", (float(n), math.inf) if bound == "at least" else (0.0, float(n)))

@@ -9,6 +9,7 @@ A measurement that fails for a user-facing reason (no face, research weights off
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,11 +21,16 @@ from facellm.errors import FaceLLMError
 # On the 97 held-out AFLW2000 faces this found every face in at most 0.45 s (the "auto" cascade: up to 2.4 s); on
 # FairFace val 1-300 and LFW fold-1 pairs the answers' accuracy was the same as with "auto"
 # (docs/benchmarks.md, "The specialist on FaceXBench's own question forms").
+if TYPE_CHECKING:
+    from facellm.faces.detect import Box
+    from facellm.faces.geometry import Pose
+
+
 SEARCH_SIDES = (320, 400)
 FACE_CROP = 128  # px; a picture no larger is taken as a face crop (TinyFace: 20-30 px, LFW: 90 px) when none is found
 
 
-def largest_face(image: Image.Image, fallback: bool = False):
+def largest_face(image: Image.Image, fallback: bool = False) -> Box | None:
     """The largest face's box, or None (`fallback`: the whole image when no face is found)."""
     from facellm.faces.detect import Box, detect_faces
 
@@ -45,10 +51,10 @@ def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
     return vars(model.predict(model.features(image, largest_face(image, fallback=True))))
 
 
-def expression(image: Image.Image, box=None) -> dict[str, float]:
+def expression(image: Image.Image, box: Box | None = None) -> dict[str, float]:
     """The 7 basic expressions' probabilities for the largest face, or for `box` when it is already known (pictures
     of 128 px or less are taken as face crops, as the FER2013 and RAF-DB models were trained on)."""
-    from facellm.faces.expression import predict_expression
+    from facellm.faces.expression import predict as predict_expression
 
     if min(image.size) <= 128:
         return predict_expression(image, None)
@@ -77,7 +83,7 @@ def descriptor(image: Image.Image) -> np.ndarray:
     return face_descriptor(image, box)
 
 
-def pose(image: Image.Image):
+def pose(image: Image.Image) -> Pose | None:
     """The largest face's head pose, or None when no face is found."""
     from facellm.errors import ModelLoadError
     from facellm.faces.geometry import landmarks

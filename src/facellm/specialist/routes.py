@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -15,6 +16,10 @@ from facellm.errors import NoFaceError, ResearchModelsOff
 from facellm.specialist import describe, joint, meaning, measure, reading
 from facellm.specialist.reading import Reading
 from facellm.specialist.topics import AXES, FACE_ATTACK, SYNTHETIC_FACE
+
+if TYPE_CHECKING:
+    from facellm.faces.geometry import Pose
+
 
 __all__ = ["ANSWERS", "FACE_ATTACK", "SYNTHETIC_FACE", "count_bounds", "count_scores", "question_text"]
 
@@ -34,8 +39,9 @@ def _pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) -
     for what no other option names (scores are probabilities of the options being right)."""
     none = next((letter for letter, text in options if "none of the above" in text.lower()), None)
     listed = sum(scores.get(text, 0.0) for letter, text in options if letter != none)
-    scored = [(max(0.0, 1.0 - listed) if letter == none else scores.get(text, 0.0), letter, text)
-              for letter, text in options]  # fmt: skip
+    scored = [
+        (max(0.0, 1.0 - listed) if letter == none else scores.get(text, 0.0), letter, text) for letter, text in options
+    ]
     best = max(scored, default=(0.0, "", ""))
     if best[1] == none:
         return f"{none}. {best[2]} (specialist: no listed option fits the measured {what}; {best[0]:.0%} left over)"
@@ -120,8 +126,10 @@ def _face_count(images: list[Image.Image], prompt: str, read: Reading) -> str:
         count = sum(len(detect_faces(image, detector, max_side=FACE_COUNT_SIDE)) for image in images)
         what = "face count"
         if crowd and claimed > 2 * count + 5:
-            return (f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
-                    "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds")  # fmt: skip
+            return (
+                f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
+                "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds"
+            )
     if not options:
         found = "people estimated" if what != "face count" else "face(s) detected"
         return f"{count:.0f} {found} (specialist measurement)."
@@ -130,8 +138,10 @@ def _face_count(images: list[Image.Image], prompt: str, read: Reading) -> str:
 
 def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:
     """Each count option's score for a measured count: 1 when it allows the count, less the further it is."""
-    return {text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
-            for text, (low, high) in bounds.items()}  # fmt: skip
+    return {
+        text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
+        for text, (low, high) in bounds.items()
+    }
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:
@@ -149,10 +159,10 @@ def _crowd_count(images: list[Image.Image]) -> float | None:
     from facellm.faces import crowd
 
     try:
-        head = crowd.usable_head()
+        head = crowd.shipped_model()
     except ModelLoadError:  # ResearchModelsOff is one
         return None
-    return sum(crowd.count_people(image, head).count for image in images)
+    return sum(crowd.predict(image, head).count for image in images)
 
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)
@@ -247,7 +257,7 @@ def _poses(images: list[Image.Image]):
     return f"cannot measure: no face was found in image {missing}" if missing else found
 
 
-def angles(pose) -> str:
+def angles(pose: Pose) -> str:
     """ "yaw 12, pitch -3, roll 0": whole degrees, never "-0"."""
     return ", ".join(f"{axis} {round(getattr(pose, axis))}" for axis in AXES)
 
@@ -270,8 +280,11 @@ def _head_pose(images: list[Image.Image], prompt: str, read: Reading) -> str:
     if read.form == "classify":
         (axis,) = read.target
         angle = getattr(poses[0], axis)
-        scores = {text: _in_range(angle, spread[axis], *claim.value) for _, text, claim in read.options
-                  if claim.kind == "range"}  # fmt: skip
+        scores = {
+            text: _in_range(angle, spread[axis], *claim.value)
+            for _, text, claim in read.options
+            if claim.kind == "range"
+        }
         return _pick(_lettered(read), scores, f"{axis} angle {round(angle) + 0} in")
     named = [a for a in AXES if a in (read.target if read.form == "same" else [a for a, _ in read.target])]
     measured = f"{'/'.join(named)} angles " + ", ".join(
@@ -323,7 +336,15 @@ def _binary(images: list[Image.Image], prompt: str, read: Reading) -> str:
 
 # task (specialist/topics.py TOPICS) -> the measurement that answers its readings
 ANSWERS: dict[str, Callable[[list[Image.Image], str, Reading], str]] = {
-    "attack": _binary, "fake": _binary, "expression": _labelled, "identity": _same_person, "age": _labelled,
-    "gender": _labelled, "race": _labelled, "headpose": _head_pose, "crowd": _face_count, "quality": describe.quality,
+    "attack": _binary,
+    "fake": _binary,
+    "expression": _labelled,
+    "identity": _same_person,
+    "age": _labelled,
+    "gender": _labelled,
+    "race": _labelled,
+    "headpose": _head_pose,
+    "crowd": _face_count,
+    "quality": describe.quality,
     "aspect": describe.describe,
-}  # fmt: skip
+}

@@ -7,13 +7,14 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
 
 from PIL import Image
 
 from facellm.backends.openai_client import image_data_url
 
 
-def chat_body(*parts: dict, **extra) -> bytes:
+def chat_body(*parts: dict, **extra: object) -> bytes:
     """A one-message chat-completions body (max_tokens 8 unless given) as JSON bytes."""
     return json.dumps({"messages": [{"role": "user", "content": list(parts)}], "max_tokens": 8, **extra}).encode()
 
@@ -51,7 +52,7 @@ def huge_images_request(count: int = 8, size: tuple[int, int] = (6000, 6600), ki
     return chat_body(*[_image(url)] * count, _text("Which image shows a face?"), max_tokens=2)
 
 
-def chunked_body(megabytes: int):
+def chunked_body(megabytes: int) -> Iterator[bytes]:
     """A body of `megabytes` MB sent in 1 MB chunks (so without a content-length)."""
     for _ in range(megabytes):
         yield b" " * 2**20

@@ -168,8 +168,11 @@ class MockOpenAIServer:
                 try:
                     for i, word in enumerate(words):
                         delta = {"content": word + (" " if i < len(words) - 1 else "")}
-                        chunk = {"object": "chat.completion.chunk", "model": model,
-                                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}  # fmt: skip
+                        chunk = {
+                            "object": "chat.completion.chunk",
+                            "model": model,
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                        }
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                         self.wfile.flush()
                     self.wfile.write(b"data: [DONE]\n\n")

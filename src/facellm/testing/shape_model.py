@@ -14,9 +14,14 @@ for them only the config and the processor are written.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
 from facellm.model.loading import save_processor
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
+
 
 SHAPES = ("internvl3-1b", "internvl3-8b", "internvl3-38b")
 MATERIALISED = ("internvl3-1b",)
@@ -24,11 +29,12 @@ TILE, TOKENS_PER_TILE, MAX_PATCHES = 448, 256, 12
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def build_shape_processor():
+def build_shape_processor() -> ProcessorMixin:
     from facellm.testing.tiny_model import build_processor
 
-    return build_processor(TILE, TOKENS_PER_TILE, MAX_PATCHES, model_max_length=32768, image_mean=IMAGENET_MEAN,
-                           image_std=IMAGENET_STD)  # fmt: skip
+    return build_processor(
+        TILE, TOKENS_PER_TILE, MAX_PATCHES, model_max_length=32768, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
+    )
 
 
 def shape_size(shape: str) -> str:
@@ -55,8 +61,9 @@ def make_shape_checkpoint(shape: str, out_dir: str | Path, seed: int = 0) -> tup
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_processor(processor, out)
-    generation = GenerationConfig(eos_token_id=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id,
-                                  do_sample=False)  # fmt: skip
+    generation = GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
     if shape not in MATERIALISED:
         config.save_pretrained(out)
         generation.save_pretrained(out)

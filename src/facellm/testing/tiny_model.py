@@ -13,8 +13,13 @@ yields the same token, which would make batching and adapter tests prove nothing
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facellm.model.loading import save_processor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
+
 
 IMAGE_SIZE = 64
 PATCH_SIZE = 8
@@ -101,13 +106,19 @@ def _train_tokenizer(vocab_size: int = 600):
 CONTEXT = 8192  # tokens, for the model and its tokenizer alike: FaceXBench's tools prompts take 6,600 in its vocabulary
 
 
-def build_tiny_processor():
+def build_tiny_processor() -> ProcessorMixin:
     """The processor of the tiny checkpoint: trained tokenizer, chat template, 64 px image and video processors."""
     return build_processor(IMAGE_SIZE, IMAGE_SEQ_LENGTH, max_patches=4, model_max_length=CONTEXT)
 
 
-def build_processor(image_size: int, image_seq_length: int, max_patches: int, model_max_length: int,
-                    image_mean=None, image_std=None):  # fmt: skip
+def build_processor(
+    image_size: int,
+    image_seq_length: int,
+    max_patches: int,
+    model_max_length: int,
+    image_mean: list[float] | None = None,
+    image_std: list[float] | None = None,
+) -> ProcessorMixin:
     """An InternVL processor with the small trained tokenizer (the released special tokens and chat template) and
     image/video processors of `image_size` px tiles, `image_seq_length` tokens per tile."""
     from transformers import (
@@ -128,8 +139,9 @@ def build_processor(image_size: int, image_seq_length: int, max_patches: int, mo
     )
     size = {"height": image_size, "width": image_size}
     colours = {"image_mean": image_mean, "image_std": image_std} if image_mean else {}
-    image_processor = GotOcr2ImageProcessor(size=size, crop_to_patches=False, min_patches=1, max_patches=max_patches,
-                                            **colours)  # fmt: skip
+    image_processor = GotOcr2ImageProcessor(
+        size=size, crop_to_patches=False, min_patches=1, max_patches=max_patches, **colours
+    )
     video_processor = InternVLVideoProcessor(size=size, **colours)
     return InternVLProcessor(
         image_processor=image_processor,
@@ -140,7 +152,7 @@ def build_processor(image_size: int, image_seq_length: int, max_patches: int, mo
     )
 
 
-def build_tiny_model(tokenizer, seed: int = 0):
+def build_tiny_model(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
     """A randomly initialised InternVL model (2-layer vision tower, 2-layer Qwen2 text model) for `tokenizer`."""
     import torch
     from transformers import GenerationConfig, InternVLConfig, InternVLForConditionalGeneration, Qwen2Config

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
 from facellm.images import read_image
+
+if TYPE_CHECKING:
+    from transformers import ProcessorMixin
+
 
 IGNORE = -100
 
@@ -27,7 +32,7 @@ class TokenCounter:
     dropped: int = 0
 
 
-def turn_markers(processor) -> tuple[list[int], list[int]]:
+def turn_markers(processor: ProcessorMixin) -> tuple[list[int], list[int]]:
     """Token ids that open an assistant turn and that close it, derived from the chat template."""
     tokenizer = getattr(processor, "tokenizer", processor)
     question = [{"role": "user", "content": [{"type": "text", "text": "PROBEQ"}]}]

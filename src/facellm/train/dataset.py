@@ -17,9 +17,15 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facellm.errors import FaceLLMError, InputError
 from facellm.images import read_image
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import ProcessorMixin
+
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
@@ -94,8 +100,13 @@ def to_sample(record: dict, image_root: Path) -> tuple[list[Path], list[dict]]:
     return paths, messages
 
 
-def training_dataset(path: str | Path, processor, image_root: str | Path | None, cutoff_len: int,
-                  max_samples: int | None = None):  # fmt: skip
+def training_dataset(
+    path: str | Path,
+    processor: ProcessorMixin,
+    image_root: str | Path | None,
+    cutoff_len: int,
+    max_samples: int | None = None,
+):
     """The kept samples as a `datasets.Dataset`, and a report of what was skipped and why."""
     from datasets import Dataset
 
@@ -135,13 +146,15 @@ def training_dataset(path: str | Path, processor, image_root: str | Path | None,
     return Dataset.from_dict(rows), report
 
 
-def split_by_image(dataset, fraction: float, seed: int):
+def split_by_image(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
     """Hold out about `fraction` of the samples, keeping all samples of one image set on the same side."""
     if fraction <= 0:
         return dataset, None
     salt = str(seed).encode()
-    held = [int(hashlib.sha256(salt + key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
-            for key in dataset["image_key"]]  # fmt: skip
+    held = [
+        int(hashlib.sha256(salt + key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+        for key in dataset["image_key"]
+    ]
     train = dataset.select([i for i, h in enumerate(held) if not h])
     evaluation = dataset.select([i for i, h in enumerate(held) if h])
     return train, (evaluation if len(evaluation) else None)

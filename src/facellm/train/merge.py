@@ -11,8 +11,9 @@ from facellm.errors import InputError, ModelLoadError
 from facellm.model.loading import MERGE_RECORD, save_processor
 
 
-def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto",
-                  push_to_hub: str | None = None) -> Path:  # fmt: skip
+def merge_adapter(
+    base: str, adapter: str | Path, out: str | Path, dtype: str = "auto", push_to_hub: str | None = None
+) -> Path:
     from transformers import AutoProcessor
 
     from facellm.model import load_model

@@ -16,6 +16,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from transformers import TrainerCallback
@@ -25,6 +26,9 @@ from facellm.model.loading import save_processor
 from facellm.train.collator import AssistantOnlyCollator, TokenCounter
 from facellm.train.config import TrainConfig
 from facellm.train.dataset import split_by_image, training_dataset
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, TrainingArguments
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
@@ -42,20 +46,27 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     precision = resolve_precision(config.precision)
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not torch.cuda.is_available():
         # accelerate (1.15) switches to FSDP only on top of a multi-GPU setup: on CPU it runs plain data parallel.
-        warnings.warn("FSDP was requested but there is no GPU: accelerate trains plain data-parallel on the CPU "
-                      "(nothing is sharded)", stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "FSDP was requested but there is no GPU: accelerate trains plain data-parallel on the CPU "
+            "(nothing is sharded)",
+            stacklevel=2,
+        )
 
     try:
         processor = AutoProcessor.from_pretrained(config.model)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load processor of {config.model!r}: {str(exc).splitlines()[0]}",
-                             "set model= to a local checkpoint folder or a reachable hub id") from None  # fmt: skip
+        raise ModelLoadError(
+            f"cannot load processor of {config.model!r}: {str(exc).splitlines()[0]}",
+            "set model= to a local checkpoint folder or a reachable hub id",
+        ) from None
     dataset, report = training_dataset(
         config.dataset, processor, config.image_root, config.cutoff_len, config.max_samples
     )
     if config.eval_dataset:
-        train_set, eval_set = dataset, training_dataset(config.eval_dataset, processor, config.image_root,
-                                                     config.cutoff_len)[0]  # fmt: skip
+        train_set, eval_set = (
+            dataset,
+            training_dataset(config.eval_dataset, processor, config.image_root, config.cutoff_len)[0],
+        )
     else:
         train_set, eval_set = split_by_image(dataset, config.eval_fraction, config.seed)
 
@@ -113,8 +124,11 @@ def check_before_loading(config: TrainConfig, resume: bool) -> Path | None:
         if path and not Path(path).is_file():
             raise InputError(f"{key} not found: {path}", f"set {key}= to a ShareGPT/LLaVA JSON or JSONL file")
     if config.image_root and not Path(config.image_root).is_dir():
-        raise InputError(f"image_root not found: {config.image_root}", "set image_root= to the folder the images "
-                         "are under (or leave it out: paths then start from the dataset's folder)")  # fmt: skip
+        raise InputError(
+            f"image_root not found: {config.image_root}",
+            "set image_root= to the folder the images "
+            "are under (or leave it out: paths then start from the dataset's folder)",
+        )
     if not resume:
         return None
     checkpoint = _last_checkpoint(Path(config.output_dir))
@@ -157,7 +171,7 @@ def resolve_precision(requested: str) -> str:
     return "fp32"
 
 
-def build_model(config: TrainConfig, precision: str):
+def build_model(config: TrainConfig, precision: str) -> PreTrainedModel:
     """Load the base model and make the right parameters trainable (LoRA adapters, or everything for full)."""
     import torch
     from transformers import AutoModelForImageTextToText
@@ -166,8 +180,10 @@ def build_model(config: TrainConfig, precision: str):
     try:
         model = AutoModelForImageTextToText.from_pretrained(config.model, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load model {config.model!r}: {str(exc).splitlines()[0]}",
-                             "set model= to a local checkpoint folder or a reachable hub id") from None  # fmt: skip
+        raise ModelLoadError(
+            f"cannot load model {config.model!r}: {str(exc).splitlines()[0]}",
+            "set model= to a local checkpoint folder or a reachable hub id",
+        ) from None
     if config.finetuning == "full":
         for name, parameter in model.named_parameters():
             parameter.requires_grad = _trainable_in_full(name, config)
@@ -187,7 +203,7 @@ def build_model(config: TrainConfig, precision: str):
     return get_peft_model(model, lora)
 
 
-def lora_target_modules(model, config: TrainConfig) -> list[str] | str:
+def lora_target_modules(model: PreTrainedModel, config: TrainConfig) -> list[str] | str:
     """Every linear layer of the language model (plus the vision tower's when train_vision), by full name."""
     import torch
 
@@ -216,7 +232,7 @@ def _has(model, name: str) -> bool:
     return any(n.endswith(name) for n, _ in model.named_modules())
 
 
-def training_arguments(config: TrainConfig, precision: str, has_eval: bool = False):
+def training_arguments(config: TrainConfig, precision: str, has_eval: bool = False) -> TrainingArguments:
     """The Trainer's arguments for this config (no model needed; every shipped config is tested through this)."""
     import torch
     from transformers import TrainingArguments
@@ -265,7 +281,7 @@ class JsonlLog(TrainerCallback):
         self.counter = counter
         self._last = (time.time(), 0)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args, state, control, logs=None, **kwargs) -> None:
         if not state.is_world_process_zero:
             return
         now = time.time()

@@ -1,0 +1,79 @@
+"""The shape the code keeps: short modules, the formatter owning the layout, typed public functions, visible
+deprecations."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import facellm
+
+PACKAGE = Path(facellm.__file__).parent
+ROOT = PACKAGE.parent.parent
+MAX_LINES = 400
+MAX_FORMAT_OPT_OUTS = 20
+MIN_TYPED_SHARE = 0.9
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [path for folder in folders for path in (ROOT / folder).rglob("*.py")]
+
+
+def public_functions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Functions and methods a caller may use: module-level or in a public class, not starting with "_"."""
+    found = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if not child.name.startswith("_"):
+                    found.append(child)
+            elif isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                visit(child)
+            elif not isinstance(child, ast.ClassDef):
+                visit(child)
+
+    visit(tree)
+    return found
+
+
+def fully_typed(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    arguments = function.args
+    named = [a for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs if a.arg not in ("self", "cls")]
+    starred = [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    return function.returns is not None and all(a.annotation is not None for a in named + starred)
+
+
+def test_no_module_is_over_the_line_limit():
+    long = {
+        str(p.relative_to(ROOT)): n for p in python_files("src") if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, long
+
+
+def test_the_formatter_owns_the_layout():
+    opt_outs = sum(
+        p.read_text().count("fmt: skip") + p.read_text().count("fmt: off")
+        for p in python_files("src", "tests", "bench")
+    )
+    assert opt_outs < MAX_FORMAT_OPT_OUTS
+
+
+def test_public_functions_are_typed():
+    functions = [f for p in python_files("src") for f in public_functions(ast.parse(p.read_text()))]
+    typed = sum(fully_typed(f) for f in functions)
+    assert len(functions) > 300
+    assert typed / len(functions) >= MIN_TYPED_SHARE, f"{typed} of {len(functions)} public functions fully typed"
+
+
+def test_the_typing_check_sees_a_missing_annotation():
+    tree = ast.parse(
+        "def a(x: int) -> int: ...\ndef b(x) -> int: ...\ndef c(x: int): ...\nclass D:\n    def e(self) -> None: ..."
+    )
+    assert [fully_typed(f) for f in public_functions(tree)] == [True, False, False, True]
+
+
+def test_deprecation_warnings_are_not_hidden():
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert not [f for f in settings.get("filterwarnings", []) if f.startswith("ignore::DeprecationWarning")]
