@@ -25,7 +25,7 @@ from facellm.faces.embed import (
 )
 from facellm.faces.geometry import landmarks
 from facellm.faces.models import face_encoder, models_dir
-from facellm.faces.pose import head_pose
+from facellm.faces.pose import predict as head_pose
 from facellm.faces.quality import face_quality
 from facellm.images import read_image
 from tests.conftest import SHARED

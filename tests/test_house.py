@@ -77,3 +77,27 @@ def test_the_typing_check_sees_a_missing_annotation():
 def test_deprecation_warnings_are_not_hidden():
     settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert not [f for f in settings.get("filterwarnings", []) if f.startswith("ignore::DeprecationWarning")]
+
+
+FACE_MODELS = ("attributes", "celeb_attributes", "classifier", "crowd", "expression", "pose")
+
+
+def test_every_face_model_has_the_same_shape():
+    """An inference module (load_model, shipped_model, predict) and a training module (fit, model_card, train) for
+    each trained face model; inference never imports training, and weights are written in one place."""
+    import importlib
+
+    from tests.test_imports import import_graph
+
+    graph = import_graph()
+    for name in FACE_MODELS:
+        inference = importlib.import_module(f"facellm.faces.{name}")
+        training = importlib.import_module(f"facellm.faces.{name}_training")
+        assert all(callable(getattr(inference, verb, None)) for verb in ("load_model", "shipped_model", "predict")), (
+            name
+        )
+        assert all(callable(getattr(training, verb, None)) for verb in ("fit", "model_card", "train")), name
+        assert f"facellm.faces.{name}_training" not in graph[f"facellm.faces.{name}"]
+        assert "facellm.faces.weights" in graph[f"facellm.faces.{name}_training"]
+    writers = [p for p in python_files("src") if "torch.save(" in p.read_text()]
+    assert [p.name for p in writers if "faces" in p.parts] == ["weights.py"]

@@ -9,10 +9,8 @@ one line in `NAMED`.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from pathlib import Path
 
-from facellm.backends.base import Backend, Prompt, Reply, answer_safely
+from facellm.backends.base import Backend, BackendSpec, Prompt, Reply, answer_safely
 from facellm.errors import Cause, InputError, cause_of
 
 # Backends chosen by name with --model NAME; each value is "module:class".
@@ -34,29 +32,6 @@ __all__ = [
     "build_backend",
     "cause_of",
 ]
-
-
-@dataclass
-class BackendSpec:
-    """Everything a user's flags can say about the backend to use."""
-
-    model: str | None = None  # hub id, folder, or a name in NAMED
-    adapter: Path | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 8
-    scoring: str = "generate"
-    max_prompt_tokens: int | None = None
-    api_base: str | None = None  # an OpenAI-compatible endpoint instead of a local model
-    api_model: str | None = None
-    concurrency: int = 8
-    rpm: float | None = None
-    tpm: float | None = None
-    max_retries: int = 5
-    timeout_s: float = 120.0
-    proxy: bool = False  # api_base as a serving upstream: no retries, its status passed on, model name optional
-    ground: bool = False
-    prompts: object | None = None  # the data run's PromptSpec (the template backend answers from it)
 
 
 def build_backend(spec: BackendSpec) -> Backend:

@@ -15,13 +15,10 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from facellm.conversation import Conversation, GenerationSettings, option_letters
 from facellm.errors import Cause, cause_of
-
-if TYPE_CHECKING:
-    from facellm.backends import BackendSpec
 
 
 @dataclass
@@ -50,6 +47,29 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     image_bytes: int = 0
+
+
+@dataclass
+class BackendSpec:
+    """Everything a user's flags can say about the backend to use."""
+
+    model: str | None = None  # hub id, folder, or a name in NAMED
+    adapter: Path | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 8
+    scoring: str = "generate"
+    max_prompt_tokens: int | None = None
+    api_base: str | None = None  # an OpenAI-compatible endpoint instead of a local model
+    api_model: str | None = None
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    max_retries: int = 5
+    timeout_s: float = 120.0
+    proxy: bool = False  # api_base as a serving upstream: no retries, its status passed on, model name optional
+    ground: bool = False
+    prompts: object | None = None  # the data run's PromptSpec (the template backend answers from it)
 
 
 class Backend:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from facellm.backends.base import Backend, Prompt, Reply
+from facellm.backends.base import Backend, BackendSpec, Prompt, Reply
 from facellm.conversation import GenerationSettings
 from facellm.prompts import PromptSpec, person_word
-
-if TYPE_CHECKING:
-    from facellm.backends import BackendSpec
 
 
 class TemplateBackend(Backend):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from facellm.cli import ask, data, dev, evaluate, faces, pipeline, serve, train  # noqa: F401 (they register)
+from facellm.cli import analyze, ask, data, dev, evaluate, faces, pipeline, serve, train  # noqa: F401 (they register)
 from facellm.cli.root import EXIT_USER_ERROR, cli
 
 __all__ = ["EXIT_USER_ERROR", "cli", "main"]

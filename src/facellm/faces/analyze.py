@@ -9,7 +9,7 @@ from PIL import Image
 
 from facellm.faces.detect import Box, detect_faces
 from facellm.faces.geometry import Pose, eye_openness, landmarks, mouth_openness
-from facellm.faces.pose import head_pose
+from facellm.faces.pose import predict as head_pose
 from facellm.faces.quality import Quality, face_quality
 
 

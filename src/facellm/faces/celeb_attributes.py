@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from facellm.faces import weights
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
 from facellm.faces.models import require_research_models
 
@@ -153,37 +154,29 @@ def probabilities(net: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
     return (p[: len(frames)] + p[len(frames) :]) / 2
 
 
-def network_from_state(state: dict) -> torch.nn.Module:
-    """The network in float32 from a (half-precision) state dict, ready for prediction."""
-    net = build_network()
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return net.eval()
-
-
-def shipped_network() -> torch.nn.Module:
-    """The shipped network, once it is known that its research-only weights may be used."""
-    require_research_models("the CelebA attribute model")
-    return _shipped_network()
+def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
+    """The attribute network with the weights saved at `path` (the shipped file by default)."""
+    return weights.network(build_network, weights.load(path, "CelebA attribute", "train-celeb-attributes"))
 
 
 @cache
-def _shipped_network():
-    import torch
+def _shipped() -> torch.nn.Module:
+    return load_model()
 
-    from facellm.errors import ModelLoadError
 
-    if not WEIGHTS.is_file():
-        raise ModelLoadError(f"CelebA attribute weights missing: {WEIGHTS}", "run facellm faces train-celeb-attributes")
-    return network_from_state(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
+def shipped_model() -> torch.nn.Module:
+    """The shipped network, once it is known that its research-only weights may be used."""
+    require_research_models("the CelebA attribute model")
+    return _shipped()
 
 
 def predict_many(images: list[Image.Image], net: torch.nn.Module | None = None) -> np.ndarray:
     """(images, 40) probabilities, each image's largest face framed (`face_box`), all read in one batch."""
     frames = np.stack([framed(image, face_box(image)) for image in images])
-    return probabilities(net or shipped_network(), frames)
+    return probabilities(net or shipped_model(), frames)
 
 
 def predict(image: Image.Image, box: Box | None = None, net: torch.nn.Module | None = None) -> dict[str, float]:
     """The probability of each of CelebA's 40 attributes for the face in `box` (None: the picture is the face)."""
-    probs = probabilities(net or shipped_network(), framed(image, box)[None])[0]
+    probs = probabilities(net or shipped_model(), framed(image, box)[None])[0]
     return {name: round(float(p), 4) for name, p in zip(NAMES, probs, strict=True)}

@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import InputError
+from facellm.faces import weights
 from facellm.faces.celeb_attributes import (
     NAMES,
     WEIGHTS,
     build_network,
     face_box,
     framed,
-    network_from_state,
     probabilities,
     trunk,
 )
-from facellm.faces.training import one_cycle, write_weights
+from facellm.faces.training import one_cycle
 
 if TYPE_CHECKING:
     import torch
@@ -105,7 +105,7 @@ def fit(
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, truth[index])
 
     one_cycle(net, len(plain), epochs, batch, {"levels": 5e-4, "head": 3e-3}, generator, batch_loss, say)
-    return {k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    return weights.half(net)
 
 
 def accuracy_report(net: torch.nn.Module, frames: np.ndarray, targets: np.ndarray) -> dict:
@@ -142,11 +142,10 @@ def model_card(training: str, evaluation: str, report: dict) -> dict:
     }
 
 
-def save(state: dict, path: Path, card: dict) -> None:
-    """Weights, their card as JSON, and a readable card (CELEBA_MODEL_CARD.md) beside them."""
-    write_weights(state, path, card)
+def page(name: str, card: dict) -> str:
+    """The card as Markdown (CELEBA_MODEL_CARD.md beside the weights): its fields, then accuracy per attribute."""
     reports = {k: card[k] for k in ("accuracy", "held_out_accuracy") if card.get(k)}
-    lines = [f"# {path.name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if "accuracy" not in k)]
+    lines = [f"# {name}", "", *(f"- **{k}**: {v}" for k, v in card.items() if "accuracy" not in k)]
     for key, report in reports.items():
         lines += [
             "",
@@ -156,8 +155,8 @@ def save(state: dict, path: Path, card: dict) -> None:
             "| attribute | accuracy % | majority % |",
             "|---|---|---|",
         ]
-        lines += [f"| {name} | {r['accuracy']} | {r['majority']} |" for name, r in report["per_attribute"].items()]
-    path.with_name("CELEBA_MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        lines += [f"| {a} | {r['accuracy']} | {r['majority']} |" for a, r in report["per_attribute"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _numbered(images: Path, labels: dict, first: int, last: int, needed: bool = True) -> tuple[list[Path], np.ndarray]:
@@ -199,7 +198,7 @@ def train(
     if dev_first:
         dev_paths, dev_targets = _numbered(images, labels, dev_first, RESERVED_AFTER)
         dev_frames, dev_kept = frames_of(dev_paths, workers)
-        report = accuracy_report(network_from_state(state), dev_frames, dev_targets[dev_kept])
+        report = accuracy_report(weights.network(build_network, state), dev_frames, dev_targets[dev_kept])
         evaluation = f"CelebA images {dev_first}-{RESERVED_AFTER} ({len(dev_kept)} faces), a development part"
     card = model_card(
         f"CelebA images {number(paths[0].name):06d}.jpg-{number(paths[-1].name):06d}.jpg in "
@@ -215,6 +214,8 @@ def train(
             f"CelebA images {number(held_paths[0].name)}-{number(held_paths[-1].name)} "
             f"({len(held_kept)} faces), reserved for measuring"
         )
-        card["held_out_accuracy"] = accuracy_report(network_from_state(state), held_frames, held_targets[held_kept])
-    save(state, out, card)
+        card["held_out_accuracy"] = accuracy_report(
+            weights.network(build_network, state), held_frames, held_targets[held_kept]
+        )
+    weights.save(out, state, card, ("CELEBA_MODEL_CARD.md", page(out.name, card)))
     return card

@@ -112,12 +112,17 @@ def probabilities(net: torch.nn.Module, crops: np.ndarray) -> np.ndarray:
     return torch.cat(parts).numpy()
 
 
+def load_model(name: str, path: Path | None = None) -> torch.nn.Module:
+    """Task `name`'s network with the weights saved at `path` (its shipped file by default)."""
+    task = TASKS[name]
+    state = weights.load(path or WEIGHTS_DIR / task.weights, name, f"train-classifier {name}")
+    return weights.network(lambda: build_network(len(task.classes)), state)
+
+
 @cache
 def shipped_model(name: str) -> torch.nn.Module:
     """The shipped network of task `name`, loaded once."""
-    task = TASKS[name]
-    state = weights.load(WEIGHTS_DIR / task.weights, name, f"train-classifier {name}")
-    return weights.network(lambda: build_network(len(task.classes)), state)
+    return load_model(name)
 
 
 def predict(name: str, image: Image.Image, box: Box | None = None) -> dict[str, float]:

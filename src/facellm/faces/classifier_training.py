@@ -34,12 +34,14 @@ def fit(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = as_tensor(crops), torch.tensor(labels)
-    weights = torch.tensor(len(labels) / (classes * np.maximum(np.bincount(labels, minlength=classes), 1)))
+    class_weights = torch.tensor(len(labels) / (classes * np.maximum(np.bincount(labels, minlength=classes), 1)))
     net = build_network(classes)
 
     def batch_loss(index):
         logits = net(_augment(inputs[index], generator))
-        return torch.nn.functional.cross_entropy(logits, targets[index], weight=weights.float(), label_smoothing=0.1)
+        return torch.nn.functional.cross_entropy(
+            logits, targets[index], weight=class_weights.float(), label_smoothing=0.1
+        )
 
     one_cycle(net, len(inputs), epochs, batch, 2e-3, generator, batch_loss, say)
     return weights.half(net)

@@ -188,8 +188,14 @@ def train(
         "held_out_mae_under_100_people": round(float(np.abs(error[small]).mean()), 2) if small.any() else None,
         "held_out_images_under_100_people": int(small.sum()),
     }
+    weights.save(out, state, model_card(report, extra))
+    return report
+
+
+def model_card(report: dict, extra: tuple[Path, ...] = ()) -> dict:
+    """The card of the trained head: what it is, what it was trained on (the `extra` folders too), the report."""
     extras = "".join(f"; every image of {Path(o).name}/ (labels.csv, points.csv)" for o in extra)
-    card = {
+    return {
         "model": f"density head (dilated convolutions, {WIDTH} channels) over dlib's face-descriptor ResNet "
         "levels 2-3 (frozen), images scaled to a 640 px longer side; count = sum of the density map",
         "training_data": "ShanghaiTech part B train split in ../shared/data/shanghaitech_b, every image but each "
@@ -201,5 +207,3 @@ def train(
         },
         **report,
     }
-    weights.save(out, state, card)
-    return report

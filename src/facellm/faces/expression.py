@@ -34,10 +34,15 @@ def build_network() -> torch.nn.Module:
     return small_cnn(1, len(EXPRESSIONS))  # 48 -> 3 px after the four blocks
 
 
+def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
+    """The expression network with the weights saved at `path` (FER2013's shipped file by default)."""
+    return weights.network(build_network, weights.load(path, "expression", "train-expression"))
+
+
 @cache
 def shipped_model(path: Path = WEIGHTS) -> torch.nn.Module:
     """A shipped network (FER2013's by default, RAFDB_WEIGHTS for colour pictures), loaded once."""
-    return weights.network(build_network, weights.load(path, "expression", "train-expression"))
+    return load_model(path)
 
 
 def is_grey(image: Image.Image) -> bool:

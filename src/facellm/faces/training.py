@@ -3,10 +3,8 @@ liveness, synthetic faces)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,15 +45,6 @@ def one_cycle(
             total += loss.item() * len(index)
         extra = f", {monitor()}" if monitor else ""
         say(f"epoch {epoch + 1}/{epochs}: loss {total / count:.3f}{extra} ({time.time() - started:.0f} s)")
-
-
-def write_weights(state: dict, path: Path, card: dict) -> None:
-    """A trained face model's weights and, beside them, its model card as JSON (same name, .json)."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    path.with_suffix(".json").write_text(json.dumps(card, indent=1), encoding="utf-8")
 
 
 def conv_block(cin: int, cout: int) -> list:

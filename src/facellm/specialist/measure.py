@@ -87,7 +87,7 @@ def pose(image: Image.Image) -> Pose | None:
     """The largest face's head pose, or None when no face is found."""
     from facellm.errors import ModelLoadError
     from facellm.faces.geometry import landmarks
-    from facellm.faces.pose import head_pose
+    from facellm.faces.pose import predict as head_pose
 
     box = largest_face(image)
     if box is None:
