@@ -238,7 +238,7 @@ def test_refusals_come_before_any_work_each_on_one_line(tmp_path, standin_bench,
     cases = {
         "unknown aspect": ([*build, "--aspects", "pose,smell"], "unknown aspect(s): smell"),
         "unreachable teacher": (
-            [*build, "--teacher", "openai", "--model", "m", "--base-url", f"http://127.0.0.1:{free_port()}/v1"],
+            [*build, "--teacher", "openai", "--api-model", "m", "--base-url", f"http://127.0.0.1:{free_port()}/v1"],
             "cannot reach",
         ),
         "refused eval rerun": ([*evaluate, "--setting", "cot"], "holds a run with other settings"),

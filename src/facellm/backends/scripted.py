@@ -1,5 +1,5 @@
 """`ScriptedBackend`: an in-process mock for tests. A function gives each prompt's reply (or the exception that
-fails it); every batch it was handed is kept, and batches larger than `fail_batches_over` raise the given error."""
+fails it); every batch it was handed is kept with its settings, and batches larger than `fail_batches_over` raise the given error."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ class ScriptedBackend(Backend):
         self.fail_batches_over = fail_batches_over
         self.batch_error = batch_error or MemoryError("scripted out of memory")
         self.batches: list[list[Prompt]] = []
+        self.settings: list[GenerationSettings] = []  # the decoding settings of each batch
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         self.batches.append(list(prompts))
+        self.settings.append(settings)
         if self.fail_batches_over is not None and len(prompts) > self.fail_batches_over:
             raise self.batch_error
         replies = [self.reply(p) for p in prompts]

@@ -14,6 +14,18 @@ if TYPE_CHECKING:
     from facellm.conversation import GenerationSettings
 
 
+def renamed(old: str, new: str, dest: str) -> Callable:
+    """A hidden option that keeps an old flag name working for `new` (same value) and says so once on stderr."""
+
+    def note(ctx: click.Context, param: click.Parameter, value: object) -> None:
+        if value is not None:
+            click.echo(f"note: {old} is now {new}; the old name will be removed", err=True)
+            ctx.params[dest] = value  # `new`, not typed, then keeps it (click never overwrites a slot with a default)
+
+    own_name = "renamed_" + old.lstrip("-").replace("-", "_")
+    return click.option(old, own_name, hidden=True, expose_value=False, callback=note)
+
+
 def _apply(function, options):
     for option in reversed(options):
         function = option(function)
@@ -66,8 +78,11 @@ def backend_options(function: Callable) -> Callable:
                 help="likelihood: pick the option letter the local model finds most probable (no generation).",
             ),
             click.option(
-                "--api-base", help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env)."
+                "--base-url",
+                "api_base",
+                help="OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 (key from env).",
             ),
+            renamed("--api-base", "--base-url", "api_base"),
             click.option("--api-model", help="Model name at the endpoint."),
             click.option("--concurrency", type=int, default=8, show_default=True, help="API requests in flight."),
             click.option("--rpm", type=float, help="API requests-per-minute limit."),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from facellm.cli.common import check_limit
+from facellm.cli.common import check_limit, renamed
 from facellm.cli.root import cli
 from facellm.data.build import MODES, TEACHERS
 from facellm.data.export import FORMATS
@@ -51,7 +51,8 @@ def _records_and_spec(source, images, labels, limit, aspects, prompts):
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (reused to resume).")
 @click.option("--teacher", type=click.Choice(TEACHERS), default="template", show_default=True)
 @click.option("--base-url", envvar="FACELLM_API_BASE", help="OpenAI-compatible endpoint (openai teacher).")
-@click.option("--model", "-m", help="Teacher model: API model name, or hub id/folder for hf.")
+@click.option("--api-model", help="Teacher model name at --base-url (openai teacher).")
+@click.option("--model", "-m", help="Teacher model for the hf teacher: hub id or folder.")
 @click.option("--mode", type=click.Choice(MODES), default="per-aspect", show_default=True)
 @click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight (openai).")
 @click.option("--rpm", type=float, help="Requests-per-minute limit.")
@@ -79,6 +80,7 @@ def data_build(
     out,
     teacher,
     base_url,
+    api_model,
     model,
     mode,
     concurrency,
@@ -114,10 +116,13 @@ def data_build(
     from facellm.runs import file_hash
 
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
+    if teacher == "openai" and model and not api_model:
+        click.echo("note: the openai teacher's model is now --api-model; --model names an hf teacher", err=True)
+        api_model, model = model, None
     teacher_spec = _teacher_spec(
-        teacher, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size
+        teacher, spec, base_url, api_model or model, concurrency, rpm, tpm, max_retries, timeout, batch_size
     )
-    prices = prices_for(model, price_in, price_out)
+    prices = prices_for(api_model or model, price_in, price_out)
     extra = {"source": source, "labels": file_hash(labels) if labels else None}
     identity = build_identity(backend_name(teacher_spec), spec, mode, max_new_tokens, measure, extra)
     if new_identity:
@@ -204,7 +209,8 @@ def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retrie
     if kind == "template":
         return BackendSpec("template", prompts=spec)
     if not model:
-        raise FaceLLMError(f"the {kind} teacher needs --model", "e.g. --model gpt-4o-2024-11-20")
+        flag = "--api-model" if kind == "openai" else "--model"
+        raise FaceLLMError(f"the {kind} teacher needs {flag}", f"e.g. {flag} gpt-4o-2024-11-20")
     if kind == "openai":
         if not base_url:
             raise FaceLLMError("the openai teacher needs --base-url", "e.g. --base-url https://api.openai.com/v1")
@@ -275,7 +281,8 @@ def data_stats(run) -> None:
 @data_group.command("batch-prepare")
 @_source_options
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
-@click.option("--model", "-m", required=True, help="Model the Batch API job will use, e.g. gpt-4o-2024-11-20.")
+@click.option("--api-model", "model", help="Model the Batch API job will use, e.g. gpt-4o-2024-11-20.")
+@renamed("--model", "--api-model", "model")
 @click.option("--file", "batch_file", required=True, type=click.Path(path_type=Path), help="JSONL to write.")
 @click.option("--max-new-tokens", type=int, default=700, show_default=True)
 def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, model, batch_file, max_new_tokens) -> None:
@@ -283,6 +290,8 @@ def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, mod
     from facellm.data.batch import prepare_batch
     from facellm.data.store import QAStore
 
+    if not model:
+        raise FaceLLMError("batch-prepare needs --api-model", "e.g. --api-model gpt-4o-2024-11-20")
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
     with QAStore(out) as store:
         count = prepare_batch(records, spec, model, store, batch_file, wanted, max_new_tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,10 @@ from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import SETTINGS
 from facellm.eval.report import EXTRACTORS
+from facellm.eval.run import answer_tokens
+
+if TYPE_CHECKING:
+    from facellm.backends.base import Backend
 
 
 @cli.group("eval")
@@ -18,51 +23,20 @@ def eval_group() -> None:
     """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
 
 
-def _checked_backend(
-    out,
-    setting,
-    tokens,
-    extra,
-    new_identity,
-    model,
-    adapter,
-    device,
-    dtype,
-    batch_size,
-    scoring,
-    api_base,
-    api_model,
-    concurrency,
-    rpm,
-    max_retries,
-    ground,
-):
+def _checked_backend(out: Path, setting: str, tokens: int, extra: dict, new_identity: bool, **flags: object) -> Backend:
     """The backend the eval flags describe, built only after the flags and the run folder pass their checks (a
     refused rerun never loads a model)."""
     from facellm.backends import BackendSpec, backend_name, build_backend
     from facellm.eval.run import check_run_folder, run_identity
 
-    if bool(model) == bool(api_base):
+    spec = BackendSpec(**flags)  # the flags carry BackendSpec's own field names (cli/common.py backend_options)
+    if bool(spec.model) == bool(spec.api_base):
         raise FaceLLMError(
-            "give either --model (local, or `specialist`) or --api-base with --api-model (API)", "pick one"
+            "give either --model (local, or `specialist`) or --base-url with --api-model (API)", "pick one"
         )
-    if api_base and not api_model:
-        raise FaceLLMError("--api-base needs --api-model", "pass the model name the endpoint serves")
-    spec = BackendSpec(
-        model,
-        adapter,
-        device,
-        dtype,
-        batch_size,
-        scoring,
-        api_base=api_base,
-        api_model=api_model,
-        concurrency=concurrency,
-        rpm=rpm,
-        max_retries=max_retries,
-        ground=ground,
-    )
-    check_run_folder(out, run_identity(backend_name(spec), scoring, setting, tokens, extra), new_identity)
+    if spec.api_base and not spec.api_model:
+        raise FaceLLMError("--base-url needs --api-model", "pass the model name the endpoint serves")
+    check_run_folder(out, run_identity(backend_name(spec), spec.scoring, setting, tokens, extra), new_identity)
     backend = build_backend(spec)
     backend.check_ready()
     return backend
@@ -101,7 +75,7 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     check_limit(limit)
     wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
     questions = load_benchmark(bench_dir, only=wanted, limit=limit)
-    tokens = max_new_tokens or (512 if setting == "cot" else 16)
+    tokens = answer_tokens(setting, max_new_tokens)
     new_identity = backend.pop("new_identity")
     identity = {"grounded": backend["ground"], "benchmark": folder_hash(bench_dir)}
     answerer = _checked_backend(out, setting, tokens, identity, new_identity, **backend)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from facellm.cli.common import renamed
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError, InputError
 from facellm.plan import SIZES
@@ -21,15 +22,18 @@ from facellm.plan import SIZES
 @click.option("--eval-images", type=int, default=4, show_default=True, help="Evaluation faces, kept apart.")
 @click.option("--fairface", type=click.Path(path_type=Path), help="A FairFace folder to draw faces from instead.")
 @click.option("--base-url", help="OpenAI-compatible teacher endpoint (default: the offline template teacher).")
-@click.option("--model", "-m", help="Teacher model name at --base-url.")
+@click.option("--api-model", help="Teacher model name at --base-url.")
+@renamed("--model", "--api-model", "api_model")
 @click.option("--train-steps", type=int, default=100, show_default=True)
-def demo_command(out, images, eval_images, fairface, base_url, model, train_steps) -> None:
+def demo_command(out, images, eval_images, fairface, base_url, api_model, train_steps) -> None:
     """The whole FaceLLM method offline on CPU: faces -> dataset -> LoRA -> merged model -> evaluation -> report."""
     from facellm.demo import DemoSettings, run_demo
 
-    if bool(base_url) != bool(model):
-        raise FaceLLMError("a teacher needs both --base-url and --model", "give both, or neither for the offline one")
-    settings = DemoSettings(out, images, eval_images, fairface, base_url, model, train_steps)
+    if bool(base_url) != bool(api_model):
+        raise FaceLLMError(
+            "a teacher needs both --base-url and --api-model", "give both, or neither for the offline one"
+        )
+    settings = DemoSettings(out, images, eval_images, fairface, base_url, api_model, train_steps)
     report = run_demo(settings, say=lambda line: click.echo(line, err=True))
     click.echo(f"demo finished; report: {report}")
 
@@ -42,7 +46,8 @@ def demo_command(out, images, eval_images, fairface, base_url, model, train_step
 )
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/reproduce"), show_default=True)
 @click.option("--base-url", default="https://api.openai.com/v1", show_default=True, help="Teacher endpoint.")
-@click.option("--teacher-model", default="gpt-4o-2024-11-20", show_default=True)
+@click.option("--api-model", "teacher_model", default="gpt-4o-2024-11-20", show_default=True, help="Teacher model.")
+@renamed("--teacher-model", "--api-model", "teacher_model")
 @click.option("--price-in", type=float, help="US$ per 1M prompt tokens (default: known price of the model).")
 @click.option("--price-out", type=float)
 @click.option("--dry-run", is_flag=True, help="Print the plan, request count and cost estimate; run nothing.")

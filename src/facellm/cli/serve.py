@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from facellm.cli.common import renamed
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 
@@ -14,8 +15,12 @@ from facellm.errors import FaceLLMError
 @click.option("--model", "-m", default=None, help="Hub id or local folder (default: Idiap/FaceLLM-1B).")
 @click.option("--adapter", type=click.Path(path_type=Path), help="PEFT adapter to apply.")
 @click.option("--offline", is_flag=True, help="Serve labelled template answers without loading any model.")
-@click.option("--upstream", help="Answer with this OpenAI-compatible engine (e.g. vLLM at http://127.0.0.1:8001/v1).")
-@click.option("--upstream-model", help="Model name at the upstream (default: the first it lists).")
+@click.option(
+    "--base-url", "upstream", help="Answer with this OpenAI-compatible engine (e.g. vLLM at http://127.0.0.1:8001/v1)."
+)
+@renamed("--upstream", "--base-url", "upstream")
+@click.option("--api-model", "upstream_model", help="Model name at --base-url (default: the first it lists).")
+@renamed("--upstream-model", "--api-model", "upstream_model")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (0.0.0.0 exposes it).")
 @click.option("--port", type=int, default=8000, show_default=True)
 @click.option("--api-key-env", help="Name of an environment variable holding the key every request must send.")
@@ -68,7 +73,7 @@ def serve_command(
         if not api_key:
             raise FaceLLMError(f"environment variable {api_key_env} is empty or unset", "export it before serving")
     if sum(bool(x) for x in (offline, model, upstream)) > 1:
-        raise FaceLLMError("--offline, --model and --upstream exclude each other", "give one of them")
+        raise FaceLLMError("--offline, --model and --base-url exclude each other", "give one of them")
     if not 1 <= port <= 65535:
         raise FaceLLMError(f"--port {port} is not a TCP port", "pick a port from 1 to 65535, e.g. --port 8000")
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -85,11 +90,11 @@ def serve_command(
     if offline:
         model = "offline"
     spec = BackendSpec(
-        None if upstream else model or DEFAULT_MODEL,
-        adapter,
-        device,
-        dtype,
-        max_batch,
+        model=None if upstream else model or DEFAULT_MODEL,
+        adapter=adapter,
+        device=device,
+        dtype=dtype,
+        batch_size=max_batch,
         max_prompt_tokens=max_prompt_tokens,
         api_base=upstream,
         api_model=upstream_model,

@@ -24,20 +24,31 @@ from facellm.runs import check_identity, start_new_identity
 RUN_FILES = ("run.json", "predictions.jsonl", "results")
 
 
+# Answer length by setting: a letter (and a few words) for zero-shot, room to reason for chain-of-thought.
+ANSWER_TOKENS = {"zero-shot": 16, "cot": 512}
+
+
+def answer_tokens(setting: str, asked: int | None = None) -> int:
+    """The answer length a run asks for: `asked` when given, else the setting's default (ANSWER_TOKENS)."""
+    return asked or ANSWER_TOKENS.get(setting, ANSWER_TOKENS["zero-shot"])
+
+
 def run_questions(
     questions: Sequence[Question],
     backend: Backend,
     out_dir: str | Path,
     setting: str = "zero-shot",
-    max_new_tokens: int = 16,
+    max_new_tokens: int | None = None,
     identity: dict | None = None,
     new_identity: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Answer every question not yet answered in `out_dir`, then rewrite `results/`; returns counts.
 
-    `identity`: what else changes the answers (benchmark files, grounding); with the backend, setting, scoring,
-    prompt version and answer length it must match the folder's earlier run (see `facellm.runs`)."""
+    `max_new_tokens`: the answer length (default: the setting's, `answer_tokens`). `identity`: what else changes the
+    answers (benchmark files, grounding); with the backend, setting, scoring, prompt version and answer length it must
+    match the folder's earlier run (see `facellm.runs`)."""
+    max_new_tokens = answer_tokens(setting, max_new_tokens)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     identity = run_identity(backend.name, backend.scoring, setting, max_new_tokens, identity)
