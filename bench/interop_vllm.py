@@ -3,9 +3,9 @@ its own environment (`bench/vllm_env.sh`). Checked and timed, each in this run:
 
 1. vLLM loads the checkpoint and its greedy answers to image questions equal facellm's transformers path, token for
    token (same prompts, 16 new tokens);
-2. `facellm eval facexbench --api-base` against vLLM vs the local runner (`--model DIR`) on the same questions;
+2. `facellm eval facexbench --base-url` against vLLM vs the local runner (`--model DIR`) on the same questions;
 3. `facellm data build --teacher openai` against vLLM;
-4. `facellm serve --upstream` in front of vLLM: one image question through it;
+4. `facellm serve --base-url` in front of vLLM: one image question through it;
 5. the LoRA adapter itself through vLLM's `--enable-lora` (reported as it goes: served or refused, and why);
 6. where greedy answers differ, whether the two sides compute the same thing: vLLM's answer tokens and their
    log-probabilities, scored again by the transformers path on the very same tokens (teacher forcing).
@@ -266,7 +266,7 @@ def eval_both_ways(vllm: VLLMServer, folder: Path, bench: Path, work: Path) -> N
     options = {q.key: q.options for q in load_benchmark(bench)}
     runs = {}
     for name, backend in (
-        ("vLLM --api-base", ["--api-base", vllm.url, "--api-model", str(folder)]),
+        ("vLLM --base-url", ["--base-url", vllm.url, "--api-model", str(folder)]),
         ("local --model", ["--model", str(folder), "--device", "cpu"]),
     ):
         out = work / f"eval-{name.split()[0]}"
@@ -326,13 +326,13 @@ def train_and_merge(tiny: Path, work: Path) -> None:
 
 
 def through_upstream(vllm: VLLMServer, image) -> None:
-    with ServerProcess("--upstream", vllm.url) as front:
+    with ServerProcess("--base-url", vllm.url) as front:
         body = {"messages": image_question(image, "Describe this face."), "max_tokens": TOKENS}
         started = time.perf_counter()
         reply = httpx.post(front.url + "/v1/chat/completions", json=body, timeout=300)
         seconds = time.perf_counter() - started
         model = httpx.get(front.url + "/v1/models").json()["data"][0]["id"]
-    print(f"  serve --upstream: HTTP {reply.status_code} in {seconds:.2f} s, model {model}")
+    print(f"  serve --base-url: HTTP {reply.status_code} in {seconds:.2f} s, model {model}")
 
 
 def main() -> None:

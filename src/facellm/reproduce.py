@@ -78,7 +78,7 @@ def plan(
             "openai",
             "--base-url",
             base_url,
-            "--model",
+            "--api-model",
             model,
             "--concurrency",
             "32",
