@@ -56,7 +56,7 @@ def test_demo_bad_input(tmp_path):
     too_many = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--images", "20"])
     assert too_many.exit_code == 2 and "exceed the 12 faces" in too_many.output
     half_teacher = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path), "--base-url", "http://x/v1"])
-    assert half_teacher.exit_code == 2 and "--base-url and --model" in half_teacher.output
+    assert half_teacher.exit_code == 2 and "--base-url and --api-model" in half_teacher.output
 
 
 def test_reproduce_dry_run_counts_requests(tmp_path, monkeypatch):
@@ -83,3 +83,13 @@ def test_reproduce_dry_run_counts_requests(tmp_path, monkeypatch):
         cli, ["reproduce", "--size", "1b", "--fairface", str(fairface), "--bench-dir", str(tmp_path / "nope")]
     )
     assert real.exit_code == 2 and "prerequisite(s) missing" in real.output
+
+
+def test_a_demo_folder_resumes_only_its_own_settings(tmp_path):
+    from facellm.demo import DemoSettings, run_demo
+    from facellm.errors import InputError
+
+    (tmp_path / "settings.json").write_text('{"images": 8, "eval_images": 4}', encoding="utf-8")
+    with pytest.raises(InputError, match=r"holds a demo run with other settings \(.*fairface"):
+        run_demo(DemoSettings(tmp_path, images=8, eval_images=4, fairface=tmp_path / "elsewhere"))
+    assert not (tmp_path / "faces").exists()  # refused before any stage

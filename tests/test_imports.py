@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -90,3 +91,43 @@ def test_the_vocabulary_and_errors_sit_at_the_bottom():
     assert graph["errors"] == set()
     assert graph["conversation"] <= {"errors"}
     assert "backends" not in graph["specialist"] and "data" not in graph["backends"]
+
+
+def drawn_layers() -> dict[str, int]:
+    """The layer of each part as docs/architecture.md draws it ("N  part part    description")."""
+    text = (PACKAGE.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = text.split("```")[1]
+    layers = {}
+    for line in drawing.strip().splitlines():
+        number, _, rest = line.strip().partition(" ")
+        names = re.split(r"\s{4,}", rest.strip())[0].split()
+        layers |= {name: int(number) for name in names}
+    return layers
+
+
+def test_the_architecture_page_draws_every_part_below_what_imports_it():
+    layers, graph = drawn_layers(), part_graph()
+    assert set(graph) - {"__main__"} <= set(layers), set(graph) - set(layers)
+    for part, imported in graph.items():
+        for other in imported:
+            assert part == "__main__" or layers[other] < layers[part], f"{part} (layer {layers[part]}) imports {other}"
+
+
+# Modules that import a heavy third-party library when imported; the CLI imports them where they are needed.
+HEAVY_MODULES = {"facellm.train.recipe", "facellm.serve.app"}
+
+
+def test_own_imports_stand_at_the_top_of_modules():
+    """Inside a function, the package imports only its heavy modules (so `facellm --help` stays fast)."""
+    inside = set()
+    for path in PACKAGE.rglob("*.py"):
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("facellm")):
+                    inside.add((module_name(path), node.module))
+                elif isinstance(node, ast.Import):
+                    inside |= {(module_name(path), a.name) for a in node.names if a.name.startswith("facellm")}
+    assert inside, "the check sees no function-level import at all"
+    assert {target for _, target in inside} <= HEAVY_MODULES, sorted(inside)

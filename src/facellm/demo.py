@@ -21,12 +21,29 @@ import json
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from facellm.backends import BackendSpec, build_backend
+from facellm.data.build import build_dataset
+from facellm.data.export import export_dataset
+from facellm.data.filters import flag_records
+from facellm.data.sources import load_source
+from facellm.data.stats import write_stats
+from facellm.data.store import QAStore
 from facellm.errors import InputError
+from facellm.eval.facexbench import load_benchmark
+from facellm.eval.fairface import fairface_report, load_fairface
+from facellm.eval.report import write_report
+from facellm.eval.run import load_done, run_questions
+from facellm.faces import analyze_image, measured_facts
+from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
+from facellm.prompts import load_prompts
+from facellm.samples import SAMPLE_DIR, sample_faces
+from facellm.testing import make_tiny_checkpoint
+from facellm.train.config import load_config
+from facellm.train.merge import merge_adapter
 
 # FaceXBench's own answer-format instruction.
 ANSWER_FORMAT = "Please answer the question and provide only the correct option letter, e.g., A, B, C, D."
@@ -44,11 +61,40 @@ class DemoSettings:
     train_steps: int = 100
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Refuse settings that cannot run, before any stage starts."""
+        if self.images < 1 or self.eval_images < 1:
+            raise InputError(
+                f"--images {self.images} and --eval-images {self.eval_images}: each needs at least one face",
+                "pass --images 1 or more and --eval-images 1 or more",
+            )
+        if self.train_steps < 1:
+            raise InputError(f"--train-steps {self.train_steps} trains nothing", "pass --train-steps 1 or more")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise InputError(f"--out {self.out} is a file, not a folder", "choose a folder for the demo's run")
+
+
+def _check_settings(settings: DemoSettings) -> None:
+    """A demo folder resumes only the run it holds: its settings are written once and must match afterwards."""
+    path = settings.out / "settings.json"
+    chosen = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items() if k != "out"}
+    if not path.exists():
+        path.write_text(json.dumps(chosen, indent=1), encoding="utf-8")
+        return
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in chosen if earlier.get(k) != chosen[k])
+    if changed:
+        raise InputError(
+            f"--out {settings.out} holds a demo run with other settings ({', '.join(changed)})",
+            "choose a new --out, or delete that folder to start over",
+        )
+
 
 def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Path:
     """Run every unfinished stage; returns the report path."""
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
+    _check_settings(settings)
     stages = {
         "faces": _faces,
         "analyze": _analyze,
@@ -90,15 +136,8 @@ def _faces(settings: DemoSettings, folder: Path) -> dict:
                 for r in csv.DictReader(f)
             ]
     else:
-        from facellm.samples import SAMPLE_DIR, sample_faces
-
         images = SAMPLE_DIR
         rows = [{"file": f.path.name, "age": f.age, "gender": f.gender, "race": f.race} for f in sample_faces()]
-    if settings.images < 1 or settings.eval_images < 1:
-        raise InputError(
-            f"--images {settings.images} and --eval-images {settings.eval_images}: each needs at least one face",
-            "pass --images 1 or more and --eval-images 1 or more",
-        )
     if settings.images + settings.eval_images > len(rows):
         raise InputError(
             f"--images {settings.images} plus {settings.eval_images} evaluation faces exceed the {len(rows)} faces "
@@ -128,8 +167,6 @@ def write_face_folder(rows: list[dict], images: Path, target: Path) -> Path:
 
 
 def _analyze(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.faces import analyze_image, measured_facts
-    from facellm.images import read_image
 
     train = settings.out / "faces" / "train"
     results = {}
@@ -142,12 +179,6 @@ def _analyze(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _data(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.data.build import build_dataset
-    from facellm.data.filters import flag_records
-    from facellm.data.sources import load_source
-    from facellm.data.stats import write_stats
-    from facellm.data.store import QAStore
-    from facellm.prompts import load_prompts
 
     train = settings.out / "faces" / "train"
     analysis = json.loads((settings.out / "analyze" / "analysis.json").read_text())
@@ -170,8 +201,6 @@ def _data(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _export(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.data.export import export_dataset
-    from facellm.data.store import QAStore
 
     with QAStore(settings.out / "data") as store:
         counts = export_dataset(store, "sharegpt", folder, val_fraction=0.0)
@@ -179,8 +208,6 @@ def _export(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _train(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.testing import make_tiny_checkpoint
-    from facellm.train.config import load_config
     from facellm.train.recipe import train
 
     base = make_tiny_checkpoint(folder / "base-model", seed=settings.seed)
@@ -213,7 +240,6 @@ def _train(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _merge(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.train.merge import merge_adapter
 
     trained = json.loads((settings.out / "train" / ".done").read_text())
     target = merge_adapter(trained["base"], trained["adapter"], folder / "model")
@@ -221,10 +247,6 @@ def _merge(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _eval(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.eval.facexbench import load_benchmark
-    from facellm.eval.fairface import fairface_report, load_fairface
-    from facellm.eval.report import write_report
-    from facellm.eval.run import load_done, run_questions
 
     evaluation = settings.out / "faces" / "eval"
     bench = make_question_set(evaluation, folder / "facexbench", settings.seed)

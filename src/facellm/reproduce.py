@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facellm.data.sources import load_source
 from facellm.errors import InputError
+from facellm.plan import memory_plan
+from facellm.prompts import load_prompts
 
 if TYPE_CHECKING:
     from facellm.plan import MemoryPlan
@@ -37,8 +40,6 @@ def plan(
     size: str, fairface: Path, bench_dir: Path, out: Path, base_url: str, model: str, price_in: float, price_out: float
 ) -> Plan:
     """The commands, the teacher request count (images x aspects), a cost estimate, and what is missing."""
-    from facellm.data.sources import load_source
-    from facellm.prompts import load_prompts
 
     if size not in SIZES:
         raise InputError(f"unknown size {size!r}", "use 1b, 8b or 38b")
@@ -149,7 +150,6 @@ def plan(
 
 def memory(size: str) -> MemoryPlan:
     """The memory plan the dry run prints (`facellm plan` draws it for other machines)."""
-    from facellm.plan import memory_plan
 
     return memory_plan(size, **PLANNED_MACHINE)
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 import importlib
 
 from facellm.backends.base import Backend, BackendSpec, Prompt, Reply, answer_safely
+from facellm.backends.grounded import Grounded
+from facellm.backends.local import LocalBackend
+from facellm.backends.openai_client import ChatClient, EndpointConfig
+from facellm.backends.openai_compatible import OpenAIBackend
+from facellm.backends.upstream import UpstreamBackend
 from facellm.errors import Cause, InputError, cause_of
+from facellm.model import load_model
+from facellm.model.loading import describe_model
 
 # Backends chosen by name with --model NAME; each value is "module:class".
 NAMED = {
@@ -38,8 +45,6 @@ def build_backend(spec: BackendSpec) -> Backend:
     """The backend the flags describe; a one-line `InputError` when they do not describe exactly one."""
     backend = _plain(spec)
     if spec.ground and not backend.measures_faces:
-        from facellm.backends.grounded import Grounded
-
         return Grounded(backend)
     return backend
 
@@ -54,8 +59,6 @@ def backend_name(spec: BackendSpec) -> str:
     elif spec.api_base:
         name, measures_faces = f"openai:{spec.api_model or ''}", False
     else:
-        from facellm.model.loading import describe_model
-
         name, measures_faces = "hf:" + describe_model(spec.model, spec.adapter), False
     return f"{name}+grounded" if spec.ground and not measures_faces else name
 
@@ -83,13 +86,8 @@ def _plain(spec: BackendSpec) -> Backend:
     if spec.model in NAMED:
         return _named(spec.model).from_spec(spec)
     if spec.api_base and spec.proxy:
-        from facellm.backends.upstream import UpstreamBackend
-
         return UpstreamBackend(spec.api_base, spec.api_model, concurrency=spec.concurrency)
     if spec.api_base:
-        from facellm.backends.openai_client import ChatClient, EndpointConfig
-        from facellm.backends.openai_compatible import OpenAIBackend
-
         config = EndpointConfig(
             spec.api_base,
             spec.api_model or "",
@@ -100,8 +98,6 @@ def _plain(spec: BackendSpec) -> Backend:
             timeout_s=spec.timeout_s,
         )
         return OpenAIBackend(ChatClient(config))
-    from facellm.backends.local import LocalBackend
-    from facellm.model import load_model
 
     lm = load_model(spec.model, adapter=spec.adapter, device=spec.device, dtype=spec.dtype)
     return LocalBackend(lm, batch_size=spec.batch_size, scoring=spec.scoring, max_prompt_tokens=spec.max_prompt_tokens)

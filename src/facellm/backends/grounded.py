@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings, Turn
+from facellm.specialist import ground
 
 GROUNDED = "grounded"  # the key in a prepared prompt's facts
 
@@ -28,7 +29,6 @@ class Grounded(Backend):
 
     def prepare(self, prompt: Prompt) -> Prompt:
         """The prompt with the measured facts before its last turn (measured only if not done already)."""
-        from facellm.specialist import ground
 
         if prompt.facts.get(GROUNDED):
             return prompt

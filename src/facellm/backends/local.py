@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
 from facellm.errors import InputError
+from facellm.model import choose_option, generate, stream
+from facellm.model.generate import _estimated_length, check_conversation
 from facellm.model.loading import LoadedModel, describe_model
 
 SCORINGS = ("generate", "likelihood")
@@ -40,7 +42,6 @@ class LocalBackend(Backend):
         self.max_prompt_tokens = min(max_prompt_tokens or self.context, self.context)
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
-        from facellm.model import choose_option, generate
 
         with_images = [bool(p.images) for p in prompts]
         if 0 < sum(with_images) < len(prompts):  # the processor cannot batch prompts with and without images
@@ -61,12 +62,10 @@ class LocalBackend(Backend):
     def stream(
         self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
     ) -> Iterator[str]:
-        from facellm.model import stream
 
         return stream(self.lm, prompt.turns, settings, cancel)
 
     def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
-        from facellm.model.generate import check_conversation
 
         check_conversation(self.lm, prompt.turns)
         limit = min(self.max_prompt_tokens, self.context - settings.max_new_tokens)
@@ -86,7 +85,6 @@ class LocalBackend(Backend):
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt_tokens(self, prompt: Prompt) -> int:
-        from facellm.model.generate import _estimated_length
 
         return _estimated_length(self.lm, prompt.turns)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
+from facellm.backends.openai_client import check_reachable, to_openai_messages
 from facellm.conversation import GenerationSettings
 
 
@@ -20,12 +21,10 @@ class OpenAIBackend(Backend):
         self.parallel_chunks = 16
 
     def check_ready(self) -> None:
-        from facellm.backends.openai_client import check_reachable
 
         check_reachable(self.client.config)
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
-        from facellm.backends.openai_client import to_openai_messages
 
         messages = [to_openai_messages(p.turns) for p in prompts]
         temperature = settings.temperature if settings.do_sample else 0.0

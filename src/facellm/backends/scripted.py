@@ -1,5 +1,6 @@
 """`ScriptedBackend`: an in-process mock for tests. A function gives each prompt's reply (or the exception that
-fails it); every batch it was handed is kept with its settings, and batches larger than `fail_batches_over` raise the given error."""
+fails it); every batch it was handed is kept with its settings, and batches larger than `fail_batches_over` raise
+the given error."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
+from facellm.parallel import worker_pool
+from facellm.specialist import answer
 
 
 class SpecialistBackend(Backend):
@@ -24,14 +26,12 @@ class SpecialistBackend(Backend):
         jobs = [(p.images, p.turns[-1].text, p.options) for p in prompts]
         if self.workers < 2 or len(jobs) < 2:
             return [_answer(job) for job in jobs]
-        from facellm.parallel import worker_pool
 
         futures = [worker_pool(self.workers).submit(_answer, job) for job in jobs]
         return [future.exception() or future.result() for future in futures]
 
 
 def _answer(job: tuple) -> Reply:
-    from facellm.specialist import answer
 
     images, text, options = job
     return Reply(answer(images, text, options))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from facellm.backends.base import Backend, BackendSpec, Prompt, Reply
 from facellm.conversation import GenerationSettings
-from facellm.prompts import PromptSpec, person_word
+from facellm.prompts import PromptSpec, load_prompts, person_word
 
 
 class TemplateBackend(Backend):
@@ -23,7 +23,6 @@ class TemplateBackend(Backend):
 
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> TemplateBackend:
-        from facellm.prompts import load_prompts
 
         return cls(spec.prompts or load_prompts())
 

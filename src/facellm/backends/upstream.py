@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from facellm.backends.base import Backend, Prompt, Reply
+from facellm.backends.openai_client import EndpointConfig, to_openai_messages
 from facellm.conversation import GenerationSettings
 from facellm.errors import BackendError, Cause
 
@@ -33,8 +34,6 @@ class UpstreamError(BackendError):
 class UpstreamBackend(Backend):
     def __init__(self, base_url: str, model: str | None = None, timeout_s: float = 300.0, concurrency: int = 16):
         import httpx
-
-        from facellm.backends.openai_client import EndpointConfig
 
         self.config = EndpointConfig(base_url, model or "unresolved", concurrency=concurrency, timeout_s=timeout_s)
         self.base = self.config.base_url.rstrip("/")
@@ -105,7 +104,6 @@ class UpstreamBackend(Backend):
         return payload
 
     def _body(self, prompt: Prompt, settings: GenerationSettings, stream: bool) -> dict:
-        from facellm.backends.openai_client import to_openai_messages
 
         body = {
             "model": self._resolve(),

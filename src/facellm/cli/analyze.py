@@ -11,12 +11,17 @@ import click
 from facellm.cli.common import expand_images, landmarks_option, report_skipped
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.faces import analyze_image
+from facellm.faces.crowd import density_picture, predict, shipped_model
 from facellm.faces.detect import DETECTORS
+from facellm.faces.embed import descriptor_of_file, descriptors_of, evaluate_pairs, read_pairs
+from facellm.faces.licenses import BUNDLED_MODELS
+from facellm.faces.models import landmark_points
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 
 def _analyze_one(job: tuple[str, str, bool, int, bool, str | None]) -> dict:
-    from facellm.faces import analyze_image
-    from facellm.images import read_image
 
     path, detector, with_attributes, points, count, maps = job
     try:
@@ -31,7 +36,6 @@ def _analyze_one(job: tuple[str, str, bool, int, bool, str | None]) -> dict:
 
 def _people(image, path: Path, maps: str | None) -> dict:
     """The crowd model's count for one image; its density map saved into `maps` as NAME-density.png if given."""
-    from facellm.faces.crowd import density_picture, predict
 
     counted = predict(image)
     found = {"count": round(counted.count, 1)}
@@ -67,11 +71,7 @@ def analyze_command(
     """Faces in images (files or folders): box, landmarks, head pose, eye/mouth openness, quality."""
     import json
 
-    from facellm.parallel import map_over_cores
-
     if licenses:
-        from facellm.faces.licenses import BUNDLED_MODELS
-
         for name, licence, data in BUNDLED_MODELS:
             click.echo(f"{name}\n  licence: {licence}\n  trained on: {data}")
         return
@@ -88,8 +88,6 @@ def analyze_command(
     if density_maps and not count_people:
         raise FaceLLMError("--density-maps needs --count", "add --count")
     if count_people:
-        from facellm.faces.crowd import shipped_model
-
         shipped_model()  # refused here, before any image is read, when the weights may not be used or are missing
         if density_maps:
             density_maps.mkdir(parents=True, exist_ok=True)
@@ -121,7 +119,6 @@ def _ratio(value: float | None) -> str:
 
 def _landmark_points(choice: str | None) -> int:
     """--landmarks, else FACELLM_LANDMARKS (a bad value fails here, once, not on every image), else 68."""
-    from facellm.faces.models import landmark_points
 
     return int(choice) if choice else landmark_points()
 
@@ -173,8 +170,6 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
     import json
 
     import numpy as np
-
-    from facellm.faces.embed import descriptor_of_file, descriptors_of, evaluate_pairs, read_pairs
 
     points = _landmark_points(landmark_points)
 

@@ -6,13 +6,17 @@ from pathlib import Path
 
 import click
 
+from facellm.backends import BackendSpec, Prompt, build_backend
 from facellm.cli.common import generation, model_options
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.images import read_image
+from facellm.model import Turn
+from facellm.model import question as one_question
+from facellm.specialist import ground as with_facts
 
 
 def _backend(model, adapter, device, dtype, ground: bool = False):
-    from facellm.backends import BackendSpec, build_backend
 
     return build_backend(BackendSpec(model, adapter, device, dtype, ground=ground))
 
@@ -27,9 +31,6 @@ def ask(
     images, question, stream, ground, model, adapter, device, dtype, max_new_tokens, do_sample, temperature, top_p, seed
 ) -> None:
     """Ask a question about one or more images and print the answer (`--model specialist`: no LLM, face models)."""
-    from facellm.backends import Prompt
-    from facellm.images import read_image
-    from facellm.model import question as one_question
 
     settings = generation(max_new_tokens, do_sample, temperature, top_p, seed)
     pictures = [read_image(path) for path in images]  # read first: a bad image fails before the slow model load
@@ -59,9 +60,6 @@ def chat(
     Commands inside the chat: /image PATH adds an image to your next message, /reset clears the history,
     /quit (or Ctrl-D) leaves.
     """
-    from facellm.backends import Prompt
-    from facellm.images import read_image
-    from facellm.model import Turn
 
     settings = generation(max_new_tokens, do_sample, temperature, top_p, seed)
     pending = [read_image(path) for path in images]
@@ -97,8 +95,6 @@ def chat(
             continue
         line = line[1:] if line.startswith("//") else line
         if ground and pending:
-            from facellm.specialist import ground as with_facts
-
             line = with_facts(pending, line)
         history.append(Turn("user", line, pending))
         pending = []

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from facellm.backends.local import SCORINGS
+from facellm.data.sources import IMAGE_SUFFIXES
 from facellm.errors import FaceLLMError
+from facellm.model import GenerationSettings
+from facellm.model.loading import DEFAULT_MODEL, DTYPES
 
 if TYPE_CHECKING:
     from facellm.conversation import GenerationSettings
@@ -34,7 +38,6 @@ def _apply(function, options):
 
 def model_options(function: Callable) -> Callable:
     """A model to answer (hub id, folder, or `specialist`) and its decoding options: `ask`, `chat`."""
-    from facellm.model.loading import DEFAULT_MODEL, DTYPES
 
     return _apply(
         function,
@@ -60,7 +63,6 @@ def model_options(function: Callable) -> Callable:
 
 def backend_options(function: Callable) -> Callable:
     """The model answering benchmark questions: local (or `specialist`), or an OpenAI-compatible API."""
-    from facellm.backends.local import SCORINGS
 
     return _apply(
         function,
@@ -100,7 +102,6 @@ def backend_options(function: Callable) -> Callable:
 def generation(
     max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, seed: int | None
 ) -> GenerationSettings:
-    from facellm.model import GenerationSettings
 
     return GenerationSettings(max_new_tokens, do_sample, temperature, top_p, seed)
 
@@ -112,7 +113,6 @@ def check_limit(limit: int | None) -> None:
 
 def expand_images(paths: Iterable[str | Path]) -> list[Path]:
     """Image files, with folders replaced by the images inside them (recursively, sorted)."""
-    from facellm.data.sources import IMAGE_SUFFIXES
 
     found: list[Path] = []
     for path in paths:

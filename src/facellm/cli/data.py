@@ -6,11 +6,30 @@ from pathlib import Path
 
 import click
 
+from facellm.backends import BackendSpec, backend_name, build_backend
 from facellm.cli.common import check_limit, renamed
 from facellm.cli.root import cli
-from facellm.data.build import MODES, TEACHERS
-from facellm.data.export import FORMATS
+from facellm.data.batch import ingest_batch, prepare_batch
+from facellm.data.build import (
+    MODES,
+    TEACHERS,
+    Prices,
+    build_dataset,
+    build_identity,
+    check_run_folder,
+    checked_aspects,
+    measure_record,
+    prices_for,
+    start_new_run,
+)
+from facellm.data.export import FORMATS, export_dataset
+from facellm.data.filters import FilterSettings, flag_records
+from facellm.data.sources import SOURCES, load_source
+from facellm.data.stats import markdown, write_stats
+from facellm.data.store import QAStore, open_existing
 from facellm.errors import FaceLLMError
+from facellm.prompts import load_prompts
+from facellm.runs import file_hash
 
 
 @cli.group("data")
@@ -19,7 +38,6 @@ def data_group() -> None:
 
 
 def _source_options(function):
-    from facellm.data.sources import SOURCES
 
     options = [
         click.option("--source", type=click.Choice(SOURCES), default="fairface", show_default=True),
@@ -35,9 +53,6 @@ def _source_options(function):
 
 
 def _records_and_spec(source, images, labels, limit, aspects, prompts):
-    from facellm.data.build import checked_aspects
-    from facellm.data.sources import load_source
-    from facellm.prompts import load_prompts
 
     check_limit(limit)
     spec = load_prompts(prompts)
@@ -100,20 +115,6 @@ def data_build(
     import json
 
     from tqdm import tqdm
-
-    from facellm.backends import backend_name, build_backend
-    from facellm.data.build import (
-        build_dataset,
-        build_identity,
-        check_run_folder,
-        measure_record,
-        prices_for,
-        start_new_run,
-    )
-    from facellm.data.filters import flag_records
-    from facellm.data.stats import write_stats
-    from facellm.data.store import QAStore
-    from facellm.runs import file_hash
 
     records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
     if teacher == "openai" and model and not api_model:
@@ -204,7 +205,6 @@ def data_build(
 
 def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size):
     """The backend a `--teacher` kind and its flags describe."""
-    from facellm.backends import BackendSpec
 
     if kind == "template":
         return BackendSpec("template", prompts=spec)
@@ -234,9 +234,6 @@ def data_filter(run, min_chars, max_chars) -> None:
     """Recompute the quality flags of a run with new thresholds (no new requests)."""
     from collections import Counter
 
-    from facellm.data.filters import FilterSettings, flag_records
-    from facellm.data.store import open_existing
-
     with open_existing(run) as store:
         flags = flag_records(store.records("done"), FilterSettings(min_chars, max_chars))
         store.set_flags(flags)
@@ -255,8 +252,6 @@ def data_filter(run, min_chars, max_chars) -> None:
 @click.option("--test", "test_fraction", type=float, default=0.0, show_default=True, help="Share of images for test.")
 def data_export(run, fmt, out, val_fraction, test_fraction) -> None:
     """Export the kept pairs, split by image, with a dataset card."""
-    from facellm.data.export import export_dataset
-    from facellm.data.store import open_existing
 
     with open_existing(run) as store:
         counts = export_dataset(store, fmt, out, val_fraction, test_fraction)
@@ -269,8 +264,6 @@ def data_export(run, fmt, out, val_fraction, test_fraction) -> None:
 @click.argument("run", type=click.Path(path_type=Path))
 def data_stats(run) -> None:
     """Counts per aspect and demographic group, failures by cause, flags, lengths, tokens and cost."""
-    from facellm.data.stats import markdown, write_stats
-    from facellm.data.store import open_existing
 
     with open_existing(run) as store:
         stats = write_stats(store)
@@ -287,8 +280,6 @@ def data_stats(run) -> None:
 @click.option("--max-new-tokens", type=int, default=700, show_default=True)
 def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, model, batch_file, max_new_tokens) -> None:
     """Write every pending request as an OpenAI Batch API input file (per-aspect mode)."""
-    from facellm.data.batch import prepare_batch
-    from facellm.data.store import QAStore
 
     if not model:
         raise FaceLLMError("batch-prepare needs --api-model", "e.g. --api-model gpt-4o-2024-11-20")
@@ -308,10 +299,6 @@ def data_batch_prepare(source, images, labels, limit, aspects, prompts, out, mod
 @click.option("--price-out", type=float)
 def data_batch_ingest(run, output_file, price_in, price_out) -> None:
     """Store the answers of a finished Batch API job."""
-    from facellm.data.batch import ingest_batch
-    from facellm.data.build import Prices
-    from facellm.data.filters import flag_records
-    from facellm.data.store import open_existing
 
     with open_existing(run) as store:
         counts = ingest_batch(store, output_file, Prices(price_in or 0.0, price_out or 0.0))

@@ -8,7 +8,9 @@ import click
 
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
-from facellm.testing.shape_model import SHAPES
+from facellm.samples import sample_faces
+from facellm.testing import make_tiny_checkpoint
+from facellm.testing.shape_model import SHAPES, make_shape_checkpoint
 
 
 @cli.group()
@@ -22,8 +24,8 @@ def dev() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def dev_make_shape_model(shape, out_dir, seed) -> None:
     """A random-initialised checkpoint of a released InternVL3-hf shape (config + processor only for 8B/38B)."""
-    from facellm.testing.shape_model import make_shape_checkpoint
-
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
     out, weights = make_shape_checkpoint(shape, out_dir, seed)
     if weights:
         click.echo(f"{shape} with random bf16 weights written to {out} (loads with facellm.model.load_model)")
@@ -39,7 +41,6 @@ def dev_make_shape_model(shape, out_dir, seed) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def make_tiny_model(out_dir: Path, seed: int) -> None:
     """Build a tiny random InternVL checkpoint offline in OUT_DIR (for smoke tests; its answers are gibberish)."""
-    from facellm.testing import make_tiny_checkpoint
 
     if out_dir.exists() and not out_dir.is_dir():
         raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
@@ -50,7 +51,6 @@ def make_tiny_model(out_dir: Path, seed: int) -> None:
 @dev.command("samples")
 def samples() -> None:
     """List the shipped sample faces (FairFace, CC BY 4.0) with their labels."""
-    from facellm.samples import sample_faces
 
     for face in sample_faces():
         click.echo(f"{face.path}\t{face.age}\t{face.gender}\t{face.race}")

@@ -7,12 +7,16 @@ from typing import TYPE_CHECKING
 
 import click
 
+from facellm.backends import BackendSpec, backend_name, build_backend
 from facellm.cli.common import backend_options, check_limit
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
-from facellm.eval.facexbench import SETTINGS
-from facellm.eval.report import EXTRACTORS
-from facellm.eval.run import answer_tokens
+from facellm.eval.facexbench import SETTINGS, load_benchmark
+from facellm.eval.fairface import fairface_report, load_fairface
+from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
+from facellm.eval.report import EXTRACTORS, markdown, official_text, write_report
+from facellm.eval.run import answer_tokens, check_run_folder, load_done, run_identity, run_questions
+from facellm.runs import file_hash, folder_hash
 
 if TYPE_CHECKING:
     from facellm.backends.base import Backend
@@ -26,8 +30,6 @@ def eval_group() -> None:
 def _checked_backend(out: Path, setting: str, tokens: int, extra: dict, new_identity: bool, **flags: object) -> Backend:
     """The backend the eval flags describe, built only after the flags and the run folder pass their checks (a
     refused rerun never loads a model)."""
-    from facellm.backends import BackendSpec, backend_name, build_backend
-    from facellm.eval.run import check_run_folder, run_identity
 
     spec = BackendSpec(**flags)  # the flags carry BackendSpec's own field names (cli/common.py backend_options)
     if bool(spec.model) == bool(spec.api_base):
@@ -44,8 +46,6 @@ def _checked_backend(out: Path, setting: str, tokens: int, extra: dict, new_iden
 
 def _run_with_progress(questions, backend, out, setting, tokens, identity, new_identity, label):
     from tqdm import tqdm
-
-    from facellm.eval.run import run_questions
 
     with tqdm(total=len(questions), desc=label, unit="q") as bar:
         return run_questions(questions, backend, out, setting, tokens, identity, new_identity, progress=bar.update)
@@ -68,9 +68,6 @@ def _say_answered(summary: dict, out: Path) -> None:
 @backend_options
 def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **backend) -> None:
     """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
-    from facellm.eval.facexbench import load_benchmark
-    from facellm.eval.report import markdown, write_report
-    from facellm.runs import folder_hash
 
     check_limit(limit)
     wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
@@ -95,9 +92,6 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
 @backend_options
 def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend) -> None:
     """Age, gender and race accuracy on FairFace, per race group, with the largest gap and confusion matrices."""
-    from facellm.eval.fairface import fairface_report, load_fairface
-    from facellm.eval.run import load_done
-    from facellm.runs import file_hash
 
     check_limit(limit)
     wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
@@ -128,9 +122,6 @@ def eval_overlap(train, bench_dir, image_root, max_distance, out) -> None:
     """Find benchmark images that also occur in a training set (perceptual hash)."""
     import json
     from collections import Counter
-
-    from facellm.eval.facexbench import load_benchmark
-    from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
 
     if not 0 <= max_distance <= 256:
         raise FaceLLMError(f"--max-distance must be between 0 and 256, got {max_distance}", "use e.g. 32")
@@ -167,8 +158,6 @@ def eval_overlap(train, bench_dir, image_root, max_distance, out) -> None:
 def eval_report(run: Path, extractor: str, model_name: str | None) -> None:
     """Score a run folder, or any folder of FaceXBench result JSONs (e.g. from VLMEvalKit), with both extractors."""
     import json
-
-    from facellm.eval.report import official_text, write_report
 
     identity = run / "run.json"
     name = model_name or (json.loads(identity.read_text())["answerer"] if identity.exists() else run.name)

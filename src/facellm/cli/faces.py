@@ -9,12 +9,24 @@ import click
 from facellm.cli.common import expand_images, report_skipped
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.faces import (
+    attributes_training,
+    classifier_training,
+    crowd,
+    crowd_training,
+    expression,
+    expression_training,
+    pose,
+    pose_training,
+)
+from facellm.faces import celeb_attributes_training as training
 from facellm.faces.classifier import TASKS as CLASSIFIER_TASKS
+from facellm.faces.embed import cluster_images
 
 
 @cli.group("faces")
 def faces_group() -> None:
-    """Face collections and predictors: cluster by identity, train the attribute predictors."""
+    """Face models and collections: train each face model, cluster images by identity."""
 
 
 @faces_group.command("train-attributes")
@@ -26,7 +38,6 @@ def faces_group() -> None:
 @click.option("--workers", type=int, default=0, help="Processes for feature extraction (default: CPU cores).")
 def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, workers) -> None:
     """Train the age/gender/race network on FairFace train; report accuracy on FairFace val (overall, per race)."""
-    from facellm.faces import attributes_training
 
     report, target = attributes_training.train(fairface, train_limit, val_limit, epochs, out, workers, click.echo)
     for name, r in report.items():
@@ -46,7 +57,6 @@ def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, worker
 def faces_train_expression(fer, rafdb, epochs, out) -> None:
     """Train the expression CNN on FER2013 Training (accuracy on PublicTest), or fine-tune it on RAF-DB's training
     split (accuracy on its held-out split)."""
-    from facellm.faces import expression, expression_training
 
     if (fer is None) == (rafdb is None):
         raise FaceLLMError("give one of --fer or --rafdb", "--fer trains the FER2013 model, --rafdb fine-tunes it")
@@ -71,7 +81,6 @@ def faces_train_expression(fer, rafdb, epochs, out) -> None:
 @click.option("--workers", type=int, default=0, help="Processes for landmark extraction (default: one per core).")
 def faces_train_pose(aflw, out, workers) -> None:
     """Train the head-pose networks on AFLW2000-3D landmarks; report 5-fold mean absolute error per axis."""
-    from facellm.faces import pose, pose_training
 
     if not (aflw / "labels.csv").is_file():
         raise FaceLLMError(f"{aflw / 'labels.csv'} not found", "pass --aflw with AFLW2000's labels.csv and images/")
@@ -101,7 +110,6 @@ def faces_train_pose(aflw, out, workers) -> None:
 def faces_train_crowd(data, extra, epochs, out, workers) -> None:
     """Train the crowd-counting density head on ShanghaiTech B's training split; report MAE and RMSE of the count
     on its held-out split (faces/splits.py)."""
-    from facellm.faces import crowd, crowd_training
 
     for name in ("labels.csv", "points.csv"):
         if not (data / name).is_file():
@@ -143,7 +151,6 @@ def faces_train_crowd(data, extra, epochs, out, workers) -> None:
 )
 def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers) -> None:
     """Train the 40 CelebA attribute model on CelebA images 1-9000 (9001 and above are kept for measuring)."""
-    from facellm.faces import celeb_attributes_training as training
 
     target = out or training.WEIGHTS
     card = training.train(
@@ -174,7 +181,6 @@ def faces_train_celeb_attributes(images, labels, dev_from, epochs, out, workers)
 def faces_train_classifier(task, data, epochs, out, workers) -> None:
     """Train a face-crop classifier (liveness: NUAA, synthetic: real vs GAN faces) on its training split; report
     accuracy on the held-out split (faces/splits.py)."""
-    from facellm.faces import classifier_training
 
     report = classifier_training.train(task, data, epochs, out, workers, say=lambda line: click.echo(line, err=True))
     click.echo(
@@ -190,8 +196,6 @@ def faces_train_classifier(task, data, epochs, out, workers) -> None:
 def faces_cluster(folder, threshold, as_json) -> None:
     """Group the images of a folder by identity (Chinese whispers over face descriptors)."""
     import json
-
-    from facellm.faces.embed import cluster_images
 
     if not folder.is_dir():
         raise FaceLLMError(f"folder {folder} not found", "pass a folder of face images")

@@ -12,8 +12,11 @@ import click
 
 from facellm.cli.common import renamed
 from facellm.cli.root import cli
+from facellm.data.build import prices_for
+from facellm.demo import DemoSettings, run_demo
 from facellm.errors import FaceLLMError, InputError
-from facellm.plan import SIZES
+from facellm.plan import SIZES, describe
+from facellm.reproduce import PLANNED_MACHINE, PROMPT_TOKENS, memory, plan
 
 
 @cli.command("demo")
@@ -27,7 +30,6 @@ from facellm.plan import SIZES
 @click.option("--train-steps", type=int, default=100, show_default=True)
 def demo_command(out, images, eval_images, fairface, base_url, api_model, train_steps) -> None:
     """The whole FaceLLM method offline on CPU: faces -> dataset -> LoRA -> merged model -> evaluation -> report."""
-    from facellm.demo import DemoSettings, run_demo
 
     if bool(base_url) != bool(api_model):
         raise FaceLLMError(
@@ -53,8 +55,6 @@ def demo_command(out, images, eval_images, fairface, base_url, api_model, train_
 @click.option("--dry-run", is_flag=True, help="Print the plan, request count and cost estimate; run nothing.")
 def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, price_in, price_out, dry_run) -> None:
     """The paper's pipeline at real scale with the real models (GPUs and network needed)."""
-    from facellm.data.build import prices_for
-    from facellm.reproduce import PROMPT_TOKENS, plan
 
     prices = prices_for(teacher_model, price_in, price_out)
     steps = plan(size, fairface, bench_dir, out, base_url, teacher_model, prices.input, prices.output)
@@ -66,8 +66,6 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
     click.echo("plan:")
     for command in steps.commands:
         click.echo("  " + shlex.join(command))
-    from facellm.plan import describe
-    from facellm.reproduce import PLANNED_MACHINE, memory
 
     click.echo(
         f"memory plan (per GPU, {PLANNED_MACHINE['gpus']} GPUs of {PLANNED_MACHINE['gpu_memory_gib']:g} GiB; "

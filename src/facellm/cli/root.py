@@ -1,4 +1,5 @@
-"""The `facellm` command group. User errors (`FaceLLMError`) print one line and exit with code 2."""
+"""The `facellm` command group. User errors (`FaceLLMError`, and flags click refuses) print one line and exit with
+code 2."""
 
 from __future__ import annotations
 
@@ -12,16 +13,23 @@ EXIT_USER_ERROR = 2
 
 
 class _Group(click.Group):
-    """A click group that turns `FaceLLMError` into `error: ...` on stderr and exit code 2 (traceback with --debug)."""
+    """A click group that turns `FaceLLMError` and click's usage errors (unknown option, bad value, missing argument)
+    into one `error: ...` line on stderr and exit code 2 (traceback with --debug)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except FaceLLMError as exc:
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare group: click prints its help
+        except (FaceLLMError, click.UsageError) as exc:
             if (ctx.obj or {}).get("debug"):
                 raise
             close_progress_bars()
-            click.echo(f"error: {exc}", err=True)
+            if isinstance(exc, click.UsageError):
+                where = exc.ctx.command_path if exc.ctx else ctx.command_path
+                click.echo(f"error: {exc.format_message().rstrip('.')}; see '{where} --help'", err=True)
+            else:
+                click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
 
 

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
+from facellm.backends import BackendSpec, build_backend
 from facellm.cli.common import renamed
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.model.loading import DEFAULT_MODEL
+from facellm.serve.engine import Engine
+from facellm.serve.requests import Limits
 
 
 @cli.command("serve")
@@ -61,11 +65,7 @@ def serve_command(
 
     import uvicorn
 
-    from facellm.backends import BackendSpec, build_backend
-    from facellm.model.loading import DEFAULT_MODEL
     from facellm.serve.app import create_app
-    from facellm.serve.engine import Engine
-    from facellm.serve.requests import Limits
 
     api_key = None
     if api_key_env:

@@ -8,7 +8,9 @@ import click
 
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
-from facellm.plan import SIZES
+from facellm.plan import SIZES, describe, memory_plan
+from facellm.train.config import load_config
+from facellm.train.merge import merge_adapter
 
 
 @cli.command("train")
@@ -17,7 +19,6 @@ from facellm.plan import SIZES
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
 def train_command(config_path, overrides, resume) -> None:
     """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
-    from facellm.train.config import load_config
     from facellm.train.recipe import is_main_process, train
 
     if config_path is None and not overrides:
@@ -45,7 +46,6 @@ def train_command(config_path, overrides, resume) -> None:
 @click.option("--push-to-hub", help="Also upload to this Hugging Face repo (needs network and a token).")
 def export_command(base, adapter, out, dtype, push_to_hub) -> None:
     """Merge a LoRA adapter into its base model: a standalone checkpoint for `facellm ask` and transformers."""
-    from facellm.train.merge import merge_adapter
 
     target = merge_adapter(base, adapter, out, dtype, push_to_hub)
     click.echo(f"merged model written to {target}")
@@ -63,8 +63,6 @@ def export_command(base, adapter, out, dtype, push_to_hub) -> None:
 def plan_command(size, gpus, gpu_memory, micro_batch, seq_len, dtype, no_checkpointing, as_json) -> None:
     """Memory per GPU for LoRA training (single, DDP, FSDP, ZeRO-3) and inference at a released shape."""
     import json
-
-    from facellm.plan import describe, memory_plan
 
     plan = memory_plan(size, gpus, gpu_memory, micro_batch, seq_len, 2 if dtype == "bf16" else 4, not no_checkpointing)
     click.echo(json.dumps(plan.as_dict(), indent=1) if as_json else describe(plan))

@@ -20,6 +20,7 @@ from facellm.conversation import GenerationSettings, Turn
 from facellm.data.sources import FaceRecord
 from facellm.data.store import QARecord, QAStore, image_hash, record_key
 from facellm.errors import BackendError, Cause, FaceLLMError, InputError, cause_of
+from facellm.faces import analyze_image, measured_facts
 from facellm.images import read_image
 from facellm.prompts import PromptSpec
 from facellm.runs import check_identity, start_new_identity
@@ -152,7 +153,6 @@ def prices_for(model: str | None, price_in: float | None = None, price_out: floa
 
 def measure_record(record: FaceRecord) -> dict:
     """Measured facts of a record's image for attribute-aware prompts (face analysis of the largest face)."""
-    from facellm.faces import analyze_image, measured_facts
 
     return measured_facts(analyze_image(read_image(record.path)))
 

@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import FaceLLMError, InputError
+from facellm.eval.facexbench import load_benchmark
+from facellm.files import read_text
 from facellm.images import read_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -77,10 +79,8 @@ def training_images(train: str | Path, image_root: str | Path | None = None) -> 
     source = Path(train)
     if source.is_dir():
         return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not source.is_file():
-        raise InputError(f"training set not found: {source}", "pass an image folder or a dataset JSON")
+    text = read_text(source, "training set", "pass an image folder or a dataset JSON or JSONL file")
     root = Path(image_root) if image_root else source.parent
-    text = source.read_text(encoding="utf-8")
     try:
         if source.suffix == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -102,7 +102,6 @@ def training_images(train: str | Path, image_root: str | Path | None = None) -> 
 
 def benchmark_images(bench_dir: str | Path) -> list[Path]:
     """Every image a FaceXBench folder's question files reference (that exists)."""
-    from facellm.eval.facexbench import load_benchmark
 
     paths = {p for q in load_benchmark(bench_dir) for p in q.image_paths}
     return sorted(p for p in paths if p.is_file())

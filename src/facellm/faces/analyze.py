@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from facellm.faces import attributes
 from facellm.faces.detect import Box, detect_faces
+from facellm.faces.expression import predict as predict_expression
 from facellm.faces.geometry import Pose, eye_openness, landmarks, mouth_openness
+from facellm.faces.models import research_models_allowed
 from facellm.faces.pose import predict as head_pose
 from facellm.faces.quality import Quality, face_quality
 
@@ -64,9 +67,6 @@ def face_attributes(
     """Probabilities of FairFace's age groups, genders and races and of the 7 basic expressions for the face in
     `box` (the largest face when None; `found`: its landmarks when already known); no expression when research-only
     weights are off (FACELLM_RESEARCH_MODELS=0)."""
-    from facellm.faces import attributes
-    from facellm.faces.expression import predict as predict_expression
-    from facellm.faces.models import research_models_allowed
 
     box = box or detect_faces(image, fallback=True)[0]
     predicted = vars(attributes.predict(attributes.features(image, box, points, found)))

@@ -22,6 +22,8 @@ from PIL import Image
 
 from facellm.faces import weights
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
+from facellm.faces.detect import detect_faces
+from facellm.faces.embed import aligned_chip
 from facellm.labels import FAIRFACE_VOCAB
 
 if TYPE_CHECKING:
@@ -48,8 +50,6 @@ def features(
 ) -> FaceInputs:
     """Inputs of the largest face (or of `box`; a whole-image box when no face is found); `found`: the box's
     landmarks when already known."""
-    from facellm.faces.detect import detect_faces
-    from facellm.faces.embed import aligned_chip
 
     box = box or detect_faces(image, fallback=True)[0]
     return FaceInputs(chip=aligned_chip(image, box, points=points, found=found))

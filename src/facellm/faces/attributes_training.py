@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facellm.errors import FaceLLMError, InputError
 from facellm.faces import weights
 from facellm.faces.attributes import (
     ATTRIBUTES,
@@ -21,15 +22,15 @@ from facellm.faces.attributes import (
     trunk,
 )
 from facellm.faces.training import one_cycle
-from facellm.labels import FAIRFACE_VOCAB
+from facellm.images import read_image
+from facellm.labels import FAIRFACE_VOCAB, normalise
+from facellm.parallel import map_over_cores
 
 if TYPE_CHECKING:
     import torch
 
 
 def _features_of_path(path: str) -> FaceInputs | None:
-    from facellm.errors import FaceLLMError
-    from facellm.images import read_image
 
     try:
         return features(read_image(path))
@@ -39,13 +40,10 @@ def _features_of_path(path: str) -> FaceInputs | None:
 
 def extract(paths: list[Path], workers: int = 0) -> tuple[FaceInputs, list[int]]:
     """Inputs of every readable image (in parallel), stacked along a first axis, and the indices of those kept."""
-    from facellm.parallel import map_over_cores
 
     rows = map_over_cores(_features_of_path, [str(p) for p in paths], workers, chunksize=16)
     kept = [i for i, row in enumerate(rows) if row is not None]
     if not kept:
-        from facellm.errors import InputError
-
         raise InputError("none of the training images could be read", "check the FairFace folder")
     return FaceInputs(chip=np.stack([rows[i].chip for i in kept])), kept
 
@@ -144,9 +142,6 @@ def train(
 ) -> tuple[dict, Path]:
     """Train on FairFace train (first `train_limit` rows), score on val; save weights and card. Returns both."""
     import csv
-
-    from facellm.errors import InputError
-    from facellm.labels import normalise
 
     def split(name: str, limit: int):
         labels = fairface / f"fairface_label_{name}.csv"

@@ -19,6 +19,7 @@ from PIL import Image
 
 from facellm.faces import weights
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
+from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import require_research_models
 
 if TYPE_CHECKING:
@@ -99,7 +100,6 @@ def face_box(image: Image.Image) -> Box | None:
     """The largest face's box for framing, or None (the picture is then read as an already framed face): HOG on
     the picture upscaled to a 200 px short side when smaller (CelebA's 89 x 109 copies), then, on a large photo,
     the CNN detector at half size."""
-    from facellm.faces.detect import Box, detect_faces
 
     factor = max(1.0, DETECT_SIDE / min(image.size))
     if factor > 1.0:

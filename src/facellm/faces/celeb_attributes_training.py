@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from facellm.errors import InputError
+from facellm.errors import FaceLLMError, InputError
 from facellm.faces import weights
 from facellm.faces.celeb_attributes import (
     NAMES,
@@ -24,6 +24,8 @@ from facellm.faces.celeb_attributes import (
     trunk,
 )
 from facellm.faces.training import one_cycle
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 if TYPE_CHECKING:
     import torch
@@ -58,8 +60,6 @@ def number(name: str) -> int:
 
 
 def _frame_of_path(path: str) -> np.ndarray | None:
-    from facellm.errors import FaceLLMError
-    from facellm.images import read_image
 
     try:
         image = read_image(path)
@@ -70,7 +70,6 @@ def _frame_of_path(path: str) -> np.ndarray | None:
 
 def frames_of(paths: list[Path], workers: int = 0) -> tuple[np.ndarray, list[int]]:
     """Framed faces of every readable image (in parallel), stacked, and the indices of those kept."""
-    from facellm.parallel import map_over_cores
 
     rows = map_over_cores(_frame_of_path, [str(p) for p in paths], workers, chunksize=32)
     kept = [i for i, row in enumerate(rows) if row is not None]

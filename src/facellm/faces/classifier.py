@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces import weights
+from facellm.faces.detect import detect_faces
 from facellm.faces.models import require_research_models
 from facellm.faces.training import small_cnn
 
@@ -68,7 +69,6 @@ def face_crop(image: Image.Image, task: Task, box: Box | None = None) -> np.ndar
     """side x side x 3 uint8: the largest face (or `box`) widened by the task's margin; the whole image when the task
     reads whole frames (liveness: a print's border or a screen is evidence), when no face is found, or when the image
     is already a small crop (at most twice the side)."""
-    from facellm.faces.detect import detect_faces
 
     image = image.convert("RGB")
     if task.margin is None:

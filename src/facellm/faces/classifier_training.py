@@ -10,9 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facellm.errors import FaceLLMError
 from facellm.faces import weights
 from facellm.faces.classifier import TASKS, WEIGHTS_DIR, Task, as_tensor, build_network, face_crop, probabilities
+from facellm.faces.splits import SPLITS
 from facellm.faces.training import one_cycle
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 if TYPE_CHECKING:
     pass
@@ -76,8 +80,6 @@ def model_card(task: Task, report: dict) -> dict:
 
 
 def _crop_of(job: tuple[str, str]) -> np.ndarray | None:
-    from facellm.errors import FaceLLMError
-    from facellm.images import read_image
 
     path, name = job
     try:
@@ -88,7 +90,6 @@ def _crop_of(job: tuple[str, str]) -> np.ndarray | None:
 
 def crops(name: str, paths: list[Path], workers: int = 0) -> tuple[np.ndarray, list[int]]:
     """Input crops of every readable image (in parallel) and the indices of those kept."""
-    from facellm.parallel import map_over_cores
 
     rows = map_over_cores(_crop_of, [(str(p), name) for p in paths], workers, chunksize=16)
     kept = [i for i, row in enumerate(rows) if row is not None]
@@ -104,7 +105,6 @@ def train(
     say: Callable[[str], None] = print,
 ) -> dict:
     """Train the task's network on its training split of `folder`, score the held-out split, save weights + card."""
-    from facellm.faces.splits import SPLITS
 
     task = TASKS[name]
     split = SPLITS[name](Path(folder))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facellm.errors import InputError
 from facellm.faces import weights
 from facellm.faces.crowd import (
     OFFSET,
@@ -24,6 +25,9 @@ from facellm.faces.crowd import (
     scaled,
     trunk_features,
 )
+from facellm.faces.splits import crowd
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 if TYPE_CHECKING:
     import torch
@@ -110,7 +114,6 @@ def load_points(folder: Path) -> dict[str, list[tuple[float, float]]]:
 
 
 def _features_and_target(job: tuple[str, list]) -> tuple:
-    from facellm.images import read_image
 
     path, points = job
     image = read_image(path)
@@ -121,7 +124,6 @@ def _features_and_target(job: tuple[str, list]) -> tuple:
 
 def prepared(folder: Path, items: list[tuple[Path, str]], workers: int = 0) -> tuple[list, list]:
     """Trunk maps and density targets of (image path, count) items, computed over the cores."""
-    from facellm.parallel import map_over_cores
 
     points = load_points(folder)
     jobs = [(str(path), points.get(str(Path(path).relative_to(folder)), [])) for path, _ in items]
@@ -138,8 +140,6 @@ def labelled_items(folder: Path) -> list[tuple[Path, str]]:
     """(image path, count) of every row of a crowd folder's labels.csv (../shared/data/shanghaitech_b's layout)."""
     labels = Path(folder) / "labels.csv"
     if not labels.is_file() or not (Path(folder) / "points.csv").is_file():
-        from facellm.errors import InputError
-
         raise InputError(
             f"{folder} has no labels.csv and points.csv",
             "pass a folder laid out as ShanghaiTech B's "
@@ -159,8 +159,6 @@ def train(
 ) -> dict:
     """Train on the training split of ShanghaiTech B (faces/splits.py) and every image of the `extra` folders (same
     layout), report MAE and RMSE on B's held-out split, and save the weights with their model card."""
-
-    from facellm.faces.splits import crowd
 
     folder = Path(folder)
     split = crowd(folder)

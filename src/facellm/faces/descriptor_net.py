@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import ModelLoadError
+from facellm.faces.models import models_dir
 
 # (filters, blocks, first block halves the size) from the input up: alevel4 .. alevel0 of dlib's example.
 if TYPE_CHECKING:
@@ -172,7 +173,6 @@ def first_conv_of_level(level: int) -> int:
 @cache
 def descriptor_network() -> torch.nn.Module:
     """The torch copy of dlib's face descriptor network, built once per process."""
-    from facellm.faces.models import models_dir
 
     return _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from facellm.errors import InputError
 from facellm.faces.models import cnn_detector, hog_detector
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ def detect_faces(
     CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several), hog or cnn.
     `max_side`: larger images are searched at this size (a smaller one finds large faces sooner, small ones not)."""
     if detector not in DETECTORS:
-        from facellm.errors import InputError
-
         raise InputError(f"unknown face detector {detector!r}", f"use one of {', '.join(DETECTORS)}")
     rgb = np.asarray(image.convert("RGB"))
     height, width = rgb.shape[:2]

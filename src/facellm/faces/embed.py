@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facellm.errors import FaceLLMError, InputError, NoFaceError
 from facellm.faces.descriptor_net import describe_chips
 from facellm.faces.detect import Box, detect_faces
 from facellm.faces.models import landmark_predictor
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 
 def aligned_chip(
@@ -81,8 +84,6 @@ def image_descriptor(
         image = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
     boxes = detect_faces(image, detector, fallback=whole_image_fallback)
     if not boxes:
-        from facellm.errors import NoFaceError
-
         raise NoFaceError("no face found in the image", "pass an image that shows a face")
     return face_descriptor(image, boxes[0], jitters, points), boxes[0]
 
@@ -94,7 +95,6 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> list[tuple[int, Path, Path, bool]]:
     """LFW's pairs.txt (header "folds pairs"; then per fold N same-person lines `name i j` and N different-person
     lines `name1 i name2 j`): (fold, image A, image B, same)."""
-    from facellm.errors import InputError
 
     if not Path(pairs_file).is_file():
         what = "is a folder" if Path(pairs_file).is_dir() else "not found"
@@ -130,8 +130,6 @@ def read_pairs(pairs_file: str | Path, images_dir: str | Path) -> list[tuple[int
 
 
 def _descriptor_of_path(job: tuple[str, int, int | None]) -> np.ndarray | str:
-    from facellm.errors import FaceLLMError
-    from facellm.images import read_image
 
     path, jitters, points = job
     try:
@@ -144,7 +142,6 @@ def descriptors_of(
     paths: list[Path], jitters: int = 0, workers: int = 0, on_result=None, points: int | None = None
 ) -> tuple[dict, dict]:
     """Descriptors of many image files over the CPU cores: ({path: descriptor}, {path: why it was skipped})."""
-    from facellm.parallel import map_over_cores
 
     jobs = [(str(p), jitters, points) for p in paths]
     found, skipped = {}, {}
@@ -237,8 +234,6 @@ def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict,
 
 def descriptor_of_file(path: Path, jitters: int = 0, points: int | None = None) -> np.ndarray:
     """The descriptor of the largest face in an image file; a one-line error naming the file when it has none."""
-    from facellm.errors import NoFaceError
-    from facellm.images import read_image
 
     try:
         return image_descriptor(read_image(path), jitters=jitters, points=points)[0]
@@ -250,8 +245,6 @@ def cluster_images(paths: list[Path], threshold: float = 0.5) -> tuple[list[list
     """Group images by identity (Chinese whispers over face descriptors), largest group first; also the reasons
     of the images left out (unreadable, no face)."""
     import dlib
-
-    from facellm.errors import FaceLLMError
 
     kept, vectors, skipped = [], [], []
     for path in paths:

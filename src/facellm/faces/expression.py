@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces import weights
+from facellm.faces.models import require_research_models
 from facellm.faces.training import small_cnn
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ def predict(image: Image.Image, box: Box | None = None) -> dict[str, float]:
     """Probabilities of the 7 basic expressions for the face in `box` (or the whole image): the RAF-DB network for
     colour pictures, the FER2013 one for grey pictures. Both are research-only weights."""
     import torch
-
-    from facellm.faces.models import require_research_models
 
     require_research_models("the expression model")
     net = shipped_model(WEIGHTS if is_grey(image) else RAFDB_WEIGHTS)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import splits, weights
 from facellm.faces.expression import EXPRESSIONS, RAFDB_WEIGHTS, WEIGHTS, build_network, load_model
 from facellm.faces.training import one_cycle
 
@@ -76,8 +76,6 @@ def train_rafdb(
     """Fine-tune the shipped FER2013 network on RAF-DB's training split (faces/splits.py; colour faces seen grey,
     48x48), save it to `out`; returns the report (accuracy on the held-out split before and after)."""
     import torch
-
-    from facellm.faces import splits
 
     torch.manual_seed(seed)
     split = splits.expression(Path(folder))

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces import weights
+from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
 from facellm.faces.detect import Box
 from facellm.faces.geometry import Pose, pnp_pose, pose_label
 from facellm.faces.models import require_research_models, research_models_allowed
@@ -110,8 +111,6 @@ def pixel_features(chips: np.ndarray) -> np.ndarray:
     """(n, len(CROPS), CHIP, CHIP, 3) crops -> (n, features): the pooled grids of every crop."""
     import torch
     from torch.nn import functional
-
-    from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
 
     net = descriptor_network()
 

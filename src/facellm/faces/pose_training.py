@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from facellm.errors import InputError
 from facellm.faces import pose, weights
+from facellm.faces.detect import detect_faces
 from facellm.faces.geometry import landmarks
+from facellm.faces.models import landmark_points
 from facellm.faces.pose import (
     AXES,
     FLIP,
@@ -25,6 +28,8 @@ from facellm.faces.pose import (
     stacked,
     views,
 )
+from facellm.images import read_image
+from facellm.parallel import map_over_cores
 
 
 def _ridges(inputs: np.ndarray, angles_: np.ndarray, strengths) -> list[Ridge]:
@@ -67,8 +72,6 @@ def fit_model(inputs: Inputs, angles_: np.ndarray, index: np.ndarray) -> PoseMod
 
 def _face_of(path: str) -> Views | None:
     """The views of the largest face in the image, None when no face is found."""
-    from facellm.faces.detect import detect_faces
-    from facellm.images import read_image
 
     image = read_image(path).convert("RGB")
     boxes = detect_faces(image)
@@ -81,12 +84,8 @@ def _face_of(path: str) -> Views | None:
 def load_aflw(folder: Path, workers: int = 0) -> tuple[list[str], Views, np.ndarray]:
     """(files, views, angles) of the AFLW2000 faces whose face is found and whose angles are within +-99 degrees (the
     usual AFLW2000 protocol)."""
-    from facellm.faces.models import landmark_points
-    from facellm.parallel import map_over_cores
 
     if landmark_points() != 68:
-        from facellm.errors import InputError
-
         raise InputError("head pose training needs the 68-point landmarks", "unset FACELLM_LANDMARKS")
     with open(Path(folder) / "labels.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from facellm.errors import InputError
+from facellm.files import read_text
 
 DEFAULT_PROMPTS = Path(__file__).parent / "fairfacegpt-v1.yaml"
 # FairFace age groups under 10 get "boy"/"girl" instead of "man"/"woman".
@@ -107,10 +108,9 @@ def describe_measured(measured: dict) -> str:
 def load_prompts(path: str | Path | None = None) -> PromptSpec:
     """Read a prompt spec; errors name the file and the missing or malformed part."""
     source = Path(path) if path else DEFAULT_PROMPTS
-    if not source.is_file():
-        raise InputError(f"prompt file not found: {source}", "pass --prompts with a YAML like the shipped one")
+    text = read_text(source, "prompt file", "pass --prompts with a YAML like the shipped one")
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
         default_question = raw["stored_question"]
         aspects = {
             key: Aspect(

@@ -27,7 +27,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from facellm.backends.base import Prompt
+from facellm.backends.upstream import UpstreamError
 from facellm.errors import FaceLLMError
+from facellm.faces import analyze_image
+from facellm.prompts import load_prompts
 from facellm.serve.engine import Engine, QueueFull
 from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request, parse_json
 
@@ -74,8 +77,6 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
 
     @app.get("/v1/aspects")
     async def aspects() -> dict:
-        from facellm.prompts import load_prompts
-
         return {"aspects": [{"key": a.key, "question": a.stored_question} for a in load_prompts().aspects.values()]}
 
     async def body_bytes(request: Request) -> bytes:
@@ -126,8 +127,6 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             image = await off_loop(face_image, await body_bytes(request))
         except RequestError as exc:
             return error(exc)
-        from facellm.faces import analyze_image
-
         analysis = await asyncio.get_running_loop().run_in_executor(None, analyze_image, image, "auto", True)
         result = analysis.as_dict()
         for face in result["faces"]:
@@ -198,7 +197,6 @@ class PixelBudget:
 def failure(exc: Exception) -> RequestError:
     """The error a failed request gets: the upstream's status (502/503/4xx) when an upstream engine failed it, 400
     for what the user can fix, 500 naming the cause otherwise."""
-    from facellm.backends.upstream import UpstreamError
 
     if isinstance(exc, UpstreamError):
         return RequestError(exc.status, str(exc), kind="upstream_error")

@@ -18,7 +18,9 @@ import numpy as np
 from PIL import Image
 
 from facellm.conversation import option_letters
-from facellm.errors import ResearchModelsOff
+from facellm.errors import NoFaceError, ResearchModelsOff
+from facellm.faces import analyze_image, image_descriptor
+from facellm.faces.celeb_attributes import predict_many
 from facellm.specialist import celeb
 from facellm.specialist.reading import read
 from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, angles, options_of, question_text
@@ -60,7 +62,6 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
 def _celeb_answer(images: list[Image.Image], reading: celeb.AttributeReading) -> str:
     """A CelebA attribute question's answer from every image's 40 attribute probabilities (one batched pass: faster
     than spreading a few small faces over the worker pool)."""
-    from facellm.faces.celeb_attributes import predict_many
 
     try:
         probs = predict_many(images)
@@ -76,8 +77,6 @@ def ground(images: list[Image.Image], prompt: str) -> str:
 
 def grounding_facts(images: list[Image.Image]) -> str:
     """A delimited block of measured facts for every image and face, to put before a question (`--ground`)."""
-    from facellm.errors import NoFaceError
-    from facellm.faces import analyze_image, image_descriptor
 
     lines = ["[measured facts from face-analysis models]"]
     vectors = []

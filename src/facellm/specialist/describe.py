@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from PIL import Image
 
+from facellm.faces import analyze_image
+from facellm.faces.quality import face_quality
 from facellm.specialist import measure
 from facellm.specialist.reading import Reading
 
@@ -12,7 +14,6 @@ from facellm.specialist.reading import Reading
 def quality(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """Brightness, sharpness and width of the first detected face (as `analyze` reports it first); no landmarks or
     pose are needed for that."""
-    from facellm.faces.quality import face_quality
 
     if len(images) != 1:
         return "cannot measure: this image-quality question needs exactly one image"
@@ -33,7 +34,6 @@ def _quality_words(q, subject: str = "The face region") -> str:
 
 def describe(images: list[Image.Image], prompt: str, read: Reading) -> str:
     """FairFaceGPT's aspect questions answered with what the models measure (and what they do not), per image."""
-    from facellm.faces import analyze_image
 
     if not images:
         return "cannot measure: a description needs an image"

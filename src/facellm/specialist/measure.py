@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.errors import FaceLLMError
+from facellm.errors import FaceLLMError, ModelLoadError, NoFaceError
+from facellm.faces import attributes as model
+from facellm.faces import face_descriptor, image_descriptor
+from facellm.faces.classifier import predict
+from facellm.faces.detect import Box, detect_faces, faint_face
+from facellm.faces.expression import predict as predict_expression
+from facellm.faces.geometry import landmarks
+from facellm.faces.pose import predict as head_pose
+from facellm.parallel import running_pool
 
 # Face detection for answers, cheapest first: HOG at 320 px (about 20 ms; finds large frontal faces), then HOG and
 # one CNN pass at half size on the image at 400 px, then the same at full size for large photos with small faces.
@@ -32,7 +40,6 @@ FACE_CROP = 128  # px; a picture no larger is taken as a face crop (TinyFace: 20
 
 def largest_face(image: Image.Image, fallback: bool = False) -> Box | None:
     """The largest face's box, or None (`fallback`: the whole image when no face is found)."""
-    from facellm.faces.detect import Box, detect_faces
 
     boxes = detect_faces(image, "hog", max_side=SEARCH_SIDES[0]) or detect_faces(
         image, "quick", max_side=SEARCH_SIDES[1]
@@ -46,7 +53,6 @@ def largest_face(image: Image.Image, fallback: bool = False) -> Box | None:
 
 def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
     """FairFace age, gender and race probabilities of the largest face (the whole picture when none is found)."""
-    from facellm.faces import attributes as model
 
     return vars(model.predict(model.features(image, largest_face(image, fallback=True))))
 
@@ -54,7 +60,6 @@ def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
 def expression(image: Image.Image, box: Box | None = None) -> dict[str, float]:
     """The 7 basic expressions' probabilities for the largest face, or for `box` when it is already known (pictures
     of 128 px or less are taken as face crops, as the FER2013 and RAF-DB models were trained on)."""
-    from facellm.faces.expression import predict as predict_expression
 
     if min(image.size) <= 128:
         return predict_expression(image, None)
@@ -66,9 +71,6 @@ def descriptor(image: Image.Image) -> np.ndarray:
     (profiles: `detect.faint_face`), then, for pictures of FACE_CROP px or less, the whole picture; `NoFaceError`
     when none of these applies. Large photos are searched as the other answers search them (`largest_face`), not at
     full size (16 s for a 1,613 x 1,903 profile)."""
-    from facellm.errors import NoFaceError
-    from facellm.faces import face_descriptor, image_descriptor
-    from facellm.faces.detect import faint_face
 
     if max(image.size) > SEARCH_SIDES[1]:
         box = largest_face(image)
@@ -85,9 +87,6 @@ def descriptor(image: Image.Image) -> np.ndarray:
 
 def pose(image: Image.Image) -> Pose | None:
     """The largest face's head pose, or None when no face is found."""
-    from facellm.errors import ModelLoadError
-    from facellm.faces.geometry import landmarks
-    from facellm.faces.pose import predict as head_pose
 
     box = largest_face(image)
     if box is None:
@@ -99,13 +98,11 @@ def pose(image: Image.Image) -> Pose | None:
 
 
 def attack(image: Image.Image) -> float:
-    from facellm.faces.classifier import predict
 
     return predict("liveness", image)["attack"]
 
 
 def fake(image: Image.Image) -> float:
-    from facellm.faces.classifier import predict
 
     return predict("synthetic", image)["fake"]
 
@@ -128,7 +125,6 @@ def _one(job: tuple[str, Image.Image, dict[str, str]]):
 
 def each(kind: str, images: list[Image.Image]) -> list:
     """`kind`'s measurement of every image, in order; a user-facing failure is returned in the image's place."""
-    from facellm.parallel import running_pool
 
     settings = {name: value for name, value in os.environ.items() if name.startswith("FACELLM_")}
     jobs = [(kind, image, settings) for image in images]

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.errors import NoFaceError, ResearchModelsOff
+from facellm.errors import ModelLoadError, NoFaceError, ResearchModelsOff
+from facellm.faces import crowd, detect_faces
+from facellm.faces.pose import WEIGHTS
 from facellm.specialist import describe, joint, meaning, measure, reading
 from facellm.specialist.reading import Reading
 from facellm.specialist.topics import AXES, FACE_ATTACK, SYNTHETIC_FACE
@@ -111,7 +113,6 @@ def _face_count(images: list[Image.Image], prompt: str, read: Reading) -> str:
     model's density count when an option claims a crowd (or, for an open question, when it finds one), else the
     detected faces (searched at FACE_COUNT_SIDE at most: on a 1024 px ShanghaiTech photo this took 2-2.6 s at full
     size, 0.8 s at 640, 0.5 s at 480, 0.3 s at 400)."""
-    from facellm.faces import detect_faces
 
     options = _lettered(read)
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
@@ -155,8 +156,6 @@ def count_bounds(text: str) -> tuple[float, float] | None:
 
 def _crowd_count(images: list[Image.Image]) -> float | None:
     """The crowd model's count over the images; None when its research-only weights may not be used or are absent."""
-    from facellm.errors import ModelLoadError
-    from facellm.faces import crowd
 
     try:
         head = crowd.shipped_model()
@@ -229,8 +228,6 @@ def question_text(prompt: str) -> str:
 def _pose_spread() -> dict[str, float]:
     """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error)."""
     import json
-
-    from facellm.faces.pose import WEIGHTS
 
     card = json.loads(WEIGHTS.with_suffix(".json").read_text(encoding="utf-8"))
     return {a: 1.25 * card["mae_5fold_degrees"][a] for a in AXES}

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
 from facellm.model.loading import save_processor
+from facellm.plan import shape_config
+from facellm.testing.tiny_model import build_processor
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin
@@ -30,7 +32,6 @@ IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def build_shape_processor() -> ProcessorMixin:
-    from facellm.testing.tiny_model import build_processor
 
     return build_processor(
         TILE, TOKENS_PER_TILE, MAX_PATCHES, model_max_length=32768, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
@@ -48,8 +49,6 @@ def make_shape_checkpoint(shape: str, out_dir: str | Path, seed: int = 0) -> tup
     enough to build here; returns the folder and whether weights were written."""
     import torch
     from transformers import GenerationConfig, InternVLForConditionalGeneration
-
-    from facellm.plan import shape_config
 
     config = shape_config(shape_size(shape))
     processor = build_shape_processor()

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from facellm.errors import InputError
+from facellm.files import read_text
 
 
 class TrainConfig(BaseModel):
@@ -84,10 +85,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     values: dict = {}
     if path is not None:
         source = Path(path)
-        if not source.is_file():
-            raise InputError(f"config not found: {source}", "pass --config configs/train/facellm-1b.yaml or similar")
+        text = read_text(source, "config", "pass --config configs/train/facellm-1b.yaml or similar")
         try:
-            values = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+            values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"cannot parse {source}: {exc}", "fix the YAML syntax") from None
         if not isinstance(values, dict):

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facellm.errors import FaceLLMError, InputError
+from facellm.files import read_text
 from facellm.images import read_image
+from facellm.model.generate import estimate_tokens
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -44,9 +46,7 @@ class LoadReport:
 
 def read_records(path: str | Path) -> list[dict]:
     source = Path(path)
-    if not source.is_file():
-        raise InputError(f"dataset not found: {source}", "pass dataset= a ShareGPT/LLaVA JSON or JSONL file")
-    text = source.read_text(encoding="utf-8")
+    text = read_text(source, "dataset", "pass dataset= a ShareGPT/LLaVA JSON or JSONL file")
     try:
         if source.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -109,8 +109,6 @@ def training_dataset(
 ):
     """The kept samples as a `datasets.Dataset`, and a report of what was skipped and why."""
     from datasets import Dataset
-
-    from facellm.model.generate import estimate_tokens
 
     records = read_records(path)[:max_samples]
     root = Path(image_root) if image_root else Path(path).parent

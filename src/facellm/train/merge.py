@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from facellm.errors import InputError, ModelLoadError
+from facellm.errors import ModelLoadError
+from facellm.files import empty_folder
+from facellm.model import load_model
 from facellm.model.loading import MERGE_RECORD, save_processor
 
 
@@ -16,11 +18,7 @@ def merge_adapter(
 ) -> Path:
     from transformers import AutoProcessor
 
-    from facellm.model import load_model
-
-    adapter_dir, target = Path(adapter), Path(out)
-    if target.exists() and any(target.iterdir()):
-        raise InputError(f"output folder {target} is not empty", "choose a new --out folder")
+    adapter_dir, target = Path(adapter), empty_folder(out, "--out")
     lm = load_model(base, adapter=adapter_dir, device="cpu", dtype=dtype)
     merged = lm.model.merge_and_unload()
     merged.save_pretrained(target)
