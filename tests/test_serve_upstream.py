@@ -68,10 +68,10 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
 
 
 def test_grounding_reaches_the_upstream_measured_once_per_request(face_images, monkeypatch):
-    import facellm.faces
+    import facellm.specialist
 
-    analysed, analyze = [], facellm.faces.analyze_image
-    monkeypatch.setattr(facellm.faces, "analyze_image", lambda *a, **k: analysed.append(a) or analyze(*a, **k))
+    analysed, analyze = [], facellm.specialist.analyze_image
+    monkeypatch.setattr(facellm.specialist, "analyze_image", lambda *a, **k: analysed.append(a) or analyze(*a, **k))
     with MockOpenAIServer(responder=describing_responder) as engine:
         backend = Grounded(UpstreamBackend(engine.base_url, "named-model"))
         with BackgroundServer(create_app(Engine(backend))) as front:

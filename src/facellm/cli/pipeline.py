@@ -84,14 +84,14 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
 def check_commands(commands: list[list[str]]) -> None:
     """Parse every planned command with the real CLI (unknown or renamed flags fail here, nothing runs)."""
     for command in commands:
-        try:  # --help stops after parsing; the help text itself is not wanted
-            with contextlib.redirect_stdout(io.StringIO()):
-                cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
-        except Exception as exc:  # click's usage errors
+        said = io.StringIO()  # --help stops after parsing; the help text itself is not wanted
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):
+            code = cli.main([*command[1:], "--help"], prog_name="facellm", standalone_mode=False)
+        if code:  # a usage error, printed as one line by the root group
             raise InputError(
-                f"the plan's command `{shlex.join(command)}` does not parse ({exc})",
+                f"the plan's command `{shlex.join(command)}` does not parse ({said.getvalue().strip()})",
                 "report this: the plan and the CLI disagree",
-            ) from None
+            )
 
 
 def execute(commands: list[list[str]], say: Callable[[str], None]) -> None:

@@ -38,6 +38,7 @@ class Engine:
         self.max_gather_s = max_gather_s
         self._last_batch = (1, 0.0)  # size and seconds of the previous batch
         self.batches: list[int] = []  # size of every batch generated (for tests and metrics)
+        self.streams = 0  # answers streamed, each on its own (for tests and metrics)
         # One long-lived thread runs every model call: torch keeps its per-thread state warm, and the event loop
         # stays free to accept requests while a batch generates.
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facellm-model")
@@ -91,6 +92,7 @@ class Engine:
                 deliver(done)
 
         async with self._lock:
+            self.streams += 1
             loop.run_in_executor(self._model_thread, produce)
             try:
                 while (item := await pieces.get()) is not done:

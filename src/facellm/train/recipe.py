@@ -232,6 +232,20 @@ def _has(model, name: str) -> bool:
     return any(n.endswith(name) for n, _ in model.named_modules())
 
 
+def _checkpointing_argument() -> str:
+    """transformers 5.x renamed TrainingArguments' gradient_checkpointing to activation_checkpointing (the old name
+    warns); the name this installed version takes."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+_CHECKPOINTING = _checkpointing_argument()
+
+
 def training_arguments(config: TrainConfig, precision: str, has_eval: bool = False) -> TrainingArguments:
     """The Trainer's arguments for this config (no model needed; every shipped config is tested through this)."""
     import torch
@@ -253,7 +267,7 @@ def training_arguments(config: TrainConfig, precision: str, has_eval: bool = Fal
         max_grad_norm=config.max_grad_norm,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        gradient_checkpointing=config.gradient_checkpointing,
+        **{_CHECKPOINTING: config.gradient_checkpointing},
         logging_steps=config.logging_steps,
         save_strategy="steps",
         save_steps=config.save_steps,
