@@ -113,6 +113,7 @@ def test_lossy_data_url_is_a_smaller_jpeg_of_other_pixels(face_images):
     assert Image.open(io.BytesIO(base64.b64decode(jpeg.split(",", 1)[1]))).tobytes() != image.tobytes()
 
 
+@pytest.mark.slow
 def test_retry_after_header_sets_the_wait():
     import time
 

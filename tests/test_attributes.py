@@ -19,6 +19,7 @@ from tests.conftest import SHARED
 FAIRFACE = SHARED / "data" / "fairface"
 
 
+@pytest.mark.slow
 def test_predictions_are_probabilities_over_fairface_classes(face_images):
     prediction = attributes.predict(attributes.features(face_images[0]))
     for name, probs in vars(prediction).items():
@@ -26,6 +27,7 @@ def test_predictions_are_probabilities_over_fairface_classes(face_images):
         assert abs(sum(probs.values()) - 1) < 1e-3 and all(0 <= p <= 1 for p in probs.values())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_held_out_accuracy_well_above_chance():
     # FairFace val 2001-2300: the weights never saw a val image (they are trained on the train split).
@@ -42,6 +44,7 @@ def test_held_out_accuracy_well_above_chance():
         assert accuracy >= floor > chance, (name, accuracy)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_train_attributes_command_writes_weights_and_card(tmp_path):
     out = tmp_path / "attributes.pt"
@@ -143,6 +146,7 @@ def test_expression_probabilities(face_images):
     assert list(probs) == list(EXPRESSIONS) and abs(sum(probs.values()) - 1) < 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is not present")
 def test_expression_accuracy_on_fer_public_test_subset():
     from facellm.faces.expression import EXPRESSIONS

@@ -76,6 +76,7 @@ def test_keyboard_interrupt_is_not_swallowed():
         ("timeout", Cause.TIMEOUT),
     ],
 )
+@pytest.mark.slow
 def test_api_failures_carry_a_typed_cause(fault, cause):
     # Only the timeout case needs a short client timeout; elsewhere a slow, loaded machine must not read as one.
     client_timeout = 0.5 if fault == "timeout" else 30.0
@@ -194,6 +195,7 @@ class EchoBackend(Backend):
         return [Reply(f"A ({len(p.options or ())} options, {len(p.images)} images)") for p in prompts]
 
 
+@pytest.mark.slow
 def test_a_new_backend_is_one_class_and_one_line(monkeypatch, standin_bench, faces, tmp_path):
     from click.testing import CliRunner
 

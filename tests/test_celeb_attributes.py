@@ -128,6 +128,7 @@ def test_questions_about_other_things_are_not_attribute_questions():
     assert celeb.read("Which celebrity is this?", [("A", "Tom Hanks"), ("B", "Brad Pitt")], 1) is None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_the_shipped_model_tells_men_from_women_on_another_dataset_and_answers_image_set_forms():
     """CelebA's 'Male' on FairFace val faces (another dataset, which neither model trained on: 72 of these 100 when

@@ -22,6 +22,7 @@ def run_facellm(*args: str, stdin: str | None = None) -> subprocess.CompletedPro
     return subprocess.run([*command, *args], input=stdin, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_make_tiny_model_then_ask_through_entry_point(tmp_path, faces):
     made = run_facellm("dev", "make-tiny-model", str(tmp_path / "tiny"))
     assert made.returncode == 0, made.stderr
@@ -42,6 +43,7 @@ def test_make_tiny_model_then_ask_through_entry_point(tmp_path, faces):
     assert asked.stdout.strip()
 
 
+@pytest.mark.slow
 def test_entry_point_reports_user_error_on_one_line(tmp_path):
     result = run_facellm("ask", str(tmp_path / "missing.jpg"), "-q", "hi")
     assert result.returncode == 2
@@ -49,6 +51,7 @@ def test_entry_point_reports_user_error_on_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_debug_flag_shows_traceback(tmp_path):
     result = run_facellm("--debug", "ask", str(tmp_path / "missing.jpg"), "-q", "hi")
     assert result.returncode != 0
@@ -163,6 +166,7 @@ def _one_line_error(result) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_verify_an_image_without_a_face_is_an_error_not_a_distance(faces, tmp_path):
     """A plain picture has no face: `verify` names the file and exits 2 instead of comparing two whole images."""
     import numpy as np
@@ -211,6 +215,7 @@ def test_an_error_during_a_progress_bar_stands_on_its_own_line():
     assert result.stderr.rstrip("\n").split("\n")[-1] == "error: broke at item 4; fix item 4"
 
 
+@pytest.mark.slow
 def test_refusals_come_before_any_work_each_on_one_line(tmp_path, standin_bench, tiny_checkpoint):
     """Through the real entry point: each refusal is the only thing on stderr (no progress bar, no loading output)."""
     from facellm.samples import SAMPLE_DIR

@@ -46,6 +46,7 @@ def _held_out(count: int) -> list[tuple[Path, int]]:
     return [(path, int(label)) for path, label in splits.crowd(SHANGHAITECH).held_out[:count]]
 
 
+@pytest.mark.slow
 @needs_shanghaitech
 def test_shipped_model_counts_held_out_crowds():
     """ShanghaiTech B images the model never saw (every 4th by path): the count follows the annotated one."""
@@ -78,6 +79,7 @@ def test_crowd_questions_are_answered_from_the_count_not_refused():
     assert "people estimated" in answer([image], "How many people are in this picture?")
 
 
+@pytest.mark.slow
 @needs_shanghaitech
 def test_analyze_count_prints_the_count_and_saves_the_density_map(tmp_path):
     path, _ = _held_out(1)[0]
@@ -96,6 +98,7 @@ def test_count_is_refused_when_research_weights_are_off(faces, monkeypatch):
     assert result.exit_code == 2 and "FACELLM_RESEARCH_MODELS=0" in result.output
 
 
+@pytest.mark.slow
 @needs_shanghaitech
 def test_train_crowd_command_writes_weights_and_card(tmp_path):
     data = tmp_path / "shanghaitech"

@@ -59,6 +59,7 @@ def _rows(run: Path) -> list[tuple]:
         db.close()
 
 
+@pytest.mark.slow
 def test_every_image_aspect_exactly_once_and_rerun_sends_nothing(records, spec, tmp_path):
     with MockOpenAIServer(responder=describing_responder) as server, QAStore(tmp_path) as store:
         summary = build_dataset(records, spec, _teacher(server), store)
@@ -76,6 +77,7 @@ def test_every_image_aspect_exactly_once_and_rerun_sends_nothing(records, spec, 
     assert "What is known about this face" in asked["messages"][1]["content"][1]["text"]
 
 
+@pytest.mark.slow
 def test_faults_are_retried_and_failures_recorded(records, spec, tmp_path):
     faults = [429, 500, "garbage", "timeout", 503]
     # The timeout fault answers after 60 s, the client gives up after 3: far apart, so that on a loaded machine a slow
@@ -113,6 +115,7 @@ def test_missing_and_corrupt_images_are_skipped_with_reasons(records, spec, tmp_
     assert "not an image file" in skipped["val_119.jpg"] and "image not found" in skipped["val_276.jpg"]
 
 
+@pytest.mark.slow
 def test_per_image_mode_sends_each_image_once_and_falls_back(records, spec, tmp_path):
     def responder(messages):
         asked = json.dumps(messages)
@@ -137,6 +140,7 @@ def test_per_image_mode_sends_each_image_once_and_falls_back(records, spec, tmp_
     assert len(server.requests) == 12 + women * 8
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume_gives_the_complete_set(tmp_path):
     run = tmp_path / "run"
     command = [
@@ -238,6 +242,7 @@ def test_filters_mark_without_deleting_and_export_skips_flagged(records, spec, t
     assert planted.key not in {item["id"] for item in exported}
 
 
+@pytest.mark.slow
 def test_sharegpt_export_loads_with_datasets_in_llama_factory_layout(records, spec, tmp_path):
     from datasets import load_dataset
 
@@ -260,6 +265,7 @@ def test_sharegpt_export_loads_with_datasets_in_llama_factory_layout(records, sp
     assert "fairfacegpt-v1" in card and "openai:gpt-4o-2024-11-20" in card and "CC BY 4.0" in card
 
 
+@pytest.mark.slow
 def test_hf_export_and_template_default_through_cli(tmp_path):
     runner = CliRunner()
     built = runner.invoke(
@@ -365,6 +371,7 @@ def test_data_cli_bad_input(tmp_path):
     assert no_run.exit_code == 2 and "no dataset run" in no_run.output
 
 
+@pytest.mark.slow
 def test_measured_attributes_reach_prompts_and_records(tmp_path):
     with MockOpenAIServer(responder=describing_responder) as server:
         result = CliRunner().invoke(
@@ -415,6 +422,7 @@ def test_label_csv_that_is_not_utf8_is_one_line_error(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_duplicate_rows_are_asked_once_and_reported(tmp_path):
     """Six faces listed three times each (the second copy under another file name): 6 requests, not 18."""
     import shutil

@@ -13,6 +13,7 @@ from facellm.demo import STAGES
 from facellm.samples import SAMPLE_DIR
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_demo_runs_every_stage_offline_and_resumes(tmp_path):
     out = tmp_path / "demo"

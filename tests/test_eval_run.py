@@ -43,6 +43,7 @@ def _results(out):
     return {(r["file"], r["qid"]): r["prediction"] for r in rows}
 
 
+@pytest.mark.slow
 def test_local_run_is_complete_and_resumes(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
     out = tmp_path / "run"
@@ -63,6 +64,7 @@ def test_local_run_is_complete_and_resumes(tiny_lm, standin_bench, tmp_path):
     assert again.asked == 0
 
 
+@pytest.mark.slow
 def test_likelihood_scoring_answers_with_letters(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
     answerer = LocalBackend(tiny_lm, "tiny", batch_size=4, scoring="likelihood")
@@ -73,6 +75,7 @@ def test_likelihood_scoring_answers_with_letters(tiny_lm, standin_bench, tmp_pat
     assert len(set(predictions.values())) > 1
 
 
+@pytest.mark.slow
 def test_bad_image_fails_only_its_question(tiny_lm, standin_bench, tmp_path):
     questions = load_benchmark(standin_bench)
     broken = questions[0].image_paths[0]
@@ -109,6 +112,7 @@ def test_run_folder_refuses_another_run(tiny_lm, standin_bench, tmp_path):
         run_questions(questions, LocalBackend(tiny_lm, "tiny"), tmp_path / "run", "cot", max_new_tokens=2)
 
 
+@pytest.mark.slow
 def test_cli_local_and_api_runs(tiny_checkpoint, standin_bench, tmp_path):
     runner = CliRunner()
     local = runner.invoke(
@@ -167,6 +171,7 @@ def test_cli_eval_bad_input(standin_bench, tmp_path):
     assert missing.exit_code == 2 and "benchmark folder not found" in missing.output
 
 
+@pytest.mark.slow
 def test_the_same_model_behind_an_api_gives_the_local_predictions(tiny_lm, standin_bench, tmp_path):
     """`eval --api-base` must score the model `eval --model` scores: our own server runs the same tiny model, so every
     prediction must match, image questions included (a JPEG re-encoding on the way changed them)."""

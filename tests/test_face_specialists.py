@@ -28,6 +28,7 @@ def _poses(count: int):
     return [(read_image(DATA / "aflw2000" / name), truth[name]) for name in held]
 
 
+@pytest.mark.slow
 def test_head_pose_is_in_aflw2000_convention_on_unseen_faces():
     faces = _poses(24)
     measured = np.array(
@@ -42,6 +43,7 @@ def test_head_pose_is_in_aflw2000_convention_on_unseen_faces():
         assert abs(np.median(measured[frontal, axis] - truth[frontal, axis])) < 4
 
 
+@pytest.mark.slow
 def test_profile_faces_get_their_turn_from_the_pixels():
     """Past 60 degrees of yaw dlib's landmarks fold onto the visible half of the face (landmarks alone were 50
     degrees off there); the crops' maps measure the turn."""
@@ -71,6 +73,7 @@ def _held_out(split, label: str, count: int):
     ("task", "split", "folder", "minimum"),
     [("liveness", splits.liveness, "nuaa", 0.75), ("synthetic", splits.synthetic, "synthetic_faces", 0.75)],
 )
+@pytest.mark.slow
 def test_binary_models_on_held_out_images(task, split, folder, minimum):
     held = split(DATA / folder)
     right = 0
@@ -83,6 +86,7 @@ def test_binary_models_on_held_out_images(task, split, folder, minimum):
     assert right / total >= minimum
 
 
+@pytest.mark.slow
 def test_colour_expression_on_held_out_rafdb():
     held = splits.expression(DATA / "rafdb").held_out[::20][:40]
     right = sum(max(p := predict_expression(read_image(path)), key=p.get) == label for path, label in held)
@@ -177,6 +181,7 @@ def _rows(folder: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_training_commands_write_weights_and_cards(tmp_path):
     from click.testing import CliRunner
 

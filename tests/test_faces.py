@@ -39,6 +39,7 @@ def _pose(image: Image.Image):
     return head_pose(image, box, landmarks(np.asarray(image), box))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE_VAL.is_dir(), reason="../shared/data/fairface is not present")
 def test_detector_finds_faces_in_fairface_val():
     paths = sorted(FAIRFACE_VAL.glob("*.jpg"), key=lambda p: int(p.stem))[:400]
@@ -46,6 +47,7 @@ def test_detector_finds_faces_in_fairface_val():
     assert sum(found) / len(found) >= 0.97
 
 
+@pytest.mark.slow
 def test_several_faces_and_no_face(face_images):
     canvas = Image.new("RGB", (224 * 3, 260), (128, 128, 128))
     for i in range(3):
@@ -100,6 +102,7 @@ def test_pitch_sign_follows_the_documented_convention():
     assert pitch(133) > 0 and pitch(87) > 0 and pitch(84) < 0 and pitch(270) < 0
 
 
+@pytest.mark.slow
 def test_mirroring_flips_yaw(face_images):
     for image in (face_images[0], face_images[1], face_images[4]):  # visibly turned faces
         yaw, mirrored = _pose(image).yaw, _pose(ImageOps.mirror(image)).yaw
@@ -120,6 +123,7 @@ def test_same_person_is_closer_than_different_people(face_images):
     assert np.linalg.norm(a - same) < 0.6 < np.linalg.norm(a - other)
 
 
+@pytest.mark.slow
 def test_torch_descriptor_network_equals_dlibs(face_images):
     # The weights read from dlib's file, run in torch, give dlib's own descriptors on real faces.
     chips = [aligned_chip(image, detect_faces(image, fallback=True)[0]) for image in face_images[:4]]
@@ -139,6 +143,7 @@ def test_a_damaged_descriptor_file_is_a_clear_error(tmp_path):
         read_weights(damaged)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
 def test_lfw_pairs_fold_accuracy():
     pairs = [p for p in read_pairs(LFW / "pairs.txt", LFW / "images") if p[0] in (0, 1)][::5]
@@ -172,6 +177,7 @@ def test_within_person_whitening():
     assert np.isclose(np.trace(covariance), np.trace((a - b).T @ (a - b) / (2 * len(a))))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
 def test_verify_pairs_cli_skips_unreadable_images(tmp_path):
     # Three folds of 5 same + 5 different pairs taken from LFW's own file; one image is replaced by junk.
@@ -233,6 +239,7 @@ def test_analyze_cli_table_json_and_errors(faces, tmp_path):
     assert missing.exit_code == 2 and "image not found" in missing.output
 
 
+@pytest.mark.slow
 def test_verify_and_cluster_cli(faces, tmp_path):
     runner = CliRunner()
     same = runner.invoke(cli, ["verify", str(faces[2].path), str(faces[2].path), "--json"])
@@ -253,6 +260,7 @@ def test_verify_and_cluster_cli(faces, tmp_path):
     assert bad.exit_code == 2 and "two images" in bad.output
 
 
+@pytest.mark.slow
 def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, monkeypatch):
     # A models folder without the 68-point file: with FACELLM_LANDMARKS=5 everything but pose and openness works.
     from facellm.faces import attributes, models

@@ -37,6 +37,7 @@ def test_fairface_questions_cover_every_class():
     assert all(path.is_file() for q in questions for path in q.image_paths)
 
 
+@pytest.mark.slow
 def test_fairface_report_arithmetic_with_an_api_that_always_says_a(tmp_path):
     with MockOpenAIServer(responder=lambda messages: "(A)") as server:
         result = CliRunner().invoke(

@@ -35,6 +35,7 @@ def test_multi_image_prompt_holds_every_image(tiny_lm, face_images):
     assert multi != single  # the other two images reach the model
 
 
+@pytest.mark.slow
 def test_batched_greedy_equals_one_at_a_time(tiny_lm, face_images):
     conversations = [
         question([face_images[0]], "Describe this image."),

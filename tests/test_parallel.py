@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from facellm.parallel import map_over_cores
 
 
@@ -11,5 +13,6 @@ def torch_threads(_job: int) -> int:
     return torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_each_worker_runs_torch_on_one_thread():
     assert map_over_cores(torch_threads, [0, 1, 2, 3], workers=2, chunksize=1) == [1, 1, 1, 1]

@@ -30,6 +30,7 @@ def test_shape_processor_gives_256_tokens_per_face_and_a_tile_per_image(face_ima
         assert tuple(encoded["pixel_values"].shape) == (count, 3, 448, 448)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", ["1b", "8b", "38b"])
 def test_plan_counts_are_the_meta_device_model_and_lora_matches_the_formula(size):
     import torch
@@ -95,6 +96,7 @@ def test_config_only_shape_checkpoint_for_8b(tmp_path):
     assert (tmp_path / "8b" / "processor_config.json").is_file() or (tmp_path / "8b" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow
 def test_python_dash_m_facellm():
     result = subprocess.run(
         [sys.executable, "-m", "facellm", "plan", "--size", "1b"], capture_output=True, text=True, timeout=300

@@ -74,6 +74,7 @@ KEY_ODDITIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BENCHMARK.is_dir(), reason="needs ../shared/facexbench")
 def test_every_real_question_of_a_claimed_subtask_is_read_and_agrees_with_its_key():
     misread, disagree, total, oddities = [], [], 0, {}

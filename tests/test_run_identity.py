@@ -90,6 +90,7 @@ def _build(out: Path, *extra: str):
     )
 
 
+@pytest.mark.slow
 def test_data_rerun_with_other_settings_is_refused_then_started_fresh(tmp_path):
     out = tmp_path / "data"
     assert _build(out).exit_code == 0

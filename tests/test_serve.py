@@ -62,6 +62,7 @@ def test_answers_plain_and_streamed(client, face_images, tiny_lm):
     assert client.models.list().data[0].id == f"hf:{tiny_lm.name}" and "tiny-model" in tiny_lm.name
 
 
+@pytest.mark.slow
 def test_32_concurrent_requests_batch_and_match_one_at_a_time(server, client, face_images):
     questions = [(face_images[i % len(face_images)], f"Question {i}: describe the face.") for i in range(32)]
 
@@ -123,6 +124,7 @@ def test_refusals_use_openai_error_bodies(server, face_images):
     assert too_big.status_code == 413
 
 
+@pytest.mark.slow
 def test_faces_endpoint_measures_every_face(server, face_images):
     group = Image.new("RGB", (224 * 3, 260), (128, 128, 128))
     for i in range(3):
@@ -193,6 +195,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 REQUIRE_BROWSER = os.environ.get("FACELLM_REQUIRE_BROWSER") == "1"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not REQUIRE_BROWSER, reason="Debian chromium not installed")
 def test_web_page_in_headless_chromium(server, faces, tmp_path):
     from selenium import webdriver

@@ -82,6 +82,7 @@ def _post(server, body=None, raw: bytes | None = None, timeout: float = 60) -> h
     )
 
 
+@pytest.mark.slow
 def test_concurrent_text_and_image_requests_are_all_answered(server, face_images):
     """50 at once, half with an image, same decoding settings: every one 200, with real batches formed."""
     bodies = [
@@ -96,6 +97,7 @@ def test_concurrent_text_and_image_requests_are_all_answered(server, face_images
     assert max(server.engine.batches) > 1
 
 
+@pytest.mark.slow
 def test_a_failing_request_fails_alone(server, face_images):
     """One request that makes its batch raise: it alone gets an error body; the 19 batched with it are answered."""
     bodies = [_user(_image(face_images[i % 6]), _text(f"Face {i}?")) for i in range(19)]
@@ -203,6 +205,7 @@ def test_chunked_body_is_cut_off_at_the_limit(server):
     assert httpx.get(server.url + "/health").status_code == 200
 
 
+@pytest.mark.slow
 def test_dropped_stream_stops_generating(server, face_images):
     """A client that reads a few pieces of a 2,048-token stream and hangs up: the generation stops (no more pieces
     are produced) and the next request is not held up behind the abandoned one."""
@@ -227,6 +230,7 @@ def test_dropped_stream_stops_generating(server, face_images):
     assert waited < full_time / 4, (waited, full_time)  # not held up behind what remained of the abandoned answer
 
 
+@pytest.mark.slow
 def test_image_sizes_are_bounded_while_decoding(tiny_lm):
     """A 6000 x 6600 JPEG is kept at 2048 px on its longer side; the request is answered."""
     big = Image.new("RGB", (6000, 6600), (150, 110, 90))

@@ -34,6 +34,7 @@ def post(url: str, body, timeout: float = 120) -> httpx.Response:
     return httpx.post(url + "/v1/chat/completions", content=body, headers=HEADERS, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_mixed_load_at_50_concurrent_keeps_every_answer_and_memory(served, face_images):
     url = served.url
     for body, _ in mixed_requests(face_images, 14):  # warm-up: first batches allocate the model's working memory
@@ -62,6 +63,7 @@ def test_chunked_body_over_the_limit_does_not_grow_memory(served):
     assert grown < 60, grown  # at most the 20 MB limit plus buffers, never the 300 MB body
 
 
+@pytest.mark.slow
 def test_eight_huge_images_per_request_stay_bounded_and_health_answers(served):
     """3 concurrent requests of 8 JPEGs of 6000 x 6600 pixels (40 MP each, about 130 KB per request): each image is
     decoded at reduced scale and kept at 2048 px, so memory stays bounded and /health keeps answering."""
@@ -98,6 +100,7 @@ def test_eight_huge_images_per_request_stay_bounded_and_health_answers(served):
     )
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_one_line_error():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

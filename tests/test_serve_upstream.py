@@ -35,6 +35,7 @@ def _question(image, text="Describe this face."):
     ]
 
 
+@pytest.mark.slow
 def test_answers_plain_and_streamed_through_the_upstream(face_images):
     with MockOpenAIServer(responder=describing_responder) as engine:
         backend = UpstreamBackend(engine.base_url)
@@ -67,6 +68,7 @@ def test_answers_plain_and_streamed_through_the_upstream(face_images):
     assert unauthorised.status_code == 401 and len(sent) == 2  # the key is checked before anything goes upstream
 
 
+@pytest.mark.slow
 def test_grounding_reaches_the_upstream_measured_once_per_request(face_images, monkeypatch):
     import facellm.specialist
 
@@ -132,6 +134,7 @@ def test_upstream_down_answers_503_and_the_server_stays_up(face_images):
     assert page.status_code == 200 and faces.status_code == 200 and health.status_code == 200
 
 
+@pytest.mark.slow
 def test_serve_upstream_through_the_cli(face_images):
     with MockOpenAIServer(responder=describing_responder) as engine:
         with ServerProcess("--upstream", engine.base_url, "--upstream-model", "mock-vlm") as front:

@@ -26,6 +26,7 @@ FAIRFACE = SHARED / "data" / "fairface"
 LFW = SHARED / "data" / "lfw"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_specialist_answers_fairface_questions_well_above_chance(tmp_path):
     with open(FAIRFACE / "fairface_label_val.csv", newline="") as f:
@@ -39,6 +40,7 @@ def test_specialist_answers_fairface_questions_well_above_chance(tmp_path):
     assert accuracy["gender"] >= 70 and accuracy["race"] >= 40 and accuracy["age"] >= 35, accuracy
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
 def test_specialist_same_person_pairs_from_lfw():
     from facellm.faces.embed import read_pairs
@@ -54,6 +56,7 @@ def test_specialist_same_person_pairs_from_lfw():
     assert correct / len(pairs) >= 0.8
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
 def test_specialist_answers_facexbench_identity_question_forms():
     # Five LFW images: 1 and 4 are one person (a same-person pair of the LFW protocol), 2, 3, 5 are others.
@@ -99,6 +102,7 @@ def test_out_of_scope_and_face_count(face_images):
     assert reply.startswith("C")
 
 
+@pytest.mark.slow
 def test_grounded_prompts_carry_facts_for_every_image(face_images):
     recorder = ScriptedBackend(lambda prompt: "A", name="recorder")
     prompts = [Prompt(one_question(face_images[:2], "Same person?")), Prompt(one_question(face_images[2:3], "Age?"))]
@@ -110,6 +114,7 @@ def test_grounded_prompts_carry_facts_for_every_image(face_images):
     assert prompts[0].turns[-1].text == "Same person?"  # the caller's prompt is not changed
 
 
+@pytest.mark.slow
 def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
@@ -137,6 +142,7 @@ def test_specialist_and_ground_through_the_cli(standin_bench, faces, tmp_path):
 FER = SHARED / "data" / "fer2013"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FER.is_dir(), reason="../shared/data/fer2013 is not present")
 def test_specialist_answers_fer_expression_questions():
     import random
@@ -238,6 +244,7 @@ def test_a_different_people_verdict_is_not_read_as_cannot_be_determined(face_ima
     assert answer([face_images[0], face_images[1]], "Same person or not?" + reworded)[0] == "A"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "data" / "aflw2000").is_dir(), reason="../shared/data/aflw2000 is not present")
 def test_a_profile_no_detector_finds_still_gets_a_same_person_verdict(face_images):
     """AFLW2000's image00392 (yaw -78 degrees) defeats HOG and the CNN detector; the faint HOG candidate (dlib's

@@ -33,6 +33,7 @@ def _image_set(numbers: list[int]) -> str:
     return ", ".join(f"Image {k}" for k in numbers)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FAIRFACE.is_dir(), reason="../shared/data/fairface is not present")
 def test_multi_image_gender_and_age_forms_are_answered_well_above_chance():
     rng = random.Random(0)
@@ -102,6 +103,7 @@ def test_free_multi_image_questions_through_ask_and_the_server(tmp_path):
         assert reply.choices[0].message.content.startswith("No"), reply.choices[0].message.content
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BENCHMARK.is_dir(), reason="needs ../shared/facexbench")
 def test_no_real_multi_image_attribute_question_is_refused_as_not_understood(face_images):
     """Every multi-image age, gender and race form of the real files, on three real faces: an answer, not a refusal."""
@@ -114,6 +116,7 @@ def test_no_real_multi_image_attribute_question_is_refused_as_not_understood(fac
         assert reply[:2] in ("A.", "B.", "C.", "D."), (question, reply)
 
 
+@pytest.mark.slow
 def test_the_fairfacegpt_aspect_questions_get_measured_descriptions(face_images):
     """The web page's 8 aspect buttons ask FairFaceGPT's stored questions: each is answered from measurements (and
     says what the models do not measure), never "cannot measure" for a face they can see."""

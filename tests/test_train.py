@@ -143,6 +143,7 @@ def test_dataset_skips_bad_rows_and_drops_long_samples(tiny_checkpoint, tmp_path
     }
 
 
+@pytest.mark.slow
 def test_training_memorises_eight_faces(tiny_checkpoint, dataset_file, tmp_path, faces):
     config = _config(tiny_checkpoint, dataset_file, tmp_path / "run", "max_steps=60")
     summary = train(config)
@@ -173,6 +174,7 @@ class StopAt(TrainerCallback):
         return control
 
 
+@pytest.mark.slow
 def test_resume_continues_with_the_same_optimizer_state(tiny_checkpoint, dataset_file, tmp_path):
     straight = tmp_path / "straight"
     train(_config(tiny_checkpoint, dataset_file, straight, "max_steps=8", "save_steps=4"))
@@ -195,6 +197,7 @@ def test_resume_continues_with_the_same_optimizer_state(tiny_checkpoint, dataset
         train(_config(tiny_checkpoint, dataset_file, tmp_path / "fresh", "max_steps=2"), resume=True)
 
 
+@pytest.mark.slow
 def test_merged_export_matches_base_plus_adapter(
     tiny_checkpoint, dataset_file, tmp_path, face_images, faces, standin_bench
 ):
@@ -316,6 +319,7 @@ def test_bf16_on_cpu_falls_back_with_a_warning():
         assert resolve_precision("bf16") == "fp32"
 
 
+@pytest.mark.slow
 def test_released_fairfacegpt_layout_trains_through_the_cli(tiny_checkpoint, tmp_path, faces):
     """FaceLLM's dataset.json layout: ShareGPT `conversations` (human/assistant) and an `image` path relative to
     FairFace's fairface_img_margin025/, with or without `<image>` in the human turn; a row whose image is missing is

@@ -87,6 +87,7 @@ def dataset(tmp_path_factory, faces):
     return path
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_with_the_same_global_batch_and_resume(tiny_checkpoint, dataset, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     _run([sys.executable, "-m", "facellm", "train", *_settings(tiny_checkpoint, dataset, one, per_device=4)])
