@@ -4,7 +4,6 @@ configs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 from transformers import AutoProcessor, TrainerCallback
 
 from facellm.cli import cli
+from facellm.configs import SHIPPED
 from facellm.errors import InputError
 from facellm.model import GenerationSettings, generate, load_model, question
 from facellm.samples import SAMPLE_DIR
@@ -20,7 +20,7 @@ from facellm.train.config import load_config
 from facellm.train.dataset import to_sample, training_dataset
 from facellm.train.recipe import resolve_precision, train, training_arguments
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
+CONFIGS = SHIPPED / "train"
 
 
 @pytest.fixture(scope="module")

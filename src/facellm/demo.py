@@ -225,15 +225,16 @@ def _train(settings: DemoSettings, folder: Path) -> dict:
             "gradient_accumulation_steps=1",
             "gradient_checkpointing=false",
             "precision=fp32",
-            "logging_steps=5",
+            f"logging_steps={min(5, settings.train_steps)}",  # a short run still logs its loss
             "save_steps=100000",
             f"seed={settings.seed}",
         ],
     )
     summary = train(config)
     losses = summary["logged_losses"]
+    loss = f"logged training loss {losses[0]:.2f} -> {losses[-1]:.2f}" if losses else "no loss logged"
     return {
-        "note": f"{summary['global_step']} LoRA steps, logged training loss {losses[0]:.2f} -> {losses[-1]:.2f}",
+        "note": f"{summary['global_step']} LoRA steps, {loss}",
         "base": str(base),
         "adapter": summary["output"],
     }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from facellm import configs
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.samples import sample_faces
@@ -46,6 +47,20 @@ def make_tiny_model(out_dir: Path, seed: int) -> None:
         raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
     make_tiny_checkpoint(out_dir, seed=seed)
     click.echo(f"tiny checkpoint written to {out_dir}")
+
+
+@dev.command("configs")
+@click.argument("name", required=False)
+def dev_configs(name: str | None) -> None:
+    """The shipped training and accelerate configs and where they are installed; with NAME, only that file's path
+    (for `accelerate launch --config_file "$(facellm dev configs fsdp)" ...`)."""
+    if name:
+        kind = "accelerate" if name in configs.names("accelerate") else "train"
+        click.echo(configs.config_file(name, kind))
+        return
+    for kind in configs.KINDS:
+        for found in configs.names(kind):
+            click.echo(f"{kind:10s} {found:16s} {configs.SHIPPED / kind / (found + '.yaml')}")
 
 
 @dev.command("samples")

@@ -14,7 +14,12 @@ from facellm.train.merge import merge_adapter
 
 
 @cli.command("train")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Training YAML (configs/train/).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Training YAML, or a shipped config's name (facellm-1b, facellm-8b, facellm-38b, tiny-cpu).",
+)
 @click.option("--set", "overrides", multiple=True, help="Override a config key: --set learning_rate=2e-5.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
 def train_command(config_path, overrides, resume) -> None:
@@ -22,7 +27,9 @@ def train_command(config_path, overrides, resume) -> None:
     from facellm.train.recipe import is_main_process, train
 
     if config_path is None and not overrides:
-        raise FaceLLMError("no training config given", "pass --config configs/train/facellm-1b.yaml")
+        raise FaceLLMError(
+            "no training config given", "pass --config facellm-1b (or another shipped config, or a YAML file)"
+        )
     config = load_config(config_path, overrides)
     summary = train(config, resume=resume)
     if not is_main_process():

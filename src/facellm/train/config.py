@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from facellm.configs import config_file
 from facellm.errors import InputError
 from facellm.files import read_text
 
@@ -84,8 +85,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """Read a YAML config and apply `key=value` overrides; every problem is an `InputError` naming the key."""
     values: dict = {}
     if path is not None:
-        source = Path(path)
-        text = read_text(source, "config", "pass --config configs/train/facellm-1b.yaml or similar")
+        source = config_file(path)
+        text = read_text(source, "config", "pass --config facellm-1b (a shipped config) or a YAML file")
         try:
             values = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
