@@ -304,3 +304,29 @@ def test_licenses_and_landmark_option(faces, monkeypatch):
     assert len(analyze_image(read_image(faces[0].path), points=5).faces[0].landmarks) == 5
     bad = CliRunner(env={"FACELLM_LANDMARKS": "7"}).invoke(cli, ["analyze", str(faces[0].path)])
     assert bad.exit_code == 2 and "FACELLM_LANDMARKS must be 5 or 68" in bad.output
+
+
+def test_machine_readable_output_keeps_one_shape(faces, tmp_path):
+    """analyze --json is JSON Lines for one image or many, boxes lie inside the image, angles are never -0, and
+    verify says when an image shows several faces."""
+    from facellm.faces.geometry import Pose
+
+    assert str(Pose(-0.0, 0.0, -0.0, "frontal").roll) == "0.0"
+    one = CliRunner().invoke(cli, ["analyze", str(faces[0].path), "--json"])
+    two = CliRunner().invoke(cli, ["analyze", str(faces[0].path), str(faces[1].path), "--json"])
+    rows = [json.loads(line) for line in two.stdout.splitlines()]
+    assert json.loads(one.stdout)["image"] == rows[0]["image"] and len(rows) == 2
+    wide = Image.new("RGB", (448, 224))
+    by_name = {face.path.name: face.path for face in faces}
+    for left, name in ((0, "val_119.jpg"), (224, "val_293.jpg")):
+        wide.paste(Image.open(by_name[name]).convert("RGB"), (left, 0))
+    wide.save(tmp_path / "two.jpg")
+    edge = Image.open(faces[2].path).convert("RGB").crop((40, 40, 224, 224))  # a face cut at the top-left edges
+    edge.save(tmp_path / "edge.jpg")
+    for row in map(json.loads, CliRunner().invoke(cli, ["analyze", str(tmp_path), "--json"]).stdout.splitlines()):
+        for face in row["faces"]:
+            box = face["box"]
+            assert 0 <= box["left"] < box["right"] <= row["width"] and 0 <= box["top"] < box["bottom"] <= row["height"]
+    verified = CliRunner().invoke(cli, ["verify", str(tmp_path / "two.jpg"), str(faces[0].path), "--json"])
+    assert json.loads(verified.stdout)["faces"] == [2, 1]
+    assert "two.jpg shows 2 faces; its largest face was compared" in verified.stderr

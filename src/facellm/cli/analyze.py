@@ -13,7 +13,7 @@ from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.faces import analyze_image
 from facellm.faces.crowd import density_picture, predict, shipped_model
-from facellm.faces.detect import DETECTORS
+from facellm.faces.detect import DETECTORS, detect_faces
 from facellm.faces.embed import descriptor_of_file, descriptors_of, evaluate_pairs, read_pairs
 from facellm.faces.licenses import BUNDLED_MODELS
 from facellm.faces.models import landmark_points
@@ -48,7 +48,7 @@ def _people(image, path: Path, maps: str | None) -> dict:
 
 @cli.command("analyze")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per image) instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON Lines (one object per image) instead of a table.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(0), default=0, help="Processes for folders (default: one per CPU core).")
 @click.option("--attributes", "with_attributes", is_flag=True, help="Add age, gender, race, expression probabilities.")
@@ -97,7 +97,8 @@ def analyze_command(
     if len(results) == 1 and "error" in results[0]:
         raise FaceLLMError(results[0]["error"])
     if as_json:
-        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=1))
+        for result in results:  # JSON Lines: one object per image, whatever the number of images
+            click.echo(json.dumps(result))
     else:
         for result in results:
             _print_analysis(result)
@@ -211,7 +212,11 @@ def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, 
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
     a, b = (descriptor_of_file(p, jitters, points) for p in images)
     gap = float(np.linalg.norm(a - b))
-    result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold}
+    counts = [len(detect_faces(read_image(p))) for p in images]
+    for path, count in zip(images, counts):
+        if count > 1:
+            click.echo(f"note: {path} shows {count} faces; its largest face was compared", err=True)
+    result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold, "faces": counts}
     click.echo(
         json.dumps(result)
         if as_json

@@ -35,7 +35,13 @@ class ImageAnalysis:
     faces: list[FaceAnalysis]
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain data, each face's box clipped to the image (a detector's box may reach past the edges)."""
+        data = asdict(self)
+        for face in data["faces"]:
+            box = face["box"]
+            box["left"], box["right"] = (min(max(box[k], 0), self.width) for k in ("left", "right"))
+            box["top"], box["bottom"] = (min(max(box[k], 0), self.height) for k in ("top", "bottom"))
+        return data
 
 
 def analyze_image(

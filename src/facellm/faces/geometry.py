@@ -37,6 +37,10 @@ class Pose:
     label: str
     method: str = "learned"  # "learned" (faces/pose.py) or "pnp" (solvePnP: 10.4 degrees mean error, 5.7 learned)
 
+    def __post_init__(self) -> None:
+        for axis in ("yaw", "pitch", "roll"):  # + 0.0 turns -0.0 into 0.0: no "-0" in what is printed or sent
+            object.__setattr__(self, axis, float(getattr(self, axis)) + 0.0)
+
 
 def landmarks(rgb: np.ndarray, box: Box, points: int | None = None) -> np.ndarray:
     """(x, y) points: 68 in dlib's iBUG layout, or 5 (eye corners, nose base); `points` None: FACELLM_LANDMARKS."""
