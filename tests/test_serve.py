@@ -6,6 +6,7 @@ import base64
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
@@ -59,7 +60,9 @@ def test_answers_plain_and_streamed(client, face_images, tiny_lm):
     streamed = "".join(p.choices[0].delta.content or "" for p in pieces)
     assert len(pieces) > 3 and streamed.strip() == plain.choices[0].message.content
     assert pieces[-1].choices[0].finish_reason in ("stop", "length")
-    assert client.models.list().data[0].id == f"hf:{tiny_lm.name}" and "tiny-model" in tiny_lm.name
+    listed = client.models.list().data[0]  # a short id; the full name (path, adapter, merge record) is its root
+    assert listed.id == Path(tiny_lm.name).name and listed.root == f"hf:{tiny_lm.name}" and "tiny-model" in tiny_lm.name
+    assert plain.model == listed.id and " " not in listed.id
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -33,6 +34,16 @@ from facellm.faces import analyze_image
 from facellm.prompts import load_prompts
 from facellm.serve.engine import Engine, QueueFull
 from facellm.serve.requests import ChatRequest, Limits, RequestError, load_image_url, parse_chat_request, parse_json
+
+
+def model_id(name: str) -> str:
+    """The id clients see for a backend's full name: a hub id as it is, a local folder by its folder name, an adapter
+    by its folder name after a "+" (the full name, paths and merge record included, is the model's `root`)."""
+    grounded = name.endswith("+grounded")
+    core = name.removesuffix("+grounded").removeprefix("hf:").split(" (merged from ")[0]
+    model, _, adapter = core.partition(" + adapter ")
+    short = Path(model).name if model.startswith(("/", ".", "~")) else model
+    return short + (f"+{Path(adapter).name}" if adapter else "") + ("+grounded" if grounded else "")
 
 
 def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None = None) -> FastAPI:
@@ -61,15 +72,18 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode())
 
+    served = model_id(engine.backend.name)
+
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "model": engine.backend.name}
+        return {"status": "ok", "model": served}
 
     @app.get("/v1/models")
     async def models(request: Request):
         if not authorised(request):
             return error(RequestError(401, "missing or wrong API key", kind="authentication_error"))
-        return {"object": "list", "data": [{"id": engine.backend.name, "object": "model", "owned_by": "facellm"}]}
+        listed = {"id": served, "object": "model", "owned_by": "facellm", "root": engine.backend.name}
+        return {"object": "list", "data": [listed]}
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:
@@ -145,7 +159,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
             )
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        model = engine.backend.name
+        model = served
         if parsed.stream:
             events = _sse(engine, parsed, completion_id, created, model, lambda: budget.release(parsed.pixels))
             return StreamingResponse(events, media_type="text/event-stream")
