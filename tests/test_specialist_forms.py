@@ -114,6 +114,16 @@ def test_no_real_multi_image_attribute_question_is_refused_as_not_understood(fac
     for (question, n), options in list(forms.items())[::4]:
         reply = answer(face_images[:n], _prompt(question, options))
         assert reply[:2] in ("A.", "B.", "C.", "D."), (question, reply)
+        chosen = options["ABCD".index(reply[0])]
+        assert _deepest_parenthesis(reply.removeprefix(f"{reply[0]}. {chosen}")) <= 1, reply  # never "(a (b))"
+
+
+def _deepest_parenthesis(text: str) -> int:
+    depth = deepest = 0
+    for character in text:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 @pytest.mark.slow

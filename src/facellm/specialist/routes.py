@@ -84,7 +84,7 @@ def _labelled(images: list[Image.Image], prompt: str, read: Reading) -> str:
         return "cannot measure: the expression models know 7 basic expressions; 'contempt' is not one of them"
     dists = _label_distributions(task, images)
     top = [max(d, key=d.get) for d in dists]
-    measured = ", ".join(f"image {i} {label} ({d[label]:.0%})" for i, (label, d) in enumerate(zip(top, dists), 1))
+    measured = ", ".join(f"image {i} {label} {d[label]:.0%}" for i, (label, d) in enumerate(zip(top, dists), 1))
     if len(images) == 1:
         measured = f"{task} {top[0]}, {dists[0][top[0]]:.0%}"
     if read.form == "describe":
@@ -120,7 +120,7 @@ def _face_count(images: list[Image.Image], prompt: str, read: Reading) -> str:
     crowd = claimed > CROWD
     people = _crowd_count(images) if crowd or not options else None
     if people is not None and (crowd or people > CROWD):
-        count, what = people, "people count (crowd density model)"
+        count, what = people, "people count by the crowd density model"
     else:
         # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
         detector = "hog" if crowd else "quick"
