@@ -42,8 +42,8 @@ def examples(text: str) -> list[tuple[tuple[str, ...], set[str], str]]:
 
 
 def test_the_examples_are_found():
-    found = examples((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert len(found) > 40
+    found = [example for document in DOCUMENTS for example in examples(document.read_text(encoding="utf-8"))]
+    assert len(found) > 100
     assert any(command == ("eval", "facexbench") and "--base-url" in named for command, named, _ in found)
 
 

@@ -39,6 +39,7 @@ from facellm.eval.run import load_done, run_questions
 from facellm.faces import analyze_image, measured_facts
 from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
+from facellm.parallel import torch_threads_for_idle_cores
 from facellm.prompts import load_prompts
 from facellm.samples import SAMPLE_DIR, sample_faces
 from facellm.testing import make_tiny_checkpoint
@@ -95,6 +96,7 @@ def run_demo(settings: DemoSettings, say: Callable[[str], None] = print) -> Path
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(settings)
+    torch_threads_for_idle_cores()  # on a machine busy with other work, fewer threads than cores go faster
     stages = {
         "faces": _faces,
         "analyze": _analyze,
