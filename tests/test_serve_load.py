@@ -25,8 +25,17 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason=
 
 @pytest.fixture(scope="module")
 def served(tiny_checkpoint):
-    with ServerProcess("--model", str(tiny_checkpoint), "--device", "cpu", "--api-key-env", "LOAD_TEST_KEY",
-                       "--max-queue", "256", env={"LOAD_TEST_KEY": KEY}) as server:  # fmt: skip
+    with ServerProcess(
+        "--model",
+        str(tiny_checkpoint),
+        "--device",
+        "cpu",
+        "--api-key-env",
+        "LOAD_TEST_KEY",
+        "--max-queue",
+        "256",
+        env={"LOAD_TEST_KEY": KEY},
+    ) as server:
         yield server
 
 
@@ -106,8 +115,12 @@ def test_port_in_use_is_a_one_line_error():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "facellm.cli", "serve", "--offline", "--port", str(port)],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "facellm.cli", "serve", "--offline", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}") and "--port" in lines[0]
