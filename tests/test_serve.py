@@ -264,3 +264,24 @@ def test_web_page_in_headless_chromium(server, faces, tmp_path):
         driver.quit()
     # the page's two questions went through the same engine (a batch or a stream each)
     assert len(server.engine.batches) + server.engine.streams - answered_before >= 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_request_is_checked_once_and_rendered_twice(server, client, face_images, monkeypatch, streamed):
+    """The server's check counts the prompt (one render); generating renders it once more for the real inputs; the
+    conversation is checked once, not again when its batch is prepared."""
+    import importlib
+
+    generating, local = (importlib.import_module(f"facellm.{m}") for m in ("model.generate", "backends.local"))
+    lm = server.engine.backend.lm
+    checks, renders = [], []
+    check, render = generating.check_conversation, lm.processor.apply_chat_template
+    counted_check = lambda *a, **k: checks.append(1) or check(*a, **k)  # noqa: E731
+    monkeypatch.setattr(generating, "check_conversation", counted_check)
+    monkeypatch.setattr(local, "check_conversation", counted_check)
+    monkeypatch.setattr(lm.processor, "apply_chat_template", lambda *a, **k: renders.append(1) or render(*a, **k))
+    reply = client.chat.completions.create(
+        model="facellm", messages=_messages(face_images[2], "How old?"), max_tokens=4, stream=streamed
+    )
+    list(reply) if streamed else reply
+    assert (len(checks), len(renders)) == (1, 2)

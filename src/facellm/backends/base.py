@@ -26,11 +26,14 @@ class Prompt:
     """One request: the conversation, plus what is known about it as data (never re-read from the text).
 
     `options`: a multiple-choice question's options in order (letters A, B, ...), as the benchmark file lists them.
-    `facts`: what a data run knows about the image (`aspect`, `known` labels, `measured` facts)."""
+    `facts`: what a data run knows about the image (`aspect`, `known` labels, `measured` facts).
+    `checked_tokens`: set once a backend's `check` accepted the prompt, its length then; the backend answering it
+    need not check, render or count it again."""
 
     turns: Conversation
     options: tuple[str, ...] | None = None
     facts: dict = field(default_factory=dict)
+    checked_tokens: int | None = None
 
     @property
     def images(self) -> list:

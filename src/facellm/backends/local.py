@@ -56,14 +56,16 @@ class LocalBackend(Backend):
                 raise InputError("likelihood scoring needs multiple-choice questions", "use --scoring generate")
             texts = choose_option(self.lm, conversations, [p.letters for p in prompts], self.batch_size)
         else:
-            texts = generate(self.lm, conversations, settings, batch_size=self.batch_size)
+            counted = [p.checked_tokens for p in prompts]  # a server's check counted them: no second check or count
+            lengths = counted if None not in counted else None
+            texts = generate(self.lm, conversations, settings, batch_size=self.batch_size, lengths=lengths)
         return [Reply(text) for text in texts]
 
     def stream(
         self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
     ) -> Iterator[str]:
 
-        return stream(self.lm, prompt.turns, settings, cancel)
+        return stream(self.lm, prompt.turns, settings, cancel, checked=prompt.checked_tokens is not None)
 
     def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
 

@@ -62,9 +62,10 @@ def check_conversation(lm: LoadedModel, conversation: Conversation) -> None:
                 )
 
 
-def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation]) -> BatchFeature:
-    """Render the chat template, tokenise with left padding and preprocess images; tensors on the model's device."""
-    for conversation in conversations:
+def prepare_inputs(lm: LoadedModel, conversations: Sequence[Conversation], checked: bool = False) -> BatchFeature:
+    """Render the chat template, tokenise with left padding and preprocess images; tensors on the model's device.
+    `checked`: the conversations already passed `check_conversation` (a server checks each request as it comes)."""
+    for conversation in [] if checked else conversations:
         check_conversation(lm, conversation)
     texts = [
         lm.processor.apply_chat_template(to_messages(c), add_generation_prompt=True, tokenize=False)
@@ -108,8 +109,10 @@ def generate(
     conversations: Sequence[Conversation],
     settings: GenerationSettings | None = None,
     batch_size: int = 8,
+    lengths: Sequence[int] | None = None,
 ) -> list[str]:
-    """Answer each conversation; runs `batch_size` conversations per forward pass, returns texts in input order."""
+    """Answer each conversation; runs `batch_size` conversations per forward pass, returns texts in input order.
+    `lengths`: each conversation's token count when a check already counted it (it is then not checked again)."""
     import torch
 
     settings = settings or GenerationSettings()
@@ -117,8 +120,8 @@ def generate(
         raise InputError(f"batch_size must be at least 1, got {batch_size}", "use --batch-size 1 or more")
     _seed(settings)
     answers: dict[int, str] = {}
-    for batch in _length_batches(lm, conversations, batch_size):
-        inputs = prepare_inputs(lm, [conversations[i] for i in batch])
+    for batch in _length_batches(lm, conversations, batch_size, lengths=lengths):
+        inputs = prepare_inputs(lm, [conversations[i] for i in batch], checked=lengths is not None)
         with torch.inference_mode():
             output = lm.model.generate(**inputs, **_generate_kwargs(lm, settings))
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
@@ -128,7 +131,11 @@ def generate(
 
 
 def _length_batches(
-    lm: LoadedModel, conversations: Sequence[Conversation], batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    batch_size: int,
+    max_batch_tokens: int = MAX_BATCH_TOKENS,
+    lengths: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Indices grouped into batches of similar prompt length, so short prompts are not padded to long ones.
 
@@ -138,7 +145,7 @@ def _length_batches(
     Conversations with images and text-only ones never share a batch (processors take images for all or none)."""
     if len(conversations) == 1:
         return [[0]]
-    lengths = [_estimated_length(lm, c) for c in conversations]
+    lengths = list(lengths) if lengths is not None else [_estimated_length(lm, c) for c in conversations]
     has_images = [any(turn.images for turn in c) for c in conversations]
     batches: list[list[int]] = []
     for kind in (True, False):
@@ -183,9 +190,11 @@ def stream(
     conversation: Conversation,
     settings: GenerationSettings | None = None,
     cancel: threading.Event | None = None,
+    checked: bool = False,
 ) -> Iterator[str]:
     """Yield the answer to one conversation piece by piece as tokens are generated; setting `cancel` stops the
-    generation after the current token (a server uses it when the client goes away)."""
+    generation after the current token (a server uses it when the client goes away). `checked`: the conversation
+    already passed `check_conversation`."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -195,7 +204,7 @@ def stream(
 
     settings = settings or GenerationSettings()
     _seed(settings)
-    inputs = prepare_inputs(lm, [conversation])
+    inputs = prepare_inputs(lm, [conversation], checked=checked)
     streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
     extra = {"stopping_criteria": StoppingCriteriaList([_Cancelled()])} if cancel is not None else {}
     failure: list[BaseException] = []

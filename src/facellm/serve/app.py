@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def create_app(engine: Engine, limits: Limits | None = None, api_key: str | None
         parsed = parse_chat_request(parse_json(raw), limits)
         parsed.prompt = engine.backend.prepare(Prompt(parsed.conversation))  # e.g. faces measured, once per request
         parsed.prompt_tokens = engine.backend.check(parsed.prompt, parsed.settings)
+        parsed.prompt = replace(parsed.prompt, checked_tokens=parsed.prompt_tokens)  # checked and counted once
         return parsed
 
     def face_image(raw: bytes):
