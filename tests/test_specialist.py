@@ -195,9 +195,9 @@ def test_chat_ground_puts_facts_before_the_image_message(tiny_checkpoint, faces,
     seen = []
     original = generation.prepare_inputs
 
-    def recording(lm, conversations):
+    def recording(lm, conversations, **options):
         seen.append(conversations[0][-1].text)
-        return original(lm, conversations)
+        return original(lm, conversations, **options)
 
     monkeypatch.setattr(generation, "prepare_inputs", recording)
     result = CliRunner().invoke(
