@@ -37,6 +37,7 @@ from facellm.eval.fairface import fairface_report, load_fairface
 from facellm.eval.report import write_report
 from facellm.eval.run import load_done, run_questions
 from facellm.faces import analyze_image, measured_facts
+from facellm.files import output_folder
 from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
 from facellm.parallel import torch_threads_for_idle_cores
@@ -71,8 +72,7 @@ class DemoSettings:
             )
         if self.train_steps < 1:
             raise InputError(f"--train-steps {self.train_steps} trains nothing", "pass --train-steps 1 or more")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise InputError(f"--out {self.out} is a file, not a folder", "choose a folder for the demo's run")
+        output_folder(self.out, "--out")
 
 
 def _check_settings(settings: DemoSettings) -> None:

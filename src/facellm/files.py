@@ -20,11 +20,17 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
         raise InputError(f"{what} {source} is not UTF-8 text (byte {exc.start})", fix) from None
 
 
-def empty_folder(path: str | Path, what: str) -> Path:
-    """`path` as a folder to write into: it may not exist yet, but may not be a file or a folder holding files."""
+def output_folder(path: str | Path, what: str) -> Path:
+    """`path` as a folder to write into: it may not exist yet, but may not be a file."""
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise InputError(f"{what} {target} is a file, not a folder", f"choose a new folder for {what}")
+    return target
+
+
+def empty_folder(path: str | Path, what: str) -> Path:
+    """`path` as a folder to write into that holds nothing yet (it may not exist)."""
+    target = output_folder(path, what)
     if target.is_dir() and any(target.iterdir()):
         raise InputError(f"{what} {target} is not empty", f"choose a new folder for {what}")
     return target

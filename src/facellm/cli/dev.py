@@ -8,7 +8,7 @@ import click
 
 from facellm import configs
 from facellm.cli.root import cli
-from facellm.errors import FaceLLMError
+from facellm.files import output_folder
 from facellm.samples import sample_faces
 from facellm.testing import make_tiny_checkpoint
 from facellm.testing.shape_model import SHAPES, make_shape_checkpoint
@@ -25,8 +25,7 @@ def dev() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def dev_make_shape_model(shape, out_dir, seed) -> None:
     """A random-initialised checkpoint of a released InternVL3-hf shape (config + processor only for 8B/38B)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
+    output_folder(out_dir, "OUT_DIR")
     out, weights = make_shape_checkpoint(shape, out_dir, seed)
     if weights:
         click.echo(f"{shape} with random bf16 weights written to {out} (loads with facellm.model.load_model)")
@@ -43,8 +42,7 @@ def dev_make_shape_model(shape, out_dir, seed) -> None:
 def make_tiny_model(out_dir: Path, seed: int) -> None:
     """Build a tiny random InternVL checkpoint offline in OUT_DIR (for smoke tests; its answers are gibberish)."""
 
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FaceLLMError(f"{out_dir} exists and is not a folder", "choose another output path")
+    output_folder(out_dir, "OUT_DIR")
     make_tiny_checkpoint(out_dir, seed=seed)
     click.echo(f"tiny checkpoint written to {out_dir}")
 
