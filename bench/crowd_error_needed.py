@@ -1,6 +1,6 @@
 """How precise a crowd count must be to answer FaceXBench-format crowd questions: the shipped crowd model's errors on
 the held-out ShanghaiTech B images, rescaled to smaller mean absolute errors (same shape, shuffled over images), and
-the accuracy the specialist's option rule (`routes.count_scores`: the option that allows the count, else the
+the accuracy the specialist's option rule (`answers.count_scores`: the option that allows the count, else the
 nearest) reaches on the questions `specialist_vs_facellm.py` asks: four nearby exact counts, or four adjacent 5-wide
 ranges. The first row uses the measured errors as they are. FaceLLM-38B's published crowd accuracy is 39.3.
 
@@ -19,7 +19,7 @@ import question_forms
 from facellm.faces import crowd
 from facellm.faces.splits import crowd as crowd_split
 from facellm.images import read_image
-from facellm.specialist.routes import count_bounds, count_scores
+from facellm.specialist.answers import count_bounds, count_scores
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "shanghaitech_b"
 

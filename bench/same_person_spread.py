@@ -1,4 +1,4 @@
-"""How wide the same-person probability should be (specialist/routes.SAME_PERSON_SPREAD): hr_fr and lr_fr
+"""How wide the same-person probability should be (specialist/answers.SAME_PERSON_SPREAD): hr_fr and lr_fr
 accuracy of the specialist on the development questions of bench/facexbench_forms.py for several widths.
 
 Run: python bench/same_person_spread.py [--spreads 0.001,0.01,0.02,0.05]
@@ -16,7 +16,7 @@ from facellm.backends.specialist import SpecialistBackend
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
-from facellm.specialist import routes
+from facellm.specialist import answers
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
             facexbench_forms.build(subtask, Path(tmp) / subtask, 1.0, 0)
             questions = load_benchmark(Path(tmp) / subtask)
             for spread in map(float, args.spreads.split(",")):
-                routes.SAME_PERSON_SPREAD = spread  # one process (workers=1), so the setting holds
+                answers.SAME_PERSON_SPREAD = spread  # one process (workers=1), so the setting holds
                 out = Path(tmp) / f"run-{subtask}-{spread}"
                 run_questions(questions, SpecialistBackend(workers=1), out)
                 report, _ = score(load_predictions(out / "results"), "strict")

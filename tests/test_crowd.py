@@ -17,7 +17,7 @@ from facellm.cli import cli
 from facellm.faces import crowd, crowd_training, splits
 from facellm.images import read_image
 from facellm.specialist import answer
-from facellm.specialist.routes import count_bounds
+from facellm.specialist.answers import count_bounds
 from tests.conftest import SHARED
 
 SHANGHAITECH = SHARED / "data" / "shanghaitech_b"

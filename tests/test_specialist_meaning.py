@@ -4,7 +4,7 @@ claim given per-image measurements is chosen."""
 import pytest
 
 from facellm.specialist import joint, meaning
-from facellm.specialist.routes import FACE_ATTACK, SYNTHETIC_FACE, _says_same, question_text
+from facellm.specialist.answers import FACE_ATTACK, SYNTHETIC_FACE, _says_same, question_text
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ from facellm.specialist.routes import FACE_ATTACK, SYNTHETIC_FACE, _says_same, q
             {2: True, 3: True, 1: False},
         ),
         ("Image 1 is real, images 2 and 3 are generated", 3, SYNTHETIC_FACE, "labels", {1: False, 2: True, 3: True}),
-        ("Exactly the second and third image", 3, FACE_ATTACK, "other", None),
+        ("Exactly the second and third image", 3, FACE_ATTACK, "images", frozenset({2, 3})),
         ("Image 3 and Image 2", 3, None, "images", frozenset({2, 3})),
         ("Images 1, 2 and 4", 4, None, "images", frozenset({1, 2, 4})),
         ("Neither image", 2, None, "images", frozenset()),
@@ -107,8 +107,16 @@ def test_single_image_yes_no_and_class_words():
 
 
 def test_unreadable_options_are_not_guessed():
-    options = [("A", "The left one"), ("B", "The right one")]
+    options = [("A", "The blue one"), ("B", "The red one")]
     assert joint.choose(options, "Which picture is genuine?", [0.1, 0.9], FACE_ATTACK) is None
+
+
+def test_pictures_named_by_place_or_order_are_read():
+    options = [("A", "The left one"), ("B", "The right one")]
+    assert joint.choose(options, "Which picture is genuine?", [0.1, 0.9], FACE_ATTACK)[0] == "A"
+    options = [("A", "Only the first"), ("B", "Only the second"), ("C", "Both of them"), ("D", "Neither of them")]
+    assert joint.choose(options, "Which photos are spoofs?", [0.9, 0.8], FACE_ATTACK)[0] == "C"
+    assert joint.choose(options, "Which photos are spoofs?", [0.1, 0.8], FACE_ATTACK)[0] == "B"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The `specialist` backend: face questions answered by the face-analysis models, no language model involved.
 
 A question is first read (specialist/reading.py: which measurement, which form, what each option claims), then
-answered by the model that measures it (specialist/routes.py). Multiple-choice questions (options as "(A) ..." lines,
+answered by the model that measures it (specialist/answers.py). Multiple-choice questions (options as "(A) ..." lines,
 as FaceXBench writes them) get the option most likely true given the measurements of all the images
 (specialist/joint.py), written "B. option text (specialist: measured ...)" so that both FaceXBench extractors read
 B; open questions get one factual sentence. A question about nothing the models measure gets an explicit
@@ -12,7 +12,7 @@ Also here: `grounding_facts`, the measured facts block that `--ground` puts befo
 
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -21,10 +21,11 @@ from facellm.conversation import option_letters
 from facellm.errors import NoFaceError, ResearchModelsOff
 from facellm.faces import analyze_image, image_descriptor
 from facellm.faces.celeb_attributes import predict_many
-from facellm.specialist import celeb
+from facellm.specialist import celeb, facts
+from facellm.specialist.answers import ANSWERS, OPTION_LINE, SAME_PERSON, options_of, question_text
+from facellm.specialist.head_pose import angles
 from facellm.specialist.reading import read
-from facellm.specialist.routes import ANSWERS, OPTION_LINE, SAME_PERSON, angles, options_of, question_text
-from facellm.specialist.topics import ELSEWHERE, topic
+from facellm.specialist.tasks import either_or, task_of
 
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
@@ -32,41 +33,48 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
     its "(A) ..." lines unless given as data."""
     question = question_text(prompt)
     lettered = list(zip(option_letters(len(options)), options)) if options else options_of(prompt)
-    whole = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
-    # The question decides; then a task description before it; then the options ("Which statement best describes
-    # the images?" is an anti-spoofing question only by its options).
-    attribute_reading = celeb.read(question, lettered, len(images))
-    if attribute_reading is not None:
-        return _celeb_answer(images, attribute_reading)
-    texts = () if re.search(ELSEWHERE, question.lower()) else (question, whole, prompt)
-    task = next((found for text in texts if (found := topic(text))), None)
+    context = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
+    task = task_of(question, context, lettered, len(images))
     if task is None:
         return (
             "cannot measure: the specialist answers age, gender, race, expression, head-pose, image-quality, "
             "face-count or crowd-count, CelebA attribute, same-person, anti-spoofing and synthetic-face questions "
             "from face-analysis models; this question is outside what it measures."
         )
-    reading = read(question, lettered, len(images), task)
-    unread = [text for _, text, claim in reading.options if claim.kind == "other"]
-    if unread:
-        return (
-            f"cannot measure: the option {unread[0]!r} is not something the face-analysis models measure or "
-            f"count ({task} question); rephrase the options as labels, image numbers, counts or ranges"
-        )
+    if task == "attribute":
+        return _attribute_answer(images, question, lettered)
+    alternatives = [] if lettered else either_or(question, task)
+    reading = read(question, alternatives or lettered, len(images), task)
+    if reading is None:  # pragma: no cover - task_of gave a task, so read() reads it
+        return "cannot measure: the question could not be read"
+    if alternatives:
+        reading = replace(reading, alternatives=True)
+    if reading.options and not any(claim.kind != "other" for _, _, claim in reading.options):
+        if not any(facts.measurable(text) for _, text, _ in reading.options):
+            return (
+                f"cannot measure: none of the options is something the face-analysis models measure or count "
+                f"({task} question); rephrase the options as labels, image numbers, counts or ranges"
+            )
     try:
         return ANSWERS[task](images, prompt, reading)
     except ResearchModelsOff as error:
         return f"cannot measure: {error.message}"
 
 
-def _celeb_answer(images: list[Image.Image], reading: celeb.AttributeReading) -> str:
+def _attribute_answer(images: list[Image.Image], question: str, lettered: list[tuple[str, str]]) -> str:
     """A CelebA attribute question's answer from every image's 40 attribute probabilities (one batched pass: faster
-    than spreading a few small faces over the worker pool)."""
+    than spreading a few small faces over the worker pool): FaceXBench's forms, or a free question about any
+    attribute ("Is this person wearing glasses?")."""
 
+    if not images:
+        return "cannot measure: an attribute question needs an image"
     try:
         probs = predict_many(images)
     except ResearchModelsOff as error:
         return f"cannot measure: {error.message}"
+    reading = celeb.read(question, lettered, len(images))
+    if reading is None:
+        return celeb.free_answer(question, probs)
     return celeb.describe(probs) if reading.form == "describe" else celeb.answer(reading, probs)
 
 

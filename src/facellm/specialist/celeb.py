@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from facellm.faces.celeb_attributes import NAMES
-from facellm.specialist import meaning
+from facellm.specialist import meaning, vocabulary
+from facellm.specialist.vocabulary import BEARD_ATTRIBUTE
 
 _KEYS = {re.sub(r"[^a-z0-9]", "", name.lower()): name for name in NAMES}
 
@@ -208,3 +209,27 @@ def describe(probs: np.ndarray) -> str:
         names = ", ".join(f"{name} {v:.2f}" for v, name in present) or "none above 0.5"
         parts.append(f"image {i + 1}: {names}" if len(probs) > 1 else names)
     return "CelebA attributes measured present: " + "; ".join(parts) + "."
+
+
+TRAINED_ON = "CelebA attribute model, trained on celebrity photos"
+
+
+def free_answer(question: str, probs: np.ndarray) -> str:
+    """A free question about attributes the CelebA model measures ("Is this person wearing glasses?", "Does he have a
+    beard?", "Are they both smiling?"): yes or no by the probability that every image has every attribute named
+    (a negated question, "not wearing a hat?", asks the opposite); no attribute named: those measured present."""
+    found = vocabulary.mentions(question, ("attribute",))
+    if not found:
+        return describe(probs)
+    column = {name: i for i, name in enumerate(NAMES)}
+    named = list(dict.fromkeys(m.value for m in found))
+    chances = {
+        name: 1 - probs[:, column["No_Beard"]] if name == BEARD_ATTRIBUTE else probs[:, column[name]] for name in named
+    }
+    p = float(np.prod([np.prod(c) for c in chances.values()]))
+    if all(m.negated for m in found):
+        p = 1 - p
+    each = ", ".join(
+        f"{name.replace('_', ' ')} " + " / ".join(f"{float(v):.0%}" for v in values) for name, values in chances.items()
+    )
+    return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%}: {each}; {TRAINED_ON}, a guide for other photos)."

@@ -11,7 +11,7 @@ from facellm.specialist import measure
 from facellm.specialist.reading import Reading
 
 
-def quality(images: list[Image.Image], prompt: str, read: Reading) -> str:
+def quality(images: list[Image.Image], prompt: str, reading: Reading) -> str:
     """Brightness, sharpness and width of the first detected face (as `analyze` reports it first); no landmarks or
     pose are needed for that."""
 
@@ -32,7 +32,7 @@ def _quality_words(q, subject: str = "The face region") -> str:
     )
 
 
-def describe(images: list[Image.Image], prompt: str, read: Reading) -> str:
+def describe(images: list[Image.Image], prompt: str, reading: Reading) -> str:
     """FairFaceGPT's aspect questions answered with what the models measure (and what they do not), per image."""
 
     if not images:
@@ -42,12 +42,14 @@ def describe(images: list[Image.Image], prompt: str, read: Reading) -> str:
         analysis = analyze_image(
             image,
             detector="quick",
-            with_attributes="demographics" in read.target or "detail" in read.target or "forensic" in read.target,
+            with_attributes="demographics" in reading.target
+            or "detail" in reading.target
+            or "forensic" in reading.target,
         )
         if not analysis.faces:
             return f"cannot measure: no face was found in image {number}"
         face = analysis.faces[0]
-        found = [_aspect_sentence(aspect, face, analysis.face_count, image) for aspect in read.target]
+        found = [_aspect_sentence(aspect, face, analysis.face_count, image) for aspect in reading.target]
         parts.append((f"Image {number}: " if len(images) > 1 else "") + " ".join(found))
     return " ".join(parts) + " (specialist measurement: face-analysis models, not a language model)"
 

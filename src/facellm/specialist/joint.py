@@ -129,6 +129,8 @@ def holds(reading: Reading, claim: Claim, world: World) -> bool | None:
         return False
     if reading.prop is not None and reading.target != "identity":
         return meaning.true_under(claim, tuple(world), reading.asked)
+    if claim.kind == "per_image":  # "the first is a woman, the second a man"
+        return all(1 <= i <= n and world[i - 1] in labels for i, labels in claim.value.items())
     if reading.task == "fake":  # deepfakes of one identity: world values are (fake, identity group)
         fakes = [i for i in range(n) if world[i][0]]
         if form == "count":  # fakes that share their identity with another image
@@ -227,4 +229,5 @@ def _verdict(reading: Reading, world: World) -> bool:
         others = [_rank(v) for k, v in enumerate(world) if k != subject - 1]
         mine = _rank(world[subject - 1])
         return all(mine > o for o in others) if direction == "older" else all(mine < o for o in others)
-    return (world[0] in target) != reading.negated
+    inside = [bool(v) for v in world] if reading.task in ("headpose", "presence") else [v in target for v in world]
+    return (all(inside) if reading.every else any(inside)) != reading.negated

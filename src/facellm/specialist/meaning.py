@@ -46,9 +46,37 @@ def _image_numbers(text: str) -> list[int]:
     return numbers
 
 
+_ORDINAL_WORDS = {
+    "first": 1, "1st": 1, "former": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4,
+    "fifth": 5, "5th": 5, "sixth": 6, "6th": 6,
+}  # fmt: skip
+_PICTURE = r"(?:one|image|photo|photograph|picture|pic|shot|person|face|individual|man|woman|people|portrait)"
+_ORDINAL = re.compile(
+    rf"\b(first|1st|former|second|2nd|third|3rd|fourth|4th|fifth|5th|sixth|6th|latter|last)\b(?! (?:of|time))"
+    rf"|(?<!to )(?<!toward )(?<!towards )(?<!facing )\bthe (left|right)\b(?:[- ]hand)?(?! of)(?: side)?"
+    rf"|\b(left|right)(?:[- ]hand)? {_PICTURE}\b"
+)
+
+
+def image_references(text: str, n_images: int) -> list[int]:
+    """Images a text names, in order: numbered ("image 2", "photos 1 and 3") or by words ("the first picture", "the
+    second one", "the latter", "the person on the left", "the right-hand photo"; left and right for two images)."""
+    numbers = _image_numbers(text.lower())
+    for m in _ORDINAL.finditer(text.lower()):
+        word = m.group(1) or m.group(2) or m.group(3)
+        if word in ("latter", "last"):
+            numbers.append(n_images)
+        elif word in ("left", "right"):
+            if n_images == 2:
+                numbers.append(1 if word == "left" else 2)
+        else:
+            numbers.append(_ORDINAL_WORDS[word])
+    return list(dict.fromkeys(numbers))
+
+
 def _subject(text: str, n_images: int) -> frozenset[int] | None:
-    """Which images a clause is about: numbered ones, or both/all/neither/none."""
-    numbers = _image_numbers(text)
+    """Which images a clause is about: numbered or named ones, or both/all/neither/none."""
+    numbers = image_references(text, n_images)
     if numbers:
         return frozenset(numbers)
     if re.search(r"\b(both|all)\b", text):
@@ -74,6 +102,11 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
         return Claim("no_face")
     if re.fullmatch(r"-?\d+", text):
         return Claim("count", int(text))
+    if m := re.fullmatch(
+        rf"(zero|one|two|three|four|five|six)(?: of (?:them|the \w+))?(?: (?:{COUNTED}|images?|photos?|pictures?))?",
+        text,
+    ):
+        return Claim("count", NUMBER_WORDS[m.group(1)])
     if m := re.fullmatch(r"(?:between )?(-?\d+(?:\.\d+)?) (?:to|and) (-?\d+(?:\.\d+)?)", text):
         low, high = sorted((float(m.group(1)), float(m.group(2))))
         return Claim("range", (low, high))
@@ -92,8 +125,10 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
         return Claim("no")
     if prop is not None and (labels := _labels(text, n_images, prop)) is not None:
         return labels
-    if (subject := _subject(text, n_images)) is not None and not re.search(r"\b(is|are)\b", text):
-        return Claim("images", subject)
+    if (subject := _subject(text, n_images)) is not None:
+        # "Image 1 is ..." is a statement about it; "the person on the left is older" names one image
+        if not re.search(r"\b(is|are)\b", text) or (prop is None and len(subject) == 1 and not _image_numbers(text)):
+            return Claim("images", subject)
     if m := re.fullmatch(r"(only )?(\w+) images? (is|are) (an? )?(.+)", text):
         count = NUMBER_WORDS.get(m.group(2))
         if count is not None and prop is not None and _has(m.group(5), prop.words + prop.opposite):

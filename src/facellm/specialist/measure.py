@@ -8,7 +8,10 @@ A measurement that fails for a user-facing reason (no face, research weights off
 
 from __future__ import annotations
 
+import json
 import os
+from functools import cache
+from math import erf, sqrt
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +24,7 @@ from facellm.faces.classifier import predict
 from facellm.faces.detect import Box, detect_faces, faint_face
 from facellm.faces.expression import predict as predict_expression
 from facellm.faces.geometry import landmarks
+from facellm.faces.pose import WEIGHTS as POSE_WEIGHTS
 from facellm.faces.pose import predict as head_pose
 from facellm.parallel import running_pool
 
@@ -95,6 +99,35 @@ def pose(image: Image.Image) -> Pose | None:
     if len(points) != 68:
         raise ModelLoadError("head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set")
     return head_pose(image, box, points)
+
+
+@cache
+def pose_spread() -> dict[str, float]:
+    """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error)."""
+    card = json.loads(POSE_WEIGHTS.with_suffix(".json").read_text(encoding="utf-8"))
+    return {a: 1.25 * card["mae_5fold_degrees"][a] for a in ("yaw", "pitch", "roll")}
+
+
+def in_range(angle: float, spread: float, low: float, high: float) -> float:
+    """Probability that the true angle lies in [low, high), the measurement's error being normal."""
+
+    def below(x: float) -> float:
+        return 0.5 * (1 + erf((x - angle) / (spread * sqrt(2))))
+
+    return below(high) - below(low)
+
+
+def region_chance(pose: Pose, region: tuple, spread: dict[str, float] | None = None) -> float:
+    """Probability that the true pose lies in `region` (specialist/reading.Region: disjoint boxes of per-axis
+    ranges), given the measured `pose` and the pose model's error per axis."""
+    spread = spread or (pose_spread() if pose.method == "learned" else dict.fromkeys(("yaw", "pitch", "roll"), 15.0))
+    total = 0.0
+    for box in region:
+        p = 1.0
+        for axis, (low, high) in box:
+            p *= in_range(getattr(pose, axis), spread[axis], low, high)
+        total += p
+    return min(1.0, total)
 
 
 def attack(image: Image.Image) -> float:

@@ -28,19 +28,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from facellm.labels import FAIRFACE_AGES
-from facellm.specialist import meaning
+from facellm.specialist import meaning, vocabulary
+from facellm.specialist.label_words import everyday_labels, named_labels, target_labels
 from facellm.specialist.meaning import Claim, Property
-from facellm.specialist.topics import (
-    AXES,
-    EXPRESSION_WORDS,
-    FACE_ATTACK,
-    RACE_WORDS,
-    SYNTHETIC_FACE,
-    VOCABULARY,
-    aspects,
-    topic,
-)
+from facellm.specialist.tasks import TASK_DIMENSIONS, task_of
+from facellm.specialist.topics import AXES, EXPRESSION_WORDS, FACE_ATTACK, SYNTHETIC_FACE, VOCABULARY, aspects
+from facellm.specialist.views import Region, view_claims, view_region
 
 
 @dataclass(frozen=True)
@@ -53,6 +46,8 @@ class Reading:
     options: tuple[tuple[str, str, Claim], ...] = field(default=())
     prop: Property | None = None  # attack / fake: the yes/no property the options are read against
     asked: bool | None = None  # attack / fake: whether the question asks for the images where it holds
+    every: bool = True  # a yes/no question about several images: all of them (False: any of them)
+    alternatives: bool = False  # the options are an either/or question's alternatives ("sad or angry?")
 
     @property
     def understood(self) -> bool:
@@ -62,8 +57,8 @@ class Reading:
 
 def read(question: str, options: list[tuple[str, str]], n_images: int, task: str | None = None) -> Reading | None:
     """The reading of `question` (one line) with its lettered options about `n_images` images; None when its
-    topic is none the specialist measures. `task` overrides the topic read from the question."""
-    task = task or topic(question) or topic(" ".join(str(text) for _, text in options))
+    task (`task_of`, unless given) is none the specialist measures."""
+    task = task or task_of(question, "", options, n_images)
     if task is None:
         return None
     q = " ".join(question.lower().split())
@@ -85,15 +80,36 @@ def _plain(task: str, q: str, options, n: int) -> Reading:
 
 
 def _label_claim(task: str, text: str, n: int) -> Claim:
-    """An option naming labels of `task` ("20-29", "Female", "happy", "East Asian") or what meaning.parse reads."""
+    """An option naming labels of `task` ("20-29", "Female", "a cheerful face", "not smiling", "East Asian"), a label
+    per image ("the first photo shows a woman, the second a man"), "the same age", or what meaning.parse reads."""
+    lowered = text.lower()
     if task in VOCABULARY:
-        labels = _labels_named(task, text.lower(), whole=True)
+        if (per_image := _per_image(task, text, n)) is not None:
+            return per_image
+        if task == "age" and re.search(r"\b(same|similar|equal(ly)?|alike|comparable)\b", lowered):
+            if not re.search(r"\b(image|photo|picture)s? \d", lowered):
+                return Claim("same")
+        labels = named_labels(task, lowered, whole=True) or everyday_labels(task, text)
         if labels:
             return Claim("class", frozenset(labels))
     claim = meaning.parse(text, n)
-    if claim.kind == "other" and re.search(r"^(both|all)\b.*\b(same|equal)\b", text.lower()):
+    if claim.kind == "other" and re.search(r"^(both|all)\b.*\b(same|equal)\b", lowered):
         return Claim("same")
     return claim
+
+
+def _per_image(task: str, text: str, n: int) -> Claim | None:
+    """Labels stated image by image: "Image 1 shows a woman and image 2 a man", "the first is happy, the second sad";
+    None unless every clause that names a label names its image and two images are named."""
+    stated: dict[int, frozenset[str]] = {}
+    for clause in re.split(r",|;|\band\b|\bwhile\b|\bbut\b|\bwhereas\b", text.lower()):
+        labels = named_labels(task, clause, whole=True) or everyday_labels(task, clause)
+        images = meaning.image_references(clause, n)
+        if labels and len(images) != 1:
+            return None
+        if labels:
+            stated[images[0]] = frozenset(labels)
+    return Claim("per_image", stated) if len(stated) >= 2 else None
 
 
 def _others(task: str, claims: tuple) -> tuple:
@@ -106,69 +122,18 @@ def _others(task: str, claims: tuple) -> tuple:
     )
 
 
-def _labels_named(task: str, q: str, whole: bool = False) -> set[str]:
-    """The labels of `task` that `q` names: age groups by range or word, genders, races, expressions. `whole`: the
-    text is an option (a bare range such as "20-29" or "50-60" names the groups it covers)."""
-    if task == "gender":
-        female = re.search(r"\b(females?|woman|women|girls?|lady|ladies|feminine)\b", q)
-        male = re.search(r"\b(males?|man|men|boys?|gentlemen|masculine)\b", q)
-        return {"Female"} if female and not male else {"Male"} if male and not female else set()
-    if task == "race":
-        found: set[str] = set()
-        for word, races in RACE_WORDS:
-            if re.search(rf"\b{word}", q) and not any(
-                word in longer and longer in q for longer, _ in RACE_WORDS if longer != word and len(longer) > len(word)
-            ):
-                found |= races
-        return found
-    if task == "expression":
-        quoted = re.findall(r"'([^']+)'", q)
-        text = " ".join(quoted) if quoted else q
-        return {name for name, words in EXPRESSION_WORDS.items() if any(re.search(rf"\b{w}", text) for w in words)}
-    if task == "age":
-        return _age_groups(q, whole)
-    return set()
-
-
-def _group_bounds(group: str) -> tuple[int, int]:
-    numbers = [int(n) for n in re.findall(r"\d+", group)]
-    return (70, 120) if group.startswith("more") else (numbers[0], numbers[-1])
-
-
-def _age_groups(q: str, whole: bool) -> set[str]:
-    """Age groups named by "30-39 age group", "between 10 and 49", "under the age of 49", "more than 70",
-    "teenager", "children", "elderly" (a group counts when most of its years lie in the named span)."""
-    low = high = None
-    if m := re.search(r"(?:more than|over|above|older than|at least) (?:the age of )?(\d+)|(\d+) ?(?:\+|or older)", q):
-        low, high = int(m.group(1) or m.group(2)), 120
-    elif m := re.search(r"(?:under|below|younger than|less than) (?:the age of )?(\d+)", q):
-        low, high = 0, int(m.group(1))
-    elif m := re.search(r"(\d+) ?(?:-|to|and) ?(\d+)", q):
-        low, high = sorted((int(m.group(1)), int(m.group(2))))
-    if low is not None:
-        groups = set()
-        for group in FAIRFACE_AGES:
-            g_low, g_high = _group_bounds(group)
-            inside = max(0, min(high, g_high) - max(low, g_low) + 1)
-            if inside * 2 > g_high - g_low + 1:
-                groups.add(group)
-        return groups
-    words = {
-        r"\b(teen\w*|adolescen\w*)": {"10-19"},
-        r"\b(bab(y|ies)|infants?|toddlers?)\b": {"0-2"},
-        r"\b(child\w*|kids?)\b": {"0-2", "3-9"},
-        r"\b(elderly|seniors?|old people)\b": {"60-69", "more than 70"},
-    }
-    return next((groups for pattern, groups in words.items() if re.search(pattern, q)), set())
-
-
-def _negated(q: str, labels_at: int) -> bool:
-    return meaning.negated(q, labels_at) if labels_at >= 0 else False
+def _negated(q: str, labels_at: int, task: str | None = None) -> bool:
+    """Whether the question asks about the labels' absence: "not" before its first label (by FaceXBench's words at
+    `labels_at`, else by the vocabulary: "Who does not look cheerful?")."""
+    if labels_at >= 0:
+        return meaning.negated(q, labels_at)
+    found = vocabulary.mentions(q, (TASK_DIMENSIONS[task],)) if task in TASK_DIMENSIONS else []
+    return found[0].negated if found else False
 
 
 def _label_task(task: str, q: str, options, n: int) -> Reading:
     """Age, gender, race and expression questions over one or several images."""
-    target = frozenset(_labels_named(task, q))
+    target = target_labels(task, q)
     claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
     base = dict(images=n, options=claims)
     if not options:
@@ -176,20 +141,21 @@ def _label_task(task: str, q: str, options, n: int) -> Reading:
     if task == "age" and re.search(r"\b(ascending|descending|arrange|order|sort|rank)\b", q):
         direction = "descending" if re.search(r"descending|oldest to youngest|decreasing", q) else "ascending"
         return Reading(task, "order", direction, images=n, options=_claims(options, n, parse=_sequence))
-    if task == "age" and (m := re.search(r"\b(older|oldest|elder|elderly|younger|youngest)\b", q)) and not target:
-        return Reading(task, "extreme", "younger" if "young" in m.group(1) else "older", **base)
+    extreme = re.search(r"\b(older|oldest|elder|elderly|younger|youngest|youthful)\b", q)
+    if task == "age" and extreme and not target:
+        return Reading(task, "extreme", "older" if re.match("old|eld", extreme.group(1)) else "younger", **base)
     if re.search(r"\bmixed\b|\bdifferent (race|origin|ethnicit|gender|age|expression)", q):
         return Reading(task, "mixed", **base)
     if re.search(r"\b(same|share|identical|matching)\b", q):
         return Reading(task, "same", **base)
     where = _first_mention(task, q)
-    negated = _negated(q, where)
+    negated = _negated(q, where, task)
     if re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q):
         return Reading(task, "count", target, negated, **base)
     if n == 1 and all(c.kind == "class" for _, _, c in claims):
         return Reading(task, "classify", **base)
-    if n == 1 and any(c.kind in ("yes", "no") for _, _, c in claims):
-        return Reading(task, "yesno", target, negated, **base)
+    if any(c.kind in ("yes", "no") for _, _, c in claims) and (n == 1 or target):
+        return Reading(task, "yesno", target, negated, every=_every(q), **base)
     if target:
         return Reading(task, "select", target, negated, **base)
     return Reading(task, "classify" if n == 1 else "select", target, negated, **base)
@@ -203,17 +169,23 @@ def _free_label_question(task: str, q: str, n: int, target: frozenset) -> Readin
         return Reading(task, "yesno", (m.group(1), subject), images=n)
     if re.search(r"\b(same|share)\b", q) and n >= 2:
         return Reading(task, "yesno", "same", images=n)
-    negated = _negated(q, _first_mention(task, q))
+    negated = _negated(q, _first_mention(task, q), task)
     if target and re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q):
         return Reading(task, "count", target, negated, images=n)
     if target and re.search(r"\b(which|who|select|pick|identify)\b", q):
         return Reading(task, "select", target, negated, images=n)
-    if target and re.match(r"(is|are|does|do)\b", q):
-        return Reading(task, "yesno", target, _negated(q, _first_mention(task, q)), images=n)
+    if target and re.match(YES_NO_QUESTION, q):
+        return Reading(task, "yesno", target, negated, images=n, every=_every(q))
     return Reading(task, "describe", target, images=n)
 
 
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "left": 1, "right": 2}
+YES_NO_QUESTION = r"(is|are|does|do|has|have|was|were|did|can|could|would|will)\b"
+
+
+def _every(q: str) -> bool:
+    """A yes/no question about several images asks whether all of them have the target, unless it says either/any."""
+    return not re.search(r"\b(either|any|at least one|one of (them|the|these)|anyone|anybody|someone)\b", q)
 
 
 def _ordinal_images(q: str) -> list[int]:
@@ -307,10 +279,22 @@ def same_claim(text: str) -> Claim:
 
 
 def _headpose(task: str, q: str, options, n: int) -> Reading:
-    """Angle bins of one image, images in named ranges (several axes at once), pairs sharing a bin."""
+    """Angle bins of one image, images in named ranges (several axes at once), pairs sharing a bin; views in words
+    ("in profile", "looking to the left", "from above") as yaw/pitch regions (`view_region`)."""
     axes = tuple(a for a in AXES if re.search(rf"\b{a}\b", q))
     claims = _claims(options, n)
     base = dict(images=n, options=claims)
+    convention = vocabulary.convention(q) or "viewer"
+    asked = view_region(q, convention, False, False) if not axes else None
+    if not any(c.kind == "range" for _, _, c in claims) and (views := view_claims(q, options, n)) is not None:
+        if n == 1 or not any(c.kind == "images" for _, _, c in views):
+            return Reading(task, "view", convention, images=n, options=views)
+    if asked is not None and (not options or any(c.kind in ("images", "count") for _, _, c in claims)):
+        form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
+        if not options and (n == 1 or re.match(YES_NO_QUESTION, q)):
+            form = "yesno"
+        negated = any(m.negated for m in vocabulary.mentions(q, ("view",)))
+        return Reading(task, form, asked, negated, every=_every(q), **base)
     if not options or not axes:
         return Reading(task, "describe", axes, images=n, options=claims)
     if re.search(r"\bsame\b.*\bbin\b|\bshare\b", q):
@@ -323,9 +307,25 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
         return Reading(task, "classify", axes[:1], **base)
     if len(ranges) != len(axes):
         return Reading(task, "describe", axes, images=n)
-    target = tuple(zip(axes, ranges))
+    target: Region = (tuple(zip(axes, ranges)),)
     form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
     return Reading(task, form, target, meaning.negated(q, q.find(axes[0])), **base)
+
+
+def _presence(task: str, q: str, options, n: int) -> Reading:
+    """Whether a face or person is shown: options say yes/no, "there is someone", "nobody", "the photo is empty"."""
+
+    def claim(text: str) -> Claim:
+        parsed = meaning.parse(text, n)
+        if parsed.kind != "other":
+            return parsed
+        found = vocabulary.mentions(text, ("presence",))
+        if not found:
+            return parsed
+        shown = found[0].value == "face"
+        return Claim("yes" if shown != found[0].negated else "no")
+
+    return Reading(task, "yesno", None, images=n, options=_claims(options, n, parse=claim), every=_every(q))
 
 
 _READERS = {
@@ -335,4 +335,5 @@ _READERS = {
     "expression": _label_task,
     "identity": _identity,
     "headpose": _headpose,
+    "presence": _presence,
 }

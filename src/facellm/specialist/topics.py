@@ -7,6 +7,7 @@ import re
 
 from facellm.labels import FAIRFACE_AGES, FAIRFACE_GENDERS, FAIRFACE_RACES
 from facellm.specialist.meaning import Property
+from facellm.specialist.vocabulary import mentions
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
 EXPRESSION_WORDS = {
@@ -51,8 +52,8 @@ TOPICS = (
     ),
     (
         "age",
-        rf"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|elder\w*|teen\w*|adolescen\w*|"
-        rf"child\w*|kids?|(under|over|below|above) (the age of )?\d+\+?{NOT_PEOPLE}|\d+ years|\d+\+)",
+        rf"\b(age|ages|aged|how old|years old|older|younger|oldest|youngest|more youthful|elder\w*|teen\w*|"
+        rf"adolescen\w*|child\w*|kids?|(under|over|below|above) (the age of )?\d+\+?{NOT_PEOPLE}|\d+ years|\d+\+)",
     ),
     ("gender", r"\b(gender|sex|males?|females?|man|woman|men|women|boys?|girls?)\b"),
     (
@@ -95,7 +96,7 @@ ASPECT_WORDS = (
     ("demographics", r"demographic|age\b|gender|race|ethnic"),
     ("facial_structure", r"structure|shape|features"),
     ("skin_texture", r"skin|texture"),
-    ("expression", r"expression|emotion"),
+    ("expression", r"expression|emotion|mood|feel"),
     ("lighting_quality", r"lighting|light\b|quality|sharp|blur"),
     ("pose", r"pose|orientation|head\b"),
     ("forensic", r"forensic|identification"),
@@ -108,11 +109,48 @@ def aspects(question: str) -> tuple[str, ...]:
     return tuple(key for key, words in ASPECT_WORDS if re.search(rf"\b({words})", lowered)) or ("detail",)
 
 
-def topic(text: str) -> str | None:
-    """The measurement a question is about, from its words; None when it is about none the specialist has."""
+# Words that only free wordings use, tried after TOPICS: feelings, directions, presence, CelebA attributes, quality.
+FREE_TOPICS = (
+    (
+        "identity",
+        r"\b(one person|same (man|woman|guy|face|one|individuals?|human)|match(es|ing)?|identical|also (in|the one in|"
+        r"shown in|present in|appears? in)|appears? in both|in both (photos|pictures|images))\b",
+    ),
+    ("expression", r"\b(feel|feels|mood|emotional|emotion|seem to be feeling)\b"),
+    (
+        "headpose",
+        r"\b(angle|view|direction|looking|look (to|toward|towards|up|down|left|right|at|away)|pointing|points|"
+        r"profile|orientation|which way|tilt\w*|rotated|frontal|turning|faces (left|right|the camera))\b",
+    ),
+    (
+        "presence",
+        r"\b(is there|are there|anybody|anyone|someone|somebody|nobody|no one|any (person|people|faces?|human)|"
+        r"(contains?|shows?|includes?) (a|any) (face|person|human))\b",
+    ),
+    ("quality", r"\b(sharp|in focus|out of focus|dark|bright|well lit|exposure|resolution|blur)\b"),
+    ("fake", r"\b(real|fake|genuine|authentic|ai|photoshopped|edited)\b"),
+)
+
+
+def free_topic(text: str, n_images: int) -> str | None:
+    """The measurement a free wording is about by FREE_TOPICS or a CelebA attribute it names (glasses, a beard)."""
+    lowered = text.lower()
+    for task, pattern in FREE_TOPICS:
+        if task == "identity" and n_images < 2:
+            continue
+        if re.search(pattern, lowered):
+            return task
+        if task == "headpose" and any(m.dimension == "attribute" for m in mentions(lowered, ("attribute",))):
+            return "attribute"
+    return None
+
+
+def topic(text: str, describe: bool = True) -> str | None:
+    """The measurement a question is about, from its words; None when it is about none the specialist has.
+    `describe`: a request for a description is one (not for a question with options)."""
     lowered = text.lower()
     if re.search(ELSEWHERE, lowered):
         return None
-    if re.search(DESCRIBE, lowered):
+    if describe and re.search(DESCRIBE, lowered):
         return "aspect"
     return next((task for task, pattern in TOPICS if re.search(pattern, lowered)), None)

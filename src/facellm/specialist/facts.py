@@ -1,0 +1,108 @@
+"""Options about something other than what the question asks, weighed instead of declined.
+
+An option the question's own reading leaves unread ("There is nobody in the photo" beside gender options, "The person
+is wearing glasses" beside expressions) is still a statement the models may check: `chance` finds what it names in
+the vocabulary (specialist/vocabulary.py), measures that on the images it is about, and gives the probability that
+it holds, with the measurement that judged it. An option that names nothing measured gets `UNMEASURED`, a small prior:
+it wins only when no measured option is more likely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facellm.errors import FaceLLMError
+from facellm.faces.celeb_attributes import NAMES, predict_many
+from facellm.specialist import meaning, measure, vocabulary
+from facellm.specialist.views import view_region
+from facellm.specialist.vocabulary import BEARD_ATTRIBUTE, Dimension, Mention
+
+UNMEASURED = 0.15  # the probability given to an option that names nothing the models measure
+PRESENT_IF_FOUND, PRESENT_IF_NOT = 0.97, 0.1  # P(a face is shown) when a detector finds one / finds none
+_CHECKED: tuple[Dimension, ...] = (
+    "gender",
+    "age",
+    "race",
+    "expression",
+    "view",
+    "presence",
+    "attack",
+    "fake",
+    "attribute",
+)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """How an option was weighed: its probability and what judged it (a dimension, or "not measured")."""
+
+    chance: float
+    by: str
+
+
+def _named(text: str) -> list[Mention]:
+    return [m for m in vocabulary.mentions(text, _CHECKED) if not (m.dimension == "presence" and _incidental(m))]
+
+
+def measurable(text: str) -> bool:
+    """Whether an option names something the models measure (so that it can be weighed)."""
+    return bool(_named(text))
+
+
+def chance(images: list[Image.Image], text: str) -> Judged:
+    """The probability that the statement `text` holds of the images it names (all of them when it names none)."""
+    found = _named(text)
+    if not found or not images:
+        return Judged(UNMEASURED, "not measured")
+    named = [k for k in meaning.image_references(text, len(images)) if 1 <= k <= len(images)]
+    chosen = [images[k - 1] for k in named] or images
+    by_dimension: dict[Dimension, list[Mention]] = {}
+    for m in found:
+        by_dimension.setdefault(m.dimension, []).append(m)
+    total = 1.0
+    try:
+        for dimension, said in by_dimension.items():
+            total *= float(np.prod([_holds(dimension, said, image, text) for image in chosen]))
+    except FaceLLMError:
+        return Judged(UNMEASURED, "not measured")
+    return Judged(total, "+".join(by_dimension))
+
+
+def _incidental(m: Mention) -> bool:
+    """ "the person", "this face": a presence word that only names the subject, not a claim that one is shown."""
+    return m.value == "face" and m.phrase not in ("someone", "somebody", "anybody", "anyone", "visible face")
+
+
+def _holds(dimension: Dimension, said: list[Mention], image: Image.Image, text: str) -> float:
+    """P(what `said` states of `dimension` holds in `image`): the named values' probability (1 minus it when the
+    statement is negated)."""
+    values = {m.value for m in said}
+    negated = all(m.negated for m in said)
+    if dimension in ("gender", "age", "race"):
+        p = sum(v for k, v in measure.attributes(image)[dimension].items() if k in values)
+    elif dimension == "expression":
+        p = sum(v for k, v in measure.expression(image).items() if k in values)
+    elif dimension == "presence":
+        found = measure.largest_face(image) is not None
+        p = PRESENT_IF_FOUND if found else PRESENT_IF_NOT
+        p = p if "face" in values else 1 - p
+    elif dimension in ("attack", "fake"):
+        positive = measure.attack(image) if dimension == "attack" else measure.fake(image)
+        p = positive if values & {"spoof", "fake"} else 1 - positive
+    elif dimension == "attribute":
+        row = predict_many([image])[0]
+        column = {name: i for i, name in enumerate(NAMES)}
+        ps = [
+            1 - float(row[column["No_Beard"]]) if v == BEARD_ATTRIBUTE else float(row[column[v]])
+            for v in values
+            if v in column or v == BEARD_ATTRIBUTE
+        ]
+        p = float(np.prod(ps)) if ps else UNMEASURED
+    else:  # view
+        pose = measure.pose(image)
+        region = view_region(text, vocabulary.convention(text) or "viewer", False, False)
+        p = measure.region_chance(pose, region) if pose is not None and region is not None else UNMEASURED
+    return 1 - p if negated else p
