@@ -43,8 +43,18 @@ class Judged:
     by: str
 
 
+GENERIC = {"up", "down", "side", "front", "straight", "left", "right", "computer", "ai", "paper", "screen"}
+
+
 def _named(text: str) -> list[Mention]:
-    return [m for m in vocabulary.mentions(text, _CHECKED) if not (m.dimension == "presence" and _incidental(m))]
+    """What an option names that can be checked: not a subject's name ("the person"), and a single generic word
+    ("up" in "held up to the camera") only in an option of three words or fewer."""
+    short = len(text.split()) <= 3
+    return [
+        m
+        for m in vocabulary.mentions(text, _CHECKED)
+        if not (m.dimension == "presence" and _incidental(m)) and (short or m.phrase not in GENERIC)
+    ]
 
 
 def measurable(text: str) -> bool:

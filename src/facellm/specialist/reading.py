@@ -223,7 +223,7 @@ def _binary(task: str, q: str, options, n: int) -> Reading:
     """Anti-spoofing and synthetic faces: a yes/no property per image."""
     prop = FACE_ATTACK if task == "attack" else SYNTHETIC_FACE
     claims = tuple(
-        (letter, text, Claim("types", text) if re.search(r"\btypes?\b", text.lower()) else claim)
+        (letter, text, Claim("types", text) if re.search(r"\btypes?\b", text.lower()) else _said(task, text, claim, n))
         for letter, text, claim in _claims(options, n, prop)
     )
     if task == "attack" and re.search(r"\btypes?\b", q) or any(c.kind == "types" for _, _, c in claims):
@@ -233,6 +233,17 @@ def _binary(task: str, q: str, options, n: int) -> Reading:
         return Reading(task, form, "identity", images=n, options=_claims(options, n), prop=prop, asked=True)
     form = "describe" if not options else "statement"
     return Reading(task, form, images=n, options=claims, prop=prop, asked=meaning.asked_property(q, prop))
+
+
+def _said(task: str, text: str, claim: Claim, n: int) -> Claim:
+    """An attack/fake option meaning.parse left unread, read by the vocabulary for one image: "a printed photo held
+    up to the camera" (attack), "this face was made by a computer" (fake), "a live person" (not an attack)."""
+    if claim.kind != "other" or n != 1:
+        return claim
+    said = vocabulary.values(text, task)  # type: ignore[arg-type] - attack and fake are dimensions
+    if len(said) == 1:
+        return Claim("class", said <= {"spoof", "fake"})
+    return claim
 
 
 def _identity(task: str, q: str, options, n: int) -> Reading:
@@ -247,6 +258,8 @@ def _identity(task: str, q: str, options, n: int) -> Reading:
         q,
     ):
         return Reading(task, "people", **base)
+    if not options and n == 2:  # "Is the person in the first photo also in the second?"
+        return Reading(task, "yesno", (1, 2), images=n)
     if re.search(r"\b(first|1st) (image|photo|picture)\b|\bperson a\b", q):
         negated = bool(re.search(r"\bnot\b|n't\b", q.split("person a", 1)[-1] if "person a" in q else q))
         if negated:  # "All images are person A" answers "which are not person A?" with none of them
@@ -289,9 +302,10 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     if not any(c.kind == "range" for _, _, c in claims) and (views := view_claims(q, options, n)) is not None:
         if n == 1 or not any(c.kind == "images" for _, _, c in views):
             return Reading(task, "view", convention, images=n, options=views)
-    if asked is not None and (not options or any(c.kind in ("images", "count") for _, _, c in claims)):
+    answered = {c.kind for _, _, c in claims}
+    if asked is not None and (not options or answered & {"images", "count"} or answered <= {"yes", "no"}):
         form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
-        if not options and (n == 1 or re.match(YES_NO_QUESTION, q)):
+        if answered <= {"yes", "no"} and (n == 1 or re.match(YES_NO_QUESTION, q)):
             form = "yesno"
         negated = any(m.negated for m in vocabulary.mentions(q, ("view",)))
         return Reading(task, form, asked, negated, every=_every(q), **base)

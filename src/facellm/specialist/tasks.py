@@ -59,19 +59,30 @@ def task_of(question: str, context: str, options: list[tuple[str, str]], n_image
     if re.search(ELSEWHERE, q) or any(re.search(ELSEWHERE, str(text).lower()) for _, text in options):
         return None
     subject = re.sub(
-        r"\b(the|this|that|these|those|each|every) (man|woman|men|women|boy|girl|guy|lady|male|female)s?\b",
+        r"\b(the|this|that|these|those|each|every) (man|woman|men|women|boy|girl|guy|lady|male|female)s?"
+        r"( or (the )?(man|woman|boy|girl|guy|lady|male|female))?\b",
         r"\1 person",
         q,
     )
-    found = topic(subject) or free_topic(subject, n_images) or topic(q) or (topic(context) if context else None)
+    described = not options  # a request for a description has no options
+    found = (
+        topic(subject, described)
+        or free_topic(subject, n_images)
+        or topic(q, described)
+        or _named_task(subject)
+        or (topic(context, described) if context else None)
+    )
     voted = _option_vote(options)
-    if found and voted and voted != found and found in _SWITCHABLE and not _read_as(found, options, n_images):
-        return voted
+    if found and voted and voted != found and found in _SWITCHABLE:
+        if _reading(found, options, n_images) < _reading(voted, options, n_images):
+            return voted
+    if found is None and any(m.value == "nobody" for _, t in options for m in vocabulary.mentions(t, ("presence",))):
+        return "presence"  # "What does the picture show?" with "nobody", "an empty scene"
     texts = " ".join(str(text) for _, text in options)
     return found or voted or topic(texts)  # type: ignore[return-value]
 
 
-_SWITCHABLE = ("age", "gender", "race", "expression", "headpose")
+_SWITCHABLE = ("age", "gender", "race", "expression", "headpose", "attack", "fake")
 _VOTERS: tuple[Dimension, ...] = ("gender", "age", "race", "expression", "view", "identity", "attack", "fake")
 
 
@@ -95,17 +106,16 @@ def _option_vote(options: list[tuple[str, str]]) -> Task | None:
     return DIMENSION_TASKS[best] if counts[best] >= max(2, math.ceil(len(listed) / 2)) else None
 
 
-def _read_as(task: str, options: list[tuple[str, str]], n: int) -> bool:
-    """Whether any option reads as a claim about `task`: its labels or views, or image sets, counts, yes/no."""
+def _reading(task: str, options: list[tuple[str, str]], n: int) -> int:
+    """How many options read as claims about `task`: its labels or views, or image sets, counts, yes/no."""
     dimension = TASK_DIMENSIONS.get(task)
+    count = 0
     for _, text in options:
-        if dimension is not None and vocabulary.values(str(text), dimension, include_negated=True):
-            return True
-        if meaning.parse(str(text), n).kind not in ("other", "none_of_above", "undetermined"):
-            return True
-        if task in VOCABULARY and named_labels(task, str(text).lower(), whole=True):
-            return True
-    return False
+        named = dimension is not None and vocabulary.values(str(text), dimension, include_negated=True)
+        structural = meaning.parse(str(text), n).kind not in ("other", "none_of_above", "undetermined")
+        labelled = task in VOCABULARY and named_labels(task, str(text).lower(), whole=True)
+        count += bool(named or structural or labelled)
+    return count
 
 
 def either_or(question: str, task: str) -> list[tuple[str, str]]:

@@ -71,6 +71,7 @@ TOPICS = (
 )
 
 RACE_WORDS = (  # longest first: "southeast asian" before "asian"
+    ("south asian", {"Indian"}),
     ("southeast asian", {"Southeast Asian"}),
     ("south east asian", {"Southeast Asian"}),
     ("east asian", {"East Asian"}),

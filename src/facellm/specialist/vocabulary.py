@@ -191,6 +191,7 @@ _TERMS: dict[tuple[Dimension, str], str] = {
     ),
     ("attack", "live"): "live, bona fide, bonafide, living person, live person, genuine, real person",
     ("fake", "fake"): (
+        "made by a computer, computer made, made by ai, created by ai, created by a computer, computer, ai, "
         "fake, deepfake, synthetic, generated, ai generated, computer generated, gan, manipulated, swapped, "
         "artificial, not real, forged, doctored, rendered, fabricated"
     ),
