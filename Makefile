@@ -6,6 +6,7 @@ install:
 check:
 	ruff check src tests bench
 	ruff format --check src tests bench
+	python -m mypy
 
 test:
 	python -m pytest -q

@@ -94,7 +94,8 @@ def grounding_facts(images: list[Image.Image]) -> str:
         for k, face in enumerate(analysis.faces, 1):
             pose, quality = face.pose, face.quality
             guesses = ", ".join(
-                f"{name} {max(p, key=p.get)} ({max(p.values()):.0%})" for name, p in face.attributes.items()
+                f"{name} {max(p, key=lambda k: p[k])} ({max(p.values()):.0%})"
+                for name, p in (face.attributes or {}).items()
             )
             head = f"{pose.label} ({angles(pose)})" if pose else "n/a"
             lines.append(

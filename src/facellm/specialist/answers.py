@@ -39,6 +39,10 @@ def _label_distributions(task: str, images: list[Image.Image]) -> list[dict[str,
     return found if task == "expression" else [f[task] for f in found]
 
 
+def _likeliest(distribution: dict[str, float]) -> str:
+    return max(distribution, key=lambda label: distribution[label])
+
+
 def _labelled(images: list[Image.Image], prompt: str, reading: Reading) -> str:
     """Age, gender, race and expression questions on one or several images: every option weighed over the joint
     labels of the images (one measurement per image)."""
@@ -48,7 +52,7 @@ def _labelled(images: list[Image.Image], prompt: str, reading: Reading) -> str:
     if task == "expression" and reading.target and "contempt" in reading.target:
         return "cannot measure: the expression models know 7 basic expressions; 'contempt' is not one of them"
     dists = _label_distributions(task, images)
-    top = [max(d, key=d.get) for d in dists]
+    top = [_likeliest(d) for d in dists]
     measured = ", ".join(f"image {i} {label} {d[label]:.0%}" for i, (label, d) in enumerate(zip(top, dists), 1))
     if len(images) == 1:
         measured = f"{task} {top[0]}, {dists[0][top[0]]:.0%}"
@@ -97,8 +101,8 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
                 "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds"
             )
     if not options:
-        found = "people estimated" if what != "face count" else "face(s) detected"
-        return f"{count:.0f} {found} (specialist measurement)."
+        noun = "people estimated" if what != "face count" else "face(s) detected"
+        return f"{count:.0f} {noun} (specialist measurement)."
     return pick(options, count_scores(count, bounds), what)
 
 
@@ -228,7 +232,7 @@ def _binary(images: list[Image.Image], prompt: str, reading: Reading) -> str:
         ):
             return f"cannot measure: the {task} model does not tell {positive} types apart; measured {measured}"
         probabilities = [p / ATTACK_TYPES for p in probabilities]
-        reading = replace(reading, asked=meaning.asked_property(question, reading.prop))
+        reading = replace(reading, asked=meaning.asked_property(question, reading.prop or FACE_ATTACK))
     if not reading.options:
         return "; ".join(f"image {i}: {positive} {p:.0%}" for i, p in enumerate(probabilities, 1)) + (
             " (specialist measurement)"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class AttributeReading:
     form: str
     images: int
     target: tuple[str, ...]  # the attributes the question names (the counted list, or the one asked about)
-    options: tuple[tuple[str, str, object], ...]  # (letter, text, an attribute name, a count or a set of images)
+    options: tuple[tuple[str, str, Any], ...]  # (letter, text, an attribute name, a count or a set of images)
 
 
 def attribute_named(text: str) -> str | None:
@@ -102,17 +103,17 @@ def read(question: str, options: list[tuple[str, str]], n_images: int) -> Attrib
             return None
         claims = tuple((letter, text, a) for (letter, text), a in zip(options, option_attributes, strict=True))
         return AttributeReading(form, n_images, names, claims)
-    claims = []
+    counted: list[tuple[str, str, Any]] = []
     for letter, text in options:
         claim = meaning.parse(str(text), n_images)
         if claim.kind == "count" or (claim.kind == "images" and form.startswith("images_with")):
-            claims.append((letter, text, claim.value))
+            counted.append((letter, text, claim.value))
         else:
             return None
     target = (names if len(names) > 1 else NAMES) if listed else names[:1]
     if not target:
         return None
-    return AttributeReading(form, n_images, target, tuple(claims))
+    return AttributeReading(form, n_images, target, tuple(counted))
 
 
 def holds(reading: AttributeReading, value: str | int | tuple, labels: list[set[str]]) -> bool:
@@ -196,7 +197,7 @@ def chances(reading: AttributeReading, probs: np.ndarray) -> dict[str, float]:
 def answer(reading: AttributeReading, probs: np.ndarray) -> str:
     """The most probable option, written "B. text (specialist: ...)"."""
     scores = chances(reading, probs)
-    letter = max(scores, key=scores.get)  # ties go to the first option listed
+    letter = max(scores, key=lambda k: scores[k])  # ties go to the first option listed
     text = next(text for option, text, _ in reading.options if option == letter)
     return f"{letter}. {text} (specialist: measured CelebA attributes; {reading.form} {scores[letter]:.2f})"
 

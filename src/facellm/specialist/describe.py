@@ -88,7 +88,7 @@ def _aspect_sentence(aspect: str, face, face_count: int, image: Image.Image) -> 
         )
     if aspect == "expression":
         probs = measure.expression(image, face.box)
-        first, second = sorted(probs, key=probs.get, reverse=True)[:2]
+        first, second = sorted(probs, key=lambda k: probs[k], reverse=True)[:2]
         return (
             f"The expression looks most like {first} ({probs[first]:.0%}), then {second} "
             f"({probs[second]:.0%}); mouth openness {_amount(face.mouth_openness)}."

@@ -112,7 +112,7 @@ def choose(
     scores = chances(reading, independent([{True: p, False: 1 - p} for p in probabilities]))
     if scores is None:
         return None
-    letter = max(scores, key=scores.get)
+    letter = max(scores, key=lambda k: scores[k])
     return letter, dict(options)[letter], scores[letter]
 
 
@@ -185,10 +185,14 @@ def holds(reading: Reading, claim: Claim, world: World) -> bool | None:
         elif form == "people":
             value = len(set(world))
         else:
-            shared = [g for g in set(world) if world.count(g) >= 2]
-            if len(shared) != 1:
+            groups = [g for g in set(world) if world.count(g) >= 2]
+            if len(groups) != 1:
                 return False
-            value = frozenset(k + 1 for k in range(n) if world[k] != shared[0])
+            return (
+                claim.value == frozenset(k + 1 for k in range(n) if world[k] != groups[0])
+                if claim.kind == "images"
+                else None
+            )
         return claim.value == value if claim.kind in ("count", "images") else None
     return None
 

@@ -5,15 +5,17 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 from facellm.labels import FAIRFACE_AGES
 from facellm.specialist import vocabulary
 from facellm.specialist.topics import EXPRESSION_WORDS, RACE_WORDS, VOCABULARY
+from facellm.specialist.vocabulary import Dimension
 
 
 def everyday_labels(task: str, text: str) -> set[str]:
     """The labels of `task` an option names in everyday words; a negated one ("not smiling") names the others."""
-    found = vocabulary.mentions(text, (task,))  # type: ignore[arg-type] - the label tasks are dimensions too
+    found = vocabulary.mentions(text, (cast(Dimension, task),))  # the label tasks are dimensions too
     named = {m.value for m in found if not m.negated}
     denied = {m.value for m in found if m.negated}
     if named:
@@ -28,7 +30,7 @@ def target_labels(task: str, q: str) -> frozenset[str]:
 
 def _everyday_named(task: str, q: str) -> set[str]:
     """Labels the question names in everyday words, not negated ones ("Is she not smiling?" asks about happy)."""
-    return {m.value for m in vocabulary.mentions(q, (task,))}  # type: ignore[arg-type] & set(VOCABULARY[task])
+    return {m.value for m in vocabulary.mentions(q, (cast(Dimension, task),))} & set(VOCABULARY[task])
 
 
 def named_labels(task: str, q: str, whole: bool = False) -> set[str]:
@@ -63,7 +65,8 @@ def _group_bounds(group: str) -> tuple[int, int]:
 def _age_groups(q: str, whole: bool) -> set[str]:
     """Age groups named by "30-39 age group", "between 10 and 49", "under the age of 49", "more than 70",
     "teenager", "children", "elderly" (a group counts when most of its years lie in the named span)."""
-    low = high = None
+    low: int | None = None
+    high = 120
     if m := re.search(r"(?:more than|over|above|older than|at least) (?:the age of )?(\d+)|(\d+) ?(?:\+|or older)", q):
         low, high = int(m.group(1) or m.group(2)), 120
     elif m := re.search(r"(?:under|below|younger than|less than) (?:the age of )?(\d+)", q):

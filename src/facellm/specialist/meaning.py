@@ -12,6 +12,28 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any, Literal
+
+ClaimKind = Literal[
+    "yes",
+    "no",
+    "count",
+    "tally",
+    "images",
+    "labels",
+    "per_image",
+    "majority",
+    "range",
+    "class",
+    "order",
+    "same",
+    "view",
+    "types",
+    "none_of_above",
+    "undetermined",
+    "no_face",
+    "other",
+]
 
 NUMBER_WORDS = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
@@ -22,8 +44,13 @@ _ABOVE = ("more than", "over", "above", "greater than")
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # yes no count tally images labels majority range class none_of_above undetermined no_face other
-    value: object = None
+    """What an option claims. `value` by kind: count int; range (low, high); images frozenset of image numbers;
+    class a frozenset of labels (a bool for attack/fake); labels {image: bool}; per_image {image: frozenset of
+    labels}; tally (count, holds); majority bool or None; order a tuple of image numbers; view (Region, negated);
+    types and other the option's text; none for the rest."""
+
+    kind: ClaimKind
+    value: Any = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 from facellm.specialist import meaning, vocabulary
 from facellm.specialist.label_words import everyday_labels, named_labels, target_labels
@@ -34,13 +35,33 @@ from facellm.specialist.meaning import Claim, Property
 from facellm.specialist.tasks import TASK_DIMENSIONS, task_of
 from facellm.specialist.topics import AXES, EXPRESSION_WORDS, FACE_ATTACK, SYNTHETIC_FACE, VOCABULARY, aspects
 from facellm.specialist.views import Region, view_claims, view_region
+from facellm.specialist.vocabulary import Dimension
+
+Form = Literal[
+    "classify",
+    "select",
+    "count",
+    "yesno",
+    "extreme",
+    "order",
+    "same",
+    "mixed",
+    "statement",
+    "first",
+    "others",
+    "pairs",
+    "people",
+    "types",
+    "view",
+    "describe",
+]
 
 
 @dataclass(frozen=True)
 class Reading:
     task: str
-    form: str
-    target: frozenset | tuple | str | None = None
+    form: Form
+    target: Any = None  # by form: labels (frozenset), a Region, an image pair, "older"/"younger", axes, ...
     negated: bool = False
     images: int = 1
     options: tuple[tuple[str, str, Claim], ...] = field(default=())
@@ -75,7 +96,7 @@ def _claims(options, n: int, prop: Property | None = None, parse=None) -> tuple:
 
 def _plain(task: str, q: str, options, n: int) -> Reading:
     """Crowd counts, image quality, single-image classification: options are read on their own."""
-    form = "classify" if options else "describe"
+    form: Form = "classify" if options else "describe"
     return Reading(task, form, images=n, options=_claims(options, n, parse=lambda t: _label_claim(task, t, n)))
 
 
@@ -135,7 +156,7 @@ def _label_task(task: str, q: str, options, n: int) -> Reading:
     """Age, gender, race and expression questions over one or several images."""
     target = target_labels(task, q)
     claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
-    base = dict(images=n, options=claims)
+    base: dict[str, Any] = dict(images=n, options=claims)
     if not options:
         return _free_label_question(task, q, n, target)
     if task == "age" and re.search(r"\b(ascending|descending|arrange|order|sort|rank)\b", q):
@@ -229,9 +250,9 @@ def _binary(task: str, q: str, options, n: int) -> Reading:
     if task == "attack" and re.search(r"\btypes?\b", q) or any(c.kind == "types" for _, _, c in claims):
         return Reading(task, "types", q, images=n, options=claims, prop=prop)
     if task == "fake" and re.search(r"\bsame (identity|person)\b", q):
-        form = "count" if re.search(r"\bhow many\b", q) else "same"
+        form: Form = "count" if re.search(r"\bhow many\b", q) else "same"
         return Reading(task, form, "identity", images=n, options=_claims(options, n), prop=prop, asked=True)
-    form = "describe" if not options else "statement"
+    form = cast(Form, "describe" if not options else "statement")
     return Reading(task, form, images=n, options=claims, prop=prop, asked=meaning.asked_property(q, prop))
 
 
@@ -240,7 +261,7 @@ def _said(task: str, text: str, claim: Claim, n: int) -> Claim:
     up to the camera" (attack), "this face was made by a computer" (fake), "a live person" (not an attack)."""
     if claim.kind != "other" or n != 1:
         return claim
-    said = vocabulary.values(text, task)  # type: ignore[arg-type] - attack and fake are dimensions
+    said = vocabulary.values(text, cast(Dimension, task))  # attack and fake are dimensions
     if len(said) == 1:
         return Claim("class", said <= {"spoof", "fake"})
     return claim
@@ -249,7 +270,7 @@ def _said(task: str, text: str, claim: Claim, n: int) -> Claim:
 def _identity(task: str, q: str, options, n: int) -> Reading:
     """Same-person questions in FaceXBench's forms and others (the forms are the `first`... rows in the module doc)."""
     claims = _claims(options, n)
-    base = dict(images=n, options=claims)
+    base: dict[str, Any] = dict(images=n, options=claims)
     if re.search(r"\b(how many|count the|number of)( matching)? pairs\b", q):
         return Reading(task, "pairs", **base)
     if re.search(
@@ -296,7 +317,7 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     ("in profile", "looking to the left", "from above") as yaw/pitch regions (`view_region`)."""
     axes = tuple(a for a in AXES if re.search(rf"\b{a}\b", q))
     claims = _claims(options, n)
-    base = dict(images=n, options=claims)
+    base: dict[str, Any] = dict(images=n, options=claims)
     convention = vocabulary.convention(q) or "viewer"
     asked = view_region(q, convention, False, False) if not axes else None
     if not any(c.kind == "range" for _, _, c in claims) and (views := view_claims(q, options, n)) is not None:
@@ -304,7 +325,7 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
             return Reading(task, "view", convention, images=n, options=views)
     answered = {c.kind for _, _, c in claims}
     if asked is not None and (not options or answered & {"images", "count"} or answered <= {"yes", "no"}):
-        form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
+        form: Form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
         if answered <= {"yes", "no"} and (n == 1 or re.match(YES_NO_QUESTION, q)):
             form = "yesno"
         negated = any(m.negated for m in vocabulary.mentions(q, ("view",)))
@@ -314,7 +335,7 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     if re.search(r"\bsame\b.*\bbin\b|\bshare\b", q):
         return Reading(task, "same", axes[:1], **base)
     ranges = [
-        tuple(sorted(float(v) for v in m.groups()))
+        (min(float(m.group(1)), float(m.group(2))), max(float(m.group(1)), float(m.group(2))))
         for m in re.finditer(r"(-?\d+(?:\.\d+)?)\s*(?:to|and)\s*(-?\d+(?:\.\d+)?)", q)
     ]
     if n == 1 and not ranges:
@@ -322,8 +343,8 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     if len(ranges) != len(axes):
         return Reading(task, "describe", axes, images=n)
     target: Region = (tuple(zip(axes, ranges)),)
-    form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
-    return Reading(task, form, target, meaning.negated(q, q.find(axes[0])), **base)
+    counted: Form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
+    return Reading(task, counted, target, meaning.negated(q, q.find(axes[0])), **base)
 
 
 def _presence(task: str, q: str, options, n: int) -> Reading:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Literal, cast
 
 from facellm.specialist import celeb, meaning, vocabulary
 from facellm.specialist.label_words import named_labels
@@ -76,10 +76,11 @@ def task_of(question: str, context: str, options: list[tuple[str, str]], n_image
     if found and voted and voted != found and found in _SWITCHABLE:
         if _reading(found, options, n_images) < _reading(voted, options, n_images):
             return voted
-    if found is None and any(m.value == "nobody" for _, t in options for m in vocabulary.mentions(t, ("presence",))):
+    if found or voted:
+        return cast(Task, found or voted)
+    if any(m.value == "nobody" for _, t in options for m in vocabulary.mentions(t, ("presence",))):
         return "presence"  # "What does the picture show?" with "nobody", "an empty scene"
-    texts = " ".join(str(text) for _, text in options)
-    return found or voted or topic(texts)  # type: ignore[return-value]
+    return cast(Task | None, topic(" ".join(str(text) for _, text in options)))
 
 
 _SWITCHABLE = ("age", "gender", "race", "expression", "headpose", "attack", "fake")

@@ -142,8 +142,9 @@ _TERMS: dict[tuple[Dimension, str], str] = {
         "cheery, elated, merry, jolly"
     ),
     ("expression", "neutral"): (
-        "neutral, calm, expressionless, blank, impassive, emotionless, indifferent, straight face, poker face, "
-        "deadpan, relaxed, serene, composed, no emotion, no particular emotion, no expression, unemotional, "
+        "neutral, without any emotion, without emotion, showing no emotion, calm, expressionless, blank, "
+        "impassive, emotionless, indifferent, straight face, poker face, deadpan, relaxed, serene, composed, "
+        "no emotion, no particular emotion, no expression, unemotional, "
         "nothing in particular"
     ),
     ("expression", "sad"): (
