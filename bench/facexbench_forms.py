@@ -104,7 +104,7 @@ def _value(reading, label):
         return label
     if reading.form == "same":
         return int((label[reading.target[0]] + 100) // 10)
-    return all(low <= label[axis] < high for axis, (low, high) in reading.target)
+    return any(all(low <= label[axis] < high for axis, (low, high) in box) for box in reading.target)
 
 
 def _fits(task: str, question: str, options: list, n: int, key: str):

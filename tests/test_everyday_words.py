@@ -195,3 +195,28 @@ def test_gender_in_everyday_words_on_development_faces():
             right += reply.startswith(expected[row["gender"]])
             total += 1
     assert right / total >= 0.8, right / total
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "aflw2000").is_dir(), reason="../shared/data/aflw2000 is not present")
+def test_head_views_in_words_on_faces_the_pose_model_never_saw():
+    """AFLW2000-3D faces of the pose model's held-out fold, clearly frontal (|yaw| < 10) or clearly turned (|yaw| >
+    40): "from the front" or "from the side", and which side in the viewer's convention."""
+    import json
+
+    from facellm.faces.pose import WEIGHTS
+
+    held = json.loads(WEIGHTS.with_suffix(".json").read_text())["held_out_faces"]
+    with open(DATA / "aflw2000" / "labels.csv", newline="") as f:
+        yaws = {r["file"]: float(r["yaw"]) for r in csv.DictReader(f)}
+    frontal = [name for name in held if abs(yaws[name]) < 10][:5]
+    turned = [name for name in held if abs(yaws[name]) > 40][:5]
+    right = 0
+    for name in frontal + turned:
+        image = read_image(DATA / "aflw2000" / name)
+        reply = answer([image], "From which angle was this photo taken?\n(A) From the front\n(B) From the side")
+        right += reply.startswith("A." if name in frontal else "B.")
+        if name in turned:
+            side = answer([image], "Is the face turned to the left or to the right?")
+            right += side.lower().startswith("left" if yaws[name] > 0 else "right")  # positive yaw: viewer's left
+    assert right >= 13, right  # of 15

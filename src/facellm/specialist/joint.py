@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from facellm.labels import FAIRFACE_AGES
 from facellm.specialist import meaning
@@ -120,81 +120,135 @@ def _rank(value) -> int:
     return FAIRFACE_AGES.index(value) if value in FAIRFACE_AGES else int(value)
 
 
+Judge = Callable[[Reading, Claim, World], "bool | None"]
+
+
 def holds(reading: Reading, claim: Claim, world: World) -> bool | None:
-    """Whether `claim` is true when image i+1 has value world[i]; None when the claim says nothing in this form."""
-    n, form = len(world), reading.form
+    """Whether `claim` is true when image i+1 has value world[i]; None when the claim says nothing in this form.
+    Claims that mean the same in every form are judged here; the rest by the form's judge in JUDGES."""
+    n = len(world)
     if claim.kind in ("undetermined", "no_face"):
         return False
     if claim.kind == "images" and any(not 1 <= k <= n for k in claim.value):
         return False
-    if reading.prop is not None and reading.target != "identity":
+    if reading.prop is not None and reading.target != "identity":  # attack / fake: a yes/no per image
         return meaning.true_under(claim, tuple(world), reading.asked)
     if claim.kind == "per_image":  # "the first is a woman, the second a man"
         return all(1 <= i <= n and world[i - 1] in labels for i, labels in claim.value.items())
     if reading.task == "fake":  # deepfakes of one identity: world values are (fake, identity group)
+        return _fakes_of_one_person(reading, claim, world)
+    judge = JUDGES.get(reading.form)
+    return judge(reading, claim, world) if judge else None
+
+
+def _fakes_of_one_person(reading: Reading, claim: Claim, world: World) -> bool | None:
+    n = len(world)
+    if reading.form == "count":  # fakes that share their identity with another image
         fakes = [i for i in range(n) if world[i][0]]
-        if form == "count":  # fakes that share their identity with another image
-            shared = sum(any(world[j][1] == world[i][1] for j in range(n) if j != i) for i in fakes)
-            return claim.kind == "count" and claim.value == shared
-        return _same_group(claim, [world[i][1] if world[i][0] else ("real", i) for i in range(n)])
-    if form == "classify":
-        return world[0] in claim.value if claim.kind == "class" else None
-    if form in ("select", "count", "first"):
-        chosen = _chosen(reading, world)
-        if chosen is None:
-            return False
-        if claim.kind == "images":
-            return claim.value == chosen
-        if claim.kind == "count":
-            return claim.value == len(chosen)
-        if claim.kind == "class" and n == 1:  # "Yes"-like label options on one image are read as classify
-            return world[0] in claim.value
-        return None
-    if form == "yesno":
-        if claim.kind not in ("yes", "no"):
-            return None
-        return _verdict(reading, world) == (claim.kind == "yes")
-    if form == "extreme":
-        ranks = [_rank(v) for v in world]
-        if claim.kind == "same":
-            return len(set(ranks)) == 1
-        if claim.kind == "images" and len(claim.value) == 1:
-            (k,) = claim.value
-            pick = max if reading.target == "older" else min
-            best = pick(ranks)
-            return ranks[k - 1] == best and ranks.count(best) == 1
-        return None
-    if form == "order":
-        if claim.kind != "order" or sorted(claim.value) != list(range(1, n + 1)):
-            return False if claim.kind == "order" else None
-        ranks = [_rank(world[k - 1]) for k in claim.value]
-        ordered = ranks if reading.target == "ascending" else ranks[::-1]
-        return all(a <= b for a, b in itertools.pairwise(ordered))
-    if form == "same":
-        if claim.kind in ("yes", "no"):
-            return (len(set(world)) == 1) == (claim.kind == "yes")
-        return _same_group(claim, list(world))
-    if form == "mixed":
-        if claim.kind != "images":
-            return None
-        members = [world[k - 1] for k in claim.value]
-        return len(members) >= 2 and len(set(members)) == len(members)
-    if form in ("others", "pairs", "people"):
-        if form == "pairs":
-            value = sum(world[i] == world[j] for i, j in itertools.combinations(range(n), 2))
-        elif form == "people":
-            value = len(set(world))
-        else:
-            groups = [g for g in set(world) if world.count(g) >= 2]
-            if len(groups) != 1:
-                return False
-            return (
-                claim.value == frozenset(k + 1 for k in range(n) if world[k] != groups[0])
-                if claim.kind == "images"
-                else None
-            )
-        return claim.value == value if claim.kind in ("count", "images") else None
+        shared = sum(any(world[j][1] == world[i][1] for j in range(n) if j != i) for i in fakes)
+        return claim.kind == "count" and claim.value == shared
+    return _same_group(claim, [world[i][1] if world[i][0] else ("real", i) for i in range(n)])
+
+
+def _classify(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """One image: the option names its label."""
+    return world[0] in claim.value if claim.kind == "class" else None
+
+
+def _chosen_images(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """select / count / first: the option names the images asked for, or how many there are."""
+    chosen = _chosen(reading, world)
+    if chosen is None:
+        return False
+    if claim.kind == "images":
+        return claim.value == chosen
+    if claim.kind == "count":
+        return claim.value == len(chosen)
+    if claim.kind == "class" and len(world) == 1:  # "Yes"-like label options on one image are read as classify
+        return world[0] in claim.value
     return None
+
+
+def _yes_or_no(reading: Reading, claim: Claim, world: World) -> bool | None:
+    if claim.kind not in ("yes", "no"):
+        return None
+    return _verdict(reading, world) == (claim.kind == "yes")
+
+
+def _extreme(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """The one oldest (youngest) image, or all of one age group."""
+    ranks = [_rank(v) for v in world]
+    if claim.kind == "same":
+        return len(set(ranks)) == 1
+    if claim.kind == "images" and len(claim.value) == 1:
+        (k,) = claim.value
+        best = (max if reading.target == "older" else min)(ranks)
+        return ranks[k - 1] == best and ranks.count(best) == 1
+    return None
+
+
+def _order(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """An age order of every image, ascending or descending."""
+    n = len(world)
+    if claim.kind != "order" or sorted(claim.value) != list(range(1, n + 1)):
+        return False if claim.kind == "order" else None
+    ranks = [_rank(world[k - 1]) for k in claim.value]
+    ordered = ranks if reading.target == "ascending" else ranks[::-1]
+    return all(a <= b for a, b in itertools.pairwise(ordered))
+
+
+def _same(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """The images sharing a value (a label, a pose bin, a person), or yes/no: do all share one."""
+    if claim.kind in ("yes", "no"):
+        return (len(set(world)) == 1) == (claim.kind == "yes")
+    return _same_group(claim, list(world))
+
+
+def _mixed(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """Images of all different values ("of mixed origins")."""
+    if claim.kind != "images":
+        return None
+    members = [world[k - 1] for k in claim.value]
+    return len(members) >= 2 and len(set(members)) == len(members)
+
+
+def _others(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """The images outside the one group of two or more (the one same-person pair)."""
+    groups = [g for g in set(world) if world.count(g) >= 2]
+    if len(groups) != 1:
+        return False
+    if claim.kind != "images":
+        return None
+    return claim.value == frozenset(k + 1 for k in range(len(world)) if world[k] != groups[0])
+
+
+def _pairs(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """How many pairs of images share a value (show one person)."""
+    value = sum(a == b for a, b in itertools.combinations(world, 2))
+    return claim.value == value if claim.kind == "count" else None
+
+
+def _people(reading: Reading, claim: Claim, world: World) -> bool | None:
+    """How many distinct values (people) the images show."""
+    return claim.value == len(set(world)) if claim.kind == "count" else None
+
+
+# How each form's claims are judged on a labelling of the images (reading.py's module docstring lists the forms;
+# "statement" is judged by meaning.true_under, "view", "types" and "describe" are not judged over worlds).
+JUDGES: dict[str, Judge] = {
+    "classify": _classify,
+    "select": _chosen_images,
+    "count": _chosen_images,
+    "first": _chosen_images,
+    "yesno": _yes_or_no,
+    "extreme": _extreme,
+    "order": _order,
+    "same": _same,
+    "mixed": _mixed,
+    "others": _others,
+    "pairs": _pairs,
+    "people": _people,
+}
 
 
 def _same_group(claim: Claim, values: list) -> bool | None:

@@ -152,34 +152,69 @@ def _negated(q: str, labels_at: int, task: str | None = None) -> bool:
     return found[0].negated if found else False
 
 
+Needs = Literal["any", "age", "age, no target", "target", "one image, labels", "yes/no", "one image"]
+
+
+@dataclass(frozen=True)
+class LabelForm:
+    """A row of LABEL_FORMS: the form a label question (age, gender, race, expression) with options takes when its
+    words match `cue` (a regex; "" matches any) and `needs` holds of the task, the question's target and the options'
+    claims. How the form's claims are judged is joint.JUDGES[form]."""
+
+    form: Form
+    cue: str
+    needs: Needs = "any"
+
+
+# First matching row wins: "Arrange ... by age" is an order before anything else, a count before a selection.
+LABEL_FORMS = (
+    LabelForm("order", r"\b(ascending|descending|arrange|order|sort|rank)\b", "age"),
+    LabelForm("extreme", r"\b(older|oldest|elder|elderly|younger|youngest|youthful)\b", "age, no target"),
+    LabelForm("mixed", r"\bmixed\b|\bdifferent (race|origin|ethnicit|gender|age|expression)"),
+    LabelForm("same", r"\b(same|share|identical|matching)\b"),
+    LabelForm("count", r"\bhow many\b|\bnumber of\b|\bcount\b"),
+    LabelForm("classify", "", "one image, labels"),
+    LabelForm("yesno", "", "yes/no"),
+    LabelForm("select", "", "target"),
+    LabelForm("classify", "", "one image"),
+    LabelForm("select", ""),
+)
+
+
+def _fits(row: LabelForm, task: str, q: str, target: frozenset, claims: tuple, n: int) -> bool:
+    if row.cue and not re.search(row.cue, q):
+        return False
+    kinds = [c.kind for _, _, c in claims]
+    return {
+        "any": True,
+        "age": task == "age",
+        "age, no target": task == "age" and not target,
+        "target": bool(target),
+        "one image, labels": n == 1 and all(k == "class" for k in kinds),
+        "yes/no": any(k in ("yes", "no") for k in kinds) and (n == 1 or bool(target)),
+        "one image": n == 1,
+    }[row.needs]
+
+
 def _label_task(task: str, q: str, options, n: int) -> Reading:
-    """Age, gender, race and expression questions over one or several images."""
+    """Age, gender, race and expression questions over one or several images: the first row of LABEL_FORMS that
+    fits gives the form; free questions are read by `_free_label_question`."""
     target = target_labels(task, q)
-    claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
-    base: dict[str, Any] = dict(images=n, options=claims)
     if not options:
         return _free_label_question(task, q, n, target)
-    if task == "age" and re.search(r"\b(ascending|descending|arrange|order|sort|rank)\b", q):
+    claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
+    form = next(row.form for row in LABEL_FORMS if _fits(row, task, q, target, claims, n))
+    if form == "order":
         direction = "descending" if re.search(r"descending|oldest to youngest|decreasing", q) else "ascending"
-        return Reading(task, "order", direction, images=n, options=_claims(options, n, parse=_sequence))
-    extreme = re.search(r"\b(older|oldest|elder|elderly|younger|youngest|youthful)\b", q)
-    if task == "age" and extreme and not target:
-        return Reading(task, "extreme", "older" if re.match("old|eld", extreme.group(1)) else "younger", **base)
-    if re.search(r"\bmixed\b|\bdifferent (race|origin|ethnicit|gender|age|expression)", q):
-        return Reading(task, "mixed", **base)
-    if re.search(r"\b(same|share|identical|matching)\b", q):
-        return Reading(task, "same", **base)
-    where = _first_mention(task, q)
-    negated = _negated(q, where, task)
-    if re.search(r"\bhow many\b|\bnumber of\b|\bcount\b", q):
-        return Reading(task, "count", target, negated, **base)
-    if n == 1 and all(c.kind == "class" for _, _, c in claims):
-        return Reading(task, "classify", **base)
-    if any(c.kind in ("yes", "no") for _, _, c in claims) and (n == 1 or target):
-        return Reading(task, "yesno", target, negated, every=_every(q), **base)
-    if target:
-        return Reading(task, "select", target, negated, **base)
-    return Reading(task, "classify" if n == 1 else "select", target, negated, **base)
+        return Reading(task, form, direction, images=n, options=_claims(options, n, parse=_sequence))
+    if form == "extreme":
+        first = re.search(LABEL_FORMS[1].cue, q)
+        older = first is not None and re.match("old|eld", first.group(1)) is not None
+        return Reading(task, form, "older" if older else "younger", images=n, options=claims)
+    if form in ("mixed", "same", "classify") and not (form == "classify" and target and n > 1):
+        return Reading(task, form, images=n, options=claims)
+    negated = _negated(q, _first_mention(task, q), task)
+    return Reading(task, form, target, negated, images=n, options=claims, every=_every(q))
 
 
 def _free_label_question(task: str, q: str, n: int, target: frozenset) -> Reading:
@@ -319,7 +354,7 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     claims = _claims(options, n)
     base: dict[str, Any] = dict(images=n, options=claims)
     convention = vocabulary.convention(q) or "viewer"
-    asked = view_region(q, convention, False, False) if not axes else None
+    asked = view_region(q, convention, True, False) if not axes else None  # "turned left": past FRONTAL
     if not any(c.kind == "range" for _, _, c in claims) and (views := view_claims(q, options, n)) is not None:
         if n == 1 or not any(c.kind == "images" for _, _, c in views):
             return Reading(task, "view", convention, images=n, options=views)

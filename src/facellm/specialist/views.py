@@ -24,11 +24,16 @@ def view_region(text: str, convention: vocabulary.Convention, frontal_named: boo
     if not named:
         return None
     side = next((v for v in ("left", "right") if v in named), None) if not {"left", "right"} <= named else None
-    turn = next((v for v in ("frontal", "three-quarter", "profile") if v in named), None)
+    turn = next((v for v in ("frontal", "three-quarter", "profile", "away") if v in named), None)
     tilt = next((v for v in ("up", "down") if v in named), None)
     if turn is None and side is None and tilt is None:
         return None
-    spans = {"frontal": (0.0, FRONTAL), "three-quarter": (FRONTAL, PROFILE), "profile": (PROFILE, 180.0)}
+    spans = {
+        "frontal": (0.0, FRONTAL),
+        "three-quarter": (FRONTAL, PROFILE),
+        "profile": (PROFILE, 180.0),
+        "away": (FRONTAL, 180.0),
+    }
     low, high = spans[turn] if turn else ((FRONTAL if frontal_named else 0.0), 180.0)
     if side is not None:
         viewer_left = (side == "left") == (convention == "viewer")

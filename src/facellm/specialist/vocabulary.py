@@ -165,6 +165,7 @@ _TERMS: dict[tuple[Dimension, str], str] = {
         "oblique, diagonal, partly turned, somewhat turned, slight angle, slightly to the side"
     ),
     ("view", "profile"): "profile, side view, from the side, side on, sideways, side, full profile, side profile",
+    ("view", "away"): "turned away, looking away, away from the camera, averted, not facing the camera",
     ("view", "left"): "left, leftward, leftwards",
     ("view", "right"): "right, rightward, rightwards",
     ("view", "up"): "up, upward, upwards, raised, chin up, to the sky, ceiling, from below, low angle, tilted back",
