@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from facellm.labels import FAIRFACE_AGES
 from facellm.specialist import meaning
+from facellm.specialist.forms import Form
 from facellm.specialist.meaning import Claim
 from facellm.specialist.reading import Reading
 
@@ -235,7 +236,7 @@ def _people(reading: Reading, claim: Claim, world: World) -> bool | None:
 
 # How each form's claims are judged on a labelling of the images (reading.py's module docstring lists the forms;
 # "statement" is judged by meaning.true_under, "view", "types" and "describe" are not judged over worlds).
-JUDGES: dict[str, Judge] = {
+JUDGES: dict[Form, Judge] = {
     "classify": _classify,
     "select": _chosen_images,
     "count": _chosen_images,

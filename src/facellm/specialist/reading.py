@@ -27,34 +27,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from facellm.specialist import meaning, vocabulary
+from facellm.specialist.forms import LABEL_FORMS, Form, fits
 from facellm.specialist.label_words import everyday_labels, named_labels, target_labels
 from facellm.specialist.meaning import Claim, Property
 from facellm.specialist.tasks import TASK_DIMENSIONS, task_of
 from facellm.specialist.topics import AXES, EXPRESSION_WORDS, FACE_ATTACK, SYNTHETIC_FACE, VOCABULARY, aspects
 from facellm.specialist.views import Region, view_claims, view_region
 from facellm.specialist.vocabulary import Dimension
-
-Form = Literal[
-    "classify",
-    "select",
-    "count",
-    "yesno",
-    "extreme",
-    "order",
-    "same",
-    "mixed",
-    "statement",
-    "first",
-    "others",
-    "pairs",
-    "people",
-    "types",
-    "view",
-    "describe",
-]
 
 
 @dataclass(frozen=True)
@@ -152,50 +134,6 @@ def _negated(q: str, labels_at: int, task: str | None = None) -> bool:
     return found[0].negated if found else False
 
 
-Needs = Literal["any", "age", "age, no target", "target", "one image, labels", "yes/no", "one image"]
-
-
-@dataclass(frozen=True)
-class LabelForm:
-    """A row of LABEL_FORMS: the form a label question (age, gender, race, expression) with options takes when its
-    words match `cue` (a regex; "" matches any) and `needs` holds of the task, the question's target and the options'
-    claims. How the form's claims are judged is joint.JUDGES[form]."""
-
-    form: Form
-    cue: str
-    needs: Needs = "any"
-
-
-# First matching row wins: "Arrange ... by age" is an order before anything else, a count before a selection.
-LABEL_FORMS = (
-    LabelForm("order", r"\b(ascending|descending|arrange|order|sort|rank)\b", "age"),
-    LabelForm("extreme", r"\b(older|oldest|elder|elderly|younger|youngest|youthful)\b", "age, no target"),
-    LabelForm("mixed", r"\bmixed\b|\bdifferent (race|origin|ethnicit|gender|age|expression)"),
-    LabelForm("same", r"\b(same|share|identical|matching)\b"),
-    LabelForm("count", r"\bhow many\b|\bnumber of\b|\bcount\b"),
-    LabelForm("classify", "", "one image, labels"),
-    LabelForm("yesno", "", "yes/no"),
-    LabelForm("select", "", "target"),
-    LabelForm("classify", "", "one image"),
-    LabelForm("select", ""),
-)
-
-
-def _fits(row: LabelForm, task: str, q: str, target: frozenset, claims: tuple, n: int) -> bool:
-    if row.cue and not re.search(row.cue, q):
-        return False
-    kinds = [c.kind for _, _, c in claims]
-    return {
-        "any": True,
-        "age": task == "age",
-        "age, no target": task == "age" and not target,
-        "target": bool(target),
-        "one image, labels": n == 1 and all(k == "class" for k in kinds),
-        "yes/no": any(k in ("yes", "no") for k in kinds) and (n == 1 or bool(target)),
-        "one image": n == 1,
-    }[row.needs]
-
-
 def _label_task(task: str, q: str, options, n: int) -> Reading:
     """Age, gender, race and expression questions over one or several images: the first row of LABEL_FORMS that
     fits gives the form; free questions are read by `_free_label_question`."""
@@ -203,7 +141,7 @@ def _label_task(task: str, q: str, options, n: int) -> Reading:
     if not options:
         return _free_label_question(task, q, n, target)
     claims = _others(task, _claims(options, n, parse=lambda t: _label_claim(task, t, n)))
-    form = next(row.form for row in LABEL_FORMS if _fits(row, task, q, target, claims, n))
+    form = next(row.form for row in LABEL_FORMS if fits(row, task, q, target, claims, n))
     if form == "order":
         direction = "descending" if re.search(r"descending|oldest to youngest|decreasing", q) else "ascending"
         return Reading(task, form, direction, images=n, options=_claims(options, n, parse=_sequence))
