@@ -74,7 +74,7 @@ def _attribute_answer(images: list[Image.Image], question: str, lettered: list[t
         return f"cannot measure: {error.message}"
     reading = celeb.read(question, lettered, len(images))
     if reading is None:
-        return celeb.free_answer(question, probs)
+        return celeb.free_answer(question, probs, lettered)
     return celeb.describe(probs) if reading.form == "describe" else celeb.answer(reading, probs)
 
 

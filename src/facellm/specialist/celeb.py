@@ -215,10 +215,11 @@ def describe(probs: np.ndarray) -> str:
 TRAINED_ON = "CelebA attribute model, trained on celebrity photos"
 
 
-def free_answer(question: str, probs: np.ndarray) -> str:
-    """A free question about attributes the CelebA model measures ("Is this person wearing glasses?", "Does he have a
-    beard?", "Are they both smiling?"): yes or no by the probability that every image has every attribute named
-    (a negated question, "not wearing a hat?", asks the opposite); no attribute named: those measured present."""
+def free_answer(question: str, probs: np.ndarray, options: list[tuple[str, str]] | None = None) -> str:
+    """A question in everyday words about attributes the CelebA model measures ("Is this person wearing glasses?",
+    "Does he have a beard?", "Are they both smiling?"): yes or no by the probability that every image has every
+    attribute named (a negated question, "not wearing a hat?", asks the opposite), as the Yes or No option when it has
+    them; no attribute named: those measured present."""
     found = vocabulary.mentions(question, ("attribute",))
     if not found:
         return describe(probs)
@@ -233,4 +234,9 @@ def free_answer(question: str, probs: np.ndarray) -> str:
     each = ", ".join(
         f"{name.replace('_', ' ')} " + " / ".join(f"{float(v):.0%}" for v in values) for name, values in chances.items()
     )
-    return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%}: {each}; {TRAINED_ON}, a guide for other photos)."
+    why = f"{each}; {TRAINED_ON}, a guide for other photos"
+    said = {meaning.parse(text, 1).kind: (letter, text) for letter, text in options or []}
+    if "yes" in said and "no" in said:
+        letter, text = said["yes" if p >= 0.5 else "no"]
+        return f"{letter}. {text} (specialist: {why}; {max(p, 1 - p):.0%})"
+    return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%}: {why})."

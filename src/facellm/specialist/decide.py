@@ -52,6 +52,9 @@ def weighed(images: list[Image.Image], reading: Reading, scores: dict[str, float
     }
 
 
+UNLIKELY = 0.2  # an either/or answer whose alternative is less likely than this says that neither is likely
+
+
 def written(reading: Reading, judged: dict[str, facts.Judged], measured: str) -> str:
     """The likeliest option (ties: the first listed), with its chance; options judged otherwise than by the question's
     measurement are listed with how they were judged. An either/or question's answer names the alternative."""
@@ -62,7 +65,8 @@ def written(reading: Reading, judged: dict[str, facts.Judged], measured: str) ->
     if reading.alternatives:
         others = "; ".join(f"{t} {judged[k].chance:.0%}" for k, t, _ in reading.options if k != letter)
         chosen = f"{text[:1].upper()}{text[1:]} ({judged[letter].chance:.0%}; {others}"
-        return f"{chosen}; measured {measured}; specialist estimate)."
+        unlikely = "neither is likely; " if judged[letter].chance < UNLIKELY else ""
+        return f"{chosen}; {unlikely}measured {measured}; specialist estimate)."
     elsewhere = [
         f"{k} {j.chance:.0%} by {j.by}" if j.by != "not measured" else f"{k} not measured, prior {j.chance:.0%}"
         for k, j in judged.items()
