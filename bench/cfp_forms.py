@@ -1,11 +1,11 @@
 """The specialist on FaceXBench's CFP same-person questions (cfpfp_multiple_mcq: frontal and profile; cfpff: frontal
-only), rebuilt on CFP identities 251-500: the reserved splits 6-10, used here to measure only (nothing trained,
-tuned or chosen on them).
+only), rebuilt on CFP identities 1-250 (splits 1-5, the development part). Splits 6-10 and their identities 251-500
+are reserved for measurements made elsewhere: this bench never reads them.
 
 Each real question keeps its text, options and key; its images are drawn from reserved identities so that the key is
 true (bench/specialist_vs_facellm.rebuild_identity). For cfpfp each person offers 4 frontal and 4 profile photos (a
 question's images are then about half profiles); for cfpff, the 10 frontal ones.
-Run: python bench/cfp_forms.py --cfp DIR [--development]
+Run: python bench/cfp_forms.py --cfp DIR
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
 
 SOURCE = rows_bench.SHARED / "facexbench" / "benchmark"
-RESERVED = range(251, 501)  # CFP identities of splits 6-10
-DEVELOPMENT = range(1, 251)  # CFP identities of splits 1-5 (--development: to choose between designs)
+DEVELOPMENT = range(1, 251)  # CFP identities of splits 1-5 (251-500, splits 6-10, are reserved: never read)
 
 
-def people_folder(cfp: Path, out: Path, profiles: bool, identities: range = RESERVED) -> Path:
+def people_folder(cfp: Path, out: Path, profiles: bool, identities: range = DEVELOPMENT) -> Path:
     """out/NNN/*.jpg links: 4 frontal + 4 profile photos per identity (profiles) or its 10 frontal ones."""
     for person in identities:
         folder = out / f"{person:03d}"
@@ -47,13 +46,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cfp", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--development", action="store_true", help="identities 1-250 (splits 1-5) instead")
     args = parser.parse_args()
     print("| file | questions | specialist | refused | s / question (2 workers) |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name, profiles in (("cfpfp_multiple_mcq", True), ("cfpff_multiple_mcq", False)):
-            identities = DEVELOPMENT if args.development else RESERVED
-            people = people_folder(args.cfp, Path(tmp) / f"people-{name}", profiles, identities)
+            people = people_folder(args.cfp, Path(tmp) / f"people-{name}", profiles, DEVELOPMENT)
             bench = Path(tmp) / name
             bench.mkdir()
             rows_bench.rebuild_identity(SOURCE / f"{name}.json", bench, people, seed=args.seed)

@@ -3,8 +3,9 @@ laid out as ../shared/data/shanghaitech_b is (images/, labels.csv with path,coun
 
 Folders used in docs/benchmarks.md:
   ../shared/data/shanghaitech_b         its held-out fourth (faces/splits.py): the development part
-  ShanghaiTech B test_data              the official test split (reserved: never trained or tuned on)
   Mall frames 801-2000, every 4th       Mall's own test part (the model sees frames 1-800, every 4th)
+Official test splits (ShanghaiTech A/B test_data) are reserved for measurements made elsewhere: a folder whose path
+names a test split is refused.
 (The fetched sets are converted into that layout by the commands in docs/benchmarks.md.)
 
 Run: python bench/crowd_count.py --weights A.pt [--weights B.pt] --data FOLDER[:held-out] [--data ...]
@@ -21,6 +22,7 @@ import numpy as np
 
 from facellm.faces import crowd
 from facellm.faces.splits import crowd as crowd_split
+from facellm.faces.splits import official_test_split
 from facellm.images import read_image
 
 
@@ -28,6 +30,8 @@ def items_of(spec: str) -> tuple[str, list[tuple[Path, float]]]:
     """FOLDER (every image) or FOLDER:held-out (the held-out fourth of faces/splits.py)."""
     folder, _, part = spec.partition(":")
     path = Path(folder)
+    if official_test_split(path.resolve()):
+        raise SystemExit(f"{path} is an official test split, reserved for measurements made elsewhere: pass another")
     if part == "held-out":
         return f"{path.name} (held-out fourth)", [(p, float(c)) for p, c in crowd_split(path).held_out]
     with open(path / "labels.csv", newline="") as f:

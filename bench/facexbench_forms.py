@@ -15,10 +15,11 @@ model trained on):
   fas / deepfakes       bench/question_forms.py (NUAA subjects 7-9; every 5th real/StyleGAN face)
   crowd_counting        held-out ShanghaiTech B images, options rebuilt around each count; with --crowd FOLDER,
                         100 photos of fewer than 100 people (FaceXBench's range) drawn from those folders instead
-  attributes            CelebA images 9001-10000 (--celeba; reserved: the attribute model trained on 1-9000)
+  attributes            not built: CelebA images above 9000 are reserved and the shipped attribute model trained on
+                        1-9000, so no CelebA faces are left to measure it on here
 The images differ from FaceXBench's, so the comparison with FaceLLM is indicative only.
 
-Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR] [--celeba DIR] [--crowd DIR ...]
+Run: python bench/facexbench_forms.py [--share 0.25] [--only age,gender] [--keep DIR] [--crowd DIR ...]
 (`--keep DIR` leaves DIR/SUBTASK/ as a FaceXBench folder: `facellm eval facexbench --bench-dir DIR/age ...` reruns
 it with any model, or an earlier commit's specialist.)
 """
@@ -44,7 +45,7 @@ from facellm.eval.report import load_predictions, score
 from facellm.eval.run import run_questions
 from facellm.faces import crowd_training, splits
 from facellm.labels import normalise
-from facellm.specialist import celeb, joint
+from facellm.specialist import joint
 from facellm.specialist.reading import read
 
 SHARED = rows_bench.SHARED
@@ -73,21 +74,6 @@ def _expression(name: str) -> list[tuple[str, str]]:
         ]
 
 
-def _celeba_held_out(folder: Path) -> list[tuple[str, set[str]]]:
-    """CelebA images 9001-10000 (reserved for measuring: the attribute model trained on 1-9000) and their
-    attributes."""
-    from facellm.faces.celeb_attributes import NAMES
-    from facellm.faces.celeb_attributes_training import RESERVED_AFTER, number, read_labels
-
-    labels = read_labels(folder / "list_attr_celeba.txt")
-    images = folder / "celebA"
-    return [
-        (str(images / name), {a for a, v in zip(NAMES, row, strict=True) if v})
-        for name, row in sorted(labels.items())
-        if RESERVED_AFTER < number(name) <= 10000 and (images / name).is_file()
-    ]
-
-
 def _aflw_held_out() -> list[tuple[str, dict]]:
     from facellm.faces.pose import WEIGHTS
 
@@ -109,9 +95,6 @@ def _value(reading, label):
 
 def _fits(task: str, question: str, options: list, n: int, key: str):
     """A test of drawn (path, label) images: does the question's key become its only true option?"""
-    if task == "attributes":
-        reading = celeb.read(question, options, n)
-        return lambda drawn: celeb.only_key_true(reading, [label for _, label in drawn], key)
     reading = read(question, options, n, task)
     return lambda drawn: joint.only_key_true(reading, tuple(_value(reading, label) for _, label in drawn), key)
 
@@ -146,9 +129,7 @@ def files_of(subtask: str) -> list[str]:
     return found
 
 
-def build(
-    subtask: str, out: Path, share: float, seed: int, celeba: Path | None = None, crowd_folders: tuple[Path, ...] = ()
-) -> dict[str, int]:
+def build(subtask: str, out: Path, share: float, seed: int, crowd_folders: tuple[Path, ...] = ()) -> dict[str, int]:
     """Write `subtask`'s questions into `out`; returns questions left out per file (no draw fitted the key)."""
     rng = random.Random(seed)
     missed = {}
@@ -181,11 +162,6 @@ def build(
         words = question_forms.FAS if subtask == "fas" else question_forms.DEEPFAKES
         template = "replay_attack_multiple_mcq" if subtask == "fas" else "ff++_multiple_mcq"
         rows_bench.build_binary(SOURCE / f"{template}.json", out, held.held_out, words)
-    elif subtask == "attributes":
-        pool = _celeba_held_out(celeba)
-        for name in files_of(subtask):
-            template, questions, missed[name] = from_labels(name, pool, subtask, share, rng)
-            question_forms.write_file(out, name, template, questions)
     elif subtask == "crowd_counting" and crowd_folders:
         items = [(path, count) for folder in crowd_folders for path, count in crowd_training.labelled_items(folder)]
         small = [(path, count) for path, count in items if int(count) < 100]  # FaceXBench's photos: 2-99 people
@@ -212,21 +188,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", type=int, default=10, help="questions per file timed alone")
     parser.add_argument(
-        "--celeba",
-        type=Path,
-        help="folder with celebA/ (CelebA's numbered images, at least "
-        "9001-10000) and list_attr_celeba.txt, for the attributes sub-task",
-    )
-    parser.add_argument(
         "--crowd",
         type=Path,
         action="append",
         default=[],
-        help="crowd folders (ShanghaiTech B's "
-        "layout) whose photos of fewer than 100 people replace the held-out ShanghaiTech B fourth",
+        help="development crowd folders (ShanghaiTech B's layout; official test splits are refused) whose photos of "
+        "fewer than 100 people replace the held-out ShanghaiTech B fourth",
     )
     parser.add_argument("--keep", help="write the built questions (one folder per sub-task) here, to rerun them")
     args = parser.parse_args()
+    if reserved := [folder for folder in args.crowd if splits.official_test_split(folder.resolve())]:
+        parser.error(f"{reserved[0]} is an official test split, reserved for measurements made elsewhere")
     with open(rows_bench.PUBLISHED, newline="") as f:
         published = {r["subtask"]: r for r in csv.DictReader(f)}
     chosen = args.only.split(",") if args.only else SUBTASKS
@@ -234,9 +206,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for subtask in chosen:
             folder = Path(args.keep or tmp) / subtask
-            if subtask == "attributes" and args.celeba is None:
-                parser.error("the attributes sub-task needs --celeba FOLDER")
-            missed = build(subtask, folder, args.share, args.seed, args.celeba, tuple(args.crowd))
+            missed = build(subtask, folder, args.share, args.seed, tuple(args.crowd))
             questions = load_benchmark(folder)
             started = time.perf_counter()
             run_questions(questions, SpecialistBackend(), Path(tmp) / f"run-{subtask}")

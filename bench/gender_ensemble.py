@@ -4,9 +4,7 @@
 Neither model trained on FairFace val; the FairFace model trained on FairFace train 1-16000, the CelebA model on
 CelebA images 1-9000. Both read the largest face the specialist's answers find (measure.largest_face), the whole
 picture when none is found.
-FairFace val 2501-5000 are reserved for measuring; github sumanvithaeadala/EthnicityDetection holds them
-(`fair_face/val`, `fairface_label_val.csv`): `--fairface DIR/fair_face --labels DIR/fairface_label_val.csv --first
-2501 --last 5000`.
+FairFace val 2501 and above are reserved for measurements made elsewhere: this bench refuses them.
 Run: python bench/gender_ensemble.py [--first 1 --last 2500] [--fairface DIR --labels CSV]
 """
 
@@ -20,6 +18,7 @@ import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FAIRFACE = SHARED / "data" / "fairface"
+DEVELOPMENT_LAST = 2500  # FairFace val 1-2500 are the development part
 
 
 def _both(path: str) -> tuple[float, float]:
@@ -46,6 +45,8 @@ def main() -> None:
     )
     parser.add_argument("--labels", type=Path, default=FAIRFACE / "fairface_label_val.csv")
     args = parser.parse_args()
+    if not 1 <= args.first <= args.last <= DEVELOPMENT_LAST:
+        parser.error(f"FairFace val {DEVELOPMENT_LAST + 1} and above are reserved; use --first/--last within 1-2500")
     from facellm.parallel import map_over_cores
 
     with open(args.labels, newline="") as f:

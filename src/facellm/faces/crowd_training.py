@@ -25,7 +25,7 @@ from facellm.faces.crowd import (
     scaled,
     trunk_features,
 )
-from facellm.faces.splits import crowd
+from facellm.faces.splits import crowd, official_test_split
 from facellm.images import read_image
 from facellm.parallel import map_over_cores
 
@@ -138,6 +138,11 @@ def errors(head: torch.nn.Module, features: list, counts: list[float]) -> np.nda
 
 def labelled_items(folder: Path) -> list[tuple[Path, str]]:
     """(image path, count) of every row of a crowd folder's labels.csv (../shared/data/shanghaitech_b's layout)."""
+    if official_test_split(Path(folder).resolve()):
+        raise InputError(
+            f"{folder} is an official test split, reserved for measurements made elsewhere",
+            "pass a training or development folder",
+        )
     labels = Path(folder) / "labels.csv"
     if not labels.is_file() or not (Path(folder) / "points.csv").is_file():
         raise InputError(

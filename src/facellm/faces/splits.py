@@ -23,6 +23,14 @@ class Split:
     held_out: list[tuple[Path, str]]
 
 
+def official_test_split(path: Path) -> bool:
+    """Whether a folder is (part of) an official test split (ShanghaiTech's test_data, FER2013's PrivateTest, a "test"
+    folder): reserved for measurements made elsewhere, so no training or bench here reads it. Only the folder and its
+    parent are looked at, so a checkout under a folder named like "ci_test" is not taken for one."""
+    names = [part.lower() for part in Path(path).parts[-2:]]
+    return any(name in ("test", "test_data", "privatetest") or name.endswith("_test") for name in names)
+
+
 def _rows(folder: Path) -> list[dict]:
     labels = folder / "labels.csv"
     if not labels.is_file():
