@@ -5,6 +5,7 @@ written here; none is copied from FaceXBench."""
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -99,6 +100,13 @@ def test_left_and_right_follow_the_convention():
         ("Is this a man or a woman?", [], 1, "gender"),
         ("Do these faces match?", ["Yes", "No"], 2, "identity"),
         ("Which statement is true?", ["This is a real person", "This face was made by a computer"], 1, "fake"),
+        (
+            "Are these two snapshots of one and the same man?",
+            ["Yep, same guy", "Nope, two different men"],
+            2,
+            "identity",
+        ),
+        ("Is this a genuine photo of a real person or a computer-made face?", [], 1, "fake"),
         ("Who is this celebrity?", ["A", "B"], 1, None),
     ],
 )
@@ -110,6 +118,8 @@ def test_either_or_questions_offer_their_alternatives():
     assert [t for _, t in either_or("Does this person look sad or angry?", "expression")] == ["sad", "angry"]
     assert [t for _, t in either_or("Is the face turned to the left or to the right?", "headpose")] == ["left", "right"]
     assert either_or("Is this person sad?", "expression") == []
+    # two wordings of one value are one alternative, so this is not an either/or about liveness
+    assert either_or("Is this a genuine photo of a real person or a computer-made face?", "attack") == []
 
 
 def test_pictures_named_by_words_are_read_as_image_sets():
@@ -163,7 +173,9 @@ def test_options_are_weighed_not_declined(sample):
     only options that name nothing measured are declined."""
     face, _ = sample
     reply = answer([face], "Who is shown?\n(A) A man\n(B) A woman\n(C) Nobody is in the picture\n(D) A purple cat")
-    assert reply.startswith("A.") and "C " in reply and "D not measured" in reply
+    assert reply.startswith("A.") and "D not measured" in reply
+    judged = re.search(r"C (\d+)% by presence", reply)  # "nobody is shown", checked by face detection: unlikely
+    assert judged and int(judged.group(1)) < 20, reply
     reply = answer([face], "How does this person seem to feel?\n(A) cheerful\n(B) furious\n(C) gloomy")
     assert reply[:2] in ("A.", "B.", "C.")
     declined = answer([face], "Which colour is the sky?\n(A) Purple\n(B) Teal")

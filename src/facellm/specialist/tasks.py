@@ -65,6 +65,9 @@ def task_of(question: str, context: str, options: list[tuple[str, str]], n_image
         q,
     )
     described = not options  # a request for a description has no options
+    offered = [d for d in _VOTERS if not options and len(_alternatives(q, d)) >= 2]
+    if offered and (n_images >= 2 or offered[0] != "identity"):
+        return DIMENSION_TASKS[offered[0]]  # "a real photo or a computer-made face?": what its alternatives name
     found = (
         topic(subject, described)
         or free_topic(subject, n_images)
@@ -124,13 +127,20 @@ def either_or(question: str, task: str) -> list[tuple[str, str]]:
     -> sad, angry; "Is the face turned to the left or to the right?" -> left, right; "a man or a woman?"); [] when
     the question does not offer two alternatives of what it is about."""
     dimension = TASK_DIMENSIONS.get(task)
-    if dimension is None or not re.search(r"\bor\b", question.lower()):
+    phrases = _alternatives(question, dimension) if dimension is not None else []
+    return [(letter, phrase) for letter, phrase in zip("ABCDEFGH", phrases)] if len(phrases) >= 2 else []
+
+
+def _alternatives(question: str, dimension: Dimension) -> list[str]:
+    """The phrases of an "X or Y" question that name different values of `dimension`, one per value set ("genuine"
+    and "a real person" are one alternative: both say live)."""
+    if not re.search(r"\bor\b", question.lower()):
         return []
-    spans: dict[tuple[int, int], str] = {}
+    spans: dict[tuple[int, int], tuple[str, set[str]]] = {}
     for m in vocabulary.mentions(question, (dimension,)):
         if not m.negated:
-            spans.setdefault((m.start, m.end), m.phrase)
-    phrases = list(dict.fromkeys(spans.values()))
-    if len(phrases) < 2:
-        return []
-    return [(letter, phrase) for letter, phrase in zip("ABCDEFGH", phrases)]
+            spans.setdefault((m.start, m.end), (m.phrase, set()))[1].add(m.value)
+    chosen: dict[frozenset[str], str] = {}
+    for phrase, named in spans.values():
+        chosen.setdefault(frozenset(named), phrase)
+    return list(chosen.values())

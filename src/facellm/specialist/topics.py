@@ -46,7 +46,8 @@ TOPICS = (
     ),
     (
         "identity",
-        r"\b(same (person|individual|identity|people)|(unique|distinct|different|separate) (people|persons|"
+        r"\b(same (person|individual|identity|people|man|woman|guy|face)|one and the same|(unique|distinct|different|"
+        r"separate) (people|persons|"
         r"individuals|identities)|identities|person a(?=[.?,;!]|\s+(is|are)\b|$)|who is who|pairs? of "
         r"images show|different from (that|this|the) (person|individual))",
     ),

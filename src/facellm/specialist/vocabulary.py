@@ -138,8 +138,8 @@ _TERMS: dict[tuple[Dimension, str], str] = {
         "alarmed, horrified"
     ),
     ("expression", "happy"): (
-        "happy, happiness, joy, joyful, cheerful, glad, pleased, delighted, smile, smiling, grin, laugh, amused, "
-        "cheery, elated, merry, jolly"
+        "upbeat, beaming, radiant, sunny, in a good mood, good mood, happy, happiness, joy, joyful, cheerful, glad, "
+        "pleased, delighted, smile, smiling, grin, laugh, amused, cheery, elated, merry, jolly"
     ),
     ("expression", "neutral"): (
         "neutral, without any emotion, without emotion, showing no emotion, calm, expressionless, blank, "
