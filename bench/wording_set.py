@@ -496,47 +496,48 @@ def anybody(rng: random.Random, faces: list[dict], count: int) -> list[Item]:
     return items
 
 
-def live_or_printed(rng: random.Random, count: int) -> list[Item]:
-    pool = splits.liveness(DATA / "nuaa").held_out
-    items = []
-    for k in range(count):
-        path, label = rng.choice(pool)
-        live = label == "bonafide"
-        t = k % 3
-        item = Item(f"at-{k}", "live_or_printed", [path], "")
-        if t == 0:
-            item.question = "Is this a live person or a photo held up to the camera?"
-            item.options = ["A live person", "A printed photo held up to the camera"]
-            item.key = item.options[0 if live else 1]
-        elif t == 1:
-            item.question = "Could this be a spoofing attempt?"
-            item.options, item.key = ["Yes", "No"], "No" if live else "Yes"
-        else:
-            item.question = "Was a real, present person in front of the camera, or a printout? Choose one."
-            item.options = ["A genuine live face", "A printout of a face", "There is no face"]
-            item.key = item.options[0 if live else 1]
-        items.append(item)
-    return items
+# (question, options, the right option when the property holds, when it does not); no options: what a right free
+# answer starts with.
+LIVENESS = (
+    (
+        "Is this a live person or a photo held up to the camera?",
+        ["A live person", "A printed photo held up to the camera"],
+        "A printed photo held up to the camera",
+        "A live person",
+    ),
+    ("Could this be a spoofing attempt?", ["Yes", "No"], "Yes", "No"),
+    (
+        "Was a real, present person in front of the camera, or a printout? Choose one.",
+        ["A genuine live face", "A printout of a face", "There is no face"],
+        "A printout of a face",
+        "A genuine live face",
+    ),
+)
+SYNTHETIC = (
+    ("Is this face AI-generated?", ["Yes", "No"], "Yes", "No"),
+    ("Is this a real photograph or a computer-generated face?", [], "computer", "real"),
+    (
+        "Which statement is true?",
+        ["This is a photo of a real person", "This face was made by a computer"],
+        "This face was made by a computer",
+        "This is a photo of a real person",
+    ),
+)
 
 
-def real_or_generated(rng: random.Random, count: int) -> list[Item]:
-    pool = splits.synthetic(DATA / "synthetic_faces").held_out
+def property_questions(rng: random.Random, pool: list, positive: str, name: str, wordings: tuple, count: int):
+    """Questions about a yes/no property of one face (an attack, a generated face), in turn by `wordings`."""
     items = []
+    prefix, category = name.split(":")
     for k in range(count):
         path, label = rng.choice(pool)
-        fake = label == "fake"
-        t = k % 3
-        item = Item(f"fk-{k}", "real_or_generated", [path], "")
-        if t == 0:
-            item.question = "Is this face AI-generated?"
-            item.options, item.key = ["Yes", "No"], "Yes" if fake else "No"
-        elif t == 1:
-            item.question = "Is this a real photograph or a computer-generated face?"
-            item.starts = ("computer",) if fake else ("real",)
+        question, options, if_holds, if_not = wordings[k % len(wordings)]
+        item = Item(f"{prefix}-{k}", category, [path], question, list(options))
+        right = if_holds if label == positive else if_not
+        if options:
+            item.key = right
         else:
-            item.question = "Which statement is true?"
-            item.options = ["This is a photo of a real person", "This face was made by a computer"]
-            item.key = item.options[1 if fake else 0]
+            item.starts = (right,)
         items.append(item)
     return items
 
@@ -554,8 +555,10 @@ def build(seed: int = 0) -> list[Item]:
         *age_words(rng, faces, 51),
         *race_words(rng, faces, 50),
         *anybody(rng, faces, 30),
-        *live_or_printed(rng, 39),
-        *real_or_generated(rng, 39),
+        *property_questions(rng, splits.liveness(DATA / "nuaa").held_out, "attack", "at:live_or_printed", LIVENESS, 39),
+        *property_questions(
+            rng, splits.synthetic(DATA / "synthetic_faces").held_out, "fake", "fk:real_or_generated", SYNTHETIC, 39
+        ),
     ]
 
 

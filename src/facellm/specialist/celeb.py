@@ -34,6 +34,12 @@ from facellm.specialist import meaning, vocabulary
 from facellm.specialist.vocabulary import BEARD_ATTRIBUTE
 
 _KEYS = {re.sub(r"[^a-z0-9]", "", name.lower()): name for name in NAMES}
+COLUMN = {name: i for i, name in enumerate(NAMES)}  # an attribute's column in the model's (images, 40) output
+
+
+def attribute_chances(probs: np.ndarray, name: str) -> np.ndarray:
+    """Each image's probability of one attribute (vocabulary.BEARD_ATTRIBUTE: CelebA's No_Beard being false)."""
+    return 1 - probs[:, COLUMN["No_Beard"]] if name == BEARD_ATTRIBUTE else probs[:, COLUMN[name]]
 
 
 @dataclass(frozen=True)
@@ -160,8 +166,7 @@ def _count_law(p: np.ndarray) -> np.ndarray:
 
 def chances(reading: AttributeReading, probs: np.ndarray) -> dict[str, float]:
     """Each option's probability of being right; `probs`: (images, 40) attribute probabilities in NAMES' order."""
-    column = {name: i for i, name in enumerate(NAMES)}
-    p = lambda name: probs[:, column[name]]  # noqa: E731 - one attribute's probability in every image
+    p = lambda name: attribute_chances(probs, name)  # noqa: E731 - one attribute's probability in every image
     form, out = reading.form, {}
     if form.endswith("count") and form != "images_count":
         per = {
@@ -223,11 +228,7 @@ def free_answer(question: str, probs: np.ndarray, options: list[tuple[str, str]]
     found = vocabulary.mentions(question, ("attribute",))
     if not found:
         return describe(probs)
-    column = {name: i for i, name in enumerate(NAMES)}
-    named = list(dict.fromkeys(m.value for m in found))
-    chances = {
-        name: 1 - probs[:, column["No_Beard"]] if name == BEARD_ATTRIBUTE else probs[:, column[name]] for name in named
-    }
+    chances = {name: attribute_chances(probs, name) for name in dict.fromkeys(m.value for m in found)}
     p = float(np.prod([np.prod(c) for c in chances.values()]))
     if all(m.negated for m in found):
         p = 1 - p

@@ -45,9 +45,9 @@ def claim_of(reading: Reading, letter: str) -> meaning.Claim:
 
 def weighed(images: list[Image.Image], reading: Reading, scores: dict[str, float]) -> dict[str, facts.Judged]:
     """Every option's chance: `scores` for those the reading judged, specialist/facts.py for the others."""
-    task = reading.task
+    measured = facts.Measurements(images)
     return {
-        letter: facts.Judged(scores[letter], task) if letter in scores else facts.chance(images, text)
+        letter: facts.Judged(scores[letter], reading.task) if letter in scores else facts.chance(measured, text)
         for letter, text, _ in reading.options
     }
 

@@ -9,16 +9,19 @@ it wins only when no measured option is more likely.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from facellm.errors import FaceLLMError
-from facellm.faces.celeb_attributes import NAMES, predict_many
+from facellm.faces.celeb_attributes import predict_many
 from facellm.specialist import meaning, measure, vocabulary
+from facellm.specialist.celeb import attribute_chances
 from facellm.specialist.views import view_region
-from facellm.specialist.vocabulary import BEARD_ATTRIBUTE, Dimension, Mention
+from facellm.specialist.vocabulary import Dimension, Mention
 
 UNMEASURED = 0.15  # the probability given to an option that names nothing the models measure
 PRESENT_IF_FOUND, PRESENT_IF_NOT = 0.97, 0.1  # P(a face is shown) when a detector finds one / finds none
@@ -62,20 +65,45 @@ def measurable(text: str) -> bool:
     return bool(_named(text))
 
 
-def chance(images: list[Image.Image], text: str) -> Judged:
+class Measurements:
+    """The images of one question, each measured at most once per kind however many options ask about it."""
+
+    def __init__(self, images: list[Image.Image]) -> None:
+        self.images = images
+        self._made: dict[tuple[str, int], Any] = {}
+
+    def of(self, kind: str, k: int) -> Any:
+        """Image k's measurement of `kind` (a key of MEASURES)."""
+        if (kind, k) not in self._made:
+            self._made[(kind, k)] = MEASURES[kind](self.images[k])
+        return self._made[(kind, k)]
+
+
+MEASURES: dict[str, Callable[[Image.Image], Any]] = {
+    "attributes": measure.attributes,
+    "expression": measure.expression,
+    "face": lambda image: measure.largest_face(image) is not None,
+    "attack": measure.attack,
+    "fake": measure.fake,
+    "pose": measure.pose,
+    "celeb": lambda image: predict_many([image]),
+}
+
+
+def chance(measured: Measurements, text: str) -> Judged:
     """The probability that the statement `text` holds of the images it names (all of them when it names none)."""
     found = _named(text)
-    if not found or not images:
+    n = len(measured.images)
+    if not found or not n:
         return Judged(UNMEASURED, "not measured")
-    named = [k for k in meaning.image_references(text, len(images)) if 1 <= k <= len(images)]
-    chosen = [images[k - 1] for k in named] or images
+    chosen = [k - 1 for k in meaning.image_references(text, n) if 1 <= k <= n] or list(range(n))
     by_dimension: dict[Dimension, list[Mention]] = {}
     for m in found:
         by_dimension.setdefault(m.dimension, []).append(m)
     total = 1.0
     try:
         for dimension, said in by_dimension.items():
-            total *= float(np.prod([_holds(dimension, said, image, text) for image in chosen]))
+            total *= float(np.prod([_holds(dimension, said, measured, k, text) for k in chosen]))
     except FaceLLMError:
         return Judged(UNMEASURED, "not measured")
     return Judged(total, "+".join(by_dimension))
@@ -86,33 +114,25 @@ def _incidental(m: Mention) -> bool:
     return m.value == "face" and m.phrase not in ("someone", "somebody", "anybody", "anyone", "visible face")
 
 
-def _holds(dimension: Dimension, said: list[Mention], image: Image.Image, text: str) -> float:
-    """P(what `said` states of `dimension` holds in `image`): the named values' probability (1 minus it when the
+def _holds(dimension: Dimension, said: list[Mention], measured: Measurements, k: int, text: str) -> float:
+    """P(what `said` states of `dimension` holds in image k): the named values' probability (1 minus it when the
     statement is negated)."""
     values = {m.value for m in said}
-    negated = all(m.negated for m in said)
     if dimension in ("gender", "age", "race"):
-        p = sum(v for k, v in measure.attributes(image)[dimension].items() if k in values)
+        p = sum(v for label, v in measured.of("attributes", k)[dimension].items() if label in values)
     elif dimension == "expression":
-        p = sum(v for k, v in measure.expression(image).items() if k in values)
+        p = sum(v for label, v in measured.of("expression", k).items() if label in values)
     elif dimension == "presence":
-        found = measure.largest_face(image) is not None
-        p = PRESENT_IF_FOUND if found else PRESENT_IF_NOT
+        p = PRESENT_IF_FOUND if measured.of("face", k) else PRESENT_IF_NOT
         p = p if "face" in values else 1 - p
     elif dimension in ("attack", "fake"):
-        positive = measure.attack(image) if dimension == "attack" else measure.fake(image)
+        positive = measured.of(dimension, k)
         p = positive if values & {"spoof", "fake"} else 1 - positive
     elif dimension == "attribute":
-        row = predict_many([image])[0]
-        column = {name: i for i, name in enumerate(NAMES)}
-        ps = [
-            1 - float(row[column["No_Beard"]]) if v == BEARD_ATTRIBUTE else float(row[column[v]])
-            for v in values
-            if v in column or v == BEARD_ATTRIBUTE
-        ]
-        p = float(np.prod(ps)) if ps else UNMEASURED
+        probs = measured.of("celeb", k)
+        p = float(np.prod([attribute_chances(probs, v)[0] for v in values]))
     else:  # view
-        pose = measure.pose(image)
+        pose = measured.of("pose", k)
         region = view_region(text, vocabulary.convention(text) or "viewer", False, False)
         p = measure.region_chance(pose, region) if pose is not None and region is not None else UNMEASURED
-    return 1 - p if negated else p
+    return 1 - p if all(m.negated for m in said) else p

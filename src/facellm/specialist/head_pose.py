@@ -12,6 +12,7 @@ from PIL import Image
 from facellm.errors import ResearchModelsOff
 from facellm.specialist import joint, measure
 from facellm.specialist.decide import decide, lettered, pick, weighed, written, yes_no
+from facellm.specialist.meaning import Claim
 from facellm.specialist.reading import Reading
 from facellm.specialist.topics import AXES
 from facellm.specialist.views import FRONTAL, PROFILE, TILT
@@ -57,6 +58,13 @@ def direction(pose: Pose) -> str:
     return ", ".join(parts) or "facing the camera"
 
 
+def _view_chance(pose: Pose, claim: Claim, spread: dict[str, float]) -> float:
+    """P(a view claim holds): the pose's chance of lying in its region (of lying outside it, when negated)."""
+    region, denied = claim.value
+    p = measure.region_chance(pose, region, spread)
+    return 1 - p if denied else p
+
+
 def _sides(text: str, convention: str) -> str:
     """An alternative's text with the convention named: "left" -> "left (the viewer's left, the person's own right)"."""
     side = next((s for s in ("left", "right") if s in text.lower()), None)
@@ -87,11 +95,9 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
         if reading.alternatives:  # "left or right?": the answer names the convention it is given in
             reading = replace(reading, options=tuple((k, _sides(t, reading.target), c) for k, t, c in reading.options))
         scores = {
-            letter: (1 - p if denied else p)
+            letter: _view_chance(poses[0], claim, spread)
             for letter, _, claim in reading.options
             if claim.kind == "view"
-            for region, denied in [claim.value]
-            for p in [measure.region_chance(poses[0], region, spread)]
         }
         return written(reading, weighed(images, reading, scores), f"head {direction(poses[0])} ({angles(poses[0])})")
     if reading.form == "classify":

@@ -138,12 +138,10 @@ def free_topic(text: str, n_images: int) -> str | None:
     """The measurement a free wording is about by FREE_TOPICS or a CelebA attribute it names (glasses, a beard)."""
     lowered = text.lower()
     for task, pattern in FREE_TOPICS:
-        if task == "identity" and n_images < 2:
-            continue
-        if re.search(pattern, lowered):
+        if task == "presence" and mentions(lowered, ("attribute",)):
+            return "attribute"  # after feelings and directions, before presence, quality and fakes
+        if re.search(pattern, lowered) and (task != "identity" or n_images >= 2):
             return task
-        if task == "headpose" and any(m.dimension == "attribute" for m in mentions(lowered, ("attribute",))):
-            return "attribute"
     return None
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from facellm.faces.celeb_attributes import NAMES as CELEB_ATTRIBUTES
-from facellm.labels import FAIRFACE_AGES
 
 Dimension = Literal[
     "gender", "age", "race", "expression", "view", "presence", "identity", "attack", "fake", "quality", "attribute"
@@ -338,7 +337,3 @@ def convention(text: str) -> Convention | None:
     ):
         return "viewer"
     return None
-
-
-AGE_WORD_GROUPS = {value for (dimension, value) in _TERMS if dimension == "age"}
-assert AGE_WORD_GROUPS <= set(FAIRFACE_AGES)
