@@ -107,6 +107,7 @@ def test_left_and_right_follow_the_convention():
             "identity",
         ),
         ("Is this a genuine photo of a real person or a computer-made face?", [], 1, "fake"),
+        ("Is the man or woman in the first photo also the one in the second?", [], 2, "identity"),
         ("Who is this celebrity?", ["A", "B"], 1, None),
     ],
 )

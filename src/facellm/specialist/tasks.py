@@ -65,7 +65,7 @@ def task_of(question: str, context: str, options: list[tuple[str, str]], n_image
         q,
     )
     described = not options  # a request for a description has no options
-    offered = [d for d in _VOTERS if not options and len(_alternatives(q, d)) >= 2]
+    offered = [d for d in _VOTERS if not options and len(_alternatives(subject, d)) >= 2]
     if offered and (n_images >= 2 or offered[0] != "identity"):
         return DIMENSION_TASKS[offered[0]]  # "a real photo or a computer-made face?": what its alternatives name
     found = (
