@@ -70,6 +70,8 @@ def check_spec(spec: BackendSpec) -> None:
             "give either a model (hub id, folder or one of " + ", ".join(NAMED) + ") or an OpenAI-compatible endpoint",
             "pick one",
         )
+    if spec.api_base and not spec.api_model and not spec.proxy:
+        raise InputError("--base-url needs --api-model", "pass the model name the endpoint serves")
     if spec.scoring == "likelihood" and (spec.api_base or spec.model in NAMED):
         raise InputError("--scoring likelihood needs a local --model", "use --scoring generate")
     if spec.model and spec.model not in NAMED and spec.batch_size < 1:

@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from facellm.cli.common import expand_images, landmarks_option, report_skipped
+from facellm.api import analyze, verify, verify_pairs
+from facellm.cli.common import expand_images, landmarks_option, progress_bar, report_skipped
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
-from facellm.faces import analyze_image
-from facellm.faces.crowd import density_picture, predict, shipped_model
-from facellm.faces.detect import DETECTORS, detect_faces
-from facellm.faces.embed import descriptor_of_file, descriptors_of, evaluate_pairs, read_pairs
+from facellm.faces.crowd import density_picture, shipped_model
+from facellm.faces.detect import DETECTORS
 from facellm.faces.licenses import BUNDLED_MODELS
 from facellm.faces.models import landmark_points
 from facellm.images import read_image
@@ -26,24 +24,15 @@ def _analyze_one(job: tuple[str, str, bool, int, bool, str | None]) -> dict:
     path, detector, with_attributes, points, count, maps = job
     try:
         image = read_image(path)
-        result = {"image": path, **analyze_image(image, detector, with_attributes, points).as_dict()}
-        if count:
-            result["people"] = _people(image, Path(path), maps)
-        return result
+        found = analyze(image, detector=detector, attributes=with_attributes, landmarks=points, count_people=count)
     except FaceLLMError as exc:
         return {"image": path, "error": str(exc)}
-
-
-def _people(image, path: Path, maps: str | None) -> dict:
-    """The crowd model's count for one image; its density map saved into `maps` as NAME-density.png if given."""
-
-    counted = predict(image)
-    found = {"count": round(counted.count, 1)}
-    if maps:
-        target = Path(maps) / f"{path.stem}-density.png"
-        density_picture(image, counted).save(target)
-        found["density_map"] = str(target)
-    return found
+    result = {"image": path, **found.as_dict()}
+    if maps and found.people is not None:
+        target = Path(maps) / f"{Path(path).stem}-density.png"
+        density_picture(image, found.people).save(target)
+        result["people"]["density_map"] = str(target)
+    return result
 
 
 @cli.command("analyze")
@@ -169,57 +158,36 @@ def _print_analysis(result: dict) -> None:
 def verify_command(images, pairs_file, images_dir, threshold, jitters, workers, as_json, landmark_points) -> None:
     """Same person or not: `verify A B`, or the LFW pair protocol with --pairs and --images."""
     import json
-
-    import numpy as np
+    from dataclasses import asdict
 
     points = _landmark_points(landmark_points)
 
     if pairs_file:
         if images or not images_dir:
             raise FaceLLMError("--pairs needs --images DIR and no image arguments", "see facellm verify -h")
-        pairs = read_pairs(pairs_file, images_dir)
-        if not images_dir.is_dir():
-            raise FaceLLMError(f"image folder {images_dir} not found", "pass the folder that holds the pairs' images")
-        paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
-        with click.progressbar(length=len(paths), label="descriptors", file=sys.stderr) as bar:
-            found, skipped = descriptors_of(paths, jitters, workers, lambda: bar.update(1), points)
-        report_skipped([f"{path}: {why}" for path, why in skipped.items()])
-        usable = [p for p in pairs if p[1] in found and p[2] in found]
-        if len({f for f, *_ in usable}) < 2:
-            raise FaceLLMError(
-                f"only {len(usable)} of {len(pairs)} pairs have both images readable, in fewer than two folds",
-                "check that --images is the folder that holds the pairs' images",
+        with progress_bar("descriptors", "image") as progress:
+            scored = verify_pairs(
+                pairs_file, images_dir, jitters=jitters, workers=workers, landmarks=points, progress=progress
             )
-        scored = evaluate_pairs(usable, found)
-        result = {
-            "pairs": len(usable),
-            "pairs_skipped": len(pairs) - len(usable),
-            "accuracy": round(100 * scored.accuracy, 2),
-            "fold_accuracies": [round(100 * a, 2) for a in scored.fold_accuracies],
-            "thresholds": [round(t, 4) for t in scored.thresholds],
-            "shrinks": scored.shrinks,
-            "jitters": jitters,
-        }
+        report_skipped([f"{path}: {why}" for path, why in scored.skipped.items()])
+        result = {k: v for k, v in asdict(scored).items() if k != "skipped"}
         click.echo(
             json.dumps(result, indent=1)
             if as_json
-            else f"accuracy {result['accuracy']}% over {len(usable)} pairs ({result['pairs_skipped']} skipped); "
-            f"per fold {result['fold_accuracies']}; learnt on the other folds: thresholds "
-            f"{result['thresholds']}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)"
+            else f"accuracy {scored.accuracy}% over {scored.pairs} pairs ({scored.pairs_skipped} skipped); "
+            f"per fold {scored.fold_accuracies}; learnt on the other folds: thresholds "
+            f"{scored.thresholds}, whitening shrinkage {scored.shrinks} (1.0 = plain distances)"
         )
         return
     if len(images) != 2:
         raise FaceLLMError("verify needs two images (or --pairs FILE --images DIR)", "e.g. facellm verify a.jpg b.jpg")
-    a, b = (descriptor_of_file(p, jitters, points) for p in images)
-    gap = float(np.linalg.norm(a - b))
-    counts = [len(detect_faces(read_image(p))) for p in images]
-    for path, count in zip(images, counts):
+    found = verify(*images, threshold=threshold, jitters=jitters, landmarks=points)
+    for path, count in zip(images, found.faces):
         if count > 1:
             click.echo(f"note: {path} shows {count} faces; its largest face was compared", err=True)
-    result = {"same_person": gap < threshold, "distance": round(gap, 4), "threshold": threshold, "faces": counts}
     click.echo(
-        json.dumps(result)
+        json.dumps({**asdict(found), "faces": list(found.faces)})
         if as_json
-        else f"{'same person' if result['same_person'] else 'different people'}: distance {gap:.4f} "
+        else f"{'same person' if found.same_person else 'different people'}: distance {found.distance:.4f} "
         f"(threshold {threshold})"
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from facellm.api import ask as answer_question
 from facellm.backends import BackendSpec, Prompt, build_backend
 from facellm.cli.common import generation, model_options
 from facellm.cli.root import cli
@@ -14,11 +15,6 @@ from facellm.images import read_image
 from facellm.model import Turn
 from facellm.model import question as one_question
 from facellm.specialist import ground as with_facts
-
-
-def _backend(model, adapter, device, dtype, ground: bool = False):
-
-    return build_backend(BackendSpec(model, adapter, device, dtype, ground=ground))
 
 
 @cli.command()
@@ -33,18 +29,14 @@ def ask(
     """Ask a question about one or more images and print the answer (`--model specialist`: no LLM, face models)."""
 
     settings = generation(max_new_tokens, do_sample, temperature, top_p, seed)
-    pictures = [read_image(path) for path in images]  # read first: a bad image fails before the slow model load
-    backend = _backend(model, adapter, device, dtype, ground)
-    prompt = Prompt(one_question(pictures, question))
-    if stream:
-        for piece in backend.stream(prompt, settings):
-            click.echo(piece, nl=False)
-        click.echo()
+    spec = BackendSpec(model, adapter, device, dtype, ground=ground)
+    if not stream:
+        click.echo(answer_question(list(images), question, model=spec, settings=settings).text)
         return
-    (reply,) = backend.answer([prompt], settings)
-    if isinstance(reply, Exception):
-        raise reply
-    click.echo(reply.text)
+    pictures = [read_image(path) for path in images]  # read first: a bad image fails before the slow model load
+    for piece in build_backend(spec).stream(Prompt(one_question(pictures, question)), settings):
+        click.echo(piece, nl=False)
+    click.echo()
 
 
 @cli.command()
@@ -63,7 +55,7 @@ def chat(
 
     settings = generation(max_new_tokens, do_sample, temperature, top_p, seed)
     pending = [read_image(path) for path in images]
-    backend = _backend(model, adapter, device, dtype)
+    backend = build_backend(BackendSpec(model, adapter, device, dtype))
     history = [Turn("system", system)] if system else []
     click.echo("Chat started: /image PATH adds an image, /reset clears history, /quit leaves.", err=True)
     while True:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,6 +131,20 @@ def report_skipped(reasons: list[str], shown: int = 3) -> None:
         click.echo(f"skipped {reason}", err=True)
     if len(reasons) > 2 * shown:
         click.echo(f"skipped {len(reasons)} items in all ({len(reasons) - shown} more not shown)", err=True)
+
+
+@contextmanager
+def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, and the `progress(done, total)` callback the library's functions take."""
+    from tqdm import tqdm
+
+    with tqdm(desc=label, unit=unit) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
 
 
 landmarks_option = click.option(

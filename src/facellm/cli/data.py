@@ -6,22 +6,12 @@ from pathlib import Path
 
 import click
 
-from facellm.backends import BackendSpec, backend_name, build_backend
+from facellm.api import build_dataset
+from facellm.backends import BackendSpec
 from facellm.cli.common import check_limit, renamed
 from facellm.cli.root import cli
 from facellm.data.batch import ingest_batch, prepare_batch
-from facellm.data.build import (
-    MODES,
-    TEACHERS,
-    Prices,
-    build_dataset,
-    build_identity,
-    check_run_folder,
-    checked_aspects,
-    measure_record,
-    prices_for,
-    start_new_run,
-)
+from facellm.data.build import MODES, TEACHERS, BuildSummary, Prices, checked_aspects
 from facellm.data.export import FORMATS, export_dataset
 from facellm.data.filters import FilterSettings, flag_records
 from facellm.data.sources import SOURCES, load_source
@@ -29,7 +19,6 @@ from facellm.data.stats import markdown, write_stats
 from facellm.data.store import QAStore, open_existing
 from facellm.errors import FaceLLMError
 from facellm.prompts import load_prompts
-from facellm.runs import file_hash
 
 
 @cli.group("data")
@@ -112,80 +101,52 @@ def data_build(
     new_identity,
 ) -> None:
     """Ask a teacher about every (image, aspect) of a face collection; resumable, concurrent, filtered."""
-    import json
-
     from tqdm import tqdm
 
-    records, spec, wanted = _records_and_spec(source, images, labels, limit, aspects, prompts)
+    check_limit(limit)
     if teacher == "openai" and model and not api_model:
         click.echo("note: the openai teacher's model is now --api-model; --model names an hf teacher", err=True)
         api_model, model = model, None
-    teacher_spec = _teacher_spec(
-        teacher, spec, base_url, api_model or model, concurrency, rpm, tpm, max_retries, timeout, batch_size
-    )
-    prices = prices_for(api_model or model, price_in, price_out)
-    extra = {"source": source, "labels": file_hash(labels) if labels else None}
-    identity = build_identity(backend_name(teacher_spec), spec, mode, max_new_tokens, measure, extra)
-    if new_identity:
-        moved = start_new_run(Path(out), identity)
-        if moved:
-            click.echo(f"the earlier run (other settings) is kept in {moved}", err=True)
-    check_run_folder(Path(out), identity)  # before a teacher model loads
-    teacher_obj = build_backend(teacher_spec)
-    teacher_obj.check_ready()
-    settings = {
-        "source": source,
-        "images": str(images),
-        "labels": str(labels) if labels else None,
-        "limit": limit,
-        "aspects": wanted,
-        "prompt_version": spec.version,
-        "teacher": teacher_obj.name,
-        "mode": mode,
-        "base_url": base_url,
-        "concurrency": concurrency,
-        "rpm": rpm,
-        "tpm": tpm,
-        "prices_per_million": [prices.input, prices.output],
-        "measure": measure,
-    }
-    with QAStore(out) as store:
-        (Path(out) / "build.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
-        bar = tqdm(desc="data", unit="pair")
+    teacher_spec = _teacher_spec(teacher, base_url, api_model or model, concurrency, rpm, tpm, max_retries, timeout)
+    teacher_spec.batch_size = batch_size
+    bar = tqdm(desc="data", unit="pair")
 
-        def progress(summary) -> None:
-            bar.total = summary.pending
-            bar.set_postfix(done=summary.done, failed=summary.failed, cost=f"${summary.cost:.3f}", refresh=False)
-            bar.update(summary.done + summary.failed - bar.n)  # tqdm redraws at most every 0.1 s
+    def progress(summary: BuildSummary) -> None:
+        bar.total = summary.pending
+        bar.set_postfix(done=summary.done, failed=summary.failed, cost=f"${summary.cost:.3f}", refresh=False)
+        bar.update(summary.done + summary.failed - bar.n)  # tqdm redraws at most every 0.1 s
 
-        try:
-            summary = build_dataset(
-                records,
-                spec,
-                teacher_obj,
-                store,
-                wanted,
-                mode,
-                retry_failed,
-                prices,
-                measured=measure_record if measure else None,
-                progress=progress,
-                max_new_tokens=max_new_tokens,
-                identity=extra,
-            )
-        except KeyboardInterrupt:
-            bar.close()
-            click.echo(
-                f"stopped: every answer received so far is saved in {out}; rerun the same command to resume", err=True
-            )
-            raise SystemExit(130) from None
+    try:
+        run = build_dataset(
+            images,
+            out,
+            labels=labels,
+            source=source,
+            teacher=teacher_spec,
+            prompts=prompts,
+            aspects=[a.strip() for a in aspects.split(",") if a.strip()] if aspects else None,
+            limit=limit,
+            mode=mode,
+            max_new_tokens=max_new_tokens,
+            measure=measure,
+            retry_failed=retry_failed,
+            new_identity=new_identity,
+            price_in=price_in,
+            price_out=price_out,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
         bar.close()
-        store.set_flags(flag_records(store.records("done")))
-        stats = write_stats(store)
+        click.echo(f"stopped: every answer received so far is saved in {out}; rerun the same command to resume", err=True)
+        raise SystemExit(130) from None
+    bar.close()
+    summary = run.this_run
+    if run.moved_earlier:
+        click.echo(f"the earlier run (other settings) is kept in {run.moved_earlier}", err=True)
     click.echo(
         f"{summary.done} pairs answered, {summary.failed} failed, {summary.skipped_images} images skipped "
-        f"this run; the run holds {stats['pairs']['done']} pairs ({stats['pairs']['kept']} kept after filters), "
-        f"cost so far US$ {stats['cost_usd']:.4f}"
+        f"this run; the run holds {run.pairs} pairs ({run.kept} kept after filters), "
+        f"cost so far US$ {run.cost_usd:.4f}"
     )
     if summary.duplicates:
         shown = "; ".join(
@@ -203,11 +164,11 @@ def data_build(
     click.echo(f"statistics in {out}/stats.md")
 
 
-def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retries, timeout, batch_size):
+def _teacher_spec(kind, base_url, model, concurrency, rpm, tpm, max_retries, timeout) -> BackendSpec:
     """The backend a `--teacher` kind and its flags describe."""
 
     if kind == "template":
-        return BackendSpec("template", prompts=spec)
+        return BackendSpec("template")
     if not model:
         flag = "--api-model" if kind == "openai" else "--model"
         raise FaceLLMError(f"the {kind} teacher needs {flag}", f"e.g. {flag} gpt-4o-2024-11-20")
@@ -223,7 +184,7 @@ def _teacher_spec(kind, spec, base_url, model, concurrency, rpm, tpm, max_retrie
             max_retries=max_retries,
             timeout_s=timeout,
         )
-    return BackendSpec(model, batch_size=batch_size)
+    return BackendSpec(model)
 
 
 @data_group.command("filter")

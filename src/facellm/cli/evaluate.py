@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from facellm.backends import BackendSpec, backend_name, build_backend
-from facellm.cli.common import backend_options, check_limit
+from facellm.api import RunCounts, evaluate, evaluate_fairface
+from facellm.backends import BackendSpec
+from facellm.cli.common import backend_options, check_limit, progress_bar
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.eval.facexbench import SETTINGS, load_benchmark
-from facellm.eval.fairface import fairface_report, load_fairface
 from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
 from facellm.eval.report import EXTRACTORS, markdown, official_text, write_report
-from facellm.eval.run import answer_tokens, check_run_folder, load_done, run_identity, run_questions
-from facellm.runs import file_hash, folder_hash
-
-if TYPE_CHECKING:
-    from facellm.backends.base import Backend
 
 
 @cli.group("eval")
@@ -27,34 +21,20 @@ def eval_group() -> None:
     """Evaluate models: FaceXBench runs and reports, FairFace fairness, contamination check."""
 
 
-def _checked_backend(out: Path, setting: str, tokens: int, extra: dict, new_identity: bool, **flags: object) -> Backend:
-    """The backend the eval flags describe, built only after the flags and the run folder pass their checks (a
-    refused rerun never loads a model)."""
-
-    spec = BackendSpec(**flags)  # the flags carry BackendSpec's own field names (cli/common.py backend_options)
+def _spec(backend: dict) -> BackendSpec:
+    """The backend the eval flags describe (they carry BackendSpec's own field names, cli/common.py)."""
+    spec = BackendSpec(**backend)
     if bool(spec.model) == bool(spec.api_base):
         raise FaceLLMError(
             "give either --model (local, or `specialist`) or --base-url with --api-model (API)", "pick one"
         )
-    if spec.api_base and not spec.api_model:
-        raise FaceLLMError("--base-url needs --api-model", "pass the model name the endpoint serves")
-    check_run_folder(out, run_identity(backend_name(spec), spec.scoring, setting, tokens, extra), new_identity)
-    backend = build_backend(spec)
-    backend.check_ready()
-    return backend
+    return spec
 
 
-def _run_with_progress(questions, backend, out, setting, tokens, identity, new_identity, label):
-    from tqdm import tqdm
-
-    with tqdm(total=len(questions), desc=label, unit="q") as bar:
-        return run_questions(questions, backend, out, setting, tokens, identity, new_identity, progress=bar.update)
-
-
-def _say_answered(summary: dict, out: Path) -> None:
+def _say_answered(counts: RunCounts, out: Path) -> None:
     click.echo(
-        f"answered {summary['answered_total']}/{summary['questions']} questions "
-        f"({summary['failed_now']} failed this run; rerun the same command to retry them); report in {out}"
+        f"answered {counts.answered_total}/{counts.questions} questions "
+        f"({counts.failed_now} failed this run; rerun the same command to retry them); report in {out}"
     )
 
 
@@ -70,16 +50,22 @@ def eval_facexbench(bench_dir, out, setting, only, limit, max_new_tokens, **back
     """Answer FaceXBench questions with a local or API model, resumably, then write the report into OUT."""
 
     check_limit(limit)
-    wanted = {s.strip() for s in only.split(",") if s.strip()} if only else None
-    questions = load_benchmark(bench_dir, only=wanted, limit=limit)
-    tokens = answer_tokens(setting, max_new_tokens)
+    wanted = [s.strip() for s in only.split(",") if s.strip()] if only else None
     new_identity = backend.pop("new_identity")
-    identity = {"grounded": backend["ground"], "benchmark": folder_hash(bench_dir)}
-    answerer = _checked_backend(out, setting, tokens, identity, new_identity, **backend)
-    summary = _run_with_progress(questions, answerer, out, setting, tokens, identity, new_identity, "facexbench")
-    reports = write_report(out / "results", out, answerer.name)
-    click.echo(markdown(reports, answerer.name).split("\n## ")[0])
-    _say_answered(summary, out)
+    with progress_bar("facexbench", "q") as progress:
+        run = evaluate(
+            bench_dir,
+            out,
+            model=_spec(backend),
+            setting=setting,
+            only=wanted,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            new_identity=new_identity,
+            progress=progress,
+        )
+    click.echo(markdown(run.reports, run.model).split("\n## ")[0])
+    _say_answered(run.counts, out)
 
 
 @eval_group.command("fairface")
@@ -95,21 +81,25 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend) 
 
     check_limit(limit)
     wanted = tuple(t.strip() for t in tasks.split(",") if t.strip())
-    questions, truth = load_fairface(labels, images, wanted, limit)
     new_identity = backend.pop("new_identity")
-    identity = {"grounded": backend["ground"], "labels": file_hash(labels)}
-    answerer = _checked_backend(out, "zero-shot", max_new_tokens, identity, new_identity, **backend)
-    summary = _run_with_progress(
-        questions, answerer, out, "zero-shot", max_new_tokens, identity, new_identity, "fairface"
-    )
-    report = fairface_report(questions, load_done(out), truth, out)
-    for task, r in report["tasks"].items():
-        worst = min(r["per_race"], key=r["per_race"].get)
-        click.echo(
-            f"{task:6s} {r['accuracy']:6.2f}% ({r['correct']}/{r['total']}), unparsed {r['unparsed']}, "
-            f"largest race gap {r['race_gap']:.2f} points (lowest: {worst})"
+    with progress_bar("fairface", "q") as progress:
+        run = evaluate_fairface(
+            labels,
+            images,
+            out,
+            model=_spec(backend),
+            tasks=wanted,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            new_identity=new_identity,
+            progress=progress,
         )
-    _say_answered(summary, out)
+    for task, r in run.tasks.items():
+        click.echo(
+            f"{task:6s} {r.accuracy:6.2f}% ({r.correct}/{r.total}), unparsed {r.unparsed}, "
+            f"largest race gap {r.race_gap:.2f} points (lowest: {r.lowest_race})"
+        )
+    _say_answered(run.counts, out)
 
 
 @eval_group.command("overlap")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from facellm.api import train
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.plan import SIZES, describe, memory_plan
-from facellm.train.config import load_config
 from facellm.train.merge import merge_adapter
 
 
@@ -24,25 +24,23 @@ from facellm.train.merge import merge_adapter
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
 def train_command(config_path, overrides, resume) -> None:
     """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
-    from facellm.train.recipe import is_main_process, train
+    from facellm.train.recipe import is_main_process
 
     if config_path is None and not overrides:
         raise FaceLLMError(
             "no training config given", "pass --config facellm-1b (or another shipped config, or a YAML file)"
         )
-    config = load_config(config_path, overrides)
-    summary = train(config, resume=resume)
+    summary = train(config_path, overrides, resume=resume)
     if not is_main_process():
         return
-    samples = summary["samples"]
-    skipped = ", ".join(f"{reason}: {n}" for reason, n in samples["skipped"].items()) or "none"
+    skipped = ", ".join(f"{reason}: {n}" for reason, n in summary.skipped_rows.items()) or "none"
     click.echo(
-        f"trained {summary['global_step']} steps on {summary['train_samples']} samples "
-        f"(skipped rows: {skipped}; dropped by collator: {summary['dropped_by_collator']}); "
-        f"final train loss {summary['train_loss']:.4f}; peak memory {summary['peak_memory_mb']} MB"
+        f"trained {summary.global_step} steps on {summary.train_samples} samples "
+        f"(skipped rows: {skipped}; dropped by collator: {summary.dropped_by_collator}); "
+        f"final train loss {summary.train_loss:.4f}; peak memory {summary.peak_memory_mb} MB"
     )
-    world = f" in {summary['world_size']} processes" if summary["world_size"] > 1 else ""
-    click.echo(f"saved to {summary['output']}{world}; log, loss curve and summary in {config.output_dir}")
+    world = f" in {summary.world_size} processes" if summary.world_size > 1 else ""
+    click.echo(f"saved to {summary.output}{world}; log, loss curve and summary in {summary.output.parent}")
 
 
 @cli.command("export")

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces import attributes
+from facellm.faces.crowd import CrowdCount
 from facellm.faces.detect import Box, detect_faces
 from facellm.faces.expression import predict as predict_expression
 from facellm.faces.geometry import Pose, eye_openness, landmarks, mouth_openness
@@ -33,10 +34,15 @@ class ImageAnalysis:
     height: int
     face_count: int
     faces: list[FaceAnalysis]
+    people: CrowdCount | None = None  # the crowd model's estimate of the people in the image, when asked for
 
     def as_dict(self) -> dict:
-        """Plain data, each face's box clipped to the image (a detector's box may reach past the edges)."""
+        """Plain data, each face's box clipped to the image (a detector's box may reach past the edges); the crowd
+        estimate as its count (rounded to a tenth) when there is one."""
         data = asdict(self)
+        data.pop("people")
+        if self.people is not None:
+            data["people"] = {"count": round(self.people.count, 1)}
         for face in data["faces"]:
             box = face["box"]
             box["left"], box["right"] = (min(max(box[k], 0), self.width) for k in ("left", "right"))
