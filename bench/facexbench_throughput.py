@@ -30,7 +30,7 @@ from facellm.eval.facexbench import build_prompt, load_benchmark  # noqa: E402
 from facellm.eval.run import run_questions  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
-from facellm.testing import make_tiny_checkpoint  # noqa: E402
+from facellm.model.tiny import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.facexbench import make_standin_benchmark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

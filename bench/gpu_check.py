@@ -143,12 +143,12 @@ def main() -> None:
     print("device:", results["device"], "| torch", torch.__version__, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.smoke:
-            from facellm.testing import make_tiny_checkpoint
+            from facellm.model.tiny import make_tiny_checkpoint
 
             folder = make_tiny_checkpoint(Path(tmp) / "tiny")
             micro_batch, seq_len, steps, questions, tokens = 2, 128, 1, 4, 4
         else:
-            from facellm.testing.shape_model import make_shape_checkpoint
+            from facellm.model.random_shape import make_shape_checkpoint
 
             started = time.perf_counter()
             folder, _ = make_shape_checkpoint("internvl3-1b", Path(tmp) / "shape")

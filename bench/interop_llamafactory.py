@@ -25,8 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from facellm.model.tiny import make_tiny_checkpoint  # noqa: E402
 from facellm.samples import SAMPLE_DIR  # noqa: E402
-from facellm.testing import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.facexbench import make_standin_benchmark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,11 +34,11 @@ from facellm.backends.openai_client import image_data_url  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
 from facellm.model.generate import prepare_inputs  # noqa: E402
+from facellm.model.random_shape import make_shape_checkpoint  # noqa: E402
+from facellm.model.tiny import make_tiny_checkpoint  # noqa: E402
 from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
-from facellm.testing import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.facexbench import make_standin_benchmark  # noqa: E402
 from facellm.testing.server import ServerProcess, free_port  # noqa: E402
-from facellm.testing.shape_model import make_shape_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACELLM_SHARED", ROOT.parent / "shared"))

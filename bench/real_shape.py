@@ -33,9 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from facellm.conversation import question  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model.generate import to_messages  # noqa: E402
+from facellm.model.random_shape import build_shape_processor, make_shape_checkpoint  # noqa: E402
 from facellm.plan import memory_plan, shape_counts, training_bytes  # noqa: E402
 from facellm.samples import SAMPLE_DIR, sample_faces  # noqa: E402
-from facellm.testing.shape_model import build_shape_processor, make_shape_checkpoint  # noqa: E402
 
 
 def image_tokens(faces) -> None:
@@ -55,7 +55,7 @@ def image_tokens(faces) -> None:
 def baseline_rss_mb() -> float:
     """Peak resident memory of a process that imports the training stack and builds nothing."""
     code = (
-        "import resource, torch, transformers, peft; import facellm.train.recipe; "
+        "import resource, torch, transformers, peft; import facellm.finetune.recipe; "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)

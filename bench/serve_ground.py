@@ -22,10 +22,10 @@ import facellm.faces
 from facellm.backends import BackendSpec, build_backend
 from facellm.backends.openai_client import image_data_url
 from facellm.images import read_image
+from facellm.model.tiny import make_tiny_checkpoint
 from facellm.samples import sample_faces
 from facellm.serve.app import create_app
 from facellm.serve.engine import Engine
-from facellm.testing import make_tiny_checkpoint
 from facellm.testing.server import BackgroundServer
 
 analyses = 0

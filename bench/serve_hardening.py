@@ -30,8 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import httpx  # noqa: E402
 
 from facellm.images import read_image  # noqa: E402
+from facellm.model.tiny import make_tiny_checkpoint  # noqa: E402
 from facellm.samples import sample_faces  # noqa: E402
-from facellm.testing import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.hostile import chunked_body, huge_images_request, mixed_requests  # noqa: E402
 from facellm.testing.server import ServerProcess  # noqa: E402
 

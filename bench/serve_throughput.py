@@ -29,8 +29,8 @@ from openai import OpenAI  # noqa: E402
 from facellm.backends.openai_client import image_data_url  # noqa: E402
 from facellm.images import read_image  # noqa: E402
 from facellm.model import GenerationSettings, generate, load_model, question  # noqa: E402
+from facellm.model.tiny import make_tiny_checkpoint  # noqa: E402
 from facellm.samples import sample_faces  # noqa: E402
-from facellm.testing import make_tiny_checkpoint  # noqa: E402
 from facellm.testing.server import ServerProcess  # noqa: E402
 
 TOKENS = 16  # set by --max-tokens

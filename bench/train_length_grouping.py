@@ -42,9 +42,9 @@ def make_dataset(folder: Path, samples: int) -> Path:
 
 
 def run_variant(args) -> None:
+    from facellm.finetune.config import load_config
+    from facellm.finetune.recipe import train
     from facellm.samples import SAMPLE_DIR
-    from facellm.train.config import load_config
-    from facellm.train.recipe import train
 
     config = load_config(
         None,
@@ -82,7 +82,7 @@ def main() -> None:
         run_variant(args)
         return
 
-    from facellm.testing import make_tiny_checkpoint
+    from facellm.model.tiny import make_tiny_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -23,8 +23,8 @@ def reference(folder: Path) -> None:
     from facellm.images import read_image
     from facellm.model import load_model, question
     from facellm.model.generate import prepare_inputs
+    from facellm.model.tiny import make_tiny_checkpoint
     from facellm.samples import sample_faces
-    from facellm.testing import make_tiny_checkpoint
 
     lm = load_model(make_tiny_checkpoint(folder / "tiny"), device="cpu")
     image = read_image(sample_faces()[0].path)

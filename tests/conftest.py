@@ -34,7 +34,7 @@ needs_shared_facexbench = pytest.mark.skipif(
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
-    from facellm.testing import make_tiny_checkpoint
+    from facellm.model.tiny import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-model"))
 

@@ -110,7 +110,7 @@ def test_missing_prediction_counts_as_wrong(tmp_path):
 def test_plots_leave_the_process_matplotlib_backend_alone(tmp_path):
     import matplotlib
 
-    from facellm.train.recipe import plot_loss
+    from facellm.finetune.recipe import plot_loss
 
     matplotlib.use("svg")
     plot_loss([(1, 2.0), (2, 1.5)], tmp_path / "loss.png")

@@ -114,7 +114,7 @@ def test_the_architecture_page_draws_every_part_below_what_imports_it():
 
 
 # Modules that import a heavy third-party library when imported; the CLI imports them where they are needed.
-HEAVY_MODULES = {"facellm.train.recipe", "facellm.serve.app"}
+HEAVY_MODULES = {"facellm.finetune.recipe", "facellm.serve.app"}
 
 
 def test_own_imports_stand_at_the_top_of_modules():

@@ -14,8 +14,8 @@ from transformers import AutoConfig
 from facellm.cli import cli
 from facellm.conversation import question
 from facellm.model.generate import to_messages
+from facellm.model.random_shape import build_shape_processor
 from facellm.plan import memory_plan, shape_config, shape_counts
-from facellm.testing.shape_model import build_shape_processor
 
 
 def test_shape_processor_gives_256_tokens_per_face_and_a_tile_per_image(face_images):

@@ -13,12 +13,12 @@ from transformers import AutoProcessor, TrainerCallback
 from facellm.cli import cli
 from facellm.configs import SHIPPED
 from facellm.errors import InputError
+from facellm.finetune.collator import IGNORE, AssistantOnlyCollator
+from facellm.finetune.config import load_config
+from facellm.finetune.dataset import to_sample, training_dataset
+from facellm.finetune.recipe import resolve_precision, train, training_arguments
 from facellm.model import GenerationSettings, generate, load_model, question
 from facellm.samples import SAMPLE_DIR
-from facellm.train.collator import IGNORE, AssistantOnlyCollator
-from facellm.train.config import load_config
-from facellm.train.dataset import to_sample, training_dataset
-from facellm.train.recipe import resolve_precision, train, training_arguments
 
 CONFIGS = SHIPPED / "train"
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from facellm.api import (
         Answer,
         DatasetBuild,
+        DatasetExport,
         Evaluation,
         FairFaceEvaluation,
         PairsVerification,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         build_dataset,
         evaluate,
         evaluate_fairface,
+        export_dataset,
         load,
         train,
         verify,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Answer",
     "DatasetBuild",
+    "DatasetExport",
     "Evaluation",
     "FairFaceEvaluation",
     "PairsVerification",
@@ -50,6 +53,7 @@ __all__ = [
     "build_dataset",
     "evaluate",
     "evaluate_fairface",
+    "export_dataset",
     "load",
     "train",
     "verify",

@@ -38,14 +38,14 @@ from facellm.eval.report import write_report
 from facellm.eval.run import load_done, run_questions
 from facellm.faces import analyze_image, measured_facts
 from facellm.files import output_folder
+from facellm.finetune.config import load_config
+from facellm.finetune.merge import merge_adapter
 from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
+from facellm.model.tiny import make_tiny_checkpoint
 from facellm.parallel import torch_threads_for_idle_cores
 from facellm.prompts import load_prompts
 from facellm.samples import SAMPLE_DIR, sample_faces
-from facellm.testing import make_tiny_checkpoint
-from facellm.train.config import load_config
-from facellm.train.merge import merge_adapter
 
 # FaceXBench's own answer-format instruction.
 ANSWER_FORMAT = "Please answer the question and provide only the correct option letter, e.g., A, B, C, D."
@@ -210,7 +210,7 @@ def _export(settings: DemoSettings, folder: Path) -> dict:
 
 
 def _train(settings: DemoSettings, folder: Path) -> dict:
-    from facellm.train.recipe import train
+    from facellm.finetune.recipe import train
 
     base = make_tiny_checkpoint(folder / "base-model", seed=settings.seed)
     config = load_config(
@@ -275,7 +275,7 @@ def make_question_set(faces_dir: Path, out: Path, seed: int = 0) -> Path:
     """Age, gender and race multiple-choice questions in FaceXBench's JSON layout from labelled faces."""
     rng = random.Random(seed)
     images = out / "images"
-    images.mkdir(parents=True)
+    images.mkdir(parents=True, exist_ok=True)
     rows = _labels(faces_dir / "labels.csv")
     texts = {
         "age": ("Age estimation: pick the age group of the person.", "Which age group best describes the person?"),

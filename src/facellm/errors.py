@@ -60,8 +60,9 @@ class BackendError(FaceLLMError):
 
 def cause_of(error: BaseException) -> Cause:
     """The typed cause of a failure (set where it was raised; out-of-memory and bad input known by type)."""
-    if isinstance(getattr(error, "cause", None), Cause):
-        return error.cause
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, Cause):
+        return cause
     if _out_of_memory(error):
         return Cause.OUT_OF_MEMORY
     if isinstance(error, InputError):

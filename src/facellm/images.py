@@ -43,7 +43,7 @@ def read_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            image: Image.Image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -63,7 +63,7 @@ def read_image(
         raise ImageError(f"not an image file: {name}", "pass a JPEG, PNG, WebP, BMP or TIFF image") from None
     except Image.DecompressionBombError:  # Pillow refuses extreme sizes inside open(), before our own check
         raise ImageError(
-            f"image too large: {name} declares over {2 * Image.MAX_IMAGE_PIXELS:,} pixels", "downscale it first"
+            f"image too large: {name} declares over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels", "downscale it first"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(

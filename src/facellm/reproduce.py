@@ -25,7 +25,7 @@ SIZES = {
 # Rough per-request token use of one FairFaceGPT request to GPT-4o: a 224 px image (high detail: 255 tokens) plus
 # the system and user prompts (~350 tokens) in, a paragraph (~250 tokens) out. An estimate, not a measurement.
 PROMPT_TOKENS, COMPLETION_TOKENS = 605, 250
-PLANNED_MACHINE = {"gpus": 8, "gpu_memory_gib": 80.0}  # the machine the dry run's memory plan is drawn for
+PLANNED_GPUS, PLANNED_GPU_MEMORY_GIB = 8, 80.0  # the machine the dry run's memory plan is drawn for
 
 
 @dataclass
@@ -151,7 +151,7 @@ def plan(
 def memory(size: str) -> MemoryPlan:
     """The memory plan the dry run prints (`facellm plan` draws it for other machines)."""
 
-    return memory_plan(size, **PLANNED_MACHINE)
+    return memory_plan(size, gpus=PLANNED_GPUS, gpu_memory_gib=PLANNED_GPU_MEMORY_GIB)
 
 
 def needed_gib(size: str) -> float:

@@ -59,6 +59,7 @@ def backend_name(spec: BackendSpec) -> str:
     elif spec.api_base:
         name, measures_faces = f"openai:{spec.api_model or ''}", False
     else:
+        assert spec.model is not None  # check_spec: a model or an endpoint
         name, measures_faces = "hf:" + describe_model(spec.model, spec.adapter), False
     return f"{name}+grounded" if spec.ground and not measures_faces else name
 
@@ -101,5 +102,6 @@ def _plain(spec: BackendSpec) -> Backend:
         )
         return OpenAIBackend(ChatClient(config))
 
+    assert spec.model is not None  # check_spec: a model or an endpoint
     lm = load_model(spec.model, adapter=spec.adapter, device=spec.device, dtype=spec.dtype)
     return LocalBackend(lm, batch_size=spec.batch_size, scoring=spec.scoring, max_prompt_tokens=spec.max_prompt_tokens)

@@ -133,7 +133,7 @@ def answer_safely(backend: Backend, prompts: Sequence[Prompt], settings: Generat
         return [first]
     middle = len(prompts) // 2  # out of memory: smaller once; what fails again is recorded, not split further
     parts = [prompts[:middle], prompts[middle:]] if cause_of(first) is Cause.OUT_OF_MEMORY else [[p] for p in prompts]
-    replies = []
+    replies: list[Reply | Exception] = []
     for part in parts:
         result = _attempt(backend, part, settings)
         replies += [result] * len(part) if isinstance(result, Exception) else result

@@ -11,7 +11,7 @@ from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
 from facellm.errors import InputError
 from facellm.model import choose_option, generate, stream
-from facellm.model.generate import _estimated_length, check_conversation
+from facellm.model.generate import _estimated_length, check_conversation, generate_checked, stream_checked
 from facellm.model.loading import LoadedModel, describe_model
 
 SCORINGS = ("generate", "likelihood")
@@ -45,7 +45,7 @@ class LocalBackend(Backend):
 
         with_images = [bool(p.images) for p in prompts]
         if 0 < sum(with_images) < len(prompts):  # the processor cannot batch prompts with and without images
-            replies = {}
+            replies: dict[int, Reply | Exception] = {}
             for kind in (True, False):
                 group = [i for i, has in enumerate(with_images) if has == kind]
                 replies.update(zip(group, self.answer([prompts[i] for i in group], settings)))
@@ -57,15 +57,21 @@ class LocalBackend(Backend):
             texts = choose_option(self.lm, conversations, [p.letters for p in prompts], self.batch_size)
         else:
             counted = [p.checked_tokens for p in prompts]  # a server's check counted them: no second check or count
-            lengths = counted if None not in counted else None
-            texts = generate(self.lm, conversations, settings, batch_size=self.batch_size, lengths=lengths)
+            lengths = [n for n in counted if n is not None]
+            texts = (
+                generate_checked(self.lm, conversations, lengths, settings, self.batch_size)
+                if len(lengths) == len(prompts)
+                else generate(self.lm, conversations, settings, batch_size=self.batch_size)
+            )
         return [Reply(text) for text in texts]
 
     def stream(
         self, prompt: Prompt, settings: GenerationSettings, cancel: threading.Event | None = None
     ) -> Iterator[str]:
 
-        return stream(self.lm, prompt.turns, settings, cancel, checked=prompt.checked_tokens is not None)
+        if prompt.checked_tokens is not None:
+            return stream_checked(self.lm, prompt.turns, settings, cancel)
+        return stream(self.lm, prompt.turns, settings, cancel)
 
     def check(self, prompt: Prompt, settings: GenerationSettings) -> int:
 

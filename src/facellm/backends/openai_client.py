@@ -20,11 +20,15 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from facellm.conversation import Conversation
 from facellm.errors import BackendError, Cause, InputError
+
+if TYPE_CHECKING:
+    import httpx
 
 API_KEY_VARIABLES = ("FACELLM_API_KEY", "OPENAI_API_KEY")
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -87,7 +91,7 @@ def image_data_url(image: Image.Image, lossless: bool = True) -> str:
 
 def to_openai_messages(conversation: Conversation) -> list[dict]:
     """Chat-completions messages; a turn's images go before its text as `image_url` parts."""
-    messages = []
+    messages: list[dict] = []
     for turn in conversation:
         if not turn.images:
             messages.append({"role": turn.role, "content": turn.text})
@@ -106,7 +110,8 @@ class _RateLimiter:
         self.tpm = tokens_per_minute
         self.starts: deque[float] = deque()
         self.tokens: deque[tuple[float, int]] = deque()
-        self.lock: asyncio.Lock | None = None  # one per session (event loop); the window outlives sessions
+        # One lock per session (event loop), made by the client's _open; the window outlives sessions.
+        self.lock: asyncio.Lock
 
     async def wait(self) -> None:
         if not self.rpm and not self.tpm:
@@ -142,9 +147,9 @@ class ChatClient:
 
     def __init__(self, config: EndpointConfig) -> None:
         self.config = config
-        self._http = None
+        self._http: httpx.AsyncClient  # these three are made by _open, inside the client's event loop
         self._limiter = _RateLimiter(config.requests_per_minute, config.tokens_per_minute)
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: asyncio.Semaphore
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting = threading.Lock()
 

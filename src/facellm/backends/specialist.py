@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from facellm.backends.base import Backend, Prompt, Reply
 from facellm.conversation import GenerationSettings
@@ -28,7 +29,17 @@ class SpecialistBackend(Backend):
             return [_answer(job) for job in jobs]
 
         futures = [worker_pool(self.workers).submit(_answer, job) for job in jobs]
-        return [future.exception() or future.result() for future in futures]
+        return [_outcome(future) for future in futures]
+
+
+def _outcome(future: Future[Reply]) -> Reply | Exception:
+    """A worker's reply, or the exception that failed that question alone."""
+    error = future.exception()
+    if error is None:
+        return future.result()
+    if isinstance(error, Exception):
+        return error
+    raise error  # KeyboardInterrupt and the like end the run
 
 
 def _answer(job: tuple) -> Reply:

@@ -24,7 +24,7 @@ class TemplateBackend(Backend):
     @classmethod
     def from_spec(cls, spec: BackendSpec) -> TemplateBackend:
 
-        return cls(spec.prompts or load_prompts())
+        return cls(spec.prompts if isinstance(spec.prompts, PromptSpec) else load_prompts())
 
     def answer(self, prompts: Sequence[Prompt], settings: GenerationSettings) -> list[Reply | Exception]:
         return [Reply(self._text(p.facts)) for p in prompts]

@@ -50,7 +50,7 @@ class UpstreamBackend(Backend):
                 pass  # not up yet: resolved on the first request, which answers 503 until then
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # known only once the upstream answers
         return self._model or f"upstream at {self.base}"
 
     def _resolve(self) -> str:

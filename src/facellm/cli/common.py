@@ -116,7 +116,7 @@ def expand_images(paths: Iterable[str | Path]) -> list[Path]:
     """Image files, with folders replaced by the images inside them (recursively, sorted)."""
 
     found: list[Path] = []
-    for path in paths:
+    for path in map(Path, paths):
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         else:
@@ -135,16 +135,23 @@ def report_skipped(reasons: list[str], shown: int = 3) -> None:
 
 @contextmanager
 def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr, and the `progress(done, total)` callback the library's functions take."""
+    """The `progress(done, total)` callback the library's functions take, drawing a progress bar on stderr from its
+    first call on (an input refused before any work starts leaves only its error line)."""
     from tqdm import tqdm
 
-    with tqdm(desc=label, unit=unit) as bar:
+    bars: list[tqdm] = []
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=label, unit=unit, total=total))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
+    try:
         yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 landmarks_option = click.option(

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from facellm.api import build_dataset
+from facellm.api import build_dataset, export_dataset
 from facellm.backends import BackendSpec
-from facellm.cli.common import check_limit, renamed
-from facellm.cli.root import cli
+from facellm.cli.common import check_limit, progress_bar, renamed
+from facellm.cli.root import cli, close_progress_bars
 from facellm.data.batch import ingest_batch, prepare_batch
 from facellm.data.build import MODES, TEACHERS, BuildSummary, Prices, checked_aspects
-from facellm.data.export import FORMATS, export_dataset
+from facellm.data.export import FORMATS
 from facellm.data.filters import FilterSettings, flag_records
 from facellm.data.sources import SOURCES, load_source
 from facellm.data.stats import markdown, write_stats
@@ -101,45 +101,42 @@ def data_build(
     new_identity,
 ) -> None:
     """Ask a teacher about every (image, aspect) of a face collection; resumable, concurrent, filtered."""
-    from tqdm import tqdm
-
     check_limit(limit)
     if teacher == "openai" and model and not api_model:
         click.echo("note: the openai teacher's model is now --api-model; --model names an hf teacher", err=True)
         api_model, model = model, None
     teacher_spec = _teacher_spec(teacher, base_url, api_model or model, concurrency, rpm, tpm, max_retries, timeout)
     teacher_spec.batch_size = batch_size
-    bar = tqdm(desc="data", unit="pair")
+    with progress_bar("data", "pair") as step:
 
-    def progress(summary: BuildSummary) -> None:
-        bar.total = summary.pending
-        bar.set_postfix(done=summary.done, failed=summary.failed, cost=f"${summary.cost:.3f}", refresh=False)
-        bar.update(summary.done + summary.failed - bar.n)  # tqdm redraws at most every 0.1 s
+        def progress(summary: BuildSummary) -> None:
+            step(summary.done + summary.failed, summary.pending)
 
-    try:
-        run = build_dataset(
-            images,
-            out,
-            labels=labels,
-            source=source,
-            teacher=teacher_spec,
-            prompts=prompts,
-            aspects=[a.strip() for a in aspects.split(",") if a.strip()] if aspects else None,
-            limit=limit,
-            mode=mode,
-            max_new_tokens=max_new_tokens,
-            measure=measure,
-            retry_failed=retry_failed,
-            new_identity=new_identity,
-            price_in=price_in,
-            price_out=price_out,
-            progress=progress,
-        )
-    except KeyboardInterrupt:
-        bar.close()
-        click.echo(f"stopped: every answer received so far is saved in {out}; rerun the same command to resume", err=True)
-        raise SystemExit(130) from None
-    bar.close()
+        try:
+            run = build_dataset(
+                images,
+                out,
+                labels=labels,
+                source=source,
+                teacher=teacher_spec,
+                prompts=prompts,
+                aspects=[a.strip() for a in aspects.split(",") if a.strip()] if aspects else None,
+                limit=limit,
+                mode=mode,
+                max_new_tokens=max_new_tokens,
+                measure=measure,
+                retry_failed=retry_failed,
+                new_identity=new_identity,
+                price_in=price_in,
+                price_out=price_out,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            close_progress_bars()
+            click.echo(
+                f"stopped: every answer received so far is saved in {out}; rerun the same command to resume", err=True
+            )
+            raise SystemExit(130) from None
     summary = run.this_run
     if run.moved_earlier:
         click.echo(f"the earlier run (other settings) is kept in {run.moved_earlier}", err=True)
@@ -214,8 +211,7 @@ def data_filter(run, min_chars, max_chars) -> None:
 def data_export(run, fmt, out, val_fraction, test_fraction) -> None:
     """Export the kept pairs, split by image, with a dataset card."""
 
-    with open_existing(run) as store:
-        counts = export_dataset(store, fmt, out, val_fraction, test_fraction)
+    counts = export_dataset(run, out, format=fmt, val_fraction=val_fraction, test_fraction=test_fraction).pairs
     click.echo(
         f"exported {sum(counts.values())} pairs to {out} (" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")"
     )

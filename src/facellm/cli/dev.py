@@ -9,9 +9,9 @@ import click
 from facellm import configs
 from facellm.cli.root import cli
 from facellm.files import output_folder
+from facellm.model.random_shape import SHAPES, make_shape_checkpoint
+from facellm.model.tiny import make_tiny_checkpoint
 from facellm.samples import sample_faces
-from facellm.testing import make_tiny_checkpoint
-from facellm.testing.shape_model import SHAPES, make_shape_checkpoint
 
 
 @cli.group()

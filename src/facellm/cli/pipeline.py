@@ -16,7 +16,7 @@ from facellm.data.build import prices_for
 from facellm.demo import DemoSettings, run_demo
 from facellm.errors import FaceLLMError, InputError
 from facellm.plan import SIZES, describe
-from facellm.reproduce import PLANNED_MACHINE, PROMPT_TOKENS, memory, plan
+from facellm.reproduce import PLANNED_GPU_MEMORY_GIB, PLANNED_GPUS, PROMPT_TOKENS, memory, plan
 
 
 @cli.command("demo")
@@ -68,7 +68,7 @@ def reproduce_command(size, fairface, bench_dir, out, base_url, teacher_model, p
         click.echo("  " + shlex.join(command))
 
     click.echo(
-        f"memory plan (per GPU, {PLANNED_MACHINE['gpus']} GPUs of {PLANNED_MACHINE['gpu_memory_gib']:g} GiB; "
+        f"memory plan (per GPU, {PLANNED_GPUS} GPUs of {PLANNED_GPU_MEMORY_GIB:g} GiB; "
         "`facellm plan` for other machines):"
     )
     click.echo(describe(memory(size)))

@@ -9,8 +9,8 @@ import click
 from facellm.api import train
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
+from facellm.finetune.merge import merge_adapter
 from facellm.plan import SIZES, describe, memory_plan
-from facellm.train.merge import merge_adapter
 
 
 @cli.command("train")
@@ -24,7 +24,7 @@ from facellm.train.merge import merge_adapter
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in output_dir.")
 def train_command(config_path, overrides, resume) -> None:
     """LoRA (or full) fine-tuning of an image-text-to-text model on a ShareGPT/LLaVA dataset."""
-    from facellm.train.recipe import is_main_process
+    from facellm.finetune.recipe import is_main_process
 
     if config_path is None and not overrides:
         raise FaceLLMError(

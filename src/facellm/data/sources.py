@@ -49,11 +49,12 @@ def load_source(
             raise InputError(f"source {kind} needs a label file", "pass --labels")
         if not Path(labels).is_file():
             raise InputError(f"label file not found: {labels}", "check --labels")
+    label_file = Path(labels or "")
     loaders = {
-        "fairface": lambda: _fairface(Path(labels), root),
+        "fairface": lambda: _fairface(label_file, root),
         "utkface": lambda: _utkface(root),
-        "celeba": lambda: _celeba(Path(labels), root),
-        "manifest": lambda: _manifest(Path(labels), root),
+        "celeba": lambda: _celeba(label_file, root),
+        "manifest": lambda: _manifest(label_file, root),
         "folder": lambda: _folder(root),
     }
     records = loaders[kind]()

@@ -111,7 +111,7 @@ def find_overlap(
     bench: list[Path], bench_hashes: np.ndarray, train: list[Path], train_hashes: np.ndarray, max_distance: int = 32
 ) -> list[Match]:
     """For each benchmark image, its nearest training image when within `max_distance` bits."""
-    matches = []
+    matches: list[Match] = []
     if len(train_hashes) == 0:
         return matches
     for path, value in zip(bench, bench_hashes):

@@ -11,7 +11,9 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from facellm.errors import InputError
 from facellm.eval.extract import extract_compat, extract_strict
@@ -208,7 +210,7 @@ def markdown(reports: list[Report], model_name: str) -> str:
     row("**overall**", lambda r: r.overall)
     for group, attr in (("category", "category"), ("sub-category", "subcategory"), ("images", "num_images")):
         for key in getattr(reports[0], attr):
-            row(f"{group}: {key}", lambda r, a=attr, k=key: getattr(r, a).get(k))
+            row(f"{group}: {key}", partial(_tally, attr=attr, key=key))
     lines.append("")
     lines.append("| unparsed answers | " + " | ".join(str(by_name[n].overall.unparsed) for n in names) + " |")
     lines += ["", "## Published (FaceLLM paper table) and this run", ""]
@@ -247,6 +249,11 @@ def bar_chart(reports: list[Report], path: Path, model_name: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _tally(report: Report, attr: str, key: str) -> Tally | None:
+    """The tally of one group (`attr`: category, subcategory or num_images) in a report, if it has that group."""
+    return getattr(report, attr).get(key)
+
+
 def write_report(results_dir: str | Path, out_dir: str | Path, model_name: str) -> list[Report]:
     """Score with both extractors and write results.txt (compat, the official format), report.md/.json/.png."""
     rows = load_predictions(results_dir)
@@ -260,7 +267,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path, model_name: str) 
         per_question[name] = scored
     (out / "results.txt").write_text(official_text(reports[0], model_name), encoding="utf-8")
     (out / "report.md").write_text(markdown(reports, model_name), encoding="utf-8")
-    payload = {
+    payload: dict[str, Any] = {
         "model": model_name,
         "reports": [r.as_dict() for r in reports],
         "questions": [

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from facellm.backends.base import Backend, Prompt, answer_stream
 from facellm.conversation import GenerationSettings, question
@@ -95,7 +96,7 @@ def _prompts(pending: Sequence[Question], setting: str, save: Callable[[dict], N
 
 
 def _record(q: Question, prediction: str | None = None, error: Exception | None = None) -> dict:
-    record = {"key": q.key, "file": q.file, "qid": q.qid}
+    record: dict[str, str | None] = {"key": q.key, "file": q.file, "qid": q.qid}
     if error is not None:
         record["error"], record["cause"] = str(error), cause_of(error).value
     else:
@@ -127,7 +128,7 @@ def write_results(questions: Sequence[Question], done: dict[str, str], results_d
         by_file.setdefault(q.file, []).append(q)
     for name, items in by_file.items():
         first = items[0]
-        data = {
+        data: dict[str, Any] = {
             "category": first.category,
             "sub-category": first.subcategory,
             "dataset": first.dataset,

@@ -95,7 +95,7 @@ def probabilities(net: torch.nn.Module, inputs: FaceInputs) -> dict:
     chips = inputs.chip.reshape(-1, CHIP, CHIP, 3)
     with torch.inference_mode():  # faces and mirror images in one pass: the first half plain, the second mirrored
         maps = trunk(FaceInputs(chip=np.concatenate([chips, chips[:, :, ::-1]])))
-        logits = {}
+        logits: dict[str, list[torch.Tensor]] = {}
         for start in range(0, len(maps), 512):
             for a, v in net(maps[start : start + 512]).items():
                 logits.setdefault(a, []).append(v)

@@ -86,13 +86,13 @@ def framed(image: Image.Image, box: Box | None = None) -> np.ndarray:
     if box is not None and box.detector != "whole-image":
         left, top, right, bottom = MARGINS
         w, h = box.width, box.height
-        area = (box.left - left * w, box.top - top * h, box.right + right * w, box.bottom + bottom * h)
-        area = tuple(round(v) for v in area)
-        pad = max(0, -area[0], -area[1], area[2] - image.width, area[3] - image.height)
+        x0, y0 = round(box.left - left * w), round(box.top - top * h)
+        x1, y1 = round(box.right + right * w), round(box.bottom + bottom * h)
+        pad = max(0, -x0, -y0, x1 - image.width, y1 - image.height)
         if pad:
             rgb = np.pad(np.asarray(image), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-            image, area = Image.fromarray(rgb), tuple(v + pad for v in area)
-        image = image.crop(area)
+            image = Image.fromarray(rgb)
+        image = image.crop((x0 + pad, y0 + pad, x1 + pad, y1 + pad))
     return np.asarray(image.resize(FRAME, Image.Resampling.BICUBIC))
 
 
@@ -108,7 +108,14 @@ def face_box(image: Image.Image) -> Box | None:
         if not boxes:
             return None
         b = boxes[0]
-        return Box(*(round(v / factor) for v in (b.left, b.top, b.right, b.bottom)), b.score, b.detector)
+        return Box(
+            round(b.left / factor),
+            round(b.top / factor),
+            round(b.right / factor),
+            round(b.bottom / factor),
+            b.score,
+            b.detector,
+        )
     boxes = detect_faces(image, "hog") or detect_faces(image, "quick")
     return boxes[0] if boxes else None
 

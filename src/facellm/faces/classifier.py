@@ -2,7 +2,7 @@
 
 Each `Task` names its classes, its input (the largest face's box widened by a margin, resized to a square of `side`
 pixels, colour) and its weights file. One small CNN serves them all; it is trained from scratch on a development
-split of ../shared/data (`facellm faces train-classifier TASK`), shipped in half precision with a JSON model card,
+split of its labelled set (`facellm faces train-classifier TASK`), shipped in half precision with a JSON model card,
 and predicts probabilities averaged with the mirror image. Weights trained on research-only data are refused when
 FACELLM_RESEARCH_MODELS=0.
 """
@@ -37,7 +37,7 @@ class Task:
     classes: tuple[str, ...]
     weights: str  # file name in faces/weights
     side: int  # input square side in pixels
-    margin: float  # box widened by this fraction of its size on each side; None: the whole frame, no face crop
+    margin: float | None  # box widened by this fraction of its size on each side; None: the whole frame, no face crop
     data: str  # what it is trained on, for the card and `analyze --licenses`
     licence: str
 
@@ -58,7 +58,7 @@ TASKS = {
         "synthetic-faces-v1.pt",
         96,
         0.25,
-        "real vs StyleGAN2 faces ('hard fake vs real faces' copy) in ../shared/data/synthetic_faces, "
+        "real vs StyleGAN2 faces ('hard fake vs real faces' copy), "
         "every 5th image of each class held out",
         "research use only (source terms not stated; treated as research only)",
     ),
@@ -76,7 +76,7 @@ def face_crop(image: Image.Image, task: Task, box: Box | None = None) -> np.ndar
     elif box is None and min(image.size) > 2 * task.side:
         boxes = detect_faces(image)
         box = max(boxes, key=lambda b: b.width * b.height) if boxes else None
-    if box is not None:
+    if box is not None and task.margin is not None:
         dx, dy = task.margin * box.width, task.margin * box.height
         image = image.crop(
             (

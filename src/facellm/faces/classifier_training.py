@@ -1,4 +1,4 @@
-"""Training the face-crop classifiers (liveness, synthetic faces) on their development splits of ../shared/data, with
+"""Training the face-crop classifiers (liveness, synthetic faces) on development splits of their labelled sets, with
 their model cards. `facellm faces train-classifier TASK` runs it."""
 
 from __future__ import annotations

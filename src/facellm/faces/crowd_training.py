@@ -105,7 +105,7 @@ def fit(
 
 
 def load_points(folder: Path) -> dict[str, list[tuple[float, float]]]:
-    """Head positions per image path, from ../shared/data/shanghaitech_b/points.csv (pixels of the stored image)."""
+    """Head positions per image path, from a crowd folder's points.csv (pixels of the stored image)."""
     points: dict[str, list[tuple[float, float]]] = {}
     with open(Path(folder) / "points.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -119,7 +119,7 @@ def _features_and_target(job: tuple[str, list]) -> tuple:
     image = read_image(path)
     factor = SIDE / max(image.size)
     maps = trunk_features(np.asarray(scaled(image)))[0].half()
-    return maps, density_target([(x * factor, y * factor) for x, y in points], tuple(maps.shape[1:]))
+    return maps, density_target([(x * factor, y * factor) for x, y in points], (maps.shape[1], maps.shape[2]))
 
 
 def prepared(folder: Path, items: list[tuple[Path, str]], workers: int = 0) -> tuple[list, list]:
@@ -137,7 +137,7 @@ def errors(head: torch.nn.Module, features: list, counts: list[float]) -> np.nda
 
 
 def labelled_items(folder: Path) -> list[tuple[Path, str]]:
-    """(image path, count) of every row of a crowd folder's labels.csv (../shared/data/shanghaitech_b's layout)."""
+    """(image path, count) of every row of a crowd folder's labels.csv (the layout below)."""
     if official_test_split(Path(folder).resolve()):
         raise InputError(
             f"{folder} is an official test split, reserved for measurements made elsewhere",
@@ -147,8 +147,7 @@ def labelled_items(folder: Path) -> list[tuple[Path, str]]:
     if not labels.is_file() or not (Path(folder) / "points.csv").is_file():
         raise InputError(
             f"{folder} has no labels.csv and points.csv",
-            "pass a folder laid out as ShanghaiTech B's "
-            "in ../shared/data: images/, labels.csv (path,count), points.csv (path,x,y)",
+            "pass a folder holding images/, labels.csv (path,count) and points.csv (path,x,y)",
         )
     with open(labels, newline="", encoding="utf-8") as f:
         return [(Path(folder) / r["path"], r["count"]) for r in csv.DictReader(f)]
@@ -201,7 +200,7 @@ def model_card(report: dict, extra: tuple[Path, ...] = ()) -> dict:
     return {
         "model": f"density head (dilated convolutions, {WIDTH} channels) over dlib's face-descriptor ResNet "
         "levels 2-3 (frozen), images scaled to a 640 px longer side; count = sum of the density map",
-        "training_data": "ShanghaiTech part B train split in ../shared/data/shanghaitech_b, every image but each "
+        "training_data": "ShanghaiTech part B train split, every image but each "
         f"4th by path (faces/splits.py), with its annotated head positions{extras}",
         "licence": "research use only (ShanghaiTech: Zhang et al., CVPR 2016; Mall: Chen et al., BMVC 2012)",
         "published_mae_on_shanghaitech_b_test": {

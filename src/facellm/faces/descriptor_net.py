@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -24,6 +24,18 @@ if TYPE_CHECKING:
 
 
 LEVELS = [(32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True)]
+
+
+class DescriptorNet(Protocol):
+    """What the face models built on dlib's network use of it (the torch module is built when torch is imported)."""
+
+    means: torch.Tensor  # (1, 3, 1, 1) channel means subtracted from the pixels
+    first: torch.nn.Conv2d  # the 7x7/2 convolution
+    convs: torch.nn.ModuleList  # two convolutions per residual block, from the input up
+
+    def trunk(self, pixels: torch.Tensor, levels: int = ...) -> torch.Tensor: ...
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor: ...
 
 
 class _Reader:
@@ -121,7 +133,7 @@ def _network(weights: dict):
             for (weight, bias, stride, padding), (gamma, beta) in layers:
                 conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2:], stride, padding)
                 conv.weight.data = torch.from_numpy(weight * gamma[:, None, None, None])
-                conv.bias.data = torch.from_numpy(bias * gamma + beta)
+                conv.bias.data = torch.from_numpy(bias * gamma + beta)  # type: ignore[union-attr]  # bias=True
                 convs.append(conv)
             self.first = convs[0]
             self.convs = nn.ModuleList(convs[1:])  # two per residual block, from the input up
@@ -171,10 +183,10 @@ def first_conv_of_level(level: int) -> int:
 
 
 @cache
-def descriptor_network() -> torch.nn.Module:
+def descriptor_network() -> DescriptorNet:
     """The torch copy of dlib's face descriptor network, built once per process."""
 
-    return _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+    return cast(DescriptorNet, _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat")))
 
 
 def frozen_maps(pixels: np.ndarray, levels: int, mirrored: bool = False) -> torch.Tensor:

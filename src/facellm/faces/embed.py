@@ -8,6 +8,7 @@ within-person whitening of the descriptors and a threshold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,12 +140,17 @@ def _descriptor_of_path(job: tuple[str, int, int | None]) -> np.ndarray | str:
 
 
 def descriptors_of(
-    paths: list[Path], jitters: int = 0, workers: int = 0, on_result=None, points: int | None = None
-) -> tuple[dict, dict]:
+    paths: list[Path],
+    jitters: int = 0,
+    workers: int = 0,
+    on_result: Callable[[], None] | None = None,
+    points: int | None = None,
+) -> tuple[dict[Path, np.ndarray], dict[Path, str]]:
     """Descriptors of many image files over the CPU cores: ({path: descriptor}, {path: why it was skipped})."""
 
     jobs = [(str(p), jitters, points) for p in paths]
-    found, skipped = {}, {}
+    found: dict[Path, np.ndarray] = {}
+    skipped: dict[Path, str] = {}
     for path, result in zip(paths, map_over_cores(_descriptor_of_path, jobs, workers, on_result=on_result)):
         (skipped if isinstance(result, str) else found)[path] = result
     return found, skipped
@@ -224,7 +230,7 @@ def evaluate_pairs(pairs: list[tuple[int, Path, Path, bool]], descriptors: dict,
                 )
                 for s in SHRINKS
             }
-            shrink = max(inner, key=inner.get)
+            shrink = max(inner, key=lambda s: inner[s])
         accuracy, threshold = _learnt_rule_accuracy(a, b, same, train, ~train, shrink)
         accuracies.append(accuracy)
         thresholds.append(threshold)

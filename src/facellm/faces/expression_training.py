@@ -154,12 +154,12 @@ CARDS = {
     },
     RAFDB_WEIGHTS.name: {
         "model": "the FER2013 network fine-tuned on RAF-DB faces, seen grey at 48x48",
-        "training_data": "FER2013 Training split, then RAF-DB's basic train split as held in "
-        "../shared/data/rafdb (every other image of it) minus every 5th image per "
+        "training_data": "FER2013 Training split, then every other image of RAF-DB's basic train split, "
+        "minus every 5th image per "
         "expression (faces/splits.py); FaceXBench's RAF-DB questions use RAF-DB's "
-        "train split, so `facellm eval overlap --train ../shared/data/rafdb/images` "
+        "train split, so `facellm eval overlap --train` on RAF-DB's train images "
         "flags the ones this model may have seen",
-        "evaluation_data": "the held-out fifth of ../shared/data/rafdb",
+        "evaluation_data": "the held-out fifth of those RAF-DB train images",
         "licence": "research use only (RAF-DB academic licence, Li et al., CVPR 2017; FER2013)",
         "known_biases": "RAF-DB is web-collected and mostly adults; 'fear' and 'disgust' are rare",
     },

@@ -24,7 +24,7 @@ MODEL_POINTS = np.array(
     ]
 )
 POSE_POINTS = [30, 8, 36, 45, 48, 54]
-# Mean pitch error of the solvePnP fit on the 482 AFLW2000-3D faces of ../shared/data (docs/benchmarks.md): a constant
+# Mean pitch error of the solvePnP fit on 482 development AFLW2000-3D faces (docs/benchmarks.md): a constant
 # of the generic face's geometry, removed so the fallback has no systematic offset.
 PNP_PITCH_OFFSET = 8.2
 

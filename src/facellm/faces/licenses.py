@@ -47,19 +47,19 @@ BUNDLED_MODELS = [
     (
         "facellm faces/weights/rafdb-expression-v1.pt (7 expressions, colour faces)",
         f"the FER2013 model fine-tuned here on RAF-DB (academic licence; Li et al., CVPR 2017); {RESEARCH_ONLY}",
-        "FER2013 Training split, then 4/5 of the RAF-DB train images in ../shared/data/rafdb (faces/splits.py)",
+        "FER2013 Training split, then 4/5 of half of the RAF-DB basic train images (faces/splits.py)",
     ),
     (
         "facellm faces/weights/aflw2000-headpose-v2.pt (yaw, pitch, roll from the face crop and its 68 landmarks)",
         f"trained here on AFLW2000-3D (Zhu et al., CVPR 2016); {RESEARCH_ONLY}",
-        "the 500 AFLW2000-3D faces in ../shared/data/aflw2000 and their mirror images",
+        "500 AFLW2000-3D faces, 4/5 of them for training, and their mirror images",
     ),
     (
         "facellm faces/weights/shanghaitech-mall-crowd-v2.pt (crowd counting: a density head over dlib's descriptor "
         "levels)",
         f"trained here on ShanghaiTech part B (Zhang et al., CVPR 2016) and Mall (Chen et al., BMVC 2012); "
         f"{RESEARCH_ONLY}",
-        "the ShanghaiTech B train images and head positions in ../shared/data/shanghaitech_b, every 4th image held "
+        "the ShanghaiTech B train images and head positions, every 4th image held "
         "out; Mall frames 1-800, every 4th (github jeremiastraub/CountNet, datasets/Mall)",
     ),
     (

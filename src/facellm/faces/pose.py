@@ -138,9 +138,8 @@ class Inputs:
     turn: np.ndarray
 
     def take(self, index: np.ndarray) -> Inputs:
-        return Inputs(
-            *((plain[index], flipped[index]) for plain, flipped in (self.as_is, self.upright)), self.turn[index]
-        )
+        (plain, flipped), (upright, upright_flipped) = self.as_is, self.upright
+        return Inputs((plain[index], flipped[index]), (upright[index], upright_flipped[index]), self.turn[index])
 
 
 def model_inputs(faces: Views) -> Inputs:

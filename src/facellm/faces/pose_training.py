@@ -167,7 +167,7 @@ def model_card(report: dict) -> dict:
         "4 x 4, 256 filters 3 x 3) and the 68 normalised landmarks, mirror-averaged: yaw and pitch from "
         "the image as it is, roll from the image turned until the eyes lie level (the turn plus the "
         "regression's remainder)",
-        "training_data": "AFLW2000-3D: 4 of the 5 folds of the faces in ../shared/data/aflw2000 (angles within "
+        "training_data": "AFLW2000-3D: 4 of the 5 folds of 500 development faces (angles within "
         "99 degrees) and their mirror images; the faces of fold 1 (held_out_faces) never seen",
         "convention": pose.__doc__.split("\n")[1],
         "licence": "research use only (AFLW2000-3D; Zhu et al., CVPR 2016)",

@@ -1,4 +1,4 @@
-"""Training and held-out development splits of the labelled face sets in ../shared/data (layout: its README).
+"""Training and held-out development splits of the labelled face sets the shipped models were trained on (one folder per set, with labels.csv).
 
 One place decides which images a shipped model saw, so the trainer, the benchmarks and the model cards agree:
   liveness    NUAA train split: subjects 0001-0006 train, 0007-0009 held out (people never seen)
@@ -34,9 +34,9 @@ def official_test_split(path: Path) -> bool:
 def _rows(folder: Path) -> list[dict]:
     labels = folder / "labels.csv"
     if not labels.is_file():
-        raise InputError(f"{labels} not found", "pass the folder of ../shared/data that holds labels.csv")
+        raise InputError(f"{labels} not found", "pass the labelled set's folder, the one that holds labels.csv")
     with open(labels, newline="", encoding="utf-8") as f:
-        return sorted(csv.DictReader(f), key=lambda r: r.get("path") or r.get("file"))
+        return sorted(csv.DictReader(f), key=lambda r: r.get("path") or r.get("file") or "")
 
 
 def liveness(folder: Path) -> Split:

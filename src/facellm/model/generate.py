@@ -109,10 +109,30 @@ def generate(
     conversations: Sequence[Conversation],
     settings: GenerationSettings | None = None,
     batch_size: int = 8,
-    lengths: Sequence[int] | None = None,
 ) -> list[str]:
-    """Answer each conversation; runs `batch_size` conversations per forward pass, returns texts in input order.
-    `lengths`: each conversation's token count when a check already counted it (it is then not checked again)."""
+    """Answer each conversation; runs `batch_size` conversations per forward pass, returns texts in input order."""
+    return _generate(lm, conversations, settings, batch_size, lengths=None)
+
+
+def generate_checked(
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    lengths: Sequence[int],
+    settings: GenerationSettings | None = None,
+    batch_size: int = 8,
+) -> list[str]:
+    """`generate` for conversations that already passed `check_conversation`, with the token counts that check
+    found (a server checks each request as it arrives): they are neither checked nor counted again."""
+    return _generate(lm, conversations, settings, batch_size, lengths)
+
+
+def _generate(
+    lm: LoadedModel,
+    conversations: Sequence[Conversation],
+    settings: GenerationSettings | None,
+    batch_size: int,
+    lengths: Sequence[int] | None,
+) -> list[str]:
     import torch
 
     settings = settings or GenerationSettings()
@@ -190,23 +210,44 @@ def stream(
     conversation: Conversation,
     settings: GenerationSettings | None = None,
     cancel: threading.Event | None = None,
-    checked: bool = False,
 ) -> Iterator[str]:
     """Yield the answer to one conversation piece by piece as tokens are generated; setting `cancel` stops the
-    generation after the current token (a server uses it when the client goes away). `checked`: the conversation
-    already passed `check_conversation`."""
+    generation after the current token (a server uses it when the client goes away)."""
+    return _stream(lm, conversation, settings, cancel, checked=False)
+
+
+def stream_checked(
+    lm: LoadedModel,
+    conversation: Conversation,
+    settings: GenerationSettings | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[str]:
+    """`stream` for a conversation that already passed `check_conversation` (it is not checked again)."""
+    return _stream(lm, conversation, settings, cancel, checked=True)
+
+
+def _stream(
+    lm: LoadedModel,
+    conversation: Conversation,
+    settings: GenerationSettings | None,
+    cancel: threading.Event | None,
+    checked: bool,
+) -> Iterator[str]:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
     class _Cancelled(StoppingCriteria):
+        def __init__(self, event: threading.Event) -> None:
+            self.event = event
+
         def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+            return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
     settings = settings or GenerationSettings()
     _seed(settings)
     inputs = prepare_inputs(lm, [conversation], checked=checked)
     streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    extra = {"stopping_criteria": StoppingCriteriaList([_Cancelled()])} if cancel is not None else {}
+    extra = {"stopping_criteria": StoppingCriteriaList([_Cancelled(cancel)])} if cancel is not None else {}
     failure: list[BaseException] = []
 
     def run() -> None:

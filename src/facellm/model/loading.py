@@ -73,7 +73,8 @@ def save_processor(processor: Any, folder: str | Path) -> None:
     image_processor = getattr(processor, "image_processor", None)
     token = getattr(processor, "image_token", None)
     size = getattr(image_processor, "size", None)
-    if token is not None and hasattr(image_processor, "crop_to_patches") and getattr(size, "height", None):
+    tiles_images = hasattr(image_processor, "crop_to_patches")
+    if image_processor is not None and token is not None and tiles_images and size is not None and size.height:
         from PIL import Image
 
         wide = Image.new("RGB", (2 * size.width, size.height))

@@ -42,8 +42,8 @@ class Engine:
         # One long-lived thread runs every model call: torch keeps its per-thread state warm, and the event loop
         # stays free to accept requests while a batch generates.
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facellm-model")
-        self._queue: asyncio.Queue[_Pending] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._queue: asyncio.Queue[_Pending]  # made by start(), inside the server's event loop
+        self._lock: asyncio.Lock
         self._worker: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -111,7 +111,7 @@ class Engine:
             size, seconds = self._last_batch
             if size > 1 and self._queue.qsize() + 1 < min(size, self.max_batch):
                 await asyncio.sleep(min(self.max_gather_s, seconds / 4))
-            batch, others = [first], []
+            batch, others = [first], list[_Pending]()
             while not self._queue.empty() and len(batch) < self.max_batch:
                 item = self._queue.get_nowait()
                 (batch if item.settings == first.settings else others).append(item)

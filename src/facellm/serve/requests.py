@@ -209,7 +209,8 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 def _checked_address(host: str, where: str) -> str:
     """Resolve `host` once and return an address to connect to, after checking every address it resolves to."""
     try:
-        addresses = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)))
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
     except (socket.gaierror, UnicodeError):
         raise RequestError(400, f"{where}: cannot resolve host {host!r}", where) from None
     for address in addresses:

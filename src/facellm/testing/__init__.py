@@ -1,5 +1,2 @@
-"""Offline stand-ins for tests, demos and smoke tests: the tiny checkpoint factory."""
-
-from facellm.testing.tiny_model import make_tiny_checkpoint
-
-__all__ = ["make_tiny_checkpoint"]
+"""Test doubles: a mock OpenAI-compatible endpoint, a test HTTP server, hostile inputs and stand-in FaceXBench
+folders. Nothing the product runs depends on them (the tiny checkpoint factory is `facellm.model.tiny`)."""

@@ -93,7 +93,7 @@ class MockOpenAIServer:
     def base_url(self) -> str:
         assert self._server, "server not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host!s}:{port}/v1"
 
     def __enter__(self) -> MockOpenAIServer:
         self.start()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def free_port() -> int:
@@ -49,7 +53,7 @@ class ServerProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120) -> None:
         self.port = free_port()
         self.args, self.env, self.timeout_s = args, env, timeout_s
-        self.process = None
+        self.process: subprocess.Popen[str]  # started by __enter__
 
     @property
     def url(self) -> str:

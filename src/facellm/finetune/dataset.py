@@ -69,7 +69,8 @@ def to_sample(record: dict, image_root: Path) -> tuple[list[Path], list[dict]]:
         raise ValueError("no conversations")
     images = record.get("images", record.get("image")) or []
     paths = [image_root / p for p in ([images] if isinstance(images, str) else images)]
-    messages, placed = [], 0
+    messages: list[dict] = []
+    placed = 0
     for turn in turns:
         role = ROLES.get(turn.get("from") or turn.get("role") or "")
         text = turn.get("value", turn.get("content"))

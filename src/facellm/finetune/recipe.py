@@ -22,10 +22,10 @@ import yaml
 from transformers import TrainerCallback
 
 from facellm.errors import InputError, ModelLoadError
+from facellm.finetune.collator import AssistantOnlyCollator, TokenCounter
+from facellm.finetune.config import TrainConfig
+from facellm.finetune.dataset import split_by_image, training_dataset
 from facellm.model.loading import save_processor
-from facellm.train.collator import AssistantOnlyCollator, TokenCounter
-from facellm.train.config import TrainConfig
-from facellm.train.dataset import split_by_image, training_dataset
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, TrainingArguments

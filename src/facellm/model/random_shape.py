@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
 from facellm.model.loading import save_processor
+from facellm.model.tiny import build_processor
 from facellm.plan import shape_config
-from facellm.testing.tiny_model import build_processor
 
 if TYPE_CHECKING:
     from transformers import ProcessorMixin

@@ -100,7 +100,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         values[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
     unknown = sorted(set(values) - set(TrainConfig.model_fields))
     if unknown:
-        raise InputError(f"unknown config key(s): {', '.join(unknown)}", "see TrainConfig in facellm/train/config.py")
+        raise InputError(
+            f"unknown config key(s): {', '.join(unknown)}", "see TrainConfig in facellm/finetune/config.py"
+        )
     try:
         return TrainConfig(**values)
     except ValidationError as exc:
