@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces.models import face_encoder, hog_detector, landmark_predictor
+from facellm.faces.dlib_models import face_encoder, hog_detector, landmark_predictor
 
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface" / "fairface_img_margin025" / "val"
 

@@ -19,8 +19,8 @@ from PIL import Image
 
 from facellm.faces.descriptor_net import describe_chips
 from facellm.faces.detect import detect_faces
+from facellm.faces.dlib_models import face_encoder
 from facellm.faces.embed import aligned_chip
-from facellm.faces.models import face_encoder
 
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface" / "fairface_img_margin025" / "val"
 

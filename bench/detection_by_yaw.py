@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from facellm.faces import detect_faces
-from facellm.faces.models import hog_detector
+from facellm.faces.dlib_models import hog_detector
 from facellm.specialist import answer
 
 AFLW = Path(__file__).resolve().parents[2] / "shared" / "data" / "aflw2000"

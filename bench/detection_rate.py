@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.faces import detect_faces
-from facellm.faces.models import hog_detector
+from facellm.faces.dlib_models import hog_detector
 
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "fairface" / "fairface_img_margin025" / "val"
 

@@ -28,7 +28,7 @@ def _both(path: str) -> tuple[float, float]:
 
     image = read_image(path)
     box = largest_face(image, fallback=True)
-    fairface = attributes.predict(attributes.features(image, box)).gender["Male"]
+    fairface = attributes.predict(image, box).gender["Male"]
     celeb = celeb_attributes.predict(image, celeb_attributes.face_box(image))["Male"]
     return fairface, celeb
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facellm.faces.dlib_models import face_encoder, hog_detector, landmark_predictor
 from facellm.faces.embed import descriptors_of, evaluate_pairs, read_pairs
-from facellm.faces.models import face_encoder, hog_detector, landmark_predictor
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 

@@ -44,15 +44,13 @@ def fairface() -> None:
     with open(folder / "fairface_label_val.csv", newline="") as f:
         rows = list(csv.DictReader(f))[:300]
     images = [read_image(folder / "fairface_img_margin025" / r["file"]) for r in rows]
-    attributes.predict(attributes.features(images[0]))  # the network loaded before timing
+    attributes.predict(images[0])  # the network loaded before timing
     searches = {
         "auto": lambda im: detect_faces(im, "auto", fallback=True)[0],
         "answers": lambda im: measure.largest_face(im, fallback=True),
     }
     for name, search in searches.items():
-        found, mean, slowest = timed(
-            lambda im, search=search: attributes.predict(attributes.features(im, search(im))).top(), images
-        )
+        found, mean, slowest = timed(lambda im, search=search: attributes.predict(im, search(im)).top(), images)
         right = {a: 100 * np.mean([p[a] == normalise(a, r[a]) for p, r in zip(found, rows)]) for a in found[0]}
         print(
             f"FairFace val 1-300, {name}: "

@@ -21,7 +21,7 @@ FAIRFACE = SHARED / "data" / "fairface"
 
 @pytest.mark.slow
 def test_predictions_are_probabilities_over_fairface_classes(face_images):
-    prediction = attributes.predict(attributes.features(face_images[0]))
+    prediction = attributes.predict(face_images[0])
     for name, probs in vars(prediction).items():
         assert list(probs) == list(FAIRFACE_VOCAB[name])
         assert abs(sum(probs.values()) - 1) < 1e-3 and all(0 <= p <= 1 for p in probs.values())

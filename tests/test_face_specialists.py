@@ -80,7 +80,7 @@ def test_binary_models_on_held_out_images(task, split, folder, minimum):
     total = 0
     for label in TASKS[task].classes:
         for path in _held_out(held, label, 12):
-            probs = predict(task, read_image(path))
+            probs = predict(read_image(path), task=task)
             right += max(probs, key=probs.get) == label
             total += 1
     assert right / total >= minimum
@@ -161,7 +161,7 @@ def test_research_only_weights_can_be_turned_off(monkeypatch):
     assert "expression" not in face.attributes and "gender" in face.attributes
     monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "maybe")
     with pytest.raises(Exception, match="FACELLM_RESEARCH_MODELS must be 0 or 1"):
-        predict("liveness", Image.new("RGB", (64, 64)))
+        predict(Image.new("RGB", (64, 64)), task="liveness")
 
 
 def _subset(tmp_path: Path, folder: str, rows: list[dict]) -> Path:

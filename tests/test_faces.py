@@ -14,6 +14,7 @@ from facellm.cli import cli
 from facellm.errors import ModelLoadError
 from facellm.faces import analyze_image, detect_faces, image_descriptor
 from facellm.faces.descriptor_net import describe_chips, read_weights
+from facellm.faces.dlib_models import face_encoder, models_dir
 from facellm.faces.embed import (
     _best_threshold,
     aligned_chip,
@@ -24,7 +25,6 @@ from facellm.faces.embed import (
     within_person_whitening,
 )
 from facellm.faces.geometry import landmarks
-from facellm.faces.models import face_encoder, models_dir
 from facellm.faces.pose import predict as head_pose
 from facellm.faces.quality import face_quality
 from facellm.images import read_image
@@ -36,7 +36,7 @@ LFW = SHARED / "data" / "lfw"
 
 def _pose(image: Image.Image):
     box = detect_faces(image, fallback=True)[0]
-    return head_pose(image, box, landmarks(np.asarray(image), box))
+    return head_pose(image, box, points=landmarks(np.asarray(image), box))
 
 
 @pytest.mark.slow
@@ -264,7 +264,7 @@ def test_verify_and_cluster_cli(faces, tmp_path):
 def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, monkeypatch):
     # A models folder without the 68-point file: with FACELLM_LANDMARKS=5 everything but pose and openness works.
     from facellm.faces import attributes, models
-    from facellm.faces.models import models_dir
+    from facellm.faces.dlib_models import models_dir
 
     folder = tmp_path / "models"
     folder.mkdir()

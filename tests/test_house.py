@@ -81,8 +81,9 @@ FACE_MODELS = ("attributes", "celeb_attributes", "classifier", "crowd", "express
 
 
 def test_every_face_model_has_the_same_shape():
-    """An inference module (load_model, shipped_model, predict) and a training module (fit, model_card, train) for
-    each trained face model; inference never imports training, and weights are written in one place."""
+    """An inference module (build_network, load_model, shipped_model, predict) and a training module (fit,
+    model_card, train) for each trained face model; inference never imports training, and weights are written in one
+    place. The pose model is two ridge regressions over the descriptor network's maps: no network of its own."""
     import importlib
 
     from tests.test_imports import import_graph
@@ -91,11 +92,25 @@ def test_every_face_model_has_the_same_shape():
     for name in FACE_MODELS:
         inference = importlib.import_module(f"facellm.faces.{name}")
         training = importlib.import_module(f"facellm.faces.{name}_training")
-        assert all(callable(getattr(inference, verb, None)) for verb in ("load_model", "shipped_model", "predict")), (
-            name
-        )
+        verbs = ("load_model", "shipped_model", "predict") + (() if name == "pose" else ("build_network",))
+        assert all(callable(getattr(inference, verb, None)) for verb in verbs), name
         assert all(callable(getattr(training, verb, None)) for verb in ("fit", "model_card", "train")), name
         assert f"facellm.faces.{name}_training" not in graph[f"facellm.faces.{name}"]
-        assert "facellm.faces.weights" in graph[f"facellm.faces.{name}_training"]
+        assert "facellm.faces.weight_files" in graph[f"facellm.faces.{name}_training"]
     writers = [p for p in python_files("src") if "torch.save(" in p.read_text()]
-    assert [p.name for p in writers if "faces" in p.parts] == ["weights.py"]
+    assert [p.name for p in writers if "faces" in p.parts] == ["weight_files.py"]
+
+
+def test_every_face_model_predicts_with_one_signature():
+    """`predict(image, box=None, *, ...)`: the image, the face's box (None: the largest face; a crowd model takes the
+    whole image), then keyword-only options, and a declared result type."""
+    import importlib
+    import inspect
+
+    for name in FACE_MODELS:
+        signature = inspect.signature(importlib.import_module(f"facellm.faces.{name}").predict)
+        first, second, *rest = signature.parameters.values()
+        assert (first.name, first.kind) == ("image", inspect.Parameter.POSITIONAL_OR_KEYWORD), name
+        assert (second.name, second.default) == ("box", None), name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest), name
+        assert signature.return_annotation is not inspect.Signature.empty, name

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from facellm.backends import build_backend
 from facellm.backends.base import Backend, BackendSpec, Prompt
 from facellm.conversation import GenerationSettings, question
 from facellm.errors import InputError
@@ -28,7 +29,6 @@ class Answer:
 
 def load(model: Model = DEFAULT_MODEL, *, adapter: str | Path | None = None, device: str = "auto") -> Backend:
     """A backend to answer with, built once: pass it to `ask` or `evaluate` to reuse a loaded model."""
-    from facellm.backends import build_backend
 
     if isinstance(model, Backend):
         return model
@@ -48,7 +48,6 @@ def ask(
 ) -> Answer:
     """Ask a question about one image or several; `model="specialist"` answers from the face models alone (no LLM),
     `ground=True` puts the measured face facts before an LLM's question."""
-    from facellm.backends import build_backend
 
     if not text.strip():
         raise InputError("the question is empty", "ask something about the image(s)")

@@ -10,8 +10,25 @@ from typing import TYPE_CHECKING
 
 from facellm.api.answers import Model
 from facellm.api.evaluation import check_limit
+from facellm.backends import backend_name, build_backend
 from facellm.backends.base import Backend, BackendSpec
+from facellm.data.build import build_dataset as ask_teacher
+from facellm.data.build import (
+    build_identity,
+    check_run_folder,
+    checked_aspects,
+    measure_record,
+    prices_for,
+    start_new_run,
+)
+from facellm.data.export import export_dataset as write_splits
+from facellm.data.filters import flag_records
+from facellm.data.sources import load_source
+from facellm.data.stats import write_stats
+from facellm.data.store import QAStore, open_existing
 from facellm.errors import InputError
+from facellm.prompts import load_prompts
+from facellm.runs import file_hash
 
 if TYPE_CHECKING:
     from facellm.data.build import BuildSummary
@@ -61,22 +78,6 @@ def build_dataset(
 
     `teacher`: `template` (offline, from the labels), a local model, or `BackendSpec(api_base=..., api_model=...)`
     for an OpenAI-compatible endpoint. `measure`: add measured head pose, quality and face count to the prompts."""
-    from facellm.backends import backend_name, build_backend
-    from facellm.data.build import build_dataset as ask_teacher
-    from facellm.data.build import (
-        build_identity,
-        check_run_folder,
-        checked_aspects,
-        measure_record,
-        prices_for,
-        start_new_run,
-    )
-    from facellm.data.filters import flag_records
-    from facellm.data.sources import load_source
-    from facellm.data.stats import write_stats
-    from facellm.data.store import QAStore
-    from facellm.prompts import load_prompts
-    from facellm.runs import file_hash
 
     check_limit(limit)
     spec = load_prompts(prompts)
@@ -144,8 +145,6 @@ def export_dataset(
 ) -> DatasetExport:
     """Write a data run's kept pairs as ShareGPT (LLaMA-Factory, `facellm train`), LLaVA or a `datasets` folder, split
     by image (an image's pairs never sit in two splits), with a dataset card."""
-    from facellm.data.export import export_dataset as write_splits
-    from facellm.data.store import open_existing
 
     with open_existing(run) as store:
         counts = write_splits(store, format, out, val_fraction, test_fraction)

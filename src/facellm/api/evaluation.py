@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facellm.api.answers import Model
+from facellm.backends import backend_name, build_backend
 from facellm.backends.base import Backend, BackendSpec
 from facellm.errors import InputError
+from facellm.eval.facexbench import load_benchmark
+from facellm.eval.fairface import fairface_report, load_fairface
+from facellm.eval.report import write_report
+from facellm.eval.run import answer_tokens, check_run_folder, load_done, run_identity, run_questions
+from facellm.runs import file_hash, folder_hash
 
 if TYPE_CHECKING:
     from facellm.eval.facexbench import Question
@@ -84,10 +90,6 @@ def evaluate(
     """Answer FaceXBench's questions (its benchmark folder) with a model, resumably in the run folder `out`, and write
     the report there. `only`: some sub-categories (e.g. ["age", "gender"]); `limit`: the first N of each file;
     `progress(done, total)` after each answer."""
-    from facellm.eval.facexbench import load_benchmark
-    from facellm.eval.report import write_report
-    from facellm.eval.run import answer_tokens
-    from facellm.runs import folder_hash
 
     check_limit(limit)
     questions = load_benchmark(bench_dir, only=set(only) if only else None, limit=limit)
@@ -112,9 +114,6 @@ def evaluate_fairface(
 ) -> FairFaceEvaluation:
     """Age, gender and race accuracy on FairFace (its label CSV and the folder its paths start from), per race
     group, with the largest gap and confusion matrices; resumable in the run folder `out`."""
-    from facellm.eval.fairface import fairface_report, load_fairface
-    from facellm.eval.run import load_done
-    from facellm.runs import file_hash
 
     check_limit(limit)
     questions, truth = load_fairface(labels, images, tuple(tasks), limit)
@@ -148,8 +147,6 @@ def _answer_all(
 ) -> tuple[RunCounts, Backend]:
     """Every question answered into the run folder; the backend is built only after the run folder passes its
     identity check, so a refused rerun never loads a model."""
-    from facellm.backends import backend_name, build_backend
-    from facellm.eval.run import check_run_folder, run_identity, run_questions
 
     if isinstance(model, Backend):
         backend = model

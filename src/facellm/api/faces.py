@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facellm.errors import InputError, NoFaceError
+from facellm.faces.analyze import analyze_image
+from facellm.faces.crowd import predict as count
+from facellm.faces.detect import detect_faces
+from facellm.faces.embed import descriptors_of, evaluate_pairs, image_descriptor, read_pairs
 from facellm.images import ImageSource, read_image
 
 if TYPE_CHECKING:
@@ -50,8 +54,6 @@ def analyze(
     """Every face of one image: box, landmarks, head pose, eye and mouth openness, quality; with `attributes`, the
     probabilities of age group, gender, race and expression; with `count_people`, the crowd model's estimate of the
     people in the image (`.people`). `landmarks`: 68 or 5 points (None: FACELLM_LANDMARKS, else 68)."""
-    from facellm.faces.analyze import analyze_image
-    from facellm.faces.crowd import predict as count
 
     picture = read_image(image)
     found = analyze_image(picture, detector, attributes, landmarks)
@@ -65,9 +67,6 @@ def verify(
 ) -> Verification:
     """Same person or not: the distance between the identity descriptors of each image's largest face."""
     import numpy as np
-
-    from facellm.faces.detect import detect_faces
-    from facellm.faces.embed import image_descriptor
 
     if threshold <= 0:
         raise InputError(f"threshold must be above 0, got {threshold}", "use e.g. 0.6")
@@ -95,8 +94,6 @@ def verify_pairs(
 ) -> PairsVerification:
     """The LFW pair protocol on a pairs file (LFW's pairs.txt format) over the images under `images_dir`; pairs whose
     images cannot be read or show no face are skipped and listed. `progress(done, total)` after each image."""
-
-    from facellm.faces.embed import descriptors_of, evaluate_pairs, read_pairs
 
     pairs = read_pairs(pairs_file, images_dir)
     if not Path(images_dir).is_dir():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facellm.errors import InputError
+from facellm.finetune.config import TrainConfig, load_config
 
 if TYPE_CHECKING:
     from facellm.finetune.config import TrainConfig
@@ -38,7 +39,6 @@ def train(
 ) -> TrainSummary:
     """LoRA (or full) fine-tuning: `config` is a training YAML, a shipped config's name (facellm-1b, facellm-8b,
     facellm-38b, tiny-cpu) or a `TrainConfig`; `overrides` are `key=value` strings (e.g. "learning_rate=2e-5")."""
-    from facellm.finetune.config import TrainConfig, load_config
     from facellm.finetune.recipe import train as fine_tune
 
     if config is None and not overrides:

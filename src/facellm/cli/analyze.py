@@ -13,8 +13,8 @@ from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
 from facellm.faces.crowd import density_picture, shipped_model
 from facellm.faces.detect import DETECTORS
+from facellm.faces.dlib_models import landmark_points
 from facellm.faces.licenses import BUNDLED_MODELS
-from facellm.faces.models import landmark_points
 from facellm.images import read_image
 from facellm.parallel import map_over_cores
 

@@ -10,9 +10,9 @@ from PIL import Image
 from facellm.faces import attributes
 from facellm.faces.crowd import CrowdCount
 from facellm.faces.detect import Box, detect_faces
+from facellm.faces.dlib_models import research_models_allowed
 from facellm.faces.expression import predict as predict_expression
 from facellm.faces.geometry import Pose, eye_openness, landmarks, mouth_openness
-from facellm.faces.models import research_models_allowed
 from facellm.faces.pose import predict as head_pose
 from facellm.faces.quality import Quality, face_quality
 
@@ -63,7 +63,7 @@ def analyze_image(
             FaceAnalysis(
                 box=box,
                 landmarks=np.round(found, 1).tolist(),
-                pose=head_pose(image, box, found) if len(found) == 68 else None,
+                pose=head_pose(image, box, points=found) if len(found) == 68 else None,
                 eye_openness=eye_openness(found),
                 mouth_openness=mouth_openness(found),
                 quality=face_quality(image, box),
@@ -81,7 +81,7 @@ def face_attributes(
     weights are off (FACELLM_RESEARCH_MODELS=0)."""
 
     box = box or detect_faces(image, fallback=True)[0]
-    predicted = vars(attributes.predict(attributes.features(image, box, points, found)))
+    predicted = vars(attributes.predict(image, box, points=points, found=found))
     return {**predicted, "expression": predict_expression(image, box)} if research_models_allowed() else predicted
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
 from facellm.faces.detect import detect_faces
 from facellm.faces.embed import aligned_chip
@@ -115,7 +115,7 @@ class AttributePrediction:
 
 def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
     """The attribute network with the weights saved at `path` (the shipped file by default)."""
-    return weights.network(build_network, weights.load(path, "attribute", "train-attributes"))
+    return weight_files.network(build_network, weight_files.load(path, "attribute", "train-attributes"))
 
 
 @cache
@@ -124,9 +124,17 @@ def shipped_model() -> torch.nn.Module:
     return load_model()
 
 
-def predict(inputs: FaceInputs, net: torch.nn.Module | None = None) -> AttributePrediction:
-    """Probabilities of every FairFace class for one face."""
-    probs = probabilities(net or shipped_model(), inputs)
+def predict(
+    image: Image.Image,
+    box: Box | None = None,
+    *,
+    points: int | None = None,
+    found: np.ndarray | None = None,
+    net: torch.nn.Module | None = None,
+) -> AttributePrediction:
+    """Probabilities of every FairFace class for the face in `box` (the largest face when None); `points`: 68 or 5
+    landmarks to align it on, `found`: its landmarks when already known, `net`: the shipped network when None."""
+    probs = probabilities(net or shipped_model(), features(image, box, points, found))
     return AttributePrediction(
         **{a: {c: round(float(p), 4) for c, p in zip(FAIRFACE_VOCAB[a], probs[a][0])} for a in ATTRIBUTES}
     )

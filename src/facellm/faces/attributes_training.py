@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import FaceLLMError, InputError
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.attributes import (
     ATTRIBUTES,
     FROZEN,
@@ -21,7 +21,7 @@ from facellm.faces.attributes import (
     probabilities,
     trunk,
 )
-from facellm.faces.training import one_cycle
+from facellm.faces.training_loop import one_cycle
 from facellm.images import read_image
 from facellm.labels import FAIRFACE_VOCAB, normalise
 from facellm.parallel import map_over_cores
@@ -77,7 +77,7 @@ def fit(
         )
 
     one_cycle(net, len(plain), epochs, batch, {"levels": 3e-4, "heads": 3e-3}, generator, batch_loss, say)
-    return weights.half(net)
+    return weight_files.half(net)
 
 
 def accuracy_report(net: torch.nn.Module, inputs: FaceInputs, labels: dict[str, list[str]], races: list[str]) -> dict:
@@ -159,12 +159,14 @@ def train(
     x_train, train_rows = split("train", train_limit)
     x_val, val_rows = split("val", val_limit)
     state = fit(x_train, truth(train_rows), epochs=epochs, say=say)
-    report = accuracy_report(weights.network(build_network, state), x_val, truth(val_rows), truth(val_rows)["race"])
+    report = accuracy_report(
+        weight_files.network(build_network, state), x_val, truth(val_rows), truth(val_rows)["race"]
+    )
     card = model_card(
         f"FairFace train 1-{train_limit} ({len(train_rows)} readable images), {epochs} epochs",
         f"FairFace val 1-{val_limit} ({len(val_rows)} readable images)",
         report,
     )
     target = out or WEIGHTS
-    weights.save(target, state, card, ("MODEL_CARD.md", page(target.name, card)))
+    weight_files.save(target, state, card, ("MODEL_CARD.md", page(target.name, card)))
     return report, target

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, frozen_maps, residual_levels
 from facellm.faces.detect import Box, detect_faces
-from facellm.faces.models import require_research_models
+from facellm.faces.dlib_models import require_research_models
 
 if TYPE_CHECKING:
     import torch
@@ -163,7 +163,7 @@ def probabilities(net: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
 
 def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
     """The attribute network with the weights saved at `path` (the shipped file by default)."""
-    return weights.network(build_network, weights.load(path, "CelebA attribute", "train-celeb-attributes"))
+    return weight_files.network(build_network, weight_files.load(path, "CelebA attribute", "train-celeb-attributes"))
 
 
 @cache
@@ -183,7 +183,8 @@ def predict_many(images: list[Image.Image], net: torch.nn.Module | None = None) 
     return probabilities(net or shipped_model(), frames)
 
 
-def predict(image: Image.Image, box: Box | None = None, net: torch.nn.Module | None = None) -> dict[str, float]:
-    """The probability of each of CelebA's 40 attributes for the face in `box` (None: the picture is the face)."""
-    probs = probabilities(net or shipped_model(), framed(image, box)[None])[0]
+def predict(image: Image.Image, box: Box | None = None, *, net: torch.nn.Module | None = None) -> dict[str, float]:
+    """The probability of each of CelebA's 40 attributes for the face in `box` (None: the largest face, framed as
+    `face_box` frames it; the whole picture when no face is found)."""
+    probs = probabilities(net or shipped_model(), framed(image, box or face_box(image))[None])[0]
     return {name: round(float(p), 4) for name, p in zip(NAMES, probs, strict=True)}

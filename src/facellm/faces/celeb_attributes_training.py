@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import FaceLLMError, InputError
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.celeb_attributes import (
     NAMES,
     WEIGHTS,
@@ -23,7 +23,7 @@ from facellm.faces.celeb_attributes import (
     probabilities,
     trunk,
 )
-from facellm.faces.training import one_cycle
+from facellm.faces.training_loop import one_cycle
 from facellm.images import read_image
 from facellm.parallel import map_over_cores
 
@@ -104,7 +104,7 @@ def fit(
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, truth[index])
 
     one_cycle(net, len(plain), epochs, batch, {"levels": 5e-4, "head": 3e-3}, generator, batch_loss, say)
-    return weights.half(net)
+    return weight_files.half(net)
 
 
 def accuracy_report(net: torch.nn.Module, frames: np.ndarray, targets: np.ndarray) -> dict:
@@ -197,7 +197,7 @@ def train(
     if dev_first:
         dev_paths, dev_targets = _numbered(images, labels, dev_first, RESERVED_AFTER)
         dev_frames, dev_kept = frames_of(dev_paths, workers)
-        report = accuracy_report(weights.network(build_network, state), dev_frames, dev_targets[dev_kept])
+        report = accuracy_report(weight_files.network(build_network, state), dev_frames, dev_targets[dev_kept])
         evaluation = f"CelebA images {dev_first}-{RESERVED_AFTER} ({len(dev_kept)} faces), a development part"
     card = model_card(
         f"CelebA images {number(paths[0].name):06d}.jpg-{number(paths[-1].name):06d}.jpg in "
@@ -214,7 +214,7 @@ def train(
             f"({len(held_kept)} faces), reserved for measuring"
         )
         card["held_out_accuracy"] = accuracy_report(
-            weights.network(build_network, state), held_frames, held_targets[held_kept]
+            weight_files.network(build_network, state), held_frames, held_targets[held_kept]
         )
-    weights.save(out, state, card, ("CELEBA_MODEL_CARD.md", page(out.name, card)))
+    weight_files.save(out, state, card, ("CELEBA_MODEL_CARD.md", page(out.name, card)))
     return card

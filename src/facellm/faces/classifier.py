@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.detect import detect_faces
-from facellm.faces.models import require_research_models
-from facellm.faces.training import small_cnn
+from facellm.faces.dlib_models import require_research_models
+from facellm.faces.small_cnn import small_cnn
 
 if TYPE_CHECKING:
     import torch
@@ -58,8 +58,7 @@ TASKS = {
         "synthetic-faces-v1.pt",
         96,
         0.25,
-        "real vs StyleGAN2 faces ('hard fake vs real faces' copy), "
-        "every 5th image of each class held out",
+        "real vs StyleGAN2 faces ('hard fake vs real faces' copy), every 5th image of each class held out",
         "research use only (source terms not stated; treated as research only)",
     ),
 }
@@ -115,8 +114,8 @@ def probabilities(net: torch.nn.Module, crops: np.ndarray) -> np.ndarray:
 def load_model(name: str, path: Path | None = None) -> torch.nn.Module:
     """Task `name`'s network with the weights saved at `path` (its shipped file by default)."""
     task = TASKS[name]
-    state = weights.load(path or WEIGHTS_DIR / task.weights, name, f"train-classifier {name}")
-    return weights.network(lambda: build_network(len(task.classes)), state)
+    state = weight_files.load(path or WEIGHTS_DIR / task.weights, name, f"train-classifier {name}")
+    return weight_files.network(lambda: build_network(len(task.classes)), state)
 
 
 @cache
@@ -125,9 +124,10 @@ def shipped_model(name: str) -> torch.nn.Module:
     return load_model(name)
 
 
-def predict(name: str, image: Image.Image, box: Box | None = None) -> dict[str, float]:
-    """Probabilities of the task's classes for the largest face of `image` (or `box`)."""
-    require_research_models(f"the {name} model")
-    task = TASKS[name]
-    probs = probabilities(shipped_model(name), face_crop(image, task, box)[None])[0]
-    return {c: round(float(p), 4) for c, p in zip(task.classes, probs)}
+def predict(image: Image.Image, box: Box | None = None, *, task: str) -> dict[str, float]:
+    """Probabilities of the classes of `task` (a name in TASKS: liveness, synthetic) for the largest face of
+    `image` (or the face in `box`)."""
+    require_research_models(f"the {task} model")
+    chosen = TASKS[task]
+    probs = probabilities(shipped_model(task), face_crop(image, chosen, box)[None])[0]
+    return {c: round(float(p), 4) for c, p in zip(chosen.classes, probs)}

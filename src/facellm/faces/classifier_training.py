@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import FaceLLMError
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.classifier import TASKS, WEIGHTS_DIR, Task, as_tensor, build_network, face_crop, probabilities
 from facellm.faces.splits import SPLITS
-from facellm.faces.training import one_cycle
+from facellm.faces.training_loop import one_cycle
 from facellm.images import read_image
 from facellm.parallel import map_over_cores
 
@@ -48,7 +48,7 @@ def fit(
         )
 
     one_cycle(net, len(inputs), epochs, batch, 2e-3, generator, batch_loss, say)
-    return weights.half(net)
+    return weight_files.half(net)
 
 
 def _augment(x, generator):
@@ -115,7 +115,7 @@ def train(
     y_held = np.array([task.classes.index(split.held_out[i][1]) for i in kept_held])
     say(f"{len(x_train)} training and {len(x_held)} held-out crops in {time.time() - started:.0f} s")
     state = fit(x_train, y_train, len(task.classes), epochs=epochs, say=say)
-    net = weights.network(lambda: build_network(len(task.classes)), state)
+    net = weight_files.network(lambda: build_network(len(task.classes)), state)
     guess = probabilities(net, x_held).argmax(1)
     per_class = {
         c: round(100 * float((guess[y_held == k] == k).mean()), 2)
@@ -131,5 +131,5 @@ def train(
     }
     path = out or WEIGHTS_DIR / task.weights
     report["weights"] = str(path)
-    weights.save(path, state, model_card(task, report))
+    weight_files.save(path, state, model_card(task, report))
     return report

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
-from facellm.faces.models import require_research_models
+from facellm.faces.dlib_models import require_research_models
 
 if TYPE_CHECKING:
     import torch
+
+    from facellm.faces.detect import Box
 
 
 WEIGHTS = Path(__file__).parent / "weights" / "shanghaitech-mall-crowd-v2.pt"
@@ -87,7 +89,7 @@ def build_network() -> torch.nn.Module:
 
 def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
     """The density head with the weights saved at `path` (the shipped file by default)."""
-    return weights.network(build_network, weights.load(path, "crowd-counting", "train-crowd"))
+    return weight_files.network(build_network, weight_files.load(path, "crowd-counting", "train-crowd"))
 
 
 @cache
@@ -108,8 +110,9 @@ def density_of(features: torch.Tensor, head: torch.nn.Module) -> np.ndarray:
         return (head(features.float())[0, 0] / SCALE).numpy()
 
 
-def predict(image: Image.Image, head: torch.nn.Module | None = None) -> CrowdCount:
-    """The estimated number of people in `image` and its density map (`head`: the shipped one when None)."""
+def predict(image: Image.Image, box: Box | None = None, *, head: torch.nn.Module | None = None) -> CrowdCount:
+    """The estimated number of people in `image` and its density map (`head`: the shipped one when None). A crowd
+    is counted over the whole image: `box` is taken for the shared face-model signature and not used."""
     head = head or shipped_model()
     image = scaled(image)
     density = density_of(trunk_features(np.asarray(image)), head)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facellm.errors import InputError
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.crowd import (
     OFFSET,
     SCALE,
@@ -101,7 +101,7 @@ def fit(
             schedule.step()
         if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
             say(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.4f} ({time.time() - started:.0f} s)")
-    return weights.half(head)
+    return weight_files.half(head)
 
 
 def load_points(folder: Path) -> dict[str, list[tuple[float, float]]]:
@@ -178,7 +178,7 @@ def train(
     )
     state = fit(train_maps, train_targets, epochs, say=say)
     held_counts = np.array([float(c) for _, c in split.held_out])
-    error = errors(weights.network(build_network, state), held_maps, list(held_counts))
+    error = errors(weight_files.network(build_network, state), held_maps, list(held_counts))
     small = held_counts < 100
     report = {
         "held_out_images": len(held_maps),
@@ -190,7 +190,7 @@ def train(
         "held_out_mae_under_100_people": round(float(np.abs(error[small]).mean()), 2) if small.any() else None,
         "held_out_images_under_100_people": int(small.sum()),
     }
-    weights.save(out, state, model_card(report, extra))
+    weight_files.save(out, state, model_card(report, extra))
     return report
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from facellm.errors import ModelLoadError
-from facellm.faces.models import models_dir
+from facellm.faces.dlib_models import models_dir
 
 # (filters, blocks, first block halves the size) from the input up: alevel4 .. alevel0 of dlib's example.
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import InputError
-from facellm.faces.models import cnn_detector, hog_detector
+from facellm.faces.dlib_models import cnn_detector, hog_detector
 
 if TYPE_CHECKING:
     import dlib

@@ -18,7 +18,7 @@ from PIL import Image
 from facellm.errors import FaceLLMError, InputError, NoFaceError
 from facellm.faces.descriptor_net import describe_chips
 from facellm.faces.detect import Box, detect_faces
-from facellm.faces.models import landmark_predictor
+from facellm.faces.dlib_models import landmark_predictor
 from facellm.images import read_image
 from facellm.parallel import map_over_cores
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
-from facellm.faces.models import require_research_models
-from facellm.faces.training import small_cnn
+from facellm.faces import weight_files
+from facellm.faces.dlib_models import require_research_models
+from facellm.faces.small_cnn import small_cnn
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +37,7 @@ def build_network() -> torch.nn.Module:
 
 def load_model(path: Path = WEIGHTS) -> torch.nn.Module:
     """The expression network with the weights saved at `path` (FER2013's shipped file by default)."""
-    return weights.network(build_network, weights.load(path, "expression", "train-expression"))
+    return weight_files.network(build_network, weight_files.load(path, "expression", "train-expression"))
 
 
 @cache

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from facellm.faces import splits, weights
+from facellm.faces import splits, weight_files
 from facellm.faces.expression import EXPRESSIONS, RAFDB_WEIGHTS, WEIGHTS, build_network, load_model
-from facellm.faces.training import one_cycle
+from facellm.faces.training_loop import one_cycle
 
 if TYPE_CHECKING:
     import torch
@@ -61,7 +61,7 @@ def train(
         "training_images": len(x_train),
         "public_test_images": len(x_test),
     }
-    weights.save(out, net.state_dict(), model_card(out, report))
+    weight_files.save(out, net.state_dict(), model_card(out, report))
     return report
 
 
@@ -95,7 +95,7 @@ def train_rafdb(
         "training_images": len(x_train),
         "held_out_images": len(x_held),
     }
-    weights.save(out, net.state_dict(), model_card(out, report))
+    weight_files.save(out, net.state_dict(), model_card(out, report))
     return report
 
 
@@ -110,7 +110,7 @@ def fit(
     monitor: Callable[[], str],
     say: Callable[[str], None],
 ) -> None:
-    """Flips and shifts, label smoothing, faces/training.py's loop."""
+    """Flips and shifts, label smoothing, faces/training_loop.py's loop."""
     import torch
 
     inputs = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255.0

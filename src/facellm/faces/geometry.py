@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facellm.faces.detect import Box
-from facellm.faces.models import landmark_predictor
+from facellm.faces.dlib_models import landmark_predictor
 
 # A generic 3-D face (millimetres, y up, nose tip at the origin) for the 68-point indices below; a widely used
 # approximation of an average head, good to a few degrees for pose.

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facellm.faces import weights
+from facellm.faces import weight_files
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
-from facellm.faces.detect import Box
-from facellm.faces.geometry import Pose, pnp_pose, pose_label
-from facellm.faces.models import require_research_models, research_models_allowed
+from facellm.faces.detect import Box, detect_faces
+from facellm.faces.dlib_models import require_research_models, research_models_allowed
+from facellm.faces.geometry import Pose, landmarks, pnp_pose, pose_label
 
 WEIGHTS = Path(__file__).parent / "weights" / "aflw2000-headpose-v2.pt"
 AXES = ("yaw", "pitch", "roll")
@@ -184,7 +184,7 @@ class PoseModel:
 
 def load_model(path: Path = WEIGHTS) -> PoseModel:
     """The two regressions saved at `path` (the shipped file by default)."""
-    state = weights.load(path, "head-pose", "train-pose")
+    state = weight_files.load(path, "head-pose", "train-pose")
     return PoseModel(
         *(Ridge(**{k: v.double().numpy() for k, v in state[part].items()}) for part in ("as_is", "upright"))
     )
@@ -203,8 +203,12 @@ def angles(image: Image.Image, box: Box, points: np.ndarray) -> tuple[float, flo
     return float(yaw), float(pitch), float(roll)
 
 
-def predict(image: Image.Image, box: Box, points: np.ndarray) -> Pose:
-    """The face's pose: the learned model, or solvePnP on the landmarks when research-only weights are off."""
+def predict(image: Image.Image, box: Box | None = None, *, points: np.ndarray | None = None) -> Pose:
+    """The pose of the face in `box` (the largest face when None) from its 68 landmarks (`points`, found when None):
+    the learned model, or solvePnP on the landmarks when research-only weights are off."""
+    box = box or detect_faces(image, fallback=True)[0]
+    if points is None:
+        points = landmarks(np.asarray(image.convert("RGB")), box, 68)
     if len(points) == 68 and research_models_allowed():
         yaw, pitch, roll = angles(image, box, points)
         return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))

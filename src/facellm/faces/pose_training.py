@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from facellm.errors import InputError
-from facellm.faces import pose, weights
+from facellm.faces import pose, weight_files
 from facellm.faces.detect import detect_faces
+from facellm.faces.dlib_models import landmark_points
 from facellm.faces.geometry import landmarks
-from facellm.faces.models import landmark_points
 from facellm.faces.pose import (
     AXES,
     FLIP,
@@ -156,7 +156,7 @@ def train(folder: Path, out: Path = WEIGHTS, workers: int = 0, say: Callable[[st
         part: {k: torch.from_numpy(getattr(getattr(model, part), k).astype(np.float32)) for k in fields}
         for part in ("as_is", "upright")
     }
-    weights.save(out, state, model_card(report))
+    weight_files.save(out, state, model_card(report))
     return report
 
 

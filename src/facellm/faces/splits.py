@@ -1,4 +1,5 @@
-"""Training and held-out development splits of the labelled face sets the shipped models were trained on (one folder per set, with labels.csv).
+"""Training and held-out development splits of the labelled face sets the shipped models were trained on (one folder
+per set, with labels.csv).
 
 One place decides which images a shipped model saw, so the trainer, the benchmarks and the model cards agree:
   liveness    NUAA train split: subjects 0001-0006 train, 0007-0009 held out (people never seen)

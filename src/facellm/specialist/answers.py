@@ -130,7 +130,7 @@ def _crowd_count(images: list[Image.Image]) -> float | None:
         head = crowd.shipped_model()
     except ModelLoadError:  # ResearchModelsOff is one
         return None
-    return sum(crowd.predict(image, head).count for image in images)
+    return sum(crowd.predict(image, head=head).count for image in images)
 
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)

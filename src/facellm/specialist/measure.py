@@ -58,7 +58,7 @@ def largest_face(image: Image.Image, fallback: bool = False) -> Box | None:
 def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
     """FairFace age, gender and race probabilities of the largest face (the whole picture when none is found)."""
 
-    return vars(model.predict(model.features(image, largest_face(image, fallback=True))))
+    return vars(model.predict(image, largest_face(image, fallback=True)))
 
 
 def expression(image: Image.Image, box: Box | None = None) -> dict[str, float]:
@@ -98,7 +98,7 @@ def pose(image: Image.Image) -> Pose | None:
     points = landmarks(np.asarray(image.convert("RGB")), box)
     if len(points) != 68:
         raise ModelLoadError("head pose needs the 68-point landmark model, and FACELLM_LANDMARKS=5 is set")
-    return head_pose(image, box, points)
+    return head_pose(image, box, points=points)
 
 
 @cache
@@ -132,12 +132,12 @@ def region_chance(pose: Pose, region: tuple, spread: dict[str, float] | None = N
 
 def attack(image: Image.Image) -> float:
 
-    return predict("liveness", image)["attack"]
+    return predict(image, task="liveness")["attack"]
 
 
 def fake(image: Image.Image) -> float:
 
-    return predict("synthetic", image)["fake"]
+    return predict(image, task="synthetic")["fake"]
 
 
 KINDS = {f.__name__: f for f in (attributes, expression, descriptor, pose, attack, fake)}
