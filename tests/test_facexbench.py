@@ -110,12 +110,13 @@ def _positions_report(benchmark, *extra):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "bench" / "facexbench_answer_position.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--benchmark", str(benchmark), *extra],
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(  # as bench/README.md runs it: a module, from the repository root
+        [sys.executable, "-m", "bench.accuracy.facexbench_answer_position", "--benchmark", str(benchmark), *extra],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=root,
     )
     return done
 

@@ -135,7 +135,7 @@ def _crowd_count(images: list[Image.Image]) -> float | None:
 
 SAME_PERSON = 0.6  # dlib's same-person distance (LFW folds choose 0.63 on tight crops; 0.6 is kept as documented)
 SAME_PERSON_SPREAD = 0.02  # logistic width of P(same person) around SAME_PERSON (0.01-0.02 best of 0.001-0.05 on the
-# development hr_fr questions of bench/facexbench_forms.py: 86.0 at 0.02, 82.5 at 0.05, 84.0 at 0.001)
+# development hr_fr questions of bench/accuracy/facexbench_forms.py: 86.0 at 0.02, 82.5 at 0.05, 84.0 at 0.001)
 
 
 def _descriptors(images: list[Image.Image]) -> np.ndarray | str:

@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy (bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks: gpu (bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks: interop (bench/README.md)."""

@@ -1,0 +1,1 @@
+"""Benchmarks: speed (bench/README.md)."""
