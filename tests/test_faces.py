@@ -263,7 +263,7 @@ def test_verify_and_cluster_cli(faces, tmp_path):
 @pytest.mark.slow
 def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, monkeypatch):
     # A models folder without the 68-point file: with FACELLM_LANDMARKS=5 everything but pose and openness works.
-    from facellm.faces import attributes, models
+    from facellm.faces import attributes, dlib_models
     from facellm.faces.dlib_models import models_dir
 
     folder = tmp_path / "models"
@@ -271,9 +271,9 @@ def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, m
     for path in models_dir().iterdir():
         if "68" not in path.name:
             (folder / path.name).symlink_to(path)
-    monkeypatch.setattr(models, "models_dir", lambda: folder)
+    monkeypatch.setattr(dlib_models, "models_dir", lambda: folder)
     monkeypatch.setenv("FACELLM_LANDMARKS", "5")
-    models._shape_predictor.cache_clear()
+    dlib_models._shape_predictor.cache_clear()
     try:
         analysis = analyze_image(face_images[0], with_attributes=True)
         [face] = analysis.faces
@@ -288,7 +288,7 @@ def test_five_point_path_never_loads_the_68_point_model(face_images, tmp_path, m
         with pytest.raises(RuntimeError):  # dlib cannot open the missing 68-point file: it really was not there
             analyze_image(face_images[0])
     finally:
-        models._shape_predictor.cache_clear()
+        dlib_models._shape_predictor.cache_clear()
 
 
 def test_licenses_and_landmark_option(faces, monkeypatch):

@@ -106,7 +106,7 @@ def verify_pairs(
     if len({fold for fold, *_ in usable}) < 2:
         raise InputError(
             f"only {len(usable)} of {len(pairs)} pairs have both images readable, in fewer than two folds",
-            "check that the image folder is the one that holds the pairs' images",
+            "check that --images is the folder that holds the pairs' images",
         )
     scored = evaluate_pairs(usable, found)
     return PairsVerification(
