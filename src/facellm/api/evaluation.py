@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from facellm.backends.base import Backend, BackendSpec
 from facellm.errors import InputError
 from facellm.eval.facexbench import load_benchmark
 from facellm.eval.fairface import fairface_report, load_fairface
+from facellm.eval.overlap import Match, benchmark_images, find_overlap, hash_images, training_images
 from facellm.eval.report import write_report
 from facellm.eval.run import answer_tokens, check_run_folder, load_done, run_identity, run_questions
 from facellm.runs import file_hash, folder_hash
@@ -124,6 +126,43 @@ def evaluate_fairface(
     report = fairface_report(questions, load_done(Path(out)), truth, out)
     scored = {task: FairFaceTask(**values) for task, values in report["tasks"].items()}
     return FairFaceEvaluation(backend.name, Path(out), counts, scored)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Benchmark images that also occur in a training set (perceptual hash within `max_distance` bits)."""
+
+    matches: list[Match]
+    per_file: dict[str, int]  # question file -> its images found in the training set, most first
+    train_images: int
+    bench_images: int
+    max_distance: int
+    skipped: list[str]  # images that could not be read, with why
+
+
+def check_overlap(
+    train: str | Path, bench_dir: str | Path, *, image_root: str | Path | None = None, max_distance: int = 32
+) -> Overlap:
+    """The contamination check: which of FaceXBench's images (its benchmark folder) occur in a training set (an
+    image folder, or a ShareGPT/LLaVA dataset whose image paths start from `image_root`)."""
+    if not 0 <= max_distance <= 256:
+        raise InputError(f"max_distance must be between 0 and 256, got {max_distance}", "use e.g. 32")
+    train_paths, train_hashes, train_skipped = hash_images(training_images(train, image_root))
+    bench_paths, bench_hashes, bench_skipped = hash_images(benchmark_images(bench_dir))
+    matches = find_overlap(bench_paths, bench_hashes, train_paths, train_hashes, max_distance)
+    files_of: dict[str, set[str]] = {}
+    for q in load_benchmark(bench_dir):
+        for path in q.image_paths:
+            files_of.setdefault(str(path), set()).add(q.file)
+    per_file = Counter(f for m in matches for f in files_of.get(m.bench_image, ()))
+    return Overlap(
+        matches,
+        dict(per_file.most_common()),
+        len(train_paths),
+        len(bench_paths),
+        max_distance,
+        train_skipped + bench_skipped,
+    )
 
 
 def check_limit(limit: int | None) -> None:

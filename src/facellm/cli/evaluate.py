@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from facellm.api import RunCounts, evaluate, evaluate_fairface
+from facellm.api import RunCounts, check_overlap, evaluate, evaluate_fairface
 from facellm.backends import BackendSpec
 from facellm.cli.common import backend_options, check_limit, progress_bar
 from facellm.cli.root import cli
 from facellm.errors import FaceLLMError
-from facellm.eval.facexbench import SETTINGS, load_benchmark
-from facellm.eval.overlap import benchmark_images, find_overlap, hash_images, training_images
+from facellm.eval.facexbench import SETTINGS
 from facellm.eval.report import EXTRACTORS, markdown, official_text, write_report
 
 
@@ -111,32 +110,21 @@ def eval_fairface(labels, images, out, tasks, limit, max_new_tokens, **backend) 
 def eval_overlap(train, bench_dir, image_root, max_distance, out) -> None:
     """Find benchmark images that also occur in a training set (perceptual hash)."""
     import json
-    from collections import Counter
+    from dataclasses import asdict
 
     if not 0 <= max_distance <= 256:
         raise FaceLLMError(f"--max-distance must be between 0 and 256, got {max_distance}", "use e.g. 32")
-    train_paths, train_hashes, train_skipped = hash_images(training_images(train, image_root))
-    bench_paths, bench_hashes, bench_skipped = hash_images(benchmark_images(bench_dir))
-    matches = find_overlap(bench_paths, bench_hashes, train_paths, train_hashes, max_distance)
-    files_of: dict[str, set[str]] = {}
-    for q in load_benchmark(bench_dir):
-        for path in q.image_paths:
-            files_of.setdefault(str(path), set()).add(q.file)
-    per_file = Counter(f for m in matches for f in files_of.get(m.bench_image, ()))
+    found = check_overlap(train, bench_dir, image_root=image_root, max_distance=max_distance)
     click.echo(
-        f"{len(matches)} of {len(bench_paths)} benchmark images occur in the training set "
-        f"({len(train_paths)} images, max distance {max_distance} bits)"
+        f"{len(found.matches)} of {found.bench_images} benchmark images occur in the training set "
+        f"({found.train_images} images, max distance {max_distance} bits)"
     )
-    for name, count in per_file.most_common():
+    for name, count in found.per_file.items():
         click.echo(f"  {name}: {count}")
-    for reason in train_skipped + bench_skipped:
+    for reason in found.skipped:
         click.echo(f"skipped: {reason}", err=True)
     if out:
-        payload = {
-            "matches": [vars(m) for m in matches],
-            "per_file": dict(per_file),
-            "skipped": train_skipped + bench_skipped,
-        }
+        payload = {"matches": [asdict(m) for m in found.matches], "per_file": found.per_file, "skipped": found.skipped}
         out.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         click.echo(f"matches written to {out}")
 
