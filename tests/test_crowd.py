@@ -17,7 +17,7 @@ from facellm.cli import cli
 from facellm.faces import crowd, crowd_training, splits
 from facellm.images import read_image
 from facellm.specialist import answer
-from facellm.specialist.answers import count_bounds
+from facellm.specialist.answers import count_bounds, count_chances
 from tests.conftest import SHARED
 
 SHANGHAITECH = SHARED / "data" / "shanghaitech_b"
@@ -40,6 +40,16 @@ def test_count_options_are_read_by_meaning():
     assert count_bounds("more than 50") == (51, math.inf) and count_bounds("at least 7") == (7, math.inf)
     assert count_bounds("fewer than 5") == (0, 4) and count_bounds("12") == (12, 12)
     assert count_bounds("None of the above") is None
+
+
+def test_count_options_get_the_share_of_the_counts_distribution_they_hold():
+    ranges = {t: count_bounds(t) for t in ("fewer than 21", "21 to 40", "41 to 60", "more than 60")}
+    chances = count_chances(45.0, ranges)
+    assert math.isclose(sum(chances.values()), 1.0, abs_tol=1e-9)  # the four ranges cover every count
+    assert max(chances, key=chances.get) == "41 to 60" and chances["fewer than 21"] < 0.01
+    assert 0.2 < chances["21 to 40"] < chances["41 to 60"]  # a count of 45 may well be 40 or fewer: not all or nothing
+    wider = count_chances(45.0, {"44 to 46": (44, 46), "40 to 50": (40, 50)})
+    assert wider["44 to 46"] < wider["40 to 50"] < 1
 
 
 def _held_out(count: int) -> list[tuple[Path, int]]:
