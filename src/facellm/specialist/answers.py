@@ -161,21 +161,34 @@ SAME_PERSON_SPREAD = 0.02  # logistic width of P(same person) around SAME_PERSON
 # development hr_fr questions of bench/accuracy/facexbench_forms.py: 86.0 at 0.02, 82.5 at 0.05, 84.0 at 0.001)
 
 
-def _descriptors(images: list[Image.Image]) -> np.ndarray | str:
-    """Each image's largest-face descriptor, or the "cannot measure" answer naming the image without a face."""
+GUESS_WEIGHT = 0.5  # the most a pair's P(same person) may be when one of its images shows no face: a person must be
+# there to be the same one, and the detectors find 98% of development faces, so a missing face more likely means none
+
+
+def _descriptors(images: list[Image.Image]) -> tuple[np.ndarray, list[int]]:
+    """Each image's largest-face descriptor, and the indices of images where no face was found: their whole picture
+    stands in (a guess)."""
     found = measure.each("descriptor", images)
+    guessed = [k for k, result in enumerate(found) if isinstance(result, NoFaceError)]
+    if guessed:
+        stand_ins = measure.each("guessed_descriptor", [images[k] for k in guessed])
+        found = [stand_ins[guessed.index(k)] if k in guessed else result for k, result in enumerate(found)]
     if failed := measure.first_failure(found):
-        number, error = failed
-        if isinstance(error, NoFaceError):
-            return f"cannot measure: no face was found in image {number}"
-        raise error
-    return np.stack(found)
+        raise failed[1]
+    return np.stack(found), guessed
 
 
-def _same_chances(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairwise descriptor distances and P(same person) from them."""
+def _same_chances(images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Pairwise descriptor distances, P(same person) from them, and the images where no face was found (their whole
+    picture read as the face, their pairs' chances scaled down by GUESS_WEIGHT)."""
+    vectors, guessed = _descriptors(images)
     distances = np.linalg.norm(vectors[:, None] - vectors[None], axis=2)
-    return distances, 1 / (1 + np.exp((distances - SAME_PERSON) / SAME_PERSON_SPREAD))
+    same = 1 / (1 + np.exp((distances - SAME_PERSON) / SAME_PERSON_SPREAD))
+    for k in guessed:
+        same[k, :] *= GUESS_WEIGHT
+        same[:, k] = same[k, :]
+        same[k, k] = 1.0
+    return distances, same, guessed
 
 
 def _same_person(images: list[Image.Image], prompt: str, reading: Reading) -> str:
@@ -184,13 +197,13 @@ def _same_person(images: list[Image.Image], prompt: str, reading: Reading) -> st
     of the images into people weighed by the pairwise same-person probabilities."""
     if len(images) < 2:
         return "cannot measure: identity questions need at least two images"
-    vectors = _descriptors(images)
-    if isinstance(vectors, str):
-        return vectors
-    distances, same = _same_chances(vectors)
+    distances, same, guessed = _same_chances(images)
     n = len(images)
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
     what = f"identity distances {', '.join(f'{i + 1}-{j + 1} {distances[i, j]:.2f}' for i, j in pairs)}"
+    if guessed:
+        numbers = ", ".join(str(k + 1) for k in guessed)
+        what += f"; no face found in image {numbers}: its whole picture stands in, a guess (same person at most even)"
     worlds = joint.partitions(same.tolist())
     if reading.options:
         return decide(images, reading, worlds, what)
@@ -262,10 +275,7 @@ def _binary(images: list[Image.Image], prompt: str, reading: Reading) -> str:
         )
     worlds = joint.independent([{True: p, False: 1 - p} for p in probabilities])
     if reading.target == "identity":  # deepfakes of one person: fake per image x grouping into people
-        vectors = _descriptors(images)
-        if isinstance(vectors, str):
-            return vectors
-        people = joint.partitions(_same_chances(vectors)[1].tolist())
+        people = joint.partitions(_same_chances(images)[1].tolist())
         worlds = [(tuple(zip(f, g)), wf * wg) for f, wf in worlds for g, wg in people]
     return decide(images, reading, worlds, measured)
 

@@ -22,14 +22,26 @@ if TYPE_CHECKING:
 
 
 def _poses(images: list[Image.Image]):
-    """The largest face's pose per image, or the "cannot measure" answer explaining why not."""
+    """The largest face's pose per image (where no face is found, the whole picture's pose as a guess, weighed with a
+    wider error), or the "cannot measure" answer explaining why not."""
     found = measure.each("pose", images)
+    missing = [k for k, p in enumerate(found) if p is None]
+    if missing:
+        guesses = measure.each("guessed_pose", [images[k] for k in missing])
+        found = [guesses[missing.index(k)] if k in missing else p for k, p in enumerate(found)]
     if failed := measure.first_failure(found):
         if isinstance(failed[1], ResearchModelsOff):
             raise failed[1]
         return f"cannot measure: {failed[1].message}"
-    missing = next((number for number, p in enumerate(found, 1) if p is None), None)
-    return f"cannot measure: no face was found in image {missing}" if missing else found
+    return found
+
+
+def _guessed(poses: list[Pose]) -> str:
+    """What the answer says about poses guessed without a face ("" when every face was found)."""
+    numbers = [str(k) for k, p in enumerate(poses, 1) if p.method == "guess"]
+    if not numbers:
+        return ""
+    return f"; no face found in image {', '.join(numbers)}: the whole picture's pose is a guess, weighed as very unsure"
 
 
 def angles(pose: Pose) -> str:
@@ -90,7 +102,8 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
         return "; ".join(
             f"image {i}: head {p.label}, {direction(p)} ({angles(p)} degrees)" for i, p in enumerate(poses, 1)
         )
-    spread = measure.pose_spread() if poses[0].method == "learned" else dict.fromkeys(AXES, 15.0)
+    spread = measure.pose_spread_of(poses[0])
+    unsure = _guessed(poses)
     if reading.form == "view":
         if reading.alternatives:  # "left or right?": the answer names the convention it is given in
             reading = replace(reading, options=tuple((k, _sides(t, reading.target), c) for k, t, c in reading.options))
@@ -99,7 +112,9 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
             for letter, _, claim in reading.options
             if claim.kind == "view"
         }
-        return written(reading, weighed(images, reading, scores), f"head {direction(poses[0])} ({angles(poses[0])})")
+        return written(
+            reading, weighed(images, reading, scores), f"head {direction(poses[0])} ({angles(poses[0])}){unsure}"
+        )
     if reading.form == "classify":
         (axis,) = reading.target
         angle = getattr(poses[0], axis)
@@ -108,16 +123,20 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
             for _, text, claim in reading.options
             if claim.kind == "range"
         }
-        return pick(lettered(reading), scores, f"{axis} angle {round(angle) + 0} in")
+        return pick(lettered(reading), scores, f"{axis} angle {round(angle) + 0}{unsure}, in")
     if reading.form == "same":
         (axis,) = reading.target
         measured = f"{axis} angles " + ", ".join(
             f"image {i} {round(getattr(p, axis)) + 0}" for i, p in enumerate(poses, 1)
         )
-        dists = [{b: measure.in_range(getattr(p, axis), spread[axis], b, b + 10) for b in BINS} for p in poses]
+        measured += unsure
+        dists = [
+            {b: measure.in_range(getattr(p, axis), measure.pose_spread_of(p)[axis], b, b + 10) for b in BINS}
+            for p in poses
+        ]
         return decide(images, reading, joint.independent(dists, keep=0.99), measured)
-    chances = [measure.region_chance(p, reading.target, spread) for p in poses]
-    measured = "head " + "; ".join(f"image {i} {direction(p)} ({angles(p)})" for i, p in enumerate(poses, 1))
+    chances = [measure.region_chance(p, reading.target) for p in poses]
+    measured = "head " + "; ".join(f"image {i} {direction(p)} ({angles(p)})" for i, p in enumerate(poses, 1)) + unsure
     worlds = joint.independent([{True: c, False: 1 - c} for c in chances])
     if not reading.options:
         p = yes_no(reading, worlds)

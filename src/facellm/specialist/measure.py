@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from functools import cache
 from math import erf, sqrt
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ from facellm.faces import face_descriptor, image_descriptor
 from facellm.faces.classifier import predict
 from facellm.faces.detect import Box, detect_faces, faint_face
 from facellm.faces.expression import predict as predict_expression
-from facellm.faces.geometry import landmarks
+from facellm.faces.geometry import Pose, landmarks
 from facellm.faces.pose import WEIGHTS as POSE_WEIGHTS
 from facellm.faces.pose import predict as head_pose
 from facellm.parallel import running_pool
@@ -33,10 +33,6 @@ from facellm.parallel import running_pool
 # On the 97 held-out AFLW2000 faces this found every face in at most 0.45 s (the "auto" cascade: up to 2.4 s); on
 # FairFace val 1-300 and LFW fold-1 pairs the answers' accuracy was the same as with "auto"
 # (docs/benchmarks.md, "The specialist on FaceXBench's own question forms").
-if TYPE_CHECKING:
-    from facellm.faces.detect import Box
-    from facellm.faces.geometry import Pose
-
 
 SEARCH_SIDES = (320, 400)
 FACE_CROP = 128  # px; a picture no larger is taken as a face crop (TinyFace: 20-30 px, LFW: 90 px) when none is found
@@ -89,6 +85,36 @@ def descriptor(image: Image.Image) -> np.ndarray:
     return face_descriptor(image, box)
 
 
+def whole_picture(image: Image.Image) -> Box:
+    """The whole picture as a face's box: the best guess where no detector finds a face."""
+    return Box(0, 0, image.width, image.height, 0.0, "whole-image")
+
+
+def guessed_descriptor(image: Image.Image) -> np.ndarray:
+    """An identity descriptor where no face is found: the whole picture aligned and read as the face (a guess)."""
+    return face_descriptor(image, whole_picture(image))
+
+
+def guessed_pose(image: Image.Image) -> Pose:
+    """A head pose where no face is found: the whole picture's landmarks and pose (method "guess": far less sure)."""
+    box = whole_picture(image)
+    points = landmarks(np.asarray(image.convert("RGB")), box)
+    found = head_pose(image, box, points=points) if len(points) == 68 else Pose(0.0, 0.0, 0.0, "frontal", "guess")
+    return replace(found, method="guess")
+
+
+GUESS_SPREAD = 3.0  # a guessed pose's error taken as this many times the pose model's
+
+
+def pose_spread_of(pose: Pose) -> dict[str, float]:
+    """The error per axis a pose is weighed with: the learned model's, solvePnP's 15 degrees, or a guess's wider one."""
+    if pose.method == "learned":
+        return pose_spread()
+    if pose.method == "guess":
+        return {axis: GUESS_SPREAD * error for axis, error in pose_spread().items()}
+    return dict.fromkeys(("yaw", "pitch", "roll"), 15.0)
+
+
 def pose(image: Image.Image) -> Pose | None:
     """The largest face's head pose, or None when no face is found."""
 
@@ -120,7 +146,7 @@ def in_range(angle: float, spread: float, low: float, high: float) -> float:
 def region_chance(pose: Pose, region: tuple, spread: dict[str, float] | None = None) -> float:
     """Probability that the true pose lies in `region` (specialist/reading.Region: disjoint boxes of per-axis
     ranges), given the measured `pose` and the pose model's error per axis."""
-    spread = spread or (pose_spread() if pose.method == "learned" else dict.fromkeys(("yaw", "pitch", "roll"), 15.0))
+    spread = spread or pose_spread_of(pose)
     total = 0.0
     for box in region:
         p = 1.0
@@ -140,7 +166,9 @@ def fake(image: Image.Image) -> float:
     return predict(image, task="synthetic")["fake"]
 
 
-KINDS = {f.__name__: f for f in (attributes, expression, descriptor, pose, attack, fake)}
+KINDS = {
+    f.__name__: f for f in (attributes, expression, descriptor, guessed_descriptor, pose, guessed_pose, attack, fake)
+}
 
 
 def _one(job: tuple[str, Image.Image, dict[str, str]]):
