@@ -1,4 +1,5 @@
-"""Face detection: dlib's HOG detector, then its CNN detector for the faces HOG misses.
+"""Face detection: YuNet (faces/yunet.py: fast, finds profiles) where research-only weights are allowed, else or
+then dlib's HOG detector, then its CNN detector for the faces HOG misses.
 
 Tight face crops (FairFace's 224 px, margin 0.25) defeat HOG about a quarter of the time, so a miss is retried with
 the CNN detector at half size, at full size, then on a zero-padded copy; measured on FairFace val 1-600 this finds a
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import InputError
+from facellm.faces import yunet
 from facellm.faces.dlib_models import cnn_detector, hog_detector
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ class Box:
     right: int
     bottom: int
     score: float
-    detector: str  # "hog", "cnn" or "whole-image"
+    detector: str  # "yunet", "hog", "cnn", "hog-faint" or "whole-image"
 
     @property
     def width(self) -> int:
@@ -49,14 +51,15 @@ class Box:
         return dlib.rectangle(self.left, self.top, self.right, self.bottom)
 
 
-DETECTORS = ("auto", "quick", "hog", "cnn")
+DETECTORS = ("auto", "quick", "yunet", "hog", "cnn")
 
 
 def detect_faces(
     image: Image.Image, detector: str = "auto", fallback: bool = False, max_side: int = MAX_SIDE
 ) -> list[Box]:
-    """Face boxes in image coordinates, largest first. `detector`: auto (HOG, then CNN on a miss), quick (HOG, then
-    CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several), hog or cnn.
+    """Face boxes in image coordinates, largest first. `detector`: auto (YuNet, then HOG, then CNN on a miss), quick
+    (the same with CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several),
+    yunet, hog or cnn. Without research-only weights (FACELLM_RESEARCH_MODELS=0) auto and quick skip YuNet.
     `max_side`: larger images are searched at this size (a smaller one finds large faces sooner, small ones not)."""
     if detector not in DETECTORS:
         raise InputError(f"unknown face detector {detector!r}", f"use one of {', '.join(DETECTORS)}")
@@ -97,6 +100,10 @@ def faint_face(image: Image.Image) -> Box | None:
 
 
 def _cascade(rgb: np.ndarray, detector: str) -> list[tuple]:
+    if detector == "yunet" or (detector in ("auto", "quick") and yunet.available()):
+        found = yunet.detect(rgb)
+        if found or detector == "yunet":
+            return found
     if detector in ("auto", "quick", "hog"):
         rects, scores, _ = hog_detector().run(rgb, 0, 0.0)
         boxes = [(r.left(), r.top(), r.right(), r.bottom(), float(s), "hog") for r, s in zip(rects, scores)]

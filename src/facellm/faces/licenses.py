@@ -8,6 +8,12 @@ RESEARCH_ONLY = "RESEARCH-ONLY weights: FACELLM_RESEARCH_MODELS=0 runs without t
 # (model, licence, training data) for `facellm analyze --licenses`; from the dlib-models README and package metadata.
 BUNDLED_MODELS = [
     (
+        "facellm faces/weights/yunet_n_320_320.onnx (YuNet face detector, run by OpenCV; Wu, Peng and Yu, 2023)",
+        f"Apache-2.0 (github ShiqiYu/libfacedetection.train, unchanged); its training data is for research: "
+        f"{RESEARCH_ONLY}",
+        "WIDER FACE train, by its authors",
+    ),
+    (
         "dlib HOG frontal face detector (in dlib-bin)",
         "Boost Software License (dlib)",
         "not stated in the wheel; see dlib.net",
