@@ -230,3 +230,26 @@ def test_training_commands_name_what_is_missing(tmp_path):
     ):
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 2 and needle in result.output, (command, result.output)
+
+
+def test_yunet_finds_the_profiles_hog_misses_and_steps_aside_when_research_weights_are_off(monkeypatch):
+    """AFLW2000-3D development faces turned more than 75 degrees: dlib's HOG finds few, YuNet (shipped) finds them, in
+    dlib's box geometry (the 68-point landmarks then land on the face); FACELLM_RESEARCH_MODELS=0 leaves it unused."""
+    from facellm.faces import detect_faces
+    from facellm.faces.geometry import landmarks
+
+    with open(DATA / "aflw2000" / "labels.csv", newline="") as f:
+        profiles = [r["file"] for r in csv.DictReader(f) if 75 < abs(float(r["yaw"])) < 90][:8]
+    images = [read_image(DATA / "aflw2000" / name) for name in profiles]
+    assert sum(bool(detect_faces(image, "hog")) for image in images) <= 2
+    found = [detect_faces(image, "yunet") for image in images]
+    assert sum(bool(boxes) for boxes in found) >= 7
+    image, box = next((image, boxes[0]) for image, boxes in zip(images, found) if boxes)
+    points = landmarks(np.asarray(image), box, 68)
+    assert box.left - box.width < points[:, 0].mean() < box.right + box.width  # the points stay around the face
+    face = read_image(Path(__file__).resolve().parents[1] / "src" / "facellm" / "samples" / "fairface" / "val_119.jpg")
+    hog, yunet = detect_faces(face, "hog")[0], detect_faces(face, "yunet")[0]
+    assert abs((hog.left + hog.right) - (yunet.left + yunet.right)) / 2 < 0.15 * hog.width  # boxes in dlib's geometry
+    assert abs(hog.width - yunet.width) < 0.25 * hog.width
+    monkeypatch.setenv("FACELLM_RESEARCH_MODELS", "0")
+    assert all(box.detector != "yunet" for image in images for box in detect_faces(image))

@@ -1,5 +1,5 @@
-"""Face detection: YuNet (faces/yunet.py: fast, finds profiles) where research-only weights are allowed, else or
-then dlib's HOG detector, then its CNN detector for the faces HOG misses.
+"""Face detection: dlib's HOG detector, then, for the faces HOG misses, YuNet (faces/yunet.py: milliseconds, finds
+profiles) where research-only weights are allowed, then dlib's CNN detector.
 
 Tight face crops (FairFace's 224 px, margin 0.25) defeat HOG about a quarter of the time, so a miss is retried with
 the CNN detector at half size, at full size, then on a zero-padded copy; measured on FairFace val 1-600 this finds a
@@ -57,9 +57,10 @@ DETECTORS = ("auto", "quick", "yunet", "hog", "cnn")
 def detect_faces(
     image: Image.Image, detector: str = "auto", fallback: bool = False, max_side: int = MAX_SIDE
 ) -> list[Box]:
-    """Face boxes in image coordinates, largest first. `detector`: auto (YuNet, then HOG, then CNN on a miss), quick
-    (the same with CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size passes take several),
-    yunet, hog or cnn. Without research-only weights (FACELLM_RESEARCH_MODELS=0) auto and quick skip YuNet.
+    """Face boxes in image coordinates, largest first. `detector`: auto (HOG, then YuNet, then CNN, each on a miss of
+    the one before), quick (the same with CNN at half size only: about 0.3 s on a 640 px scene where auto's full-size
+    passes take several), yunet, hog or cnn. Without research-only weights (FACELLM_RESEARCH_MODELS=0) auto and quick
+    skip YuNet.
     `max_side`: larger images are searched at this size (a smaller one finds large faces sooner, small ones not)."""
     if detector not in DETECTORS:
         raise InputError(f"unknown face detector {detector!r}", f"use one of {', '.join(DETECTORS)}")
@@ -100,15 +101,17 @@ def faint_face(image: Image.Image) -> Box | None:
 
 
 def _cascade(rgb: np.ndarray, detector: str) -> list[tuple]:
-    if detector == "yunet" or (detector in ("auto", "quick") and yunet.available()):
-        found = yunet.detect(rgb)
-        if found or detector == "yunet":
-            return found
+    if detector == "yunet":
+        return yunet.detect(rgb)
     if detector in ("auto", "quick", "hog"):
         rects, scores, _ = hog_detector().run(rgb, 0, 0.0)
         boxes = [(r.left(), r.top(), r.right(), r.bottom(), float(s), "hog") for r, s in zip(rects, scores)]
         if boxes or detector == "hog":
             return boxes
+        if yunet.available():  # what HOG misses (profiles, tight crops), YuNet finds in milliseconds
+            found = yunet.detect(rgb)
+            if found:
+                return found
     half = np.asarray(Image.fromarray(rgb).resize((max(1, rgb.shape[1] // 2), max(1, rgb.shape[0] // 2))))
     passes = [(half, 2.0, 0)]
     if detector != "quick":
