@@ -1,6 +1,6 @@
 """Face detection: dlib's HOG detector, then, for the faces HOG misses, YuNet (faces/yunet.py: milliseconds, finds
-profiles) where research-only weights are allowed, a face it sees turned far given the box dlib's CNN detector finds
-in a small region around it (the pose model was trained on dlib's boxes), then dlib's CNN detector alone.
+profiles) where research-only weights are allowed, then dlib's CNN detector. `pose_box` gives a face YuNet sees turned
+far the box dlib's CNN detector finds around it, for the head-pose model (trained on dlib's boxes).
 
 Tight face crops (FairFace's 224 px, margin 0.25) defeat HOG about a quarter of the time, so a miss is retried with
 the CNN detector at half size, at full size, then on a zero-padded copy; measured on FairFace val 1-600 this finds a
@@ -110,9 +110,7 @@ def _cascade(rgb: np.ndarray, detector: str) -> list[tuple]:
         if boxes or detector == "hog":
             return boxes
         if yunet.available():  # what HOG misses (profiles, tight crops), YuNet finds in milliseconds
-            found = [
-                (_cnn_box_near(rgb, box) or box) if box[-1] == "yunet-turned" else box for box in yunet.detect(rgb)
-            ]
+            found = yunet.detect(rgb)
             if found:
                 return found
     half = np.asarray(Image.fromarray(rgb).resize((max(1, rgb.shape[1] // 2), max(1, rgb.shape[0] // 2))))
@@ -139,10 +137,18 @@ def _cascade(rgb: np.ndarray, detector: str) -> list[tuple]:
 REFINE_SIDE = 200  # px: the region around a YuNet face is searched by the CNN detector at this size
 
 
+def pose_box(image: Image.Image, box: Box) -> Box:
+    """The box to measure a face's pose from: for a face YuNet saw turned far, the box dlib's CNN detector finds in a
+    region twice the face's size around it (about REFINE_SIDE px), since the pose model was trained on dlib's boxes and
+    a box from YuNet's landmarks misplaces a profile; any other box as it is (also when the CNN finds nothing there)."""
+    if box.detector != "yunet-turned":
+        return box
+    found = _cnn_box_near(np.asarray(image.convert("RGB")), (box.left, box.top, box.right, box.bottom))
+    return Box(*found) if found else box
+
+
 def _cnn_box_near(rgb: np.ndarray, box: tuple) -> tuple | None:
-    """The CNN detector's box for a face YuNet found, searched in a region twice the face's size around it (about
-    REFINE_SIDE px): the head-pose and attribute models were trained on dlib's boxes. None when the CNN finds nothing
-    there (YuNet's box, in dlib's geometry, then stands)."""
+    """dlib's CNN detector's most confident box in a region twice the size of `box` around it, or None."""
     left, top, right, bottom = box[:4]
     side = max(right - left, bottom - top)
     x0, y0 = int(left - side / 2), int(top - side / 2)

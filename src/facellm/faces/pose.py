@@ -25,7 +25,7 @@ from PIL import Image
 
 from facellm.faces import weight_files
 from facellm.faces.descriptor_net import LEVELS, descriptor_network, first_conv_of_level, residual_levels
-from facellm.faces.detect import Box, detect_faces
+from facellm.faces.detect import Box, detect_faces, pose_box
 from facellm.faces.dlib_models import require_research_models, research_models_allowed
 from facellm.faces.geometry import Pose, landmarks, pnp_pose, pose_label
 
@@ -205,10 +205,12 @@ def angles(image: Image.Image, box: Box, points: np.ndarray) -> tuple[float, flo
 
 def predict(image: Image.Image, box: Box | None = None, *, points: np.ndarray | None = None) -> Pose:
     """The pose of the face in `box` (the largest face when None) from its 68 landmarks (`points`, found when None):
-    the learned model, or solvePnP on the landmarks when research-only weights are off."""
+    the learned model, or solvePnP on the landmarks when research-only weights are off. A face YuNet saw turned far
+    is measured in the box dlib's CNN detector gives it (`detect.pose_box`), with its landmarks found again there."""
     box = box or detect_faces(image, fallback=True)[0]
-    if points is None:
-        points = landmarks(np.asarray(image.convert("RGB")), box, 68)
+    aimed = pose_box(image, box)
+    if points is None or aimed is not box:
+        box, points = aimed, landmarks(np.asarray(image.convert("RGB")), aimed, 68)
     if len(points) == 68 and research_models_allowed():
         yaw, pitch, roll = angles(image, box, points)
         return Pose(round(yaw, 1), round(pitch, 1), round(roll, 1), pose_label(yaw, pitch))
