@@ -244,6 +244,8 @@ def test_yunet_finds_the_profiles_hog_misses_and_steps_aside_when_research_weigh
     assert sum(bool(detect_faces(image, "hog")) for image in images) <= 2
     found = [detect_faces(image, "yunet") for image in images]
     assert sum(bool(boxes) for boxes in found) >= 7
+    cascade = [detect_faces(image, "quick") for image in images]  # where HOG finds nothing, YuNet looks
+    assert sum(bool(boxes) and boxes[0].detector.startswith("yunet") for boxes in cascade) >= 6
     image, box = next((image, boxes[0]) for image, boxes in zip(images, found) if boxes)
     points = landmarks(np.asarray(image), box, 68)
     assert box.left - box.width < points[:, 0].mean() < box.right + box.width  # the points stay around the face
