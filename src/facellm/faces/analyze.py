@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -39,7 +39,7 @@ class ImageAnalysis:
     def as_dict(self) -> dict:
         """Plain data, each face's box clipped to the image (a detector's box may reach past the edges); the crowd
         estimate as its count (rounded to a tenth) when there is one."""
-        data = asdict(self)
+        data = asdict(replace(self, people=None))  # the density map is not copied only to be dropped
         data.pop("people")
         if self.people is not None:
             data["people"] = {"count": round(self.people.count, 1)}

@@ -88,7 +88,7 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
     crowd = claimed > CROWD
-    people = _crowd_count(images) if crowd or not options else None
+    people = _crowd_count(images) if crowd or (not options and not _portraits(images)) else None
     if people is not None and (crowd or people > CROWD):
         if not options:
             return f"{people:.0f} people estimated (specialist measurement)."
@@ -110,6 +110,19 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
 
 CROWD_LOG_SPREAD = 0.24  # sd of log(true count / the crowd model's count) on ShanghaiTech B's held-out fourth
 # (development data: 100 photos, mean log ratio 0.00; 0.25 on its 50 photos of fewer than 100 people)
+
+
+PORTRAIT = 0.12  # a face this wide (share of the picture's shorter side) or wider: people close up, not a crowd
+
+
+def _portraits(images: list[Image.Image]) -> bool:
+    """Whether a picture shows a face close up, where counting the faces is right and a crowd density model, made for
+    scenes of small heads, would count many (it said 11 and 27 for two people in face_recognition's example photos)."""
+    return any(
+        box.width >= PORTRAIT * min(image.size)
+        for image in images
+        for box in detect_faces(image, "quick", max_side=FACE_COUNT_SIDE)
+    )
 
 
 def count_chances(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:

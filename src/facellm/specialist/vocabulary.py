@@ -178,7 +178,8 @@ _TERMS: dict[tuple[Dimension, str], str] = {
         "no one, nobody, no face, no person, no people, empty, no human, nothing, not anyone, no faces"
     ),
     ("identity", "same"): (
-        "same person, same individual, one person, same guy, same man, same woman, same face, identical, match, "
+        "same person, same individual, one person, same guy, same dude, same man, same woman, same lady, same face, "
+        "identical, match, "
         "one and the same, same people, same identity, single person, same human, both of the same"
     ),
     ("identity", "different"): (
