@@ -46,7 +46,8 @@ TOPICS = (
     ),
     (
         "identity",
-        r"\b(same (person|individual|identity|people|man|woman|guy|dude|fellow|lady|gal|face)|one and the same|(unique|distinct|different|"
+        r"\b(same (person|individual|identity|people|man|woman|guy|dude|fellow|lady|gal|face)|"
+        r"one and the same|(unique|distinct|different|"
         r"separate) (people|persons|"
         r"individuals|identities)|identities|person a(?=[.?,;!]|\s+(is|are)\b|$)|who is who|pairs? of "
         r"images show|different from (that|this|the) (person|individual))",
@@ -65,7 +66,8 @@ TOPICS = (
     ("headpose", r"\b(yaw|pitch|roll|head ?pose|head orientation|facing|turned)\b"),
     (
         "crowd",
-        r"\b(how many (faces|people|persons|individuals|folks|humans)|number of (people|persons|individuals|faces|folks)|"
+        r"\b(how many (faces|people|persons|individuals|folks|humans)|"
+        r"number of (people|persons|individuals|faces|folks)|"
         r"count of (people|faces)|people count|crowd)\b",
     ),
     ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
@@ -115,7 +117,8 @@ def aspects(question: str) -> tuple[str, ...]:
 FREE_TOPICS = (
     (
         "identity",
-        r"\b(one person|same (man|woman|guy|dude|fellow|lady|gal|face|one|individuals?|human)|match(es|ing)?|identical|also (in|the one in|"
+        r"\b(one person|same (man|woman|guy|dude|fellow|lady|gal|face|one|individuals?|human)|"
+        r"match(es|ing)?|identical|also (in|the one in|"
         r"shown in|present in|appears? in)|appears? in both|in both (photos|pictures|images))\b",
     ),
     ("expression", r"\b(feel|feels|mood|emotional|emotion|seem to be feeling)\b"),
