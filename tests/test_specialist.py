@@ -284,3 +284,20 @@ def test_a_profile_no_detector_finds_still_gets_a_same_person_verdict(face_image
     options = "\n(A) Yes, the same person\n(B) No, two different people\n"
     reply = answer([face_images[0], profile], "Do these two images show the same person?" + options)
     assert reply[0] in "AB" and "identity distances 1-2" in reply, reply
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "aflw2000").is_dir(), reason="../shared/data/aflw2000 is not present")
+def test_which_images_questions_presuppose_that_some_image_is_in_the_range():
+    """A frontal face measured a few degrees outside the asked yaw range is still the likeliest answer to "which images
+    have ..." (asking presupposes some image does); a range far from every face still gets "None of the images"."""
+    from facellm.specialist import measure
+
+    aflw = SHARED / "data" / "aflw2000" / "images"
+    frontal, turned = read_image(aflw / "image00002.jpg"), read_image(aflw / "image00004.jpg")  # yaw 1 and 68
+    yaw = measure.pose(frontal).yaw
+    low = round(yaw) + 3  # the measurement lies 2.5-3.5 degrees below the range: inside it about 3 times in 10
+    asked = f"Which images have a person with the yaw angle of headpose orientation in range {low} to {low + 10}?"
+    options = "\n(A) None of the images\n(B) Image 2\n(C) Image 1\n(D) Image 1 and Image 2\n"
+    assert answer([frontal, turned], asked + options)[0] == "C"
+    far = asked.replace(f"{low} to {low + 10}", f"{low - 60} to {low - 50}")
+    assert answer([frontal, turned], far + options)[0] == "A"

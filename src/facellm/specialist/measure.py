@@ -109,7 +109,7 @@ GUESS_SPREAD = 3.0  # a guessed pose's error taken as this many times the pose m
 def pose_spread_of(pose: Pose) -> dict[str, float]:
     """The error per axis a pose is weighed with: the learned model's, solvePnP's 15 degrees, or a guess's wider one."""
     if pose.method == "learned":
-        return pose_spread()
+        return pose_spread(_yaw_band(pose.yaw))
     if pose.method == "guess":
         return {axis: GUESS_SPREAD * error for axis, error in pose_spread().items()}
     return dict.fromkeys(("yaw", "pitch", "roll"), 15.0)
@@ -128,10 +128,18 @@ def pose(image: Image.Image) -> Pose | None:
 
 
 @cache
-def pose_spread() -> dict[str, float]:
-    """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error)."""
+def pose_spread(band: str | None = None) -> dict[str, float]:
+    """Standard deviation of the pose model's error per axis (1.25 x its 5-fold mean absolute error): over all its
+    held-out faces, or over those whose yaw lies in `band` (the card's "0-30", "30-60", "60-99"; the error grows
+    threefold from frontal faces to profiles)."""
     card = json.loads(POSE_WEIGHTS.with_suffix(".json").read_text(encoding="utf-8"))
-    return {a: 1.25 * card["mae_5fold_degrees"][a] for a in ("yaw", "pitch", "roll")}
+    errors = card["mae_5fold_by_true_yaw"][band] if band else card["mae_5fold_degrees"]
+    return {a: 1.25 * errors[a] for a in ("yaw", "pitch", "roll")}
+
+
+def _yaw_band(yaw: float) -> str:
+    """The pose card's error band of a measured yaw."""
+    return "0-30" if abs(yaw) < 30 else "30-60" if abs(yaw) < 60 else "60-99"
 
 
 def in_range(angle: float, spread: float, low: float, high: float) -> float:
