@@ -2,7 +2,7 @@
 only), rebuilt on CFP identities 1-250 (splits 1-5, the development part). Splits 6-10 and their identities 251-500
 are reserved for measurements made elsewhere: this bench never reads them.
 
-Each real question keeps its text, options and key; its images are drawn from reserved identities so that the key is
+Each real question keeps its text, options and key; its images are drawn from development identities so that the key is
 true (bench/accuracy/specialist_vs_facellm.rebuild_identity). For cfpfp each person offers 4 frontal and 4 profile
 photos (a question's images are then about half profiles); for cfpff, the 10 frontal ones.
 Run: python -m bench.accuracy.cfp_forms --cfp DIR
