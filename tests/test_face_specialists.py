@@ -226,7 +226,7 @@ def test_training_commands_name_what_is_missing(tmp_path):
         (["faces", "train-pose", "--aflw", str(tmp_path)], "labels.csv not found"),
         (["faces", "train-classifier", "synthetic", "--data", str(tmp_path)], "labels.csv not found"),
         (["faces", "train-expression", "--rafdb", str(tmp_path)], "labels.csv not found"),
-        (["faces", "train-expression"], "give one of --fer or --rafdb"),
+        (["faces", "train-expression"], "give --fer, --rafdb or both"),
     ):
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 2 and needle in result.output, (command, result.output)
