@@ -165,6 +165,9 @@ def residual_levels(convs: torch.nn.ModuleList, x: torch.Tensor, levels: list[tu
             y = convs[index + 1](functional.relu(convs[index](x)))
             index += 2
             shortcut = functional.avg_pool2d(x, 2, 2) if halves and block == 0 else x
+            if y.shape == shortcut.shape:
+                x = functional.relu(y + shortcut)
+                continue
             shape = [max(p, q) for p, q in zip(y.shape, shortcut.shape, strict=True)]
             x = functional.relu(_padded(y, shape) + _padded(shortcut, shape))
     return x
