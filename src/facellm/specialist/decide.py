@@ -32,9 +32,10 @@ def pick(options: list[tuple[str, str]], scores: dict[str, float], what: str) ->
 
 
 def decide(images: list[Image.Image], reading: Reading, worlds, measured: str) -> str:
-    """The option most likely true over `worlds` (specialist/joint.py), options the reading left unread weighed by
-    what they name (specialist/facts.py), written "B. text (specialist: ...)"."""
-    scores = joint.chances(reading, worlds) or {}
+    """The option most likely true over `worlds` (specialist/joint.py; an option saying "no image" presupposed
+    unlikely), options the reading left unread weighed by what they name (specialist/facts.py), written "B. text
+    (specialist: ...)"."""
+    scores = joint.chances(reading, joint.presupposed(reading, worlds)) or {}
     judged = {letter: p for letter, p in scores.items() if claim_of(reading, letter).kind != "other"}
     return written(reading, weighed(images, reading, judged), measured)
 

@@ -141,16 +141,4 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
     if not reading.options:
         p = yes_no(reading, worlds)
         return f"{'Yes' if p >= 0.5 else 'No'} ({p:.0%}; {measured}; specialist estimate)."
-    return decide(images, reading, presupposed(worlds), measured)
-
-
-PRESUPPOSED = 0.2  # weight of the world where no image is in the asked range, against the question's presupposition
-
-
-def presupposed(worlds: list[tuple[tuple, float]]) -> list[tuple[tuple, float]]:
-    """Asking which or how many images show a pose presupposes that some do: the world where none does keeps only
-    PRESUPPOSED of its weight (strong evidence still answers "none"; chosen on development forms, where a sixth of
-    the wrong answers were a "none" from faces a few degrees outside the range)."""
-    weighed = [(world, p * (PRESUPPOSED if not any(world) else 1.0)) for world, p in worlds]
-    total = sum(p for _, p in weighed) or 1.0
-    return [(world, p / total) for world, p in weighed]
+    return decide(images, reading, worlds, measured)

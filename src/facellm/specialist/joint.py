@@ -85,6 +85,23 @@ def chances(reading: Reading, worlds: Iterable[tuple[World, float]]) -> dict[str
     return scores if readable else None
 
 
+PRESUPPOSED = 0.2  # weight kept by a world where the option "None of the images" holds
+
+
+def presupposed(reading: Reading, worlds: Iterable[tuple[World, float]]) -> list[tuple[World, float]]:
+    """Asking which images show something presupposes that some do ("how many" does not: none is an answer to it):
+    a world where an option naming no image ("None of the images") holds keeps PRESUPPOSED of its weight, so strong
+    evidence still answers "none" (a value chosen on development forms, where "none" was picked for faces measured a
+    little outside what was asked, as head poses a few degrees off the range)."""
+    worlds = list(worlds)
+    empty = [claim for _, _, claim in reading.options if claim.kind == "images" and not claim.value]
+    if not empty:
+        return worlds
+    weighed = [(world, p * (PRESUPPOSED if holds(reading, empty[0], world) else 1.0)) for world, p in worlds]
+    total = sum(p for _, p in weighed) or 1.0
+    return [(world, p / total) for world, p in weighed]
+
+
 def only_key_true(reading: Reading, world: World, key: str) -> bool:
     """Whether, in `world`, the option lettered `key` is the only true one (an option claiming the same, as "Images
     3 and 2" beside "Images 2 and 3", counts as the key; a "None of the above" key: no listed option is true)."""
