@@ -40,10 +40,10 @@ BUNDLED_MODELS = [
         "about 3 million faces (FaceScrub, VGG Face and other public sets); 99.38% on LFW per its author",
     ),
     (
-        "facellm faces/weights/fairface-attributes-v3.pt (age, gender, race)",
+        "facellm faces/weights/fairface-attributes-v4.pt (age, gender, race)",
         "dlib's descriptor network (public domain) fine-tuned here on FairFace (CC BY 4.0, Karkkainen and Joo, WACV "
         "2021); research use, see MODEL_CARD.md",
-        "about 3 million faces (dlib's descriptor), then FairFace train 1-16000",
+        "about 3 million faces (dlib's descriptor), then FairFace train 1-40000",
     ),
     (
         "facellm faces/weights/fer2013-expression-v1.pt (7 expressions, grey faces)",
