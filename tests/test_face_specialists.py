@@ -215,26 +215,6 @@ def test_training_commands_write_weights_and_cards(tmp_path):
     assert result.exit_code == 0, result.output
     card = json.loads(out.with_suffix(".json").read_text())
     assert set(card["mae_5fold_degrees"]) == {"yaw", "pitch", "roll"} and card["held_out_faces"]
-    rafdb = _subset(tmp_path, "rafdb", _rows("rafdb")[::100])
-    fer = _subset(tmp_path, "fer2013", [r for r in _rows("fer2013") if r["usage"] in ("Training", "PublicTest")][::300])
-    out = tmp_path / "expression.pt"
-    command = [
-        "faces",
-        "train-expression",
-        "--rafdb",
-        str(rafdb),
-        "--fer",
-        str(fer),
-        "--epochs",
-        "1",
-        "--out",
-        str(out),
-    ]
-    result = CliRunner().invoke(cli, command)
-    assert result.exit_code == 0, result.output
-    card = json.loads(out.with_suffix(".json").read_text())
-    raf_seen = card["rafdb_training_images"]  # RAF-DB's faces count three times beside FER2013's Training faces
-    assert card["training_images"] > 3 * raf_seen > 0 and 0 <= card["fer2013_public_test_accuracy"] <= 100
 
 
 def test_training_commands_name_what_is_missing(tmp_path):
@@ -246,7 +226,7 @@ def test_training_commands_name_what_is_missing(tmp_path):
         (["faces", "train-pose", "--aflw", str(tmp_path)], "labels.csv not found"),
         (["faces", "train-classifier", "synthetic", "--data", str(tmp_path)], "labels.csv not found"),
         (["faces", "train-expression", "--rafdb", str(tmp_path)], "labels.csv not found"),
-        (["faces", "train-expression"], "give --fer, --rafdb or both"),
+        (["faces", "train-expression"], "give one of --fer or --rafdb"),
     ):
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 2 and needle in result.output, (command, result.output)

@@ -50,30 +50,27 @@ def faces_train_attributes(fairface, train_limit, val_limit, epochs, out, worker
 @click.option(
     "--rafdb",
     type=click.Path(path_type=Path),
-    help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one (with --fer: on both sets).",
+    help="RAF-DB folder with labels.csv: fine-tune the FER2013 model into the colour one.",
 )
 @click.option("--epochs", type=int, help="Epochs (default: 10 for --fer, 8 for --rafdb).")
 @click.option("--out", type=click.Path(path_type=Path), help="Weights file (default: the packaged one).")
 def faces_train_expression(fer, rafdb, epochs, out) -> None:
     """Train the expression CNN on FER2013 Training (accuracy on PublicTest), or fine-tune it on RAF-DB's training
-    split, FER2013's beside it when --fer is given too (accuracy on RAF-DB's held-out split)."""
+    split (accuracy on its held-out split)."""
 
-    if fer is None and rafdb is None:
-        raise FaceLLMError("give --fer, --rafdb or both", "--fer trains the FER2013 model, --rafdb fine-tunes it")
-    for folder in (fer, rafdb):
-        if folder is not None and not (folder / "labels.csv").is_file():
-            raise FaceLLMError(
-                f"{folder / 'labels.csv'} not found", "pass the folder that holds labels.csv and images/"
-            )
+    if (fer is None) == (rafdb is None):
+        raise FaceLLMError("give one of --fer or --rafdb", "--fer trains the FER2013 model, --rafdb fine-tunes it")
+    folder = fer or rafdb
+    if not (folder / "labels.csv").is_file():
+        raise FaceLLMError(f"{folder / 'labels.csv'} not found", "pass the folder that holds labels.csv and images/")
     say = lambda line: click.echo(line, err=True)  # noqa: E731
-    if rafdb is None:
+    if fer:
         target = out or expression.WEIGHTS
-        report = expression_training.train(fer / "labels.csv", epochs or 10, out=target, say=say)
+        report = expression_training.train(folder / "labels.csv", epochs or 10, out=target, say=say)
         figure = f"PublicTest accuracy {report['public_test_accuracy']}%"
     else:
         target = out or expression.RAFDB_WEIGHTS
-        fer_labels = fer / "labels.csv" if fer else None
-        report = expression_training.train_rafdb(rafdb, epochs or 8, out=target, fer=fer_labels, say=say)
+        report = expression_training.train_rafdb(folder, epochs or 8, out=target, say=say)
         figure = f"held-out accuracy {report['held_out_accuracy']}%"
     click.echo(f"{figure}; weights written to {target}")
 
