@@ -301,3 +301,15 @@ def test_which_images_questions_presuppose_that_some_image_is_in_the_range():
     assert answer([frontal, turned], asked + options)[0] == "C"
     far = asked.replace(f"{low} to {low + 10}", f"{low - 60} to {low - 50}")
     assert answer([frontal, turned], far + options)[0] == "A"
+
+
+def test_a_profile_s_pose_is_weighed_with_the_wider_error_measured_on_profiles():
+    """The pose model errs about three times more on profiles than on frontal faces (its card, by yaw): a measured
+    roll of 5 degrees lies in 0-10 far more surely on a frontal face than on a face turned 70 degrees."""
+    from facellm.faces.geometry import Pose
+    from facellm.specialist import measure
+
+    frontal, profile = Pose(5.0, 0.0, 5.0, "frontal"), Pose(70.0, 0.0, 5.0, "profile")
+    assert measure.pose_spread_of(frontal)["roll"] * 3 < measure.pose_spread_of(profile)["roll"]
+    sure, unsure = (measure.region_chance(p, ((("roll", (0.0, 10.0)),),)) for p in (frontal, profile))
+    assert sure > 0.85 and unsure < 0.35, (sure, unsure)
