@@ -148,7 +148,7 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
         return Claim("range", (float(n + 1), math.inf) if bound in _ABOVE else (0.0, float(n - 1)))
     if re.match(r"(yes|true|correct)\b", text):
         return Claim("yes")
-    if re.match(r"(no|false|incorrect)\b", text):
+    if re.match(r"(no|false|incorrect)\b(?! images?\b)", text):  # "No image(s)": the empty set, read below
         return Claim("no")
     if prop is not None and (labels := _labels(text, n_images, prop)) is not None:
         return labels
