@@ -53,7 +53,7 @@ def detect(rgb: np.ndarray) -> list[tuple]:
         reach = float(np.linalg.norm(points[3:5].mean(0) - points[:2].mean(0)))  # eyes to mouth
         cx, cy = points.mean(0) + (0.0, CENTRE_Y * reach)
         half = SIDE * reach / 2
-        name = "yunet-turned" if turned(points) else "yunet"
+        name = "yunet-turned" if turned(points, reach) else "yunet"
         boxes.append((int(cx - half), int(cy - half), int(cx + half), int(cy + half), float(face[-1]), name))
     return boxes
 
@@ -61,9 +61,7 @@ def detect(rgb: np.ndarray) -> list[tuple]:
 TURNED = 0.7  # eye distance below this share of the eye-to-mouth distance: a face turned far (frontal: about 1.1)
 
 
-def turned(points: np.ndarray) -> bool:
-    """Whether YuNet's five landmarks show a face turned far to one side (its eyes close together in the picture),
-    where a box from the landmarks no longer matches dlib's."""
-    eyes = float(np.linalg.norm(points[0] - points[1]))
-    reach = float(np.linalg.norm(points[3:5].mean(0) - points[:2].mean(0)))
-    return eyes < TURNED * reach
+def turned(points: np.ndarray, reach: float) -> bool:
+    """Whether YuNet's five landmarks show a face turned far to one side (its eyes close together in the picture,
+    against `reach`, the eye-to-mouth distance), where a box from the landmarks no longer matches dlib's."""
+    return float(np.linalg.norm(points[0] - points[1])) < TURNED * reach

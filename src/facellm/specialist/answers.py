@@ -88,7 +88,9 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
     crowd = claimed > CROWD
-    people = _crowd_count(images) if crowd or (not options and not _portraits(images)) else None
+    # An open question's faces are searched once: they tell a close-up from a scene, then give the count.
+    faces = None if crowd or options else [detect_faces(im, "quick", max_side=FACE_COUNT_SIDE) for im in images]
+    people = _crowd_count(images) if crowd or (faces is not None and not _portraits(images, faces)) else None
     if people is not None and (crowd or people > CROWD):
         if not options:
             return f"{people:.0f} people estimated (specialist measurement)."
@@ -97,7 +99,8 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
         return pick(options, count_chances(people, bounds), what)
     # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
     detector = "hog" if crowd else "quick"
-    count = sum(len(detect_faces(image, detector, max_side=FACE_COUNT_SIDE)) for image in images)
+    searched = faces or [detect_faces(image, detector, max_side=FACE_COUNT_SIDE) for image in images]
+    count = sum(len(boxes) for boxes in searched)
     if crowd and claimed > 2 * count + 5:
         return (
             f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
@@ -115,14 +118,11 @@ CROWD_LOG_SPREAD = 0.24  # sd of log(true count / the crowd model's count) on Sh
 PORTRAIT = 0.12  # a face this wide (share of the picture's shorter side) or wider: people close up, not a crowd
 
 
-def _portraits(images: list[Image.Image]) -> bool:
-    """Whether a picture shows a face close up, where counting the faces is right and a crowd density model, made for
-    scenes of small heads, would count many (it said 11 and 27 for two people in face_recognition's example photos)."""
-    return any(
-        box.width >= PORTRAIT * min(image.size)
-        for image in images
-        for box in detect_faces(image, "quick", max_side=FACE_COUNT_SIDE)
-    )
+def _portraits(images: list[Image.Image], faces: list[list]) -> bool:
+    """Whether a picture shows a face close up (`faces`: each picture's boxes), where counting the faces is right and
+    a crowd density model, made for scenes of small heads, would count many (it said 11 and 27 for two people in
+    face_recognition's example photos)."""
+    return any(box.width >= PORTRAIT * min(image.size) for image, boxes in zip(images, faces) for box in boxes)
 
 
 def count_chances(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:

@@ -94,10 +94,10 @@ def presupposed(reading: Reading, worlds: Iterable[tuple[World, float]]) -> list
     evidence still answers "none" (a value chosen on development forms, where "none" was picked for faces measured a
     little outside what was asked, as head poses a few degrees off the range)."""
     worlds = list(worlds)
-    empty = [claim for _, _, claim in reading.options if claim.kind == "images" and not claim.value]
-    if not empty:
+    empty = next((claim for _, _, claim in reading.options if claim.kind == "images" and not claim.value), None)
+    if empty is None:
         return worlds
-    weighed = [(world, p * (PRESUPPOSED if holds(reading, empty[0], world) else 1.0)) for world, p in worlds]
+    weighed = [(world, p * (PRESUPPOSED if holds(reading, empty, world) else 1.0)) for world, p in worlds]
     total = sum(p for _, p in weighed) or 1.0
     return [(world, p / total) for world, p in weighed]
 
