@@ -27,6 +27,7 @@ from facellm.specialist.answers import FACE_ATTACK, SYNTHETIC_FACE, _says_same, 
         ("Images 1, 2 and 4", 4, None, "images", frozenset({1, 2, 4})),
         ("Neither image", 2, None, "images", frozenset()),
         ("No image", 3, None, "images", frozenset()),
+        ("Pictures 2 and 3", 3, None, "images", frozenset({2, 3})),
         ("No images", 3, None, "images", frozenset()),
         ("Both", 2, None, "images", frozenset({1, 2})),
         ("All of them", 3, None, "images", frozenset({1, 2, 3})),
@@ -144,3 +145,16 @@ def test_the_question_line_is_found_in_every_setting():
         "Please answer with the option letter.\n(A) Image 1\n(B) Image 2\n"
     )
     assert question_text(prompt) == "Which image shows a real person?"
+
+
+def test_options_are_found_in_the_ways_people_letter_them():
+    """ "(A) x", "A. x", "A) x" and "A: x" are option lines; one sentence that starts "A. " is not."""
+    from facellm.specialist.answers import options_of, question_text
+
+    for mark in ("({}) ", "{}. ", "{}) ", "{}: "):
+        prompt = "Which images show a woman?\n" + "\n".join(
+            mark.format(k) + t for k, t in zip("AB", ("Image 1", "None"))
+        )
+        assert options_of(prompt) == [("A", "Image 1"), ("B", "None")], mark
+        assert question_text(prompt) == "Which images show a woman?"
+    assert options_of("A. Lincoln was photographed here.\nHow old is he?") == []

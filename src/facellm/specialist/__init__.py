@@ -22,7 +22,7 @@ from facellm.errors import NoFaceError, ResearchModelsOff
 from facellm.faces import analyze_image, image_descriptor
 from facellm.faces.celeb_attributes import predict_many
 from facellm.specialist import celeb, facts
-from facellm.specialist.answers import ANSWERS, OPTION_LINE, SAME_PERSON, options_of, question_text
+from facellm.specialist.answers import ANSWERS, SAME_PERSON, options_of, question_text, without_options
 from facellm.specialist.head_pose import angles
 from facellm.specialist.reading import read
 from facellm.specialist.tasks import either_or, task_of
@@ -30,10 +30,10 @@ from facellm.specialist.tasks import either_or, task_of
 
 def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[str, ...] | None = None) -> str:
     """The specialist's answer to one question about `images`; a multiple-choice question's options are read from
-    its "(A) ..." lines unless given as data."""
+    its "(A) ..." lines ("A. ...", "A) ..." too) unless given as data."""
     question = question_text(prompt)
     lettered = list(zip(option_letters(len(options)), options)) if options else options_of(prompt)
-    context = "\n".join(line for line in prompt.splitlines() if not OPTION_LINE.match(line.strip()))
+    context = "\n".join(without_options(prompt))
     task = task_of(question, context, lettered, len(images))
     if task is None:
         return (

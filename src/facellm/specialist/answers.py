@@ -25,11 +25,27 @@ if TYPE_CHECKING:
 
 __all__ = ["ANSWERS", "FACE_ATTACK", "SYNTHETIC_FACE", "count_bounds", "count_chances", "count_scores", "question_text"]
 
-OPTION_LINE = re.compile(r"^\(([A-Z])\)\s*(.*)$")
+OPTION_LINE = re.compile(r"^(?:\((?P<enclosed>[A-Z])\)\s*|(?P<bare>[A-H])[.):]\s+)(?P<text>.*)$")
+
+
+def _option_lines(prompt: str) -> dict[str, tuple[str, str]]:
+    """The prompt's option lines, each with its (letter, text): "(A) ..." always; "A. ...", "A) ..." and "A: ..."
+    when at least two such lines name A, B, ... in order (so a sentence that starts "A. " is not taken for one)."""
+    found = {line: m for raw in prompt.splitlines() if (m := OPTION_LINE.match(line := raw.strip()))}
+    bare = [m.group("bare") for m in found.values() if m.group("bare")]
+    if len(bare) < 2 or bare != [chr(ord("A") + k) for k in range(len(bare))]:
+        found = {line: m for line, m in found.items() if m.group("enclosed")}
+    return {line: (m.group("enclosed") or m.group("bare"), m.group("text").strip()) for line, m in found.items()}
 
 
 def options_of(prompt: str) -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2).strip()) for line in prompt.splitlines() if (m := OPTION_LINE.match(line.strip()))]
+    return list(_option_lines(prompt).values())
+
+
+def without_options(prompt: str) -> list[str]:
+    """The prompt's lines that are not option lines (stripped, empty ones dropped)."""
+    options = _option_lines(prompt)
+    return [line.strip() for line in prompt.splitlines() if line.strip() and line.strip() not in options]
 
 
 def _label_distributions(task: str, images: list[Image.Image]) -> list[dict[str, float]]:
@@ -237,7 +253,7 @@ def _says_same(text: str) -> bool | None:
 def question_text(prompt: str) -> str:
     """The question itself: the last line that is neither an option, nor the answer-format instruction, nor empty
     (in FaceXBench's in-context setting the task description comes on a line before it)."""
-    lines = [line.strip() for line in prompt.splitlines() if line.strip() and not OPTION_LINE.match(line.strip())]
+    lines = without_options(prompt)
     asked = [line for line in lines if not re.search(r"option letter|^answer\b|step by step", line, re.I)]
     return (asked or lines or [""])[-1]
 

@@ -66,9 +66,10 @@ def _has(text: str, words: tuple[str, ...]) -> bool:
 
 
 def _image_numbers(text: str) -> list[int]:
-    """Image numbers named in `text`: "Image 1 and Image 3", "Images 1 and 3", "Image 3, Image 1"."""
+    """Image numbers named in `text`: "Image 1 and Image 3", "Images 1 and 3", "Photo 3, Picture 1"."""
     numbers: list[int] = []
-    for match in re.finditer(r"\bimages?\s+(\d+(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:image\s+)?\d+)*)", text):
+    word = r"(?:image|photo|photograph|picture|pic)s?"
+    for match in re.finditer(rf"\b{word}\s+(\d+(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:{word}\s+)?\d+)*)", text):
         numbers += [int(n) for n in re.findall(r"\d+", match.group(1))]
     return numbers
 
