@@ -109,6 +109,19 @@ def test_left_and_right_follow_the_convention():
         ("Is this a genuine photo of a real person or a computer-made face?", [], 1, "fake"),
         ("Is the man or woman in the first photo also the one in the second?", [], 2, "identity"),
         ("Who is this celebrity?", ["A", "B"], 1, None),
+        ("Is the person in image 3 the same as in image 1?", [], 3, "identity"),
+        ("How many of the other photos show the man in photo 1?", ["0", "1", "2"], 3, "identity"),
+        (
+            "In which pictures does the person from the first picture appear again?",
+            ["Picture 2", "Neither"],
+            3,
+            "identity",
+        ),
+        ("Do these two pictures depict one individual?", ["Yes", "No"], 2, "identity"),
+        ("Which picture is the odd one out?", ["Picture 1", "Picture 2", "Picture 3"], 3, "identity"),
+        ("Who looks happier, the first or the second person?", ["The first", "The second"], 2, "expression"),
+        ("Which person looks more serious?", ["First", "Second"], 2, "expression"),
+        ("Count the people in this picture.", ["1", "2", "3", "4"], 1, "crowd"),
     ],
 )
 def test_the_task_is_decided_once_from_question_and_options(question, options, n, task):
@@ -130,6 +143,23 @@ def test_pictures_named_by_words_are_read_as_image_sets():
     assert [c.value for _, _, c in reading.options] == [{1}, {2}, {1, 2}, set()]
     younger = read("Who looks younger?", [("A", "The person on the left"), ("B", "They look the same age")], 2)
     assert younger.form == "extreme" and [c.kind for _, _, c in younger.options] == ["images", "same"]
+
+
+def test_identity_questions_name_the_image_the_others_are_compared_with():
+    options = [("A", "Photo 1"), ("B", "Photo 3"), ("C", "Photos 1 and 3"), ("D", "None")]
+    for question, anchor in [
+        ("Which photos show the same person as photo 2?", 2),
+        ("Which images show the same individual as in the third image?", 3),
+        ("How many of the other pictures show the person from picture 2?", 2),
+        ("The first image is of person A. Which of the other images show person A?", 1),
+    ]:
+        reading = read(question, options, 3, "identity")
+        assert (reading.form, reading.target) == ("first", anchor), question
+    assert read("Is the person in image 3 the same as in image 1?", [], 3, "identity").form == "yesno"
+    pairs = read("Which two photos are of the same person?", [("A", "1 and 2"), ("B", "2 and 3")], 3, "identity")
+    assert [c.value for _, _, c in pairs.options] == [{1, 2}, {2, 3}]
+    younger = read("Who appears younger?", [("A", "Person 1"), ("B", "Person 2")], 2)
+    assert [c.value for _, _, c in younger.options] == [{1}, {2}]
 
 
 def test_labels_stated_image_by_image():

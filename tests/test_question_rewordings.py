@@ -432,7 +432,7 @@ def test_free_questions_are_read_without_options():
         (
             "The first image is of person A. Which of the other images are not person A?",
             4,
-            ("identity", "first", "set", True),
+            ("identity", "first", 1, True),
         ),
     ],
 )

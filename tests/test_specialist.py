@@ -96,6 +96,30 @@ def test_specialist_answers_facexbench_identity_question_forms():
         assert reply.startswith(letter), (question, reply)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not LFW.is_dir(), reason="../shared/data/lfw is not present")
+def test_identity_questions_in_other_words():
+    """Images 1 and 3 are one person (an LFW same-person pair), image 2 another: the image the others are compared
+    with, bare image numbers and the odd one out are read from the question's own words."""
+    from facellm.faces.embed import read_pairs
+
+    pairs = read_pairs(LFW / "pairs.txt", LFW / "images")
+    _, a, b, _ = pairs[0]
+    stranger = next(x for _, x, _, _ in pairs[300:] if a.parent.name not in x.name)
+    images = [read_image(p) for p in (a, stranger, b)]
+    forms = [
+        ("Which images show the same person as image 3?", ["Image 1", "Image 2", "Images 1 and 2", "None"], "A"),
+        ("Which photos show the same person as photo 2?", ["Photo 1", "Photo 3", "Photos 1 and 3", "None"], "D"),
+        ("In which pictures does the person from the first picture appear again?", ["2", "3", "2 and 3"], "B"),
+        ("How many of the other photos show the man in photo 1?", ["0", "1", "2"], "B"),
+        ("Which two photos are of the same person?", ["1 and 2", "2 and 3", "1 and 3"], "C"),
+        ("Which picture is the odd one out?", ["Picture 1", "Picture 2", "Picture 3"], "B"),
+    ]
+    for question, options, letter in forms:
+        prompt = question + "\n" + "".join(f"{k}. {o}\n" for k, o in zip("ABCD", options))
+        assert answer(images, prompt).startswith(letter), question
+
+
 def test_out_of_scope_and_face_count(face_images):
     assert answer([face_images[0]], "What is this person thinking about?").startswith("cannot measure")
     reply = answer(face_images[:3], "How many faces are there?\n(A) 1\n(B) 2\n(C) 3\n(D) 5\n")

@@ -284,7 +284,8 @@ def _chosen(reading: Reading, world: World) -> frozenset[int] | None:
     """The images a select/count/first question asks for, in this world."""
     n = len(world)
     if reading.form == "first":
-        return frozenset(k + 1 for k in range(1, n) if (world[k] == world[0]) != reading.negated)
+        anchor = reading.target - 1
+        return frozenset(k + 1 for k in range(n) if k != anchor and (world[k] == world[anchor]) != reading.negated)
     if reading.task == "headpose":
         return frozenset(k + 1 for k in range(n) if world[k] != reading.negated)
     if not reading.target:

@@ -66,9 +66,9 @@ def _has(text: str, words: tuple[str, ...]) -> bool:
 
 
 def _image_numbers(text: str) -> list[int]:
-    """Image numbers named in `text`: "Image 1 and Image 3", "Images 1 and 3", "Photo 3, Picture 1"."""
+    """Image numbers named in `text`: "Image 1 and Image 3", "Images 1 and 3", "Photo 3, Picture 1", "Person 2"."""
     numbers: list[int] = []
-    word = r"(?:image|photo|photograph|picture|pic)s?"
+    word = r"(?:image|photo|photograph|picture|pic|person|individual|subject)s?"
     for match in re.finditer(rf"\b{word}\s+(\d+(?:\s*(?:,\s*(?:and\s+)?|and\s+|&\s*)(?:{word}\s+)?\d+)*)", text):
         numbers += [int(n) for n in re.findall(r"\d+", match.group(1))]
     return numbers

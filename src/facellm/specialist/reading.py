@@ -254,24 +254,62 @@ def _identity(task: str, q: str, options, n: int) -> Reading:
         return Reading(task, "people", **base)
     if not options and n == 2:  # "Is the person in the first photo also in the second?"
         return Reading(task, "yesno", (1, 2), images=n)
-    if re.search(r"\b(first|1st) (image|photo|picture)\b|\bperson a\b", q):
+    anchor = _anchor(q)
+    if anchor is None and re.search(r"\b(first|1st) (image|photo|picture)\b|\bperson a\b", q):
+        anchor = 1
+    if anchor is not None and anchor <= n:
         negated = bool(re.search(r"\bnot\b|n't\b", q.split("person a", 1)[-1] if "person a" in q else q))
         if negated:  # "All images are person A" answers "which are not person A?" with none of them
             claims = tuple(
                 (letter, text, Claim("images", frozenset()) if re.search(r"\ball\b.*\bperson a\b", text.lower()) else c)
                 for letter, text, c in claims
             )
-        form_count = bool(re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q))
-        return Reading(task, "first", "count" if form_count else "set", negated, images=n, options=claims)
-    if re.search(r"\bdifferent from (that|this|the) (person|individual)", q):
-        return Reading(task, "others", **base)
+        if not re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q):
+            claims = _numbers_as_images(claims, n)
+        return Reading(task, "first", anchor, negated, images=n, options=claims)
+    if re.search(
+        r"\bdifferent from (that|this|the) (person|individual)|\bodd one out\b|\b(doesn't|does not) belong\b", q
+    ):
+        return Reading(task, "others", images=n, options=_numbers_as_images(claims, n))
     if re.search(r"\bwhich (two|pair|2)\b|\bwhich images? (show|are of|depict) the same\b", q):
-        return Reading(task, "same", **base)
+        return Reading(task, "same", images=n, options=_numbers_as_images(claims, n))
     named = _ordinal_images(q)
     pair = tuple(sorted(set(named)))[:2] if len(set(named)) >= 2 else (1, 2)
     if not options or any(c.kind in ("yes", "no") for _, _, c in claims) or n == 2:
         return Reading(task, "yesno", pair, images=n, options=_claims(options, n, parse=same_claim))
     return Reading(task, "same", **base)
+
+
+def _numbers_as_images(claims: tuple, n: int) -> tuple:
+    """Options of a "which images" question that are bare numbers ("2", "1 and 3") read as the images they number."""
+
+    def images(claim: Claim) -> Claim:
+        numbers = [claim.value] if claim.kind == "count" else list(claim.value) if claim.kind == "range" else []
+        if numbers and all(float(k).is_integer() and 1 <= k <= n for k in numbers):
+            return Claim("images", frozenset(int(k) for k in numbers))
+        return claim
+
+    return tuple((letter, text, images(claim)) for letter, text, claim in claims)
+
+
+_PICTURED = r"(?:image|photo|photograph|picture|pic)"
+_SOMEONE = r"(?:person|individual|man|woman|face|one|guy|lady|subject|someone)"
+_ANCHOR = re.compile(
+    rf"\bsame(?: {_SOMEONE})? as (?:(?:in|the one in|the {_SOMEONE} (?:in|from|of)) )?(?:the )?"
+    rf"|\b{_SOMEONE} (?:shown |seen |pictured |depicted )?(?:in|from|of) (?:the )?"
+)
+_ANCHOR_IMAGE = re.compile(rf"{_PICTURED} (\d)\b|(first|second|third|fourth|fifth|sixth) (?:{_PICTURED}|one)\b")
+
+
+def _anchor(q: str) -> int | None:
+    """The image a "which" or "how many" identity question compares the others with: "Which images show the same
+    person as image 2?", "How many photos show the person from the first photo?"."""
+    if not re.search(r"\b(which|how many|what|who)\b", q):
+        return None
+    for m in _ANCHOR.finditer(q):
+        if image := _ANCHOR_IMAGE.match(q, m.end()):
+            return int(image.group(1)) if image.group(1) else ORDINALS[image.group(2)]
+    return None
 
 
 def same_claim(text: str) -> Claim:

@@ -11,12 +11,12 @@ from facellm.specialist.vocabulary import mentions
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise", "contempt")
 EXPRESSION_WORDS = {
-    "angry": ("anger", "angry"),
+    "angry": ("anger", "angry", "angrier", "angriest"),
     "disgust": ("disgust",),
     "fear": ("fear", "afraid", "scared"),
-    "happy": ("happy", "happiness", "joy", "smil"),
+    "happy": ("happy", "happier", "happiest", "happiness", "joy", "smil"),
     "neutral": ("neutral", "calm"),
-    "sad": ("sad", "sadness"),
+    "sad": ("sad", "sadder", "saddest", "sadness"),
     "surprise": ("surprise", "surprised"),
     "contempt": ("contempt",),
 }
@@ -41,7 +41,8 @@ TOPICS = (
     ("fake", r"\b(deepfakes?|fakes?|(is|are) real|image is real|manipulated|synthetic|generated|authentic)\b"),
     (
         "expression",
-        r"\b(expressions?|emotions?|feeling|surprised?|happy|happiness|sad|sadness|fear\w*|afraid|angry|"
+        r"\b(expressions?|emotions?|feeling|surprised?|happy|happier|happiest|happiness|sad|sadder|saddest|sadness|"
+        r"fear\w*|afraid|angry|angrier|angriest|"
         r"anger|disgust\w*|neutral|smil\w*|joy|contempt)\b",
     ),
     (
@@ -68,7 +69,8 @@ TOPICS = (
         "crowd",
         r"\b(how many (faces|people|persons|individuals|folks|humans)|"
         r"number of (people|persons|individuals|faces|folks)|"
-        r"count of (people|faces)|people count|crowd)\b",
+        r"count of (people|faces)|people count|crowd|"
+        r"count (the |all )?(people|persons|individuals|faces|folks|humans|heads))\b",
     ),
     ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
 )
@@ -117,9 +119,13 @@ def aspects(question: str) -> tuple[str, ...]:
 FREE_TOPICS = (
     (
         "identity",
-        r"\b(one person|same (man|woman|guy|dude|fellow|lady|gal|face|one|individuals?|human)|"
+        r"\b(one (person|individual|human)|a single (person|individual)|odd one out|(doesn't|does not) belong|"
+        r"same (man|woman|guy|dude|fellow|lady|gal|face|one|individuals?|human)|"
         r"match(es|ing)?|identical|also (in|the one in|"
-        r"shown in|present in|appears? in)|appears? in both|in both (photos|pictures|images))\b",
+        r"shown in|present in|appears? in)|appears? in both|in both (photos|pictures|images)|"
+        r"(appears?|shows? up|turns? up|seen|recurs?) again|the same as (in|the one in)|(shows?|showing|depicts?|"
+        r"depicting|contains?|containing|includes?|including|features?|featuring) the (same )?person (in|from|of) "
+        r"(the )?(image|photo|picture|pic|first|second|third|fourth))\b",
     ),
     ("expression", r"\b(feel|feels|mood|emotional|emotion|seem to be feeling)\b"),
     (

@@ -129,7 +129,8 @@ _TERMS: dict[tuple[Dimension, str], str] = {
     ("race", "Indian"): "indian, south asian, pakistani, bangladeshi, sri lankan",
     ("race", "Middle Eastern"): "middle eastern, middle east, arab, arabic, persian, iranian, turkish",
     ("expression", "angry"): (
-        "angry, anger, mad, furious, annoyed, irritated, irate, enraged, rage, cross, hostile, fuming, outraged"
+        "angry, angrier, angriest, anger, mad, madder, furious, annoyed, irritated, irate, enraged, rage, cross, "
+        "hostile, fuming, outraged"
     ),
     ("expression", "disgust"): "disgust, disgusted, revolted, grossed out, repulsed, nauseated, repelled, disgusting",
     ("expression", "fear"): (
@@ -137,18 +138,19 @@ _TERMS: dict[tuple[Dimension, str], str] = {
         "alarmed, horrified"
     ),
     ("expression", "happy"): (
-        "upbeat, beaming, radiant, sunny, in a good mood, good mood, happy, happiness, joy, joyful, cheerful, glad, "
+        "upbeat, beaming, radiant, sunny, in a good mood, good mood, happy, happier, happiest, happiness, joy, joyful, "
+        "cheerful, glad, "
         "pleased, delighted, smile, smiling, grin, laugh, amused, cheery, elated, merry, jolly"
     ),
     ("expression", "neutral"): (
         "neutral, without any emotion, without emotion, showing no emotion, calm, expressionless, blank, "
-        "impassive, emotionless, indifferent, straight face, poker face, deadpan, relaxed, serene, composed, "
+        "impassive, emotionless, indifferent, straight face, poker face, deadpan, relaxed, serene, composed, serious, "
         "no emotion, no particular emotion, no expression, unemotional, "
         "nothing in particular"
     ),
     ("expression", "sad"): (
-        "sad, sadness, unhappy, sorrowful, upset, gloomy, depressed, miserable, melancholy, downcast, crying, "
-        "tearful, sorrow, grief, grieving, heartbroken, dejected, feeling down"
+        "sad, sadder, saddest, sadness, unhappy, unhappier, sorrowful, upset, gloomy, depressed, miserable, "
+        "melancholy, downcast, crying, tearful, sorrow, grief, grieving, heartbroken, dejected, feeling down"
     ),
     ("expression", "surprise"): (
         "surprise, surprised, astonished, amazed, shocked, startled, stunned, astounded, taken aback"
@@ -180,7 +182,8 @@ _TERMS: dict[tuple[Dimension, str], str] = {
     ("identity", "same"): (
         "same person, same individual, one person, same guy, same dude, same man, same woman, same lady, same face, "
         "identical, match, "
-        "one and the same, same people, same identity, single person, same human, both of the same"
+        "one and the same, same people, same identity, single person, same human, both of the same, one individual, "
+        "single individual"
     ),
     ("identity", "different"): (
         "different people, different person, different individual, two people, two different, not the same, "
