@@ -1,6 +1,6 @@
 """Face detection: dlib's HOG detector, then, for the faces HOG misses, YuNet (faces/yunet.py: milliseconds, finds
 profiles) where research-only weights are allowed, then dlib's CNN detector. `pose_box` gives a face YuNet sees turned
-far the box dlib's CNN detector finds around it, for the head-pose model (trained on dlib's boxes).
+far the box dlib's CNN detector would give it, for the head-pose model (trained on dlib's boxes).
 
 Tight face crops (FairFace's 224 px, margin 0.25) defeat HOG about a quarter of the time, so a miss is retried with
 the CNN detector at half size, at full size, then on a zero-padded copy; measured on FairFace val 1-600 this finds a
@@ -134,44 +134,14 @@ def _cascade(rgb: np.ndarray, detector: str) -> list[tuple]:
     return []
 
 
-REFINE_SIDE = 200  # px: the region around a YuNet face is searched by the CNN detector at this size
-
-
 def pose_box(image: Image.Image, box: Box) -> Box:
-    """The box to measure a face's pose from: for a face YuNet saw turned far, the box dlib's CNN detector finds in a
-    region twice the face's size around it (about REFINE_SIDE px), since the pose model was trained on dlib's boxes and
-    a box from YuNet's landmarks misplaces a profile; any other box as it is (also when the CNN finds nothing there)."""
+    """The box to measure a face's pose from: for a face YuNet saw turned far, the box dlib's CNN detector would give
+    it, placed from YuNet's landmarks (`yunet.turned_box`), since the pose model was trained on dlib's boxes and the
+    box YuNet's faces get elsewhere misplaces a profile; any other box as it is (also when YuNet finds none there)."""
     if box.detector != "yunet-turned":
         return box
-    found = _cnn_box_near(np.asarray(image.convert("RGB")), (box.left, box.top, box.right, box.bottom))
-    return Box(*found) if found else box
-
-
-def _cnn_box_near(rgb: np.ndarray, box: tuple) -> tuple | None:
-    """dlib's CNN detector's most confident box in a region twice the size of `box` around it, or None."""
-    left, top, right, bottom = box[:4]
-    side = max(right - left, bottom - top)
-    x0, y0 = int(left - side / 2), int(top - side / 2)
-    region = rgb[max(0, y0) : max(0, y0) + 2 * side, max(0, x0) : max(0, x0) + 2 * side]
-    if min(region.shape[:2]) < 8:
-        return None
-    factor = REFINE_SIDE / max(region.shape[:2])
-    size = (max(1, round(region.shape[1] * factor)), max(1, round(region.shape[0] * factor)))
-    work = np.asarray(Image.fromarray(region).resize(size, Image.Resampling.BILINEAR))
-    found = cnn_detector()(work, 0)
-    if not found:
-        return None
-    d = max(found, key=lambda d: d.confidence)
-    ox, oy = max(0, x0), max(0, y0)
-    r = d.rect
-    return (
-        int(r.left() / factor) + ox,
-        int(r.top() / factor) + oy,
-        int(r.right() / factor) + ox,
-        int(r.bottom() / factor) + oy,
-        float(d.confidence),
-        "cnn",
-    )
+    found = yunet.turned_box(np.asarray(image.convert("RGB")), (box.left, box.top, box.right, box.bottom))
+    return Box(*found, box.score, "yunet-turned") if found else box
 
 
 def _pad(rgb: np.ndarray, fraction: float) -> np.ndarray:

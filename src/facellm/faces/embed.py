@@ -68,7 +68,20 @@ def image_descriptor(
     points: int | None = None,
     detector: str = "auto",
 ):
-    """Descriptor of the largest face, and its box in the prepared image; `NoFaceError` when no face is found.
+    """Descriptor of the largest face, and its box in the prepared image (`prepared_face`); `NoFaceError` when no
+    face is found."""
+    image, box = prepared_face(image, upscale_to, pad, whole_image_fallback, detector)
+    return face_descriptor(image, box, jitters, points), box
+
+
+def prepared_face(
+    image: Image.Image,
+    upscale_to: int = 200,
+    pad: float = 0.2,
+    whole_image_fallback: bool = False,
+    detector: str = "auto",
+) -> tuple[Image.Image, Box]:
+    """The image prepared for alignment and its largest face's box; `NoFaceError` when no face is found.
     `detector`: as `detect_faces` takes it ("quick" bounds the time a missed face costs).
 
     Tight crops (LFW's 90 px) are padded by `pad` of their width with their edge pixels and upscaled so the short
@@ -86,7 +99,7 @@ def image_descriptor(
     boxes = detect_faces(image, detector, fallback=whole_image_fallback)
     if not boxes:
         raise NoFaceError("no face found in the image", "pass an image that shows a face")
-    return face_descriptor(image, boxes[0], jitters, points), boxes[0]
+    return image, boxes[0]
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -206,7 +206,7 @@ def angles(image: Image.Image, box: Box, points: np.ndarray) -> tuple[float, flo
 def predict(image: Image.Image, box: Box | None = None, *, points: np.ndarray | None = None) -> Pose:
     """The pose of the face in `box` (the largest face when None) from its 68 landmarks (`points`, found when None):
     the learned model, or solvePnP on the landmarks when research-only weights are off. A face YuNet saw turned far
-    is measured in the box dlib's CNN detector gives it (`detect.pose_box`), with its landmarks found again there."""
+    is measured in the box dlib's CNN detector would give it (`detect.pose_box`), its landmarks found again there."""
     box = box or detect_faces(image, fallback=True)[0]
     aimed = pose_box(image, box)
     if points is None or aimed is not box:

@@ -197,10 +197,10 @@ GUESS_WEIGHT = 0.5  # the most a pair's P(same person) may be when one of its im
 def _descriptors(images: list[Image.Image]) -> tuple[np.ndarray, list[int]]:
     """Each image's largest-face descriptor, and the indices of images where no face was found: their whole picture
     stands in (a guess)."""
-    found = measure.each("descriptor", images)
+    found = measure.descriptors("face_chip", images)
     guessed = [k for k, result in enumerate(found) if isinstance(result, NoFaceError)]
     if guessed:
-        stand_ins = measure.each("guessed_descriptor", [images[k] for k in guessed])
+        stand_ins = measure.descriptors("guessed_chip", [images[k] for k in guessed])
         found = [stand_ins[guessed.index(k)] if k in guessed else result for k, result in enumerate(found)]
     if failed := measure.first_failure(found):
         raise failed[1]
