@@ -52,6 +52,13 @@ def is_grey(image: Image.Image) -> bool:
     return int(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) <= 8
 
 
+# The networks' probabilities are sharpened by this temperature (the logits divided by it): it lowers the negative
+# log-likelihood of the true expression on the held-out RAF-DB fifth from 0.628 to 0.598 and on FER2013 PublicTest
+# from 0.950 to 0.934 (development data; the top expression is unchanged), so counts of faces showing an expression
+# are weighed with better-calibrated chances.
+TEMPERATURE = 0.8
+
+
 def predict(image: Image.Image, box: Box | None = None) -> dict[str, float]:
     """Probabilities of the 7 basic expressions for the face in `box` (or the whole image): the RAF-DB network for
     colour pictures, the FER2013 one for grey pictures. Both are research-only weights."""
@@ -66,5 +73,5 @@ def predict(image: Image.Image, box: Box | None = None) -> dict[str, float]:
     x = torch.tensor(np.asarray(image.convert("L").resize((48, 48))), dtype=torch.float32)[None, None] / 255.0
     with torch.inference_mode():
         logits = net((x - 0.5) / 0.25) + net((x.flip(-1) - 0.5) / 0.25)
-        probs = torch.softmax(logits / 2, dim=1)[0].numpy()
+        probs = torch.softmax(logits / 2 / TEMPERATURE, dim=1)[0].numpy()
     return {name: round(float(p), 4) for name, p in zip(EXPRESSIONS, probs)}
