@@ -122,6 +122,9 @@ def test_left_and_right_follow_the_convention():
         ("Who looks happier, the first or the second person?", ["The first", "The second"], 2, "expression"),
         ("Which person looks more serious?", ["First", "Second"], 2, "expression"),
         ("Count the people in this picture.", ["1", "2", "3", "4"], 1, "crowd"),
+        ("Are there more than two people in this photo?", [], 1, "crowd"),
+        ("Are there at least 3 faces?", [], 1, "crowd"),
+        ("Which photo shows somebody else?", ["The first", "The second", "The third"], 3, "identity"),
     ],
 )
 def test_the_task_is_decided_once_from_question_and_options(question, options, n, task):
@@ -158,6 +161,9 @@ def test_identity_questions_name_the_image_the_others_are_compared_with():
     assert read("Is the person in image 3 the same as in image 1?", [], 3, "identity").form == "yesno"
     pairs = read("Which two photos are of the same person?", [("A", "1 and 2"), ("B", "2 and 3")], 3, "identity")
     assert [c.value for _, _, c in pairs.options] == [{1, 2}, {2, 3}]
+    assert read("Do all three photos show the same man?", [("A", "Yes"), ("B", "No")], 3).target == (1, 2, 3)
+    printed = read("Is this a photo of a printed picture held up to the camera?", [("A", "yes"), ("B", "no")], 1)
+    assert (printed.task, printed.asked) == ("attack", True)
     younger = read("Who appears younger?", [("A", "Person 1"), ("B", "Person 2")], 2)
     assert [c.value for _, _, c in younger.options] == [{1}, {2}]
 

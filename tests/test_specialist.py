@@ -114,6 +114,8 @@ def test_identity_questions_in_other_words():
         ("How many of the other photos show the man in photo 1?", ["0", "1", "2"], "B"),
         ("Which two photos are of the same person?", ["1 and 2", "2 and 3", "1 and 3"], "C"),
         ("Which picture is the odd one out?", ["Picture 1", "Picture 2", "Picture 3"], "B"),
+        ("Which photo shows somebody else?", ["The first", "The second", "The third"], "B"),
+        ("Do all three photos show the same person?", ["Yes", "No"], "B"),
     ]
     for question, options, letter in forms:
         prompt = question + "\n" + "".join(f"{k}. {o}\n" for k, o in zip("ABCD", options))
@@ -124,6 +126,8 @@ def test_out_of_scope_and_face_count(face_images):
     assert answer([face_images[0]], "What is this person thinking about?").startswith("cannot measure")
     reply = answer(face_images[:3], "How many faces are there?\n(A) 1\n(B) 2\n(C) 3\n(D) 5\n")
     assert reply.startswith("C")
+    assert answer(face_images[:2], "Are there more than two people in these photos?").startswith("No (2 face")
+    assert answer(face_images[:3], "Are there at least 3 faces?").startswith("Yes (3 face")
 
 
 @pytest.mark.slow

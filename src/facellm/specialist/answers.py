@@ -101,6 +101,7 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     size, 0.8 s at 640, 0.5 s at 480, 0.3 s at 400)."""
 
     options = lettered(reading)
+    asked = _asked_bounds(prompt)
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
     crowd = claimed > CROWD
@@ -108,9 +109,14 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     faces = None if crowd or options else [detect_faces(im, "quick", max_side=FACE_COUNT_SIDE) for im in images]
     people = _crowd_count(images) if crowd or (faces is not None and not _portraits(images, faces)) else None
     if people is not None and (crowd or people > CROWD):
+        counts, chances = count_posterior(people)
+        if not options and asked:
+            chance = float(chances[(counts >= asked[0]) & (counts <= asked[1])].sum())
+            return (
+                f"{'Yes' if chance >= 0.5 else 'No'} ({chance:.0%}; {people:.0f} people estimated by the crowd model)."
+            )
         if not options:
             return f"{people:.0f} people estimated (specialist measurement)."
-        counts, chances = count_posterior(people)
         low, high = (int(counts[np.searchsorted(np.cumsum(chances), q)]) for q in (0.16, 0.84))
         what = f"people count by the crowd density model, {people:.0f} (likely {low}-{high})"
         return pick(options, count_chances(people, bounds), what)
@@ -123,6 +129,8 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
             f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
             "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds"
         )
+    if not options and asked:
+        return f"{'Yes' if asked[0] <= count <= asked[1] else 'No'} ({count} face(s) detected; specialist measurement)."
     if not options:
         return f"{count} face(s) detected (specialist measurement)."
     return pick(options, count_scores(count, bounds), "face count")
@@ -172,6 +180,20 @@ def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[s
         text: 1.0 if low <= count <= high else 1.0 / (1 + min(abs(count - low), abs(count - high)))
         for text, (low, high) in bounds.items()
     }
+
+
+_COMPARED = re.compile(
+    rf"\b(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
+    rf"(\d+|{'|'.join(meaning.NUMBER_WORDS)}) (?:{meaning.COUNTED}|folks|humans)\b"
+)
+
+
+def _asked_bounds(prompt: str) -> tuple[float, float] | None:
+    """The counts a yes/no count question asks about ("Are there more than two people?" -> (3, inf)), or None."""
+    m = _COMPARED.search(question_text(prompt).lower())
+    if m is None:
+        return None
+    return count_bounds(f"{m.group(1)} {meaning.NUMBER_WORDS.get(m.group(2), m.group(2))}")
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:
@@ -245,9 +267,10 @@ def _same_person(images: list[Image.Image], prompt: str, reading: Reading) -> st
     if reading.options:
         return decide(images, reading, worlds, what)
     if reading.form == "yesno":
-        a, b = reading.target
-        verdict = "Same person" if same[a - 1, b - 1] >= 0.5 else "Different people"
-        return f"{verdict} (images {a} and {b}; {what})."
+        chance = sum(p for world, p in worlds if len({world[k - 1] for k in reading.target}) == 1)
+        verdict = "Same person" if chance >= 0.5 else "Different people"
+        named = ", ".join(str(k) for k in reading.target[:-1]) + f" and {reading.target[-1]}"
+        return f"{verdict} (images {named}; {what})."
     matching = sum(bool(same[i, j] >= 0.5) for i, j in pairs)
     return f"{matching} matching pair(s) ({what})."
 

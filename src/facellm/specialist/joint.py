@@ -296,9 +296,8 @@ def _chosen(reading: Reading, world: World) -> frozenset[int] | None:
 def _verdict(reading: Reading, world: World) -> bool:
     """A yes/no question's answer in this world."""
     target = reading.target
-    if reading.task == "identity":
-        a, b = target
-        return world[a - 1] == world[b - 1]
+    if reading.task == "identity":  # the named images (a pair, or all of them) show one person
+        return len({world[k - 1] for k in target}) == 1
     if target == "same":
         return len(set(world)) == 1
     if isinstance(target, tuple) and target and target[0] in ("older", "younger"):

@@ -226,7 +226,17 @@ def _binary(task: str, q: str, options, n: int) -> Reading:
         form: Form = "count" if re.search(r"\bhow many\b", q) else "same"
         return Reading(task, form, "identity", images=n, options=_claims(options, n), prop=prop, asked=True)
     form = cast(Form, "describe" if not options else "statement")
-    return Reading(task, form, images=n, options=claims, prop=prop, asked=meaning.asked_property(q, prop))
+    return Reading(task, form, images=n, options=claims, prop=prop, asked=_asked(task, q, prop))
+
+
+def _asked(task: str, q: str, prop: Property) -> bool | None:
+    """Whether the question asks where the property holds: by its words ("attack", "real"), else by the vocabulary
+    ("a printed picture held up to the camera" asks about an attack, "a live person" about its opposite)."""
+    asked = meaning.asked_property(q, prop)
+    if asked is not None:
+        return asked
+    said = vocabulary.values(q, cast(Dimension, task))
+    return (said <= {"spoof", "fake"}) if len(said) == 1 else None
 
 
 def _said(task: str, text: str, claim: Claim, n: int) -> Claim:
@@ -268,13 +278,15 @@ def _identity(task: str, q: str, options, n: int) -> Reading:
             claims = _numbers_as_images(claims, n)
         return Reading(task, "first", anchor, negated, images=n, options=claims)
     if re.search(
-        r"\bdifferent from (that|this|the) (person|individual)|\bodd one out\b|\b(doesn't|does not) belong\b", q
+        r"\bdifferent from (that|this|the) (person|individual)|\bodd one out\b|\b(doesn't|does not) belong\b|"
+        r"\b(somebody|someone) else\b|\bwhich (image|photo|picture|one) shows a different (person|individual)\b",
+        q,
     ):
         return Reading(task, "others", images=n, options=_numbers_as_images(claims, n))
     if re.search(r"\bwhich (two|pair|2)\b|\bwhich images? (show|are of|depict) the same\b", q):
         return Reading(task, "same", images=n, options=_numbers_as_images(claims, n))
     named = _ordinal_images(q)
-    pair = tuple(sorted(set(named)))[:2] if len(set(named)) >= 2 else (1, 2)
+    pair = tuple(sorted(set(named)))[:2] if len(set(named)) >= 2 else tuple(range(1, n + 1)) if n > 2 else (1, 2)
     if not options or any(c.kind in ("yes", "no") for _, _, c in claims) or n == 2:
         return Reading(task, "yesno", pair, images=n, options=_claims(options, n, parse=same_claim))
     return Reading(task, "same", **base)

@@ -70,7 +70,9 @@ TOPICS = (
         r"\b(how many (faces|people|persons|individuals|folks|humans)|"
         r"number of (people|persons|individuals|faces|folks)|"
         r"count of (people|faces)|people count|crowd|"
-        r"count (the |all )?(people|persons|individuals|faces|folks|humans|heads))\b",
+        r"count (the |all )?(people|persons|individuals|faces|folks|humans|heads)|"
+        r"((more|fewer|less) than|at (least|most)) (\d+|one|two|three|four|five|six) "
+        r"(people|persons|individuals|faces|folks|humans))\b",
     ),
     ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
 )
@@ -120,6 +122,7 @@ FREE_TOPICS = (
     (
         "identity",
         r"\b(one (person|individual|human)|a single (person|individual)|odd one out|(doesn't|does not) belong|"
+        r"(somebody|someone) else|shows? a different (person|individual)|"
         r"same (man|woman|guy|dude|fellow|lady|gal|face|one|individuals?|human)|"
         r"match(es|ing)?|identical|also (in|the one in|"
         r"shown in|present in|appears? in)|appears? in both|in both (photos|pictures|images)|"
