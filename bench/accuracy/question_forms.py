@@ -87,7 +87,8 @@ def build(pool: dict[str, list], words: Words, count: int, seed: int = 0) -> lis
     for number in range(count):
         text, kind, n, side = words.forms[number % len(words.forms)]
         labels = [rng.choice((words.positive, words.negative)) for _ in range(n)]
-        drawn = {label: rng.sample(pool[label], labels.count(label)) for label in set(labels)}
+        # in sorted order: a set's order of strings changes from run to run (hash randomisation)
+        drawn = {label: rng.sample(pool[label], labels.count(label)) for label in sorted(set(labels))}
         paths = [str(drawn[label].pop()) for label in labels]
         options, answer = _options(kind, labels, side, words, rng)
         rng.shuffle(options)
