@@ -141,7 +141,10 @@ def pose_box(image: Image.Image, box: Box) -> Box:
     if box.detector != "yunet-turned":
         return box
     found = yunet.turned_box(np.asarray(image.convert("RGB")), (box.left, box.top, box.right, box.bottom))
-    return Box(*found, box.score, "yunet-turned") if found else box
+    if found is None:
+        return box
+    left, top, right, bottom = found
+    return Box(left, top, right, bottom, box.score, "yunet-turned")
 
 
 def _pad(rgb: np.ndarray, fraction: float) -> np.ndarray:

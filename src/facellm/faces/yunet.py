@@ -76,7 +76,7 @@ TURNED_BACK, TURNED_CENTRE_Y, TURNED_SIDE = 0.49, -0.136, 2.04
 REGION_SIDE = 200  # px: the region around a turned face is searched again at this size
 
 
-def turned_box(rgb: np.ndarray, box: tuple) -> tuple | None:
+def turned_box(rgb: np.ndarray, box: tuple) -> tuple[int, int, int, int] | None:
     """The CNN-like box (left, top, right, bottom) of the turned face YuNet finds in the region twice the size of
     `box` around it, or None when it finds none turned there."""
     left, top, right, bottom = box[:4]
@@ -96,15 +96,8 @@ def turned_box(rgb: np.ndarray, box: tuple) -> tuple | None:
     back = -1.0 if points[2, 0] > points[:2, 0].mean() else 1.0
     cx, cy = points.mean(0) + (TURNED_BACK * back * reach, TURNED_CENTRE_Y * reach)
     half = TURNED_SIDE * reach / 2
-    return tuple(
-        int(v)
-        for v in (
-            (cx - half) / factor + x0,
-            (cy - half) / factor + y0,
-            (cx + half) / factor + x0,
-            (cy + half) / factor + y0,
-        )
-    )
+    left, top = int((cx - half) / factor + x0), int((cy - half) / factor + y0)
+    return left, top, int((cx + half) / factor + x0), int((cy + half) / factor + y0)
 
 
 TURNED = 0.7  # eye distance below this share of the eye-to-mouth distance: a face turned far (frontal: about 1.1)
