@@ -168,6 +168,22 @@ def test_identity_questions_name_the_image_the_others_are_compared_with():
     assert [c.value for _, _, c in younger.options] == [{1}, {2}]
 
 
+def test_sizes_of_a_turn_are_read_on_the_axis_the_verb_means():
+    sizes = [("A", "0-15"), ("B", "15-30"), ("C", "more than 45")]
+    for question, axis in [
+        ("About how many degrees is the head turned?", "yaw"),
+        ("How far is the face rotated to the side?", "yaw"),
+        ("How much is the head tilted?", "roll"),
+        ("How far does the head tilt down?", "pitch"),
+    ]:
+        reading = read(question, sizes, 1, "headpose")
+        assert (reading.form, reading.target, reading.magnitude) == ("classify", (axis,), True), question
+    degrees = read("How far is the head turned?", [("A", "less than 10 degrees"), ("B", "10 to 30 degrees")], 1)
+    assert [c.value for _, _, c in degrees.options] == [(0.0, 9.0), (10.0, 30.0)]
+    signed = read("What is the yaw angle of the face?", [("A", "0 to 10"), ("B", "10 to 20")], 1, "headpose")
+    assert not signed.magnitude  # a named axis keeps its sign
+
+
 def test_labels_stated_image_by_image():
     options = [("A", "The first photo shows a woman and the second a man"), ("B", "Both photos show men")]
     reading = read("Select the true statement.", options, 2, "gender")

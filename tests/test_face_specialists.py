@@ -72,6 +72,18 @@ def test_a_far_turned_face_is_measured_in_the_box_dlib_s_detector_would_give_it(
     assert placed < 20 and placed < yaw_error() - 5
 
 
+@pytest.mark.slow
+def test_how_far_a_head_is_turned_either_way():
+    """Held-out faces: a turn's size, whichever way the face turns, picks the size option."""
+    question = "About how many degrees is the head turned?\nA. 0-15\nB. 15-30\nC. 30-45\nD. more than 45"
+    faces = _poses(200)
+    frontal = [image for image, truth in faces if abs(truth[0]) < 8][:3]
+    far = [image for image, truth in faces if 55 < truth[0] < 85][:2] + [i for i, t in faces if -85 < t[0] < -55][:2]
+    assert len(frontal) == 3 and len(far) == 4
+    assert all(answer([image], question).startswith("A") for image in frontal)
+    assert sum(answer([image], question).startswith("D") for image in far) >= 3
+
+
 def _turned(count: int = 40):
     """A held-out face turned by 20-50 degrees of yaw (clearly turned, within what landmarks measure well)."""
     return next(face for face in _poses(count) if 20 <= abs(face[1][0]) <= 50)

@@ -120,6 +120,7 @@ def answer(images: list[Image.Image], prompt: str, reading: Reading) -> str:
         angle = getattr(poses[0], axis)
         scores = {
             text: measure.in_range(angle, spread[axis], *claim.value)
+            + (measure.in_range(angle, spread[axis], -claim.value[1], -claim.value[0]) if reading.magnitude else 0.0)
             for _, text, claim in reading.options
             if claim.kind == "range"
         }

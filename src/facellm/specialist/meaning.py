@@ -118,6 +118,7 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
     """The claim an option makes (`prop` lets per-image statements such as "Image 1 is fake" be read)."""
     text = " ".join(str(option).lower().replace("-", " - ").split())
     text = re.sub(r"(?<=\d) - (?=\d)", " to ", text).replace(" - ", " -").replace("- ", "-")
+    text = re.sub(r"(?<=\d) ?(degrees?|deg|°)$", "", text)  # an angle option: "10 to 30 degrees"
     if "none of the above" in text or "none of these" in text:
         return Claim("none_of_above")
     if re.search(

@@ -51,6 +51,7 @@ class Reading:
     asked: bool | None = None  # attack / fake: whether the question asks for the images where it holds
     every: bool = True  # a yes/no question about several images: all of them (False: any of them)
     alternatives: bool = False  # the options are an either/or question's alternatives ("sad or angry?")
+    magnitude: bool = False  # head pose: the options are sizes of the angle either way ("turned by 15-30 degrees")
 
     @property
     def understood(self) -> bool:
@@ -353,6 +354,9 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
             form = "yesno"
         negated = any(m.negated for m in vocabulary.mentions(q, ("view",)))
         return Reading(task, form, asked, negated, every=_every(q), **base)
+    sizes = bool(claims) and all(c.kind == "range" and c.value[0] >= 0 for _, _, c in claims)
+    if not axes and n == 1 and sizes and (implied := next((a for p, a in IMPLIED_AXES if re.search(p, q)), None)):
+        return Reading(task, "classify", (implied,), magnitude=True, **base)  # "how far is the head turned?"
     if not options or not axes:
         return Reading(task, "describe", axes, images=n, options=claims)
     if re.search(r"\bsame\b.*\bbin\b|\bshare\b", q):
@@ -368,6 +372,15 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     target: Region = (tuple(zip(axes, ranges)),)
     counted: Form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
     return Reading(task, counted, target, meaning.negated(q, q.find(axes[0])), **base)
+
+
+# The axis a question means when it names none, by its verb (tried in order): turning is yaw, nodding or tilting up
+# or down is pitch, tilting or leaning otherwise is roll.
+IMPLIED_AXES = (
+    (r"\b(turn\w*|rotat\w*|to the side)\b", "yaw"),
+    (r"\b(nod\w*|(tilt\w*|lean\w*) (up|down|forward|back)\w*)", "pitch"),
+    (r"\b(tilt\w*|lean\w*)\b", "roll"),
+)
 
 
 def _presence(task: str, q: str, options, n: int) -> Reading:
