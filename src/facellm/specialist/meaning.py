@@ -242,3 +242,15 @@ def true_under(claim: Claim, holds: tuple[bool, ...], asked: bool | None) -> boo
     if claim.kind in ("undetermined", "no_face"):
         return False
     return None
+
+
+def numbers_as_images(claims: tuple, n: int) -> tuple:
+    """Options of a "which images" question that are bare numbers ("2", "1 and 3") read as the images they number."""
+
+    def images(claim: Claim) -> Claim:
+        numbers = [claim.value] if claim.kind == "count" else list(claim.value) if claim.kind == "range" else []
+        if numbers and all(float(k).is_integer() and 1 <= k <= n for k in numbers):
+            return Claim("images", frozenset(int(k) for k in numbers))
+        return claim
+
+    return tuple((letter, text, images(claim)) for letter, text, claim in claims)

@@ -34,7 +34,15 @@ from facellm.specialist.forms import LABEL_FORMS, Form, fits
 from facellm.specialist.label_words import everyday_labels, named_labels, target_labels
 from facellm.specialist.meaning import Claim, Property
 from facellm.specialist.tasks import TASK_DIMENSIONS, task_of
-from facellm.specialist.topics import AXES, EXPRESSION_WORDS, FACE_ATTACK, SYNTHETIC_FACE, VOCABULARY, aspects
+from facellm.specialist.topics import (
+    AXES,
+    EXPRESSION_WORDS,
+    FACE_ATTACK,
+    IMPLIED_AXES,
+    SYNTHETIC_FACE,
+    VOCABULARY,
+    aspects,
+)
 from facellm.specialist.views import Region, view_claims, view_region
 from facellm.specialist.vocabulary import Dimension
 
@@ -276,33 +284,21 @@ def _identity(task: str, q: str, options, n: int) -> Reading:
                 for letter, text, c in claims
             )
         if not re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q):
-            claims = _numbers_as_images(claims, n)
+            claims = meaning.numbers_as_images(claims, n)
         return Reading(task, "first", anchor, negated, images=n, options=claims)
     if re.search(
         r"\bdifferent from (that|this|the) (person|individual)|\bodd one out\b|\b(doesn't|does not) belong\b|"
         r"\b(somebody|someone) else\b|\bwhich (image|photo|picture|one) shows a different (person|individual)\b",
         q,
     ):
-        return Reading(task, "others", images=n, options=_numbers_as_images(claims, n))
+        return Reading(task, "others", images=n, options=meaning.numbers_as_images(claims, n))
     if re.search(r"\bwhich (two|pair|2)\b|\bwhich images? (show|are of|depict) the same\b", q):
-        return Reading(task, "same", images=n, options=_numbers_as_images(claims, n))
+        return Reading(task, "same", images=n, options=meaning.numbers_as_images(claims, n))
     named = _ordinal_images(q)
     pair = tuple(sorted(set(named)))[:2] if len(set(named)) >= 2 else tuple(range(1, n + 1)) if n > 2 else (1, 2)
     if not options or any(c.kind in ("yes", "no") for _, _, c in claims) or n == 2:
         return Reading(task, "yesno", pair, images=n, options=_claims(options, n, parse=same_claim))
     return Reading(task, "same", **base)
-
-
-def _numbers_as_images(claims: tuple, n: int) -> tuple:
-    """Options of a "which images" question that are bare numbers ("2", "1 and 3") read as the images they number."""
-
-    def images(claim: Claim) -> Claim:
-        numbers = [claim.value] if claim.kind == "count" else list(claim.value) if claim.kind == "range" else []
-        if numbers and all(float(k).is_integer() and 1 <= k <= n for k in numbers):
-            return Claim("images", frozenset(int(k) for k in numbers))
-        return claim
-
-    return tuple((letter, text, images(claim)) for letter, text, claim in claims)
 
 
 _PICTURED = r"(?:image|photo|photograph|picture|pic)"
@@ -372,15 +368,6 @@ def _headpose(task: str, q: str, options, n: int) -> Reading:
     target: Region = (tuple(zip(axes, ranges)),)
     counted: Form = "count" if re.search(r"\bhow many\b|\bcount\b|\bnumber of\b", q) else "select"
     return Reading(task, counted, target, meaning.negated(q, q.find(axes[0])), **base)
-
-
-# The axis a question means when it names none, by its verb (tried in order): turning is yaw, nodding or tilting up
-# or down is pitch, tilting or leaning otherwise is roll.
-IMPLIED_AXES = (
-    (r"\b(turn\w*|rotat\w*|to the side)\b", "yaw"),
-    (r"\b(nod\w*|(tilt\w*|lean\w*) (up|down|forward|back)\w*)", "pitch"),
-    (r"\b(tilt\w*|lean\w*)\b", "roll"),
-)
 
 
 def _presence(task: str, q: str, options, n: int) -> Reading:

@@ -28,6 +28,13 @@ SYNTHETIC_FACE = Property(
     ("real", "genuine", "authentic", "pristine", "not deepfake"),
 )
 AXES = ("yaw", "pitch", "roll")
+# The axis a question means when it names none, by its verb (tried in order): turning is yaw, nodding or tilting up
+# or down is pitch, tilting or leaning otherwise is roll.
+IMPLIED_AXES = (
+    (r"\b(turn\w*|rotat\w*|to the side)\b", "yaw"),
+    (r"\b(nod\w*|(tilt\w*|lean\w*) (up|down|forward|back)\w*)", "pitch"),
+    (r"\b(tilt\w*|lean\w*)\b", "roll"),
+)
 VOCABULARY = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE_RACES, "expression": EXPRESSIONS}
 
 # Topics, first match wins: the words that make a question about one measurement.
