@@ -109,17 +109,18 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     faces = None if crowd or options else [detect_faces(im, "quick", max_side=FACE_COUNT_SIDE) for im in images]
     people = _crowd_count(images) if crowd or (faces is not None and not _portraits(images, faces)) else None
     if people is not None and (crowd or people > CROWD):
-        counts, chances = count_posterior(people)
+        posterior = count_posterior(people)
         if not options and asked:
-            chance = float(chances[(counts >= asked[0]) & (counts <= asked[1])].sum())
+            chance = _held(posterior, *asked)
             return (
                 f"{'Yes' if chance >= 0.5 else 'No'} ({chance:.0%}; {people:.0f} people estimated by the crowd model)."
             )
         if not options:
             return f"{people:.0f} people estimated (specialist measurement)."
+        counts, chances = posterior
         low, high = (int(counts[np.searchsorted(np.cumsum(chances), q)]) for q in (0.16, 0.84))
         what = f"people count by the crowd density model, {people:.0f} (likely {low}-{high})"
-        return pick(options, count_chances(people, bounds), what)
+        return pick(options, count_chances(people, bounds, posterior), what)
     # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
     detector = "hog" if crowd else "quick"
     searched = faces or [detect_faces(image, detector, max_side=FACE_COUNT_SIDE) for image in images]
@@ -166,12 +167,20 @@ def count_posterior(count: float) -> tuple[np.ndarray, np.ndarray]:
     return counts, likelihood / likelihood.sum()
 
 
-def count_chances(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Each count option's probability for a crowd model's count: the share of `count_posterior` it holds, so a range
-    gets what it holds rather than all or nothing for one point estimate, and the model's bias at each count is
-    undone (a model count of 60 for options 40-59 points lower than the count itself)."""
-    counts, chances = count_posterior(count)
-    return {text: float(chances[(counts >= low) & (counts <= high)].sum()) for text, (low, high) in bounds.items()}
+def count_chances(
+    count: float, bounds: dict[str, tuple[float, float]], posterior: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, float]:
+    """Each count option's probability for a crowd model's count: the share of `count_posterior` it holds (passed
+    in when already computed), so a range gets what it holds rather than all or nothing for one point estimate, and
+    the model's bias at each count is undone (a model count of 60 for options 40-59 points lower than the count)."""
+    posterior = posterior or count_posterior(count)
+    return {text: _held(posterior, low, high) for text, (low, high) in bounds.items()}
+
+
+def _held(posterior: tuple[np.ndarray, np.ndarray], low: float, high: float) -> float:
+    """The probability a count posterior gives the counts from `low` to `high`."""
+    counts, chances = posterior
+    return float(chances[(counts >= low) & (counts <= high)].sum())
 
 
 def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[str, float]:
@@ -183,7 +192,7 @@ def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[s
 
 
 _COMPARED = re.compile(
-    rf"\b(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
+    rf"\b{meaning.BOUND} "
     rf"(\d+|{'|'.join(meaning.NUMBER_WORDS)}) (?:{meaning.COUNTED}|folks|humans)\b"
 )
 

@@ -40,6 +40,7 @@ NUMBER_WORDS = {"zero": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4,
 
 COUNTED = r"(?:people|persons|faces|individuals)"  # what an open-ended count option may name after its number
 _ABOVE = ("more than", "over", "above", "greater than")
+BOUND = r"(more than|over|above|greater than|at least|fewer than|less than|under|below|at most)"  # a count's bound
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def parse(option: str, n_images: int, prop: Property | None = None) -> Claim:
         low, high = sorted((float(m.group(1)), float(m.group(2))))
         return Claim("range", (low, high))
     if m := re.fullmatch(
-        rf"(more than|over|above|greater than|at least|fewer than|less than|under|below|at most) "
+        rf"{BOUND} "
         rf"(\d+)(?: or more| or fewer| or less)?(?: {COUNTED})?",
         text,
     ):
