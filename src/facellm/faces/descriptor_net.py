@@ -17,6 +17,7 @@ import numpy as np
 
 from facellm.errors import ModelLoadError
 from facellm.faces.dlib_models import models_dir
+from facellm.faces.weight_files import channels_last
 
 # (filters, blocks, first block halves the size) from the input up: alevel4 .. alevel0 of dlib's example.
 if TYPE_CHECKING:
@@ -189,7 +190,8 @@ def first_conv_of_level(level: int) -> int:
 def descriptor_network() -> DescriptorNet:
     """The torch copy of dlib's face descriptor network, built once per process."""
 
-    return cast(DescriptorNet, _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat")))
+    net = _network(read_weights(models_dir() / "dlib_face_recognition_resnet_model_v1.dat"))
+    return cast(DescriptorNet, channels_last(net))
 
 
 def frozen_maps(pixels: np.ndarray, levels: int, mirrored: bool = False) -> torch.Tensor:

@@ -50,7 +50,7 @@ def without_options(prompt: str) -> list[str]:
 
 def _label_distributions(task: str, images: list[Image.Image]) -> list[dict[str, float]]:
     """Per image, the probability of every label of `task` (FairFace age/gender/race, 7 expressions)."""
-    found = measure.each("expression" if task == "expression" else "attributes", images)
+    found = measure.each("expression", images) if task == "expression" else measure.attributes_of(images)
     if failed := measure.first_failure(found):
         raise failed[1]
     return found if task == "expression" else [f[task] for f in found]
