@@ -125,6 +125,14 @@ def test_left_and_right_follow_the_convention():
         ("Are there more than two people in this photo?", [], 1, "crowd"),
         ("Are there at least 3 faces?", [], 1, "crowd"),
         ("Which photo shows somebody else?", ["The first", "The second", "The third"], 3, "identity"),
+        ("How many human faces are in this image?", [], 1, "crowd"),
+        ("What is the number of distinct faces visible?", [], 1, "crowd"),
+        ("How many different people are in this photo?", [], 1, "crowd"),
+        ("How many different people are in these photos?", [], 3, "identity"),
+        ("Which picture has more than one person?", ["The first", "The second", "Both", "Neither"], 2, "crowd"),
+        ("Are there exactly three people in this photo?", [], 1, "crowd"),
+        ("Is there only one person in this picture?", [], 1, "crowd"),
+        ("How many women are in this photo?", [], 1, "gender"),
     ],
 )
 def test_the_task_is_decided_once_from_question_and_options(question, options, n, task):

@@ -12,6 +12,7 @@ Also here: `grounding_facts`, the measured facts block that `--ground` puts befo
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -21,6 +22,7 @@ from facellm.conversation import option_letters
 from facellm.errors import NoFaceError, ResearchModelsOff
 from facellm.faces import analyze_image, image_descriptor
 from facellm.faces.celeb_attributes import predict_many
+from facellm.faces.detect import Box, count_faces
 from facellm.specialist import celeb, facts
 from facellm.specialist.answers import ANSWERS, SAME_PERSON, options_of, question_text, without_options
 from facellm.specialist.head_pose import angles
@@ -41,6 +43,7 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
             "face-count or crowd-count, CelebA attribute, same-person, anti-spoofing and synthetic-face questions "
             "from face-analysis models; this question is outside what it measures."
         )
+    images = faces_as_images(images, question, task)
     if task == "attribute":
         return _attribute_answer(images, question, lettered)
     alternatives = [] if lettered else either_or(question, task)
@@ -59,6 +62,42 @@ def answer(images: list[Image.Image], prompt: str, options: list[str] | tuple[st
         return ANSWERS[task](images, prompt, reading)
     except ResearchModelsOff as error:
         return f"cannot measure: {error.message}"
+
+
+# A question about the people of one photo as a group ("How many women are in this photo?", "Is anyone smiling?").
+GROUP = re.compile(
+    r"\b(how many (women|men|girls|boys|ladies|guys|people|persons|faces|children|kids|adults|of them)|"
+    r"anyone|anybody|everyone|everybody|both|(all|any|each|none|either|neither) of them|"
+    r"(all|any|each|every|some) (of )?(the |these )?(people|persons|faces|person|face))\b"
+)
+ONE_FACE_TASKS = ("crowd", "identity", "presence", "quality", "aspect")  # tasks that read the photo as a whole
+
+
+def faces_as_images(images: list[Image.Image], question: str, task: str) -> list[Image.Image]:
+    """For a question about the people of one photo as a group (GROUP), each face found (`detect.count_faces`), from
+    left to right, stands for an image of its own (`_alone`), so "how many women" counts faces and "anyone" means any
+    of them; any other question gets its images as they are."""
+    if len(images) != 1 or task in ONE_FACE_TASKS or not GROUP.search(question.lower()):
+        return images
+    boxes = sorted(count_faces(images[0]), key=lambda box: box.left + box.right)
+    if len(boxes) < 2:
+        return images
+    return [_alone(images[0], box, boxes) for box in boxes]
+
+
+def _alone(image: Image.Image, box: Box, boxes: list[Box]) -> Image.Image:
+    """The face in `box` with its surroundings (a square twice its larger side about its centre), the other faces
+    painted over in the photo's mean colour, so that it is the face the models find there."""
+    photo = image.convert("RGB")
+    painted = photo.copy()
+    fill = tuple(int(v) for v in np.asarray(photo).reshape(-1, 3).mean(axis=0))
+    for other in boxes:
+        if other != box:
+            painted.paste(fill, (other.left, other.top, other.right, other.bottom))
+    own = (box.left, box.top, box.right, box.bottom)
+    painted.paste(photo.crop(own), own[:2])
+    x, y, half = (box.left + box.right) / 2, (box.top + box.bottom) / 2, max(box.width, box.height)
+    return painted.crop((round(x - half), round(y - half), round(x + half), round(y + half)))
 
 
 def _attribute_answer(images: list[Image.Image], question: str, lettered: list[tuple[str, str]]) -> str:

@@ -13,11 +13,12 @@ import numpy as np
 from PIL import Image
 
 from facellm.errors import ModelLoadError, NoFaceError
-from facellm.faces import crowd, detect_faces
+from facellm.faces import crowd, detect_faces, yunet
+from facellm.faces.detect import count_faces
 from facellm.specialist import describe, facts, head_pose, joint, meaning, measure
 from facellm.specialist.decide import decide, lettered, pick, yes_no
 from facellm.specialist.reading import Reading, same_claim
-from facellm.specialist.topics import FACE_ATTACK, SYNTHETIC_FACE
+from facellm.specialist.topics import FACE_ATTACK, PEOPLE, SYNTHETIC_FACE
 
 if TYPE_CHECKING:
     pass
@@ -91,23 +92,31 @@ def _labelled(images: list[Image.Image], prompt: str, reading: Reading) -> str:
 
 
 CROWD = 10  # people; past this many, in scenes, face detection misses most heads (small, turned away, occluded)
-FACE_COUNT_SIDE = 400  # px: faces are counted on the picture at this size at most (HOG, then the CNN at half size)
+CLOSE_UP_SIDE = 320  # px: whether a picture shows people close up is seen on it at this size at most (YuNet)
 
 
 def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str:
-    """People counted, options read by meaning (exact counts, "22 to 26", "more than N", "fewer than N"): the crowd
-    model's density count when an option claims a crowd (or, for an open question, when it finds one), else the
-    detected faces (searched at FACE_COUNT_SIDE at most: on a 1024 px ShanghaiTech photo this took 2-2.6 s at full
-    size, 0.8 s at 640, 0.5 s at 480, 0.3 s at 400)."""
+    """People counted, options read by meaning (exact counts, "22 to 26", "more than N", "fewer than N"). In a scene
+    (no face close up: `_close_up`) the crowd model's density count, when an option claims a crowd or, for an open
+    question, when it counts one; else the faces found (`detect.count_faces`). The crowd model, made for scenes of
+    small heads, counted 12-157 people in photos of 2-7 people posing, where the faces were counted right."""
 
     options = lettered(reading)
     asked = _asked_bounds(prompt)
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
+    claims = tuple((letter, text, meaning.parse(text, len(images))) for letter, text in options)
+    if len(images) > 1 and re.search(r"\bwhich\b", question_text(prompt).lower()):
+        claims = meaning.numbers_as_images(claims, len(images))  # "Which photos ...? A. 1 only"
+    named = {text: claim.value for _, text, claim in claims if claim.kind == "images"}
+    if asked and named:  # "Which picture has more than one person?": the images whose faces the question counts
+        counts = [len(count_faces(image)) for image in images]
+        holding = frozenset(k for k, c in enumerate(counts, 1) if asked[0] <= c <= asked[1])
+        seen = ", ".join(f"image {k} {c}" for k, c in enumerate(counts, 1))
+        return pick(options, {text: float(value == holding) for text, value in named.items()}, f"faces ({seen})")
     crowd = claimed > CROWD
-    # An open question's faces are searched once: they tell a close-up from a scene, then give the count.
-    faces = None if crowd or options else [detect_faces(im, "quick", max_side=FACE_COUNT_SIDE) for im in images]
-    people = _crowd_count(images) if crowd or (faces is not None and not _portraits(images, faces)) else None
+    scene = (crowd or not options) and not _close_up(images)
+    people = _crowd_count(images) if scene else None
     if people is not None and (crowd or people > CROWD):
         posterior = count_posterior(people)
         if not options and asked:
@@ -121,11 +130,8 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
         low, high = (int(counts[np.searchsorted(np.cumsum(chances), q)]) for q in (0.16, 0.84))
         what = f"people count by the crowd density model, {people:.0f} (likely {low}-{high})"
         return pick(options, count_chances(people, bounds, posterior), what)
-    # For crowd-scale options the HOG pass (tens of ms) decides; the CNN pass is for counting a few faces.
-    detector = "hog" if crowd else "quick"
-    searched = faces or [detect_faces(image, detector, max_side=FACE_COUNT_SIDE) for image in images]
-    count = sum(len(boxes) for boxes in searched)
-    if crowd and claimed > 2 * count + 5:
+    count = sum(len(count_faces(image)) for image in images)
+    if crowd and scene and claimed > 2 * count + 5:
         return (
             f"cannot measure: {count} face(s) detected, but the options count a crowd; the crowd model is "
             "off (FACELLM_RESEARCH_MODELS=0) and face detection misses most heads in dense crowds"
@@ -149,11 +155,15 @@ CROWD_FITTED = (10, 600)
 PORTRAIT = 0.12  # a face this wide (share of the picture's shorter side) or wider: people close up, not a crowd
 
 
-def _portraits(images: list[Image.Image], faces: list[list]) -> bool:
-    """Whether a picture shows a face close up (`faces`: each picture's boxes), where counting the faces is right and
-    a crowd density model, made for scenes of small heads, would count many (it said 11 and 27 for two people in
-    face_recognition's example photos)."""
-    return any(box.width >= PORTRAIT * min(image.size) for image, boxes in zip(images, faces) for box in boxes)
+def _close_up(images: list[Image.Image]) -> bool:
+    """Whether a picture shows a face close up, where counting the faces is right. On dlib's and face_recognition's
+    example photos of 2-7 people the largest face was 0.09-0.28 of the shorter side (11 of 12 from 0.12); on the 50
+    development ShanghaiTech B photos of fewer than 100 people, 0.03-0.09."""
+    for image in images:
+        boxes = detect_faces(image, "yunet" if yunet.available() else "hog", max_side=CLOSE_UP_SIDE)
+        if any(box.width >= PORTRAIT * min(image.size) for box in boxes):
+            return True
+    return False
 
 
 def count_posterior(count: float) -> tuple[np.ndarray, np.ndarray]:
@@ -192,8 +202,8 @@ def count_scores(count: float, bounds: dict[str, tuple[float, float]]) -> dict[s
 
 
 _COMPARED = re.compile(
-    rf"\b{meaning.BOUND} "
-    rf"(\d+|{'|'.join(meaning.NUMBER_WORDS)}) (?:{meaning.COUNTED}|folks|humans)\b"
+    rf"\b(?:{meaning.BOUND}|only|just|exactly) (\d+|{'|'.join(meaning.NUMBER_WORDS)}) "
+    rf"(?:{PEOPLE}|person|face|individual|human)\b"
 )
 
 
@@ -202,7 +212,8 @@ def _asked_bounds(prompt: str) -> tuple[float, float] | None:
     m = _COMPARED.search(question_text(prompt).lower())
     if m is None:
         return None
-    return count_bounds(f"{m.group(1)} {meaning.NUMBER_WORDS.get(m.group(2), m.group(2))}")
+    number = meaning.NUMBER_WORDS.get(m.group(2), m.group(2))
+    return count_bounds(f"{m.group(1)} {number}" if m.group(1) else number)
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:

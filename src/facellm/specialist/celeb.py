@@ -222,14 +222,16 @@ TRAINED_ON = "CelebA attribute model, trained on celebrity photos"
 
 def free_answer(question: str, probs: np.ndarray, options: list[tuple[str, str]] | None = None) -> str:
     """A question in everyday words about attributes the CelebA model measures ("Is this person wearing glasses?",
-    "Does he have a beard?", "Are they both smiling?"): yes or no by the probability that every image has every
-    attribute named (a negated question, "not wearing a hat?", asks the opposite), as the Yes or No option when it has
-    them; no attribute named: those measured present."""
+    "Does he have a beard?", "Are they both smiling?"): yes or no by the probability that every image (any image, for
+    "anyone", "someone", "any of") has every attribute named (a negated question, "not wearing a hat?", asks the
+    opposite), as the Yes or No option when it has them; no attribute named: those measured present."""
     found = vocabulary.mentions(question, ("attribute",))
     if not found:
         return describe(probs)
     chances = {name: attribute_chances(probs, name) for name in dict.fromkeys(m.value for m in found)}
-    p = float(np.prod([np.prod(c) for c in chances.values()]))
+    per_image = np.prod([np.asarray(c, dtype=float) for c in chances.values()], axis=0)
+    any_one = re.search(r"\b(anyone|anybody|someone|somebody|any of|either of|at least one)\b", question.lower())
+    p = float(1 - np.prod(1 - per_image) if any_one else np.prod(per_image))
     if all(m.negated for m in found):
         p = 1 - p
     each = ", ".join(

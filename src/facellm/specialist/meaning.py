@@ -248,10 +248,12 @@ def true_under(claim: Claim, holds: tuple[bool, ...], asked: bool | None) -> boo
 def numbers_as_images(claims: tuple, n: int) -> tuple:
     """Options of a "which images" question that are bare numbers ("2", "1 and 3") read as the images they number."""
 
-    def images(claim: Claim) -> Claim:
+    def images(claim: Claim, text: str) -> Claim:
         numbers = [claim.value] if claim.kind == "count" else list(claim.value) if claim.kind == "range" else []
+        if alone := re.fullmatch(r"(?:only )?(\d+)(?: only)?", text.strip().lower()):  # "1 only"
+            numbers = [int(alone.group(1))]
         if numbers and all(float(k).is_integer() and 1 <= k <= n for k in numbers):
             return Claim("images", frozenset(int(k) for k in numbers))
         return claim
 
-    return tuple((letter, text, images(claim)) for letter, text, claim in claims)
+    return tuple((letter, text, images(claim, text)) for letter, text, claim in claims)

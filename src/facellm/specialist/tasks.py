@@ -75,6 +75,8 @@ def task_of(question: str, context: str, options: list[tuple[str, str]], n_image
         or _named_task(subject)
         or (topic(context, described) if context else None)
     )
+    if found == "identity" and n_images == 1 and re.search(r"\b(how many|number of)\b", q):
+        return "crowd"  # "How many different people are in this photo?": its faces, counted
     voted = _option_vote(options)
     if found and voted and voted != found and found in _SWITCHABLE:
         if _reading(found, options, n_images) < _reading(voted, options, n_images):

@@ -39,6 +39,11 @@ VOCABULARY = {"age": FAIRFACE_AGES, "gender": FAIRFACE_GENDERS, "race": FAIRFACE
 
 # Topics, first match wins: the words that make a question about one measurement.
 NOT_PEOPLE = r"(?! (?:people|persons|individuals|faces|heads))"
+# People counted, as questions name them ("how many human faces", "the number of different people").
+PEOPLE = (
+    r"((human|different|distinct|separate|visible|real|individual) )?"
+    r"(faces|people|persons|individuals|folks|humans|human beings|heads|kids|children|adults)"
+)
 TOPICS = (
     (
         "attack",
@@ -74,12 +79,10 @@ TOPICS = (
     ("headpose", r"\b(yaw|pitch|roll|head ?pose|head orientation|facing|turned)\b"),
     (
         "crowd",
-        r"\b(how many (faces|people|persons|individuals|folks|humans)|"
-        r"number of (people|persons|individuals|faces|folks)|"
-        r"count of (people|faces)|people count|crowd|"
-        r"count (the |all )?(people|persons|individuals|faces|folks|humans|heads)|"
-        r"((more|fewer|less) than|at (least|most)) (\d+|one|two|three|four|five|six) "
-        r"(people|persons|individuals|faces|folks|humans))\b",
+        rf"\b(how many {PEOPLE}|number of {PEOPLE}|count of {PEOPLE}|people count|crowd|"
+        rf"count (the |all )?{PEOPLE}|"
+        rf"((more|fewer|less) than|at (least|most)|exactly|only|just) "
+        rf"(\d+|one|a single|two|three|four|five|six|seven|eight|nine|ten) ({PEOPLE}|person|face|individual|human))\b",
     ),
     ("quality", r"\b(image quality|blurry|blurred|sharpness|brightness|lighting)\b"),
 )
