@@ -126,8 +126,8 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
             )
         if not options:
             return f"{people:.0f} people estimated (specialist measurement)."
-        counts, chances = posterior
-        low, high = (int(counts[np.searchsorted(np.cumsum(chances), q)]) for q in (0.16, 0.84))
+        totals, chances = posterior
+        low, high = (int(totals[np.searchsorted(np.cumsum(chances), q)]) for q in (0.16, 0.84))
         what = f"people count by the crowd density model, {people:.0f} (likely {low}-{high})"
         return pick(options, count_chances(people, bounds, posterior), what)
     count = sum(len(count_faces(image)) for image in images)
@@ -213,7 +213,7 @@ def _asked_bounds(prompt: str) -> tuple[float, float] | None:
     if m is None:
         return None
     number = meaning.NUMBER_WORDS.get(m.group(2), m.group(2))
-    return count_bounds(f"{m.group(1)} {number}" if m.group(1) else number)
+    return count_bounds(f"{m.group(1)} {number}" if m.group(1) else str(number))
 
 
 def count_bounds(text: str) -> tuple[float, float] | None:
