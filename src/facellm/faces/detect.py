@@ -90,7 +90,8 @@ def count_faces(image: Image.Image) -> list[Box]:
     """Every face in a picture, for counting people: YuNet's faces scoring COUNT_SCORE or more, or HOG's where it
     finds more (HOG stops the usual cascade at the first faces it finds, so it missed one of three people posing);
     where neither finds one, the quick cascade's faces. On dlib's 9 example group photos and face_recognition's 3
-    photos of 2-3 people (52 faces; docs/benchmarks.md) YuNet's count was right on all 12, the quick cascade's on 8."""
+    photos of 2-3 people (50 faces; `python -m bench.accuracy.group_counts`) this count was right on all 12, the quick
+    cascade's on 9, the crowd model's on none."""
     hog = detect_faces(image, "hog", max_side=COUNT_SIDES[0])
     found = []
     if yunet.available():
