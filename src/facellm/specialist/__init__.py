@@ -82,15 +82,15 @@ def faces_as_images(images: list[Image.Image], question: str, task: str) -> list
     boxes = sorted(count_faces(images[0]), key=lambda box: box.left + box.right)
     if len(boxes) < 2:
         return images
-    return [_alone(images[0], box, boxes) for box in boxes]
-
-
-def _alone(image: Image.Image, box: Box, boxes: list[Box]) -> Image.Image:
-    """The face in `box` with its surroundings (a square twice its larger side about its centre), the other faces
-    painted over in the photo's mean colour, so that it is the face the models find there."""
-    photo = image.convert("RGB")
-    painted = photo.copy()
+    photo = images[0].convert("RGB")
     fill = tuple(int(v) for v in np.asarray(photo).reshape(-1, 3).mean(axis=0))
+    return [_alone(photo, box, boxes, fill) for box in boxes]
+
+
+def _alone(photo: Image.Image, box: Box, boxes: list[Box], fill: tuple[int, ...]) -> Image.Image:
+    """The face in `box` with its surroundings (a square twice its larger side about its centre), the other faces
+    painted over in `fill` (the photo's mean colour), so that it is the face the models find there."""
+    painted = photo.copy()
     for other in boxes:
         if other != box:
             painted.paste(fill, (other.left, other.top, other.right, other.bottom))

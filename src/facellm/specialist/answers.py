@@ -105,10 +105,7 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
     asked = _asked_bounds(prompt)
     bounds = {text: found for _, text in options if (found := count_bounds(text))}
     claimed = max((low for low, _ in bounds.values()), default=0.0)
-    claims = tuple((letter, text, meaning.parse(text, len(images))) for letter, text in options)
-    if len(images) > 1 and re.search(r"\bwhich\b", question_text(prompt).lower()):
-        claims = meaning.numbers_as_images(claims, len(images))  # "Which photos ...? A. 1 only"
-    named = {text: claim.value for _, text, claim in claims if claim.kind == "images"}
+    named = _image_sets(options, prompt, len(images)) if asked else {}
     if asked and named:  # "Which picture has more than one person?": the images whose faces the question counts
         counts = [len(count_faces(image)) for image in images]
         holding = frozenset(k for k, c in enumerate(counts, 1) if asked[0] <= c <= asked[1])
@@ -150,6 +147,14 @@ def _face_count(images: list[Image.Image], prompt: str, reading: Reading) -> str
 CROWD_BIAS = (0.841, -0.174)
 CROWD_SPREAD = (0.550, -0.072)
 CROWD_FITTED = (10, 600)
+
+
+def _image_sets(options: list[tuple[str, str]], prompt: str, n: int) -> dict[str, frozenset]:
+    """The options that name sets of images, by text ("Which photos ...? A. 1 only": bare numbers name images)."""
+    claims = tuple((letter, text, meaning.parse(text, n)) for letter, text in options)
+    if n > 1 and re.search(r"\bwhich\b", question_text(prompt).lower()):
+        claims = meaning.numbers_as_images(claims, n)
+    return {text: claim.value for _, text, claim in claims if claim.kind == "images"}
 
 
 PORTRAIT = 0.12  # a face this wide (share of the picture's shorter side) or wider: people close up, not a crowd

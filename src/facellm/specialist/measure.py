@@ -55,7 +55,7 @@ def largest_face(image: Image.Image, fallback: bool = False) -> Box | None:
 def attributes(image: Image.Image) -> dict[str, dict[str, float]]:
     """FairFace age, gender and race probabilities of the largest face (the whole picture when none is found)."""
 
-    return vars(model.predict(image, largest_face(image, fallback=True)))
+    return vars(model.predict_chips([attribute_chip(image)])[0])
 
 
 def attribute_chip(image: Image.Image) -> np.ndarray:
